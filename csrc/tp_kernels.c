@@ -1,0 +1,223 @@
+/*
+ * Row kernels: the checking pass, softmax and friends, masks, the filtered
+ * distribution, the draw and top_logprobs.  Sums are accumulated in double.
+ */
+#include "tp_internal.h"
+
+int tp_scan_f32(const float *x, int64_t n, tp_rowstat *st)
+{
+    float max = -INFINITY;
+    int64_t argmax = 0;
+    int nan = 0;
+    for (int64_t i = 0; i < n; i++) {
+        float v = x[i];
+        nan |= v != v;
+        if (v > max) {
+            max = v;
+            argmax = i;
+        }
+    }
+    st->max = max;
+    st->argmax = argmax;
+    if (nan)
+        return TP_ERR_NAN;
+    if (max == INFINITY)
+        return TP_ERR_POSINF;
+    if (max == -INFINITY)
+        return TP_ERR_ALL_NEGINF;
+    return TP_OK;
+}
+
+/* One-hot at the argmax: the T == 0 form of every distribution. */
+static void one_hot(int64_t n, int64_t at, float on, float off, float *out)
+{
+    for (int64_t i = 0; i < n; i++)
+        out[i] = off;
+    out[at] = on;
+}
+
+/* sum over i of exp((x[i] - max) / T) for x[i] >= threshold */
+static double sum_exp(const float *x, int64_t n, float max, double k, float threshold)
+{
+    double z = 0.0;
+    for (int64_t i = 0; i < n; i++)
+        z += x[i] >= threshold ? tp_exp_scaled(x[i], max, k) : 0.0f;
+    return z;
+}
+
+/* out[i] = exp((x[i] - max) / T) / z over x[i] >= threshold, 0 elsewhere.
+ * The exponentials go to out first and are scaled in place, so out may be x. */
+static void normalized_exp(const float *x, int64_t n, float max, double k, float threshold,
+                           float *out)
+{
+    double z = 0.0;
+    for (int64_t i = 0; i < n; i++) {
+        float e = x[i] >= threshold ? tp_exp_scaled(x[i], max, k) : 0.0f;
+        out[i] = e;
+        z += e;
+    }
+    const double inv_z = 1.0 / z;
+    for (int64_t i = 0; i < n; i++)
+        out[i] = (float)(out[i] * inv_z);
+}
+
+void tp_softmax_f32(const float *x, int64_t n, const tp_rowstat *st, double T, float *out)
+{
+    if (T == 0.0) {
+        one_hot(n, st->argmax, 1.0f, 0.0f, out);
+        return;
+    }
+    normalized_exp(x, n, st->max, TP_LOG2E / T, -INFINITY, out);
+}
+
+void tp_log_softmax_f32(const float *x, int64_t n, const tp_rowstat *st, double T, float *out)
+{
+    if (T == 0.0) {
+        one_hot(n, st->argmax, 0.0f, -INFINITY, out);
+        return;
+    }
+    const double inv_t = 1.0 / T, max = st->max;
+    const double log_z = log(sum_exp(x, n, st->max, TP_LOG2E * inv_t, -INFINITY));
+    for (int64_t i = 0; i < n; i++)
+        out[i] = (float)(((double)x[i] - max) * inv_t - log_z);
+}
+
+float tp_logsumexp_f32(const float *x, int64_t n, const tp_rowstat *st, double T)
+{
+    const float max = st->max;
+    if (T == 0.0) {  /* the limit of log(sum(exp(x / T))) as T -> 0+ */
+        if (max != 0.0f)
+            return max > 0.0f ? INFINITY : -INFINITY;
+        int64_t ties = 0;
+        for (int64_t i = 0; i < n; i++)
+            ties += x[i] == max;
+        return (float)log((double)ties);
+    }
+    return (float)((double)max / T + log(sum_exp(x, n, max, TP_LOG2E / T, -INFINITY)));
+}
+
+void tp_mask_f32(const float *x, int64_t n, const tp_keep *keep, float *out)
+{
+    if (keep->greedy) {
+        float top = x[keep->argmax];
+        one_hot(n, keep->argmax, top, -INFINITY, out);
+        return;
+    }
+    const float thr = keep->threshold;
+    for (int64_t i = 0; i < n; i++)
+        out[i] = x[i] >= thr ? x[i] : -INFINITY;
+}
+
+void tp_filtered_probs_f32(const float *x, int64_t n, const tp_keep *keep, float *out)
+{
+    if (keep->greedy) {
+        one_hot(n, keep->argmax, 1.0f, 0.0f, out);
+        return;
+    }
+    normalized_exp(x, n, keep->max, TP_LOG2E * keep->inv_t, keep->threshold, out);
+}
+
+int64_t tp_sample_f32(const float *x, int64_t n, const tp_keep *keep, double u, float *logprob)
+{
+    if (keep->greedy) {
+        *logprob = 0.0f;
+        return keep->argmax;
+    }
+    const float max = keep->max, thr = keep->threshold;
+    const double k = TP_LOG2E * keep->inv_t;
+    const double z = sum_exp(x, n, max, k, thr);
+
+    /* The same additions in the same order as sum_exp, so the running sum ends
+     * at exactly z; if u * z rounds up to z, the last token of positive
+     * probability is the one drawn. */
+    const double target = u * z;
+    double run = 0.0;
+    int64_t token = -1, last_positive = keep->argmax;
+    for (int64_t i = 0; i < n; i++) {
+        float e = x[i] >= thr ? tp_exp_scaled(x[i], max, k) : 0.0f;
+        if (e > 0.0f) {
+            last_positive = i;
+            run += e;
+            if (run > target) {
+                token = i;
+                break;
+            }
+        }
+    }
+    if (token < 0)
+        token = last_positive;
+    *logprob = (float)(((double)x[token] - (double)max) * keep->inv_t - log(z));
+    return token;
+}
+
+/* ---- top_logprobs --------------------------------------------------------- */
+
+/* Rank order of tokens: larger logit first, then lower id. */
+static int ranks_before(const float *x, int64_t a, int64_t b)
+{
+    return x[a] > x[b] || (x[a] == x[b] && a < b);
+}
+
+/* Heapsort of ids[0..m) into rank order: O(m log m), in place. */
+static void sort_by_rank(const float *x, int64_t *ids, int64_t m)
+{
+    /* a max-heap of "ranks last": the root is the token that sorts last */
+    for (int64_t end = m, start = m / 2; end > 1;) {
+        int64_t root;
+        if (start > 0) {
+            root = --start;
+        } else {
+            int64_t t = ids[0];
+            ids[0] = ids[--end];
+            ids[end] = t;
+            root = 0;
+        }
+        for (;;) {
+            int64_t child = 2 * root + 1;
+            if (child >= end)
+                break;
+            if (child + 1 < end && ranks_before(x, ids[child], ids[child + 1]))
+                child++;
+            if (!ranks_before(x, ids[root], ids[child]))
+                break;
+            int64_t t = ids[root];
+            ids[root] = ids[child];
+            ids[child] = t;
+            root = child;
+        }
+    }
+}
+
+void tp_top_logprobs_f32(const float *x, int64_t n, const tp_rowstat *st, double T, int64_t m,
+                         tp_workspace *ws, int64_t *ids, float *lps)
+{
+    if (T == 0.0) {  /* log of the one-hot: 0 at the argmax, then -inf by id */
+        ids[0] = st->argmax;
+        lps[0] = 0.0f;
+        for (int64_t i = 0, j = 1; j < m; i++) {
+            if (i == st->argmax)
+                continue;
+            ids[j] = i;
+            lps[j++] = -INFINITY;
+        }
+        return;
+    }
+
+    /* The m-th largest logit splits the row: every token above it is among
+     * the m, and the remaining places go to the tokens equal to it, lowest id
+     * first.  Only the tokens above it are sorted. */
+    const float kth = tp_kth_largest_f32(x, n, m, ws);
+    int64_t above = 0;
+    for (int64_t i = 0; i < n; i++)
+        if (x[i] > kth)
+            ids[above++] = i;
+    sort_by_rank(x, ids, above);
+    for (int64_t i = 0, j = above; j < m; i++)
+        if (x[i] == kth)
+            ids[j++] = i;
+
+    const double inv_t = 1.0 / T, max = st->max;
+    const double log_z = log(sum_exp(x, n, st->max, TP_LOG2E * inv_t, -INFINITY));
+    for (int64_t j = 0; j < m; j++)
+        lps[j] = (float)(((double)x[ids[j]] - max) * inv_t - log_z);
+}

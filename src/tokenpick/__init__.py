@@ -1,0 +1,42 @@
+"""tokenpick: fast, verified next-token sampling over float32 logits.
+
+Temperature softmax, top-k, top-p (nucleus) and min-p selection, greedy and
+seeded sampling, log-probabilities; a C core driven by Cython with the GIL
+released, checked against the pure-numpy :mod:`tokenpick.reference`.
+"""
+
+from ._api import (
+    filtered_probs,
+    greedy,
+    log_softmax,
+    logsumexp,
+    mask,
+    min_p_mask,
+    sample,
+    softmax,
+    top_k_mask,
+    top_logprobs,
+    top_p_mask,
+    uniform,
+)
+from ._config import get_num_threads, set_num_threads, show_config
+from ._version import __version__
+
+__all__ = [
+    "__version__",
+    "filtered_probs",
+    "get_num_threads",
+    "greedy",
+    "log_softmax",
+    "logsumexp",
+    "mask",
+    "min_p_mask",
+    "sample",
+    "set_num_threads",
+    "show_config",
+    "softmax",
+    "top_k_mask",
+    "top_logprobs",
+    "top_p_mask",
+    "uniform",
+]

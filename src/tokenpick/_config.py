@@ -1,0 +1,87 @@
+"""Thread settings and build/machine configuration."""
+
+import os
+import platform
+import sys
+import warnings
+
+import numpy as np
+
+from . import _core
+from ._params import positive_int
+from ._version import __version__
+
+
+def _usable_cores():
+    try:
+        return len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        return os.cpu_count() or 1
+
+
+def _initial_threads():
+    env = os.environ.get("TOKENPICK_NUM_THREADS", "").strip()
+    if env:
+        try:
+            return positive_int("TOKENPICK_NUM_THREADS", int(env))
+        except (TypeError, ValueError):
+            warnings.warn(f"TOKENPICK_NUM_THREADS={env!r} is not an integer >= 1; ignored",
+                          RuntimeWarning, stacklevel=2)
+    return _usable_cores()
+
+
+_num_threads = _initial_threads()
+
+
+def set_num_threads(n):
+    """Set the largest number of threads a call may spread its rows over.
+
+    Parameters
+    ----------
+    n : int
+        At least 1.  Results are bitwise identical for any value.
+    """
+    global _num_threads
+    _num_threads = positive_int("num_threads", n)
+
+
+def get_num_threads():
+    """The largest number of threads a call may spread its rows over."""
+    return _num_threads
+
+
+def show_config(mode="stdout"):
+    """Show tokenpick's version, build, SIMD path and thread settings.
+
+    Parameters
+    ----------
+    mode : {"stdout", "dicts"}
+        Print a readable summary (the default), or return it as a dict.
+
+    Returns
+    -------
+    dict or None
+    """
+    info = {
+        "version": __version__,
+        "simd": _core.simd_path(),
+        "simd_available": _core.simd_paths(),
+        "num_threads": get_num_threads(),
+        "usable_cores": _usable_cores(),
+        "compiler": _core.compiler(),
+        "compile_flags": _core.build_flags(),
+        "python": sys.version.split()[0],
+        "numpy": np.__version__,
+        "machine": platform.machine(),
+        "platform": platform.platform(),
+    }
+    if mode == "dicts":
+        return info
+    if mode != "stdout":
+        raise ValueError(f"mode must be 'stdout' or 'dicts', got {mode!r}")
+    width = max(map(len, info))
+    for key, value in info.items():
+        if isinstance(value, list):
+            value = ", ".join(value)
+        print(f"{key:<{width}} : {value}")
+    return None

@@ -1,0 +1,208 @@
+"""Argument checking and conversion for the public API, done once, at the boundary.
+
+Each helper returns exactly what the compiled core expects (C-contiguous
+float32 logits, 1-D per-row parameter arrays of length B) or raises the
+TypeError/ValueError that SPEC.md asks for, naming the offending row.
+"""
+
+import math
+import operator
+import os
+
+import numpy as np
+
+U64_END = 1 << 64
+
+
+# ---- logits and outputs ------------------------------------------------------------
+
+def as_logits(logits):
+    """Return ``(x, was_1d)``: x is a C-contiguous float32 (B, V) array.
+
+    float32 C-contiguous input in native byte order is used as it is, with no
+    copy; any other real floating input is converted to a float32 copy (values
+    beyond float32's range become inf, which the checking pass then rejects).
+    """
+    a = logits if isinstance(logits, np.ndarray) else np.asarray(logits)
+    if a.dtype.kind != "f":
+        raise TypeError(f"logits must be a real floating-point array, got dtype {a.dtype}")
+    if a.ndim not in (1, 2):
+        raise ValueError(f"logits must be 1-D (V,) or 2-D (B, V), got {a.ndim}-D")
+    if a.shape[-1] == 0:
+        raise ValueError("logits has an empty vocabulary (V == 0)")
+    if not (a.dtype == np.float32 and a.flags.c_contiguous):
+        with np.errstate(over="ignore"):
+            a = np.ascontiguousarray(a, dtype=np.float32)
+    return (a.reshape(1, -1), True) if a.ndim == 1 else (a, False)
+
+
+def check_out(out, x, was_1d):
+    """Check ``out=`` and return ``(out2d, x)``; x is copied if out overlaps it partly."""
+    if out is None:
+        return None, x
+    if not isinstance(out, np.ndarray):
+        raise TypeError(f"out must be a numpy array, got {type(out).__name__}")
+    if out.dtype != np.float32:
+        raise TypeError(f"out must have dtype float32 (native byte order), got {out.dtype}")
+    shape = x.shape[1:] if was_1d else x.shape
+    if out.shape != shape:
+        raise ValueError(f"out has shape {out.shape}, expected {shape}")
+    if not out.flags.c_contiguous:
+        raise ValueError("out must be C-contiguous")
+    if not out.flags.writeable:
+        raise ValueError("out must be writable")
+    out2d = out.reshape(x.shape)
+    same = out2d.__array_interface__["data"][0] == x.__array_interface__["data"][0]
+    if not same and np.may_share_memory(out2d, x):
+        x = x.copy()  # a partial overlap would let the kernels read what they wrote
+    return out2d, x
+
+
+# ---- per-row parameters ------------------------------------------------------------
+
+def _shape_check(name, a, nrows):
+    if a.ndim > 1:
+        raise ValueError(f"{name} must be a scalar or 1-D, got {a.ndim}-D")
+    if a.ndim == 1 and a.shape[0] != nrows:
+        raise ValueError(f"{name} has length {a.shape[0]}, but logits has {nrows} row(s)")
+
+
+def _fail(name, a, ok, what):
+    """Raise ValueError naming the first row of a whose value is not ok."""
+    if a.ndim == 0:
+        raise ValueError(f"{name} is {a.item()!r}; it must be {what}")
+    i = int(np.flatnonzero(~ok)[0])
+    raise ValueError(f"{name} for row {i} is {a[i].item()!r}; it must be {what}")
+
+
+def float_rows(name, value, nrows, ok, what):
+    """A float64 per-row parameter: scalar or 1-D of length nrows, each value ok."""
+    if value is None:
+        raise TypeError(f"{name} must be a number or a 1-D array, not None")
+    a = np.asarray(value)
+    if a.dtype.kind not in "iuf":
+        raise TypeError(f"{name} must be real numbers, got dtype {a.dtype}")
+    _shape_check(name, a, nrows)
+    a = a.astype(np.float64, copy=False)
+    with np.errstate(invalid="ignore"):
+        good = ok(a)
+    if not np.all(good):
+        _fail(name, a, good, what)
+    return np.broadcast_to(a, (nrows,))
+
+
+def _object_ints(name, a, allow_float):
+    """Python integers from an object array (ints too large for int64, or mixed lists)."""
+    vals = []
+    for i, v in enumerate(a.reshape(-1).tolist()):
+        where = f"{name}[{i}]" if a.ndim else name
+        if isinstance(v, (bool, np.bool_)):
+            raise TypeError(f"{where} must be an integer, got {v!r}")
+        try:
+            vals.append(operator.index(v))
+        except TypeError:
+            if not (allow_float and isinstance(v, (float, np.floating))):
+                raise TypeError(f"{where} must be an integer, got {v!r}") from None
+            if not (math.isfinite(v) and float(v).is_integer()):
+                raise ValueError(f"{where} is {v!r}; it must be a whole number") from None
+            vals.append(int(v))
+    return np.array(vals, dtype=object).reshape(a.shape)
+
+
+def int_rows(name, value, nrows, lo, hi, allow_float=False):
+    """An integer per-row parameter in [lo, hi), as an object or integer array.
+
+    Lists are read exactly (numpy would turn [2**63, -1] into float64).
+    Floats are accepted only if allow_float and only when integral.
+    """
+    if value is None:
+        raise TypeError(f"{name} must be an integer or a 1-D array of integers, not None")
+    if isinstance(value, (list, tuple)):
+        a = np.array(value, dtype=object)
+    else:
+        a = np.asarray(value)
+    _shape_check(name, a, nrows)
+    kind = a.dtype.kind
+    if kind == "O":
+        a = _object_ints(name, a, allow_float)
+    elif kind == "f" and allow_float:
+        good = np.isfinite(a) & (a == np.floor(a))
+        if not np.all(good):
+            _fail(name, a, good, "a whole number")
+    elif kind not in "iu":
+        raise TypeError(f"{name} must be integers, got dtype {a.dtype}")
+    if kind == "O":
+        good = np.array([lo <= v < hi for v in a.reshape(-1).tolist()]).reshape(a.shape)
+    else:
+        good = (a >= lo) & (a < hi) if kind == "f" else _int_in_range(a, lo, hi)
+    if not np.all(good):
+        _fail(name, a, good, f"an integer in [{lo}, {hi})")
+    return a
+
+
+def _int_in_range(a, lo, hi):
+    # compare in Python-int-exact terms: numpy integer vs Python bound
+    info = np.iinfo(a.dtype)
+    lo_ok = np.ones(a.shape, bool) if lo <= info.min else a >= lo
+    hi_ok = np.ones(a.shape, bool) if hi > info.max else a < hi
+    return lo_ok & hi_ok
+
+
+def uint64_rows(name, value, nrows):
+    """seed / offset: integers in [0, 2**64) as a uint64 per-row array."""
+    a = int_rows(name, value, nrows, 0, U64_END)
+    return np.broadcast_to(a.astype(np.uint64), (nrows,))
+
+
+def fresh_seeds(nrows):
+    """Seeds from the operating system's entropy, one per row."""
+    return np.frombuffer(os.urandom(8 * max(nrows, 1)), dtype=np.uint64)[:nrows]
+
+
+def temperatures(value, nrows):
+    return float_rows("temperature", value, nrows, lambda t: np.isfinite(t) & (t >= 0),
+                      "finite and >= 0 (0 means greedy)")
+
+
+def filters(nrows, vocab, temperature, top_k, top_p, min_p):
+    """The four per-row filter arrays the core takes: float64, int64, float64, float64.
+
+    top_k values that disable the filter (0, -1, k >= V) all become 0.
+    """
+    t = temperatures(temperature, nrows)
+    k = int_rows("top_k", top_k, nrows, -1, U64_END, allow_float=True)
+    k = np.array([v if 0 < v < vocab else 0 for v in k.reshape(-1).tolist()], dtype=np.int64) \
+        if k.dtype.kind == "O" else np.where((k > 0) & (k < vocab), k, 0).astype(np.int64)
+    k = np.broadcast_to(k, (nrows,))
+    p = float_rows("top_p", top_p, nrows, lambda p: (p > 0) & (p <= 1), "in (0, 1]")
+    m = float_rows("min_p", min_p, nrows, lambda m: (m >= 0) & (m <= 1), "in [0, 1]")
+    return t, k, p, m
+
+
+def uniforms_or_seeds(nrows, seed, offset, uniforms):
+    """``(uniforms, seeds, offsets)`` for sample: either the first or the other two is None."""
+    if uniforms is not None:
+        if seed is not None:
+            raise ValueError("give either seed or uniforms, not both")
+        u = float_rows("uniforms", uniforms, nrows, lambda u: (u >= 0) & (u < 1), "in [0, 1)")
+        return u, None, None
+    offsets = uint64_rows("offset", offset, nrows)
+    seeds = fresh_seeds(nrows) if seed is None else uint64_rows("seed", seed, nrows)
+    return None, seeds, offsets
+
+
+def integer(name, value):
+    """A single integer argument (bools and floats are TypeErrors)."""
+    if isinstance(value, (bool, np.bool_)):
+        raise TypeError(f"{name} must be an integer, got {value!r}")
+    try:
+        return operator.index(value)
+    except TypeError:
+        raise TypeError(f"{name} must be an integer, got {type(value).__name__}") from None
+
+
+def positive_int(name, value):
+    n = integer(name, value)
+    if n < 1:
+        raise ValueError(f"{name} must be >= 1, got {n}")
+    return n
