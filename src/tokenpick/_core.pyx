@@ -70,17 +70,20 @@ def simd_paths():
 
 
 def _initial_simd():
+    # (plain Python in a module compiled with wraparound=False: no negative indices)
     request = os.environ.get("TOKENPICK_SIMD", "").strip().lower()
     available = simd_paths()
+    best = available[len(available) - 1]
     if not request:
-        return available[-1]
+        return best
     if request not in SIMD_NAMES:
         warnings.warn(f"TOKENPICK_SIMD={request!r} is not one of {', '.join(SIMD_NAMES)}; "
                       f"ignored", RuntimeWarning, stacklevel=2)
-        return available[-1]
+        return best
     # a cap: the most capable available path not above the request
     rank = SIMD_NAMES.index(request)
-    return [p for p in available if SIMD_NAMES.index(p) <= rank][-1]
+    allowed = [p for p in available if SIMD_NAMES.index(p) <= rank]
+    return allowed[len(allowed) - 1] if allowed else available[0]
 
 
 _active_simd = _initial_simd()
