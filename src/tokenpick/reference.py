@@ -82,7 +82,6 @@ def _check_rows(x):
             raise ValueError(f"logits row {i} contains +inf")
         if np.isneginf(row).all():
             raise ValueError(f"logits row {i} is entirely -inf: nothing can be chosen")
-    return x, was_1d
 
 
 def _row_values(name, value, nrows, kind):
@@ -367,7 +366,13 @@ def sample(logits, *, temperature=1.0, top_k=0, top_p=1.0, min_p=0.0, seed=None,
 
 
 def top_logprobs(logits, n, temperature=1.0):
-    """The n most likely tokens of ``log_softmax`` per row, descending, lowest id first on ties."""
+    """The n most likely tokens of ``log_softmax`` per row, descending, lowest id first on ties.
+
+    "Most likely" is exact: for T > 0 the order is that of the logits (float64
+    log-probabilities of far-apart logits can round to equal values; the
+    logits still rank them).  At T = 0 every token but the argmax has
+    log-probability -inf, a tie, so they follow the argmax in id order.
+    """
     x, was_1d = _logits(logits)
     if isinstance(n, (bool, np.bool_)):
         raise TypeError("n must be an integer")
@@ -377,12 +382,13 @@ def top_logprobs(logits, n, temperature=1.0):
         raise ValueError(f"n must be in [1, V] = [1, {V}], got {n}")
     T = _temperatures(temperature, x.shape[0])
     _check_rows(x)
-    lsm = log_softmax(x, temperature=np.asarray(T))  # x is already checked
+    lsm = np.atleast_2d(log_softmax(x, temperature=np.asarray(T)))  # x is already checked
     ids, vals = [], []
-    for row in np.atleast_2d(lsm):
-        order = np.lexsort((np.arange(V), -row))[:n]
+    for row, lp, t in zip(x, lsm, T):
+        rank = lp if t == 0.0 else row
+        order = np.lexsort((np.arange(V), -rank))[:n]
         ids.append(order)
-        vals.append(row[order])
+        vals.append(lp[order])
     ids = np.array(ids, dtype=np.int64).reshape(-1, n)
     vals = np.array(vals, dtype=np.float64).reshape(-1, n)
     return (ids[0], vals[0]) if was_1d else (ids, vals)
