@@ -5,10 +5,10 @@ import doctest
 import pytest
 
 import tokenpick
-from tokenpick import _api
+from tokenpick import _api, reference
 
 
-@pytest.mark.parametrize("module", [_api, tokenpick.reference], ids=lambda m: m.__name__)
+@pytest.mark.parametrize("module", [_api, reference], ids=lambda m: m.__name__)
 def test_docstring_examples(module):
     result = doctest.testmod(module, optionflags=doctest.NORMALIZE_WHITESPACE)
     assert result.failed == 0
