@@ -13,6 +13,15 @@
 
 #define TP_LOG2E 1.4426950408889634
 
+/* 1 / T for T > 0, capped at 2**1022 so that it, and log2(e) / T, stay finite
+ * when T is subnormal (1 / 1e-310 overflows, and 0 * inf would be NaN).  The
+ * cap changes nothing that float32 results can show. */
+static inline double tp_inv_temperature(double T)
+{
+    const double inv = 1.0 / T;
+    return inv < 0x1p1022 ? inv : 0x1p1022;
+}
+
 static inline float tp_bits_to_float(uint32_t b)
 {
     float v;

@@ -102,7 +102,7 @@ void tp_softmax_f32(const float *x, int64_t n, const tp_rowstat *st, double T, f
         one_hot(n, st->argmax, 1.0f, 0.0f, out);
         return;
     }
-    normalized_exp(x, n, st->max, TP_LOG2E / T, -INFINITY, out);
+    normalized_exp(x, n, st->max, TP_LOG2E * tp_inv_temperature(T), -INFINITY, out);
 }
 
 void tp_log_softmax_f32(const float *x, int64_t n, const tp_rowstat *st, double T, float *out)
@@ -111,7 +111,7 @@ void tp_log_softmax_f32(const float *x, int64_t n, const tp_rowstat *st, double 
         one_hot(n, st->argmax, 0.0f, -INFINITY, out);
         return;
     }
-    const double inv_t = 1.0 / T, max = st->max;
+    const double inv_t = tp_inv_temperature(T), max = st->max;
     const double log_z = log(sum_exp(x, n, st->max, TP_LOG2E * inv_t, -INFINITY));
     for (int64_t i = 0; i < n; i++)
         out[i] = (float)(((double)x[i] - max) * inv_t - log_z);
@@ -128,7 +128,8 @@ float tp_logsumexp_f32(const float *x, int64_t n, const tp_rowstat *st, double T
             ties += x[i] == max;
         return (float)log((double)ties);
     }
-    return (float)((double)max / T + log(sum_exp(x, n, max, TP_LOG2E / T, -INFINITY)));
+    const double k = TP_LOG2E * tp_inv_temperature(T);
+    return (float)((double)max / T + log(sum_exp(x, n, max, k, -INFINITY)));
 }
 
 void tp_mask_f32(const float *x, int64_t n, const tp_keep *keep, float *out)
@@ -253,7 +254,7 @@ void tp_top_logprobs_f32(const float *x, int64_t n, const tp_rowstat *st, double
         if (x[i] == kth)
             ids[j++] = i;
 
-    const double inv_t = 1.0 / T, max = st->max;
+    const double inv_t = tp_inv_temperature(T), max = st->max;
     const double log_z = log(sum_exp(x, n, st->max, TP_LOG2E * inv_t, -INFINITY));
     for (int64_t j = 0; j < m; j++)
         lps[j] = (float)(((double)x[ids[j]] - max) * inv_t - log_z);

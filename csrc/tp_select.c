@@ -122,7 +122,7 @@ void tp_keep_f32(const float *x, int64_t n, const tp_rowstat *st, const tp_filte
     keep->max = st->max;
     keep->greedy = f->temperature == 0.0;
     keep->threshold = -INFINITY;
-    keep->inv_t = keep->greedy ? 0.0 : 1.0 / f->temperature;
+    keep->inv_t = keep->greedy ? 0.0 : tp_inv_temperature(f->temperature);
     if (keep->greedy)
         return;
 

@@ -72,11 +72,15 @@ def _fail(name, a, ok, what):
     if a.ndim == 0:
         raise ValueError(f"{name} is {a.item()!r}; it must be {what}")
     i = int(np.flatnonzero(~ok)[0])
-    raise ValueError(f"{name} for row {i} is {a[i].item()!r}; it must be {what}")
+    raise ValueError(f"{name} for row {i} is {a.tolist()[i]!r}; it must be {what}")
 
 
 def float_rows(name, value, nrows, ok, what):
     """A float64 per-row parameter: scalar or 1-D of length nrows, each value ok."""
+    if type(value) is float or type(value) is int:  # the common case, kept cheap
+        if not ok(float(value)):
+            raise ValueError(f"{name} is {value!r}; it must be {what}")
+        return np.full(nrows, value, dtype=np.float64)
     if value is None:
         raise TypeError(f"{name} must be a number or a 1-D array, not None")
     a = np.asarray(value)
@@ -150,6 +154,8 @@ def _int_in_range(a, lo, hi):
 
 def uint64_rows(name, value, nrows):
     """seed / offset: integers in [0, 2**64) as a uint64 per-row array."""
+    if type(value) is int and 0 <= value < U64_END:  # the common case, kept cheap
+        return np.full(nrows, value, dtype=np.uint64)
     a = int_rows(name, value, nrows, 0, U64_END)
     return np.broadcast_to(a.astype(np.uint64), (nrows,))
 
@@ -164,16 +170,25 @@ def temperatures(value, nrows):
                       "finite and >= 0 (0 means greedy)")
 
 
+def _top_k_rows(top_k, nrows, vocab):
+    k = int_rows("top_k", top_k, nrows, -1, U64_END, allow_float=True)
+    if k.dtype.kind == "O":
+        k = np.array([v if 0 < v < vocab else 0 for v in k.reshape(-1).tolist()], dtype=np.int64)
+    else:
+        k = np.where((k > 0) & (k < vocab), k, 0).astype(np.int64)
+    return np.broadcast_to(k.reshape(-1) if k.ndim else k, (nrows,))
+
+
 def filters(nrows, vocab, temperature, top_k, top_p, min_p):
     """The four per-row filter arrays the core takes: float64, int64, float64, float64.
 
     top_k values that disable the filter (0, -1, k >= V) all become 0.
     """
     t = temperatures(temperature, nrows)
-    k = int_rows("top_k", top_k, nrows, -1, U64_END, allow_float=True)
-    k = np.array([v if 0 < v < vocab else 0 for v in k.reshape(-1).tolist()], dtype=np.int64) \
-        if k.dtype.kind == "O" else np.where((k > 0) & (k < vocab), k, 0).astype(np.int64)
-    k = np.broadcast_to(k, (nrows,))
+    if type(top_k) is int and -1 <= top_k < U64_END:  # the common case, kept cheap
+        k = np.full(nrows, top_k if 0 < top_k < vocab else 0, dtype=np.int64)
+    else:
+        k = _top_k_rows(top_k, nrows, vocab)
     p = float_rows("top_p", top_p, nrows, lambda p: (p > 0) & (p <= 1), "in (0, 1]")
     m = float_rows("min_p", min_p, nrows, lambda m: (m >= 0) & (m <= 1), "in [0, 1]")
     return t, k, p, m

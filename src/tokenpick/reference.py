@@ -102,7 +102,8 @@ def _row_values(name, value, nrows, kind):
         raise ValueError(f"{name} must be a scalar or 1-D, got {a.ndim}-D")
     if a.ndim == 1 and a.shape[0] != nrows:
         raise ValueError(f"{name} has length {a.shape[0]}, but logits has {nrows} row(s)")
-    return a.tolist() if a.ndim == 1 else [a.item()] * nrows
+    # a scalar is checked even when there are no rows to give it to
+    return a.tolist() if a.ndim == 1 else [a.item()] * max(nrows, 1)
 
 
 def _check_each(name, vals, ok, what):
@@ -382,7 +383,7 @@ def top_logprobs(logits, n, temperature=1.0):
         raise ValueError(f"n must be in [1, V] = [1, {V}], got {n}")
     T = _temperatures(temperature, x.shape[0])
     _check_rows(x)
-    lsm = np.atleast_2d(log_softmax(x, temperature=np.asarray(T)))  # x is already checked
+    lsm = np.atleast_2d(log_softmax(x, temperature=temperature))  # x is already checked
     ids, vals = [], []
     for row, lp, t in zip(x, lsm, T):
         rank = lp if t == 0.0 else row
