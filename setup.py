@@ -11,11 +11,25 @@ any CPU of its platform, and the kernels rely on IEEE ``-inf`` and NaN rules.
 
 import os
 import sys
+import sysconfig
 
 from Cython.Build import cythonize
 from setuptools import Extension, setup
+from setuptools.command.build_ext import build_ext
 
-CSRC = ["csrc/tp_kernels.c", "csrc/tp_select.c", "csrc/tp_philox.c", "csrc/tp_config.c"]
+# Compiled once, with the extension's flags (the baseline of the target).
+CSRC = ["csrc/tp_rows_baseline.c", "csrc/tp_dispatch.c", "csrc/tp_philox.c",
+        "csrc/tp_config.c"]
+
+# The same row kernels again, for wider instruction sets; csrc/tp_dispatch.c
+# picks one at run time.  name: (source, GCC/Clang flags, MSVC flags)
+X86_VARIANTS = {
+    "avx2": ("csrc/tp_rows_avx2.c", ["-mavx2", "-mfma"], ["/arch:AVX2"]),
+    "avx512": ("csrc/tp_rows_avx512.c",
+               ["-mavx512f", "-mavx512dq", "-mavx512bw", "-mavx512vl", "-mavx2", "-mfma",
+                "-mprefer-vector-width=512"],
+               ["/arch:AVX512"]),
+}
 
 
 def _flag(name):
@@ -27,6 +41,31 @@ def _compile_args():
         return ["/O2", "/fp:precise"]
     return ["-O3", "-std=c11", "-fno-math-errno", "-fno-trapping-math", "-Wall", "-Wextra",
             "-Wno-unused-function", "-Wno-unused-parameter"]
+
+
+def _targets_x86_64():
+    """Whether the extension is built for x86-64 (the host may cross-compile)."""
+    archflags = os.environ.get("ARCHFLAGS", "")
+    if archflags:
+        return "x86_64" in archflags and "arm64" not in archflags
+    return sysconfig.get_platform().lower().endswith(("x86_64", "amd64"))
+
+
+class BuildExtWithVariants(build_ext):
+    """build_ext that first compiles each instruction-set variant with its own flags."""
+
+    def build_extension(self, ext):
+        if _targets_x86_64():
+            msvc = self.compiler.compiler_type == "msvc"
+            for name, (source, gnu_flags, msvc_flags) in X86_VARIANTS.items():
+                objects = self.compiler.compile(
+                    [source], output_dir=self.build_temp, include_dirs=ext.include_dirs,
+                    macros=ext.define_macros,
+                    extra_postargs=ext.extra_compile_args + (msvc_flags if msvc else gnu_flags),
+                    depends=ext.depends)
+                ext.extra_objects.extend(objects)
+                ext.define_macros.append((f"TP_HAVE_{name.upper()}", "1"))
+        super().build_extension(ext)
 
 
 checks = _flag("TOKENPICK_CYTHON_CHECKS")
@@ -46,6 +85,9 @@ extension = Extension(
     include_dirs=["csrc"],
     extra_compile_args=_compile_args(),
     define_macros=[("TOKENPICK_COMPILER_FLAGS", '"' + " ".join(_compile_args()) + '"')],
+    depends=["csrc/tokenpick.h", "csrc/tp_internal.h", "csrc/rows/rows.c",
+             "csrc/rows/kernels.c", "csrc/rows/select.c"],
 )
 
-setup(ext_modules=cythonize([extension], compiler_directives=directives))
+setup(ext_modules=cythonize([extension], compiler_directives=directives),
+      cmdclass={"build_ext": BuildExtWithVariants})

@@ -35,19 +35,6 @@ typedef struct {
     int64_t argmax;
 } tp_rowstat;
 
-/* One pass: fills *st and returns TP_OK, or the first problem found. */
-int tp_scan_f32(const float *x, int64_t n, tp_rowstat *st);
-
-/* ---- distributions ------------------------------------------------------ */
-/* temperature T >= 0; T == 0 means greedy (one-hot at st->argmax).          */
-
-/* out[i] = exp((x[i] - max) / T) / sum; out may be x itself. */
-void tp_softmax_f32(const float *x, int64_t n, const tp_rowstat *st, double T, float *out);
-/* out[i] = (x[i] - max) / T - log(sum); out may be x itself. */
-void tp_log_softmax_f32(const float *x, int64_t n, const tp_rowstat *st, double T, float *out);
-/* log(sum(exp(x / T))); at T == 0 its limit as T -> 0+. */
-float tp_logsumexp_f32(const float *x, int64_t n, const tp_rowstat *st, double T);
-
 /* ---- selection ---------------------------------------------------------- */
 
 /* The filters of one row, in SPEC.md's order: temperature, top-k, top-p, min-p. */
@@ -75,30 +62,42 @@ typedef struct {
     int64_t count[TP_RADIX_BINS];
 } tp_workspace;
 
-/* The value of the k-th largest element (1 <= k <= n), exactly; linear time. */
-float tp_kth_largest_f32(const float *x, int64_t n, int64_t k, tp_workspace *ws);
-/* The smallest kept logit of the top-p nucleus among tokens with x >= floor. */
-float tp_nucleus_threshold_f32(const float *x, int64_t n, float floor, float max, double inv_t,
-                               double top_p, tp_workspace *ws);
-/* The smallest float v with (v - max) / T >= log(min_p): min-p as a logit threshold. */
-float tp_min_p_threshold_f32(float max, double T, double min_p);
+/* ---- the row kernels, one table per instruction set ----------------------- */
+/* Temperature T >= 0 everywhere; T == 0 means greedy (one-hot at the argmax). */
 
-/* Applies the filters: fills *keep. */
-void tp_keep_f32(const float *x, int64_t n, const tp_rowstat *st, const tp_filter *f,
+typedef struct {
+    const char *name;  /* "baseline", "avx2", "avx512" */
+
+    /* One pass: fills *st and returns TP_OK, or the first problem found. */
+    int (*scan)(const float *x, int64_t n, tp_rowstat *st);
+
+    /* out[i] = exp((x[i] - max) / T) / sum; out may be x itself. */
+    void (*softmax)(const float *x, int64_t n, const tp_rowstat *st, double T, float *out);
+    /* out[i] = (x[i] - max) / T - log(sum); out may be x itself. */
+    void (*log_softmax)(const float *x, int64_t n, const tp_rowstat *st, double T, float *out);
+    /* log(sum(exp(x / T))); at T == 0 its limit as T -> 0+. */
+    float (*logsumexp)(const float *x, int64_t n, const tp_rowstat *st, double T);
+
+    /* Applies the filters (temperature, top-k, top-p, min-p): fills *keep. */
+    void (*keep)(const float *x, int64_t n, const tp_rowstat *st, const tp_filter *f,
                  tp_workspace *ws, tp_keep *keep);
+    /* out[i] = x[i] if kept else -inf; out may be x itself. */
+    void (*mask)(const float *x, int64_t n, const tp_keep *keep, float *out);
+    /* out[i] = p_i / sum over kept, 0 outside; out may be x itself. */
+    void (*filtered_probs)(const float *x, int64_t n, const tp_keep *keep, float *out);
+    /* The draw: the first kept token whose running probability sum exceeds
+     * u * total; writes its log-probability under the filtered distribution. */
+    int64_t (*sample)(const float *x, int64_t n, const tp_keep *keep, double u, float *logprob);
 
-/* out[i] = x[i] if kept else -inf; out may be x itself. */
-void tp_mask_f32(const float *x, int64_t n, const tp_keep *keep, float *out);
-/* out[i] = p_i / sum over kept, 0 outside; out may be x itself. */
-void tp_filtered_probs_f32(const float *x, int64_t n, const tp_keep *keep, float *out);
-/* The draw: the first kept token whose running probability sum exceeds u * total.
- * Writes the token's log-probability under the filtered distribution to *logprob. */
-int64_t tp_sample_f32(const float *x, int64_t n, const tp_keep *keep, double u, float *logprob);
-
-/* The m most likely tokens (1 <= m <= n) of log_softmax(x / T), descending,
- * lowest id first on ties: ids[0..m) and their log-probabilities lps[0..m). */
-void tp_top_logprobs_f32(const float *x, int64_t n, const tp_rowstat *st, double T, int64_t m,
+    /* The m most likely tokens (1 <= m <= n) of log_softmax(x / T), descending,
+     * lowest id first on ties: ids[0..m) and their log-probabilities lps[0..m). */
+    void (*top_logprobs)(const float *x, int64_t n, const tp_rowstat *st, double T, int64_t m,
                          tp_workspace *ws, int64_t *ids, float *lps);
+} tp_kernels;
+
+/* The table of an instruction set ("baseline", "avx2", "avx512"), or NULL if
+ * this build lacks it or this CPU (with its operating system) cannot run it. */
+const tp_kernels *tp_kernels_for(const char *name);
 
 /* ---- randomness ----------------------------------------------------------- */
 

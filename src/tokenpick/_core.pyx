@@ -39,21 +39,25 @@ cdef extern from "tokenpick.h" nogil:
     ctypedef struct tp_workspace:
         pass
 
-    int tp_scan_f32(const float *x, int64_t n, tp_rowstat *st) noexcept
-    void tp_softmax_f32(const float *x, int64_t n, const tp_rowstat *st, double T,
-                        float *out) noexcept
-    void tp_log_softmax_f32(const float *x, int64_t n, const tp_rowstat *st, double T,
-                            float *out) noexcept
-    float tp_logsumexp_f32(const float *x, int64_t n, const tp_rowstat *st, double T) noexcept
-    void tp_keep_f32(const float *x, int64_t n, const tp_rowstat *st, const tp_filter *f,
-                     tp_workspace *ws, tp_keep *keep) noexcept
-    void tp_mask_f32(const float *x, int64_t n, const tp_keep *keep, float *out) noexcept
-    void tp_filtered_probs_f32(const float *x, int64_t n, const tp_keep *keep,
-                               float *out) noexcept
-    int64_t tp_sample_f32(const float *x, int64_t n, const tp_keep *keep, double u,
-                          float *logprob) noexcept
-    void tp_top_logprobs_f32(const float *x, int64_t n, const tp_rowstat *st, double T,
-                             int64_t m, tp_workspace *ws, int64_t *ids, float *lps) noexcept
+    ctypedef struct tp_kernels:
+        const char *name
+        int (*scan)(const float *x, int64_t n, tp_rowstat *st) noexcept nogil
+        void (*softmax)(const float *x, int64_t n, const tp_rowstat *st, double T,
+                        float *out) noexcept nogil
+        void (*log_softmax)(const float *x, int64_t n, const tp_rowstat *st, double T,
+                            float *out) noexcept nogil
+        float (*logsumexp)(const float *x, int64_t n, const tp_rowstat *st, double T) noexcept nogil
+        void (*keep)(const float *x, int64_t n, const tp_rowstat *st, const tp_filter *f,
+                     tp_workspace *ws, tp_keep *keep) noexcept nogil
+        void (*mask)(const float *x, int64_t n, const tp_keep *keep, float *out) noexcept nogil
+        void (*filtered_probs)(const float *x, int64_t n, const tp_keep *keep,
+                               float *out) noexcept nogil
+        int64_t (*sample)(const float *x, int64_t n, const tp_keep *keep, double u,
+                          float *logprob) noexcept nogil
+        void (*top_logprobs)(const float *x, int64_t n, const tp_rowstat *st, double T,
+                             int64_t m, tp_workspace *ws, int64_t *ids, float *lps) noexcept nogil
+
+    const tp_kernels *tp_kernels_for(const char *name) noexcept
     double tp_uniform(uint64_t seed, uint64_t offset) noexcept
     const char *tp_compiler() noexcept
     const char *tp_build_flags() noexcept
@@ -66,7 +70,7 @@ SIMD_NAMES = ("baseline", "neon", "avx2", "avx512")  # from least to most capabl
 
 def simd_paths():
     """The SIMD paths this build can run on this machine, least capable first."""
-    return ["baseline"]
+    return [name for name in SIMD_NAMES if tp_kernels_for(name.encode()) != NULL]
 
 
 def _initial_simd():
@@ -86,12 +90,13 @@ def _initial_simd():
     return allowed[len(allowed) - 1] if allowed else available[0]
 
 
-_active_simd = _initial_simd()
+# The kernel table every call uses; set once here, or by force_simd in tests.
+cdef const tp_kernels *K = tp_kernels_for(_initial_simd().encode())
 
 
 def simd_path():
     """The SIMD path the kernels use."""
-    return _active_simd
+    return K.name.decode()
 
 
 def force_simd(name):
@@ -100,10 +105,11 @@ def force_simd(name):
     For tests of every path.  Not thread-safe: do not call it while other
     threads are inside tokenpick.
     """
-    global _active_simd
+    global K
     if name not in simd_paths():
         raise ValueError(f"SIMD path {name!r} is not available here; have {simd_paths()}")
-    previous, _active_simd = _active_simd, name
+    previous = simd_path()
+    K = tp_kernels_for(name.encode())
     return previous
 
 
@@ -138,7 +144,7 @@ cdef _RowStats _scan(const float[:, ::1] x):
     cdef int code = TP_OK
     with nogil:
         for i in range(x.shape[0]):
-            code = tp_scan_f32(&x[i, 0], V, &stats.st[i])
+            code = K.scan(&x[i, 0], V, &stats.st[i])
             if code != TP_OK:
                 bad = i
                 break
@@ -176,7 +182,7 @@ def softmax(const float[:, ::1] x, const double[:] temperature, float[:, ::1] ou
     cdef int64_t i, V = x.shape[1]
     with nogil:
         for i in range(x.shape[0]):
-            tp_softmax_f32(&x[i, 0], V, &s.st[i], temperature[i], &out[i, 0])
+            K.softmax(&x[i, 0], V, &s.st[i], temperature[i], &out[i, 0])
 
 
 def log_softmax(const float[:, ::1] x, const double[:] temperature, float[:, ::1] out):
@@ -184,7 +190,7 @@ def log_softmax(const float[:, ::1] x, const double[:] temperature, float[:, ::1
     cdef int64_t i, V = x.shape[1]
     with nogil:
         for i in range(x.shape[0]):
-            tp_log_softmax_f32(&x[i, 0], V, &s.st[i], temperature[i], &out[i, 0])
+            K.log_softmax(&x[i, 0], V, &s.st[i], temperature[i], &out[i, 0])
 
 
 def logsumexp(const float[:, ::1] x, const double[:] temperature, float[::1] out):
@@ -192,7 +198,7 @@ def logsumexp(const float[:, ::1] x, const double[:] temperature, float[::1] out
     cdef int64_t i, V = x.shape[1]
     with nogil:
         for i in range(x.shape[0]):
-            out[i] = tp_logsumexp_f32(&x[i, 0], V, &s.st[i], temperature[i])
+            out[i] = K.logsumexp(&x[i, 0], V, &s.st[i], temperature[i])
 
 
 def greedy(const float[:, ::1] x, int64_t[::1] out):
@@ -211,7 +217,7 @@ cdef inline void _keep_row(const float[:, ::1] x, int64_t i, const tp_rowstat *s
     f.top_k = top_k[i]
     f.top_p = top_p[i]
     f.min_p = min_p[i]
-    tp_keep_f32(&x[i, 0], x.shape[1], st, &f, ws, keep)
+    K.keep(&x[i, 0], x.shape[1], st, &f, ws, keep)
 
 
 def mask(const float[:, ::1] x, const double[:] temperature, const int64_t[:] top_k,
@@ -223,7 +229,7 @@ def mask(const float[:, ::1] x, const double[:] temperature, const int64_t[:] to
     with nogil:
         for i in range(x.shape[0]):
             _keep_row(x, i, &s.st[i], temperature, top_k, top_p, min_p, w.ws, &keep)
-            tp_mask_f32(&x[i, 0], V, &keep, &out[i, 0])
+            K.mask(&x[i, 0], V, &keep, &out[i, 0])
 
 
 def filtered_probs(const float[:, ::1] x, const double[:] temperature, const int64_t[:] top_k,
@@ -235,7 +241,7 @@ def filtered_probs(const float[:, ::1] x, const double[:] temperature, const int
     with nogil:
         for i in range(x.shape[0]):
             _keep_row(x, i, &s.st[i], temperature, top_k, top_p, min_p, w.ws, &keep)
-            tp_filtered_probs_f32(&x[i, 0], V, &keep, &out[i, 0])
+            K.filtered_probs(&x[i, 0], V, &keep, &out[i, 0])
 
 
 def sample(const float[:, ::1] x, const double[:] temperature, const int64_t[:] top_k,
@@ -254,7 +260,7 @@ def sample(const float[:, ::1] x, const double[:] temperature, const int64_t[:] 
         for i in range(x.shape[0]):
             _keep_row(x, i, &s.st[i], temperature, top_k, top_p, min_p, w.ws, &keep)
             u = uniforms[i] if given else tp_uniform(seeds[i], offsets[i])
-            tokens[i] = tp_sample_f32(&x[i, 0], V, &keep, u, &lp)
+            tokens[i] = K.sample(&x[i, 0], V, &keep, u, &lp)
             logprobs[i] = lp
 
 
@@ -265,7 +271,7 @@ def top_logprobs(const float[:, ::1] x, const double[:] temperature, int64_t m,
     cdef int64_t i, V = x.shape[1]
     with nogil:
         for i in range(x.shape[0]):
-            tp_top_logprobs_f32(&x[i, 0], V, &s.st[i], temperature[i], m, w.ws,
+            K.top_logprobs(&x[i, 0], V, &s.st[i], temperature[i], m, w.ws,
                                 &ids[i, 0], &lps[i, 0])
 
 

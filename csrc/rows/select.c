@@ -13,7 +13,7 @@
  * fixed-size histogram, no sorting, and the result is an exact logit of the
  * row, so ties are kept together by construction.
  */
-#include "tp_internal.h"
+#include "../tp_internal.h"
 
 static const int level_shift[3] = {21, 10, 0};
 static const int level_bins[3] = {2048, 2048, 1024};
@@ -80,12 +80,12 @@ static uint32_t weighted_select(const float *x, int64_t n, float floor, float ma
     return prefix;
 }
 
-float tp_kth_largest_f32(const float *x, int64_t n, int64_t k, tp_workspace *ws)
+static float tp_kth_largest_f32(const float *x, int64_t n, int64_t k, tp_workspace *ws)
 {
     return tp_unkey(weighted_select(x, n, -INFINITY, 0.0f, 0.0, (double)k, 0, ws));
 }
 
-float tp_nucleus_threshold_f32(const float *x, int64_t n, float floor, float max, double inv_t,
+static float tp_nucleus_threshold_f32(const float *x, int64_t n, float floor, float max, double inv_t,
                                double top_p, tp_workspace *ws)
 {
     return tp_unkey(weighted_select(x, n, floor, max, inv_t, top_p, 1, ws));
@@ -100,7 +100,7 @@ static int min_p_keeps(float v, float max, double T, double log_m)
     return ((double)v - (double)max) / T >= log_m;
 }
 
-float tp_min_p_threshold_f32(float max, double T, double min_p)
+static float tp_min_p_threshold_f32(float max, double T, double min_p)
 {
     const double log_m = log(min_p);
     uint32_t lo = tp_key(-INFINITY);  /* fails: -inf / T < log_m for min_p > 0 */
@@ -115,7 +115,7 @@ float tp_min_p_threshold_f32(float max, double T, double min_p)
     return tp_unkey(hi);
 }
 
-void tp_keep_f32(const float *x, int64_t n, const tp_rowstat *st, const tp_filter *f,
+static void tp_keep_f32(const float *x, int64_t n, const tp_rowstat *st, const tp_filter *f,
                  tp_workspace *ws, tp_keep *keep)
 {
     keep->argmax = st->argmax;

@@ -2,9 +2,9 @@
  * Row kernels: the checking pass, softmax and friends, masks, the filtered
  * distribution, the draw and top_logprobs.  Sums are accumulated in double.
  */
-#include "tp_internal.h"
+#include "../tp_internal.h"
 
-int tp_scan_f32(const float *x, int64_t n, tp_rowstat *st)
+static int tp_scan_f32(const float *x, int64_t n, tp_rowstat *st)
 {
     float max = -INFINITY;
     int64_t argmax = 0;
@@ -96,7 +96,7 @@ static void normalized_exp(const float *x, int64_t n, float max, double k, float
         out[i] *= inv_z;
 }
 
-void tp_softmax_f32(const float *x, int64_t n, const tp_rowstat *st, double T, float *out)
+static void tp_softmax_f32(const float *x, int64_t n, const tp_rowstat *st, double T, float *out)
 {
     if (T == 0.0) {
         one_hot(n, st->argmax, 1.0f, 0.0f, out);
@@ -105,7 +105,7 @@ void tp_softmax_f32(const float *x, int64_t n, const tp_rowstat *st, double T, f
     normalized_exp(x, n, st->max, TP_LOG2E * tp_inv_temperature(T), -INFINITY, out);
 }
 
-void tp_log_softmax_f32(const float *x, int64_t n, const tp_rowstat *st, double T, float *out)
+static void tp_log_softmax_f32(const float *x, int64_t n, const tp_rowstat *st, double T, float *out)
 {
     if (T == 0.0) {
         one_hot(n, st->argmax, 0.0f, -INFINITY, out);
@@ -117,7 +117,7 @@ void tp_log_softmax_f32(const float *x, int64_t n, const tp_rowstat *st, double 
         out[i] = (float)(((double)x[i] - max) * inv_t - log_z);
 }
 
-float tp_logsumexp_f32(const float *x, int64_t n, const tp_rowstat *st, double T)
+static float tp_logsumexp_f32(const float *x, int64_t n, const tp_rowstat *st, double T)
 {
     const float max = st->max;
     if (T == 0.0) {  /* the limit of log(sum(exp(x / T))) as T -> 0+ */
@@ -132,7 +132,7 @@ float tp_logsumexp_f32(const float *x, int64_t n, const tp_rowstat *st, double T
     return (float)((double)max / T + log(sum_exp(x, n, max, k, -INFINITY)));
 }
 
-void tp_mask_f32(const float *x, int64_t n, const tp_keep *keep, float *out)
+static void tp_mask_f32(const float *x, int64_t n, const tp_keep *keep, float *out)
 {
     if (keep->greedy) {
         float top = x[keep->argmax];
@@ -144,7 +144,7 @@ void tp_mask_f32(const float *x, int64_t n, const tp_keep *keep, float *out)
         out[i] = x[i] >= thr ? x[i] : -INFINITY;
 }
 
-void tp_filtered_probs_f32(const float *x, int64_t n, const tp_keep *keep, float *out)
+static void tp_filtered_probs_f32(const float *x, int64_t n, const tp_keep *keep, float *out)
 {
     if (keep->greedy) {
         one_hot(n, keep->argmax, 1.0f, 0.0f, out);
@@ -153,7 +153,7 @@ void tp_filtered_probs_f32(const float *x, int64_t n, const tp_keep *keep, float
     normalized_exp(x, n, keep->max, TP_LOG2E * keep->inv_t, keep->threshold, out);
 }
 
-int64_t tp_sample_f32(const float *x, int64_t n, const tp_keep *keep, double u, float *logprob)
+static int64_t tp_sample_f32(const float *x, int64_t n, const tp_keep *keep, double u, float *logprob)
 {
     if (keep->greedy) {
         *logprob = 0.0f;
@@ -226,7 +226,7 @@ static void sort_by_rank(const float *x, int64_t *ids, int64_t m)
     }
 }
 
-void tp_top_logprobs_f32(const float *x, int64_t n, const tp_rowstat *st, double T, int64_t m,
+static void tp_top_logprobs_f32(const float *x, int64_t n, const tp_rowstat *st, double T, int64_t m,
                          tp_workspace *ws, int64_t *ids, float *lps)
 {
     if (T == 0.0) {  /* log of the one-hot: 0 at the argmax, then -inf by id */
