@@ -3,24 +3,53 @@
  * distribution, the draw and top_logprobs.  Sums are accumulated in double.
  */
 #include "../tp_internal.h"
+#include "vec.h"
 
+/* The first index holding the value v (n >= 1; returns 0 if none does). */
+static int64_t first_equal(const float *x, int64_t n, float v)
+{
+    const tp_vf vv = vf_set1(v);
+    int64_t i = 0;
+    for (; i + TP_VW <= n; i += TP_VW) {
+        uint32_t hits = vf_eq_bits(vf_load(x + i), vv);
+        if (hits)
+            return i + tp_lowest_bit(hits);
+    }
+    for (; i < n; i++)
+        if (x[i] == v)
+            return i;
+    return 0;
+}
+
+/* The max (with four vector accumulators, to hide the latency of max) and
+ * whether a NaN is present, in one pass; then the first index of the max,
+ * which usually stops early. */
 static int tp_scan_f32(const float *x, int64_t n, tp_rowstat *st)
 {
     float max = -INFINITY;
-    int64_t argmax = 0;
-    int nan = 0;
-    for (int64_t i = 0; i < n; i++) {
-        float v = x[i];
-        nan |= v != v;
-        if (v > max) {
-            max = v;
-            argmax = i;
+    uint32_t nan = 0;
+    int64_t i = 0;
+    if (n >= 4 * TP_VW) {
+        tp_vf m0 = vf_set1(-INFINITY), m1 = m0, m2 = m0, m3 = m0;
+        for (; i + 4 * TP_VW <= n; i += 4 * TP_VW) {
+            tp_vf a = vf_load(x + i), b = vf_load(x + i + TP_VW);
+            tp_vf c = vf_load(x + i + 2 * TP_VW), d = vf_load(x + i + 3 * TP_VW);
+            nan |= vf_nan_bits(a) | vf_nan_bits(b) | vf_nan_bits(c) | vf_nan_bits(d);
+            m0 = vf_max(m0, a);
+            m1 = vf_max(m1, b);
+            m2 = vf_max(m2, c);
+            m3 = vf_max(m3, d);
         }
+        max = vf_hmax(vf_max(vf_max(m0, m1), vf_max(m2, m3)));
     }
-    st->max = max;
-    st->argmax = argmax;
+    for (; i < n; i++) {
+        nan |= x[i] != x[i];
+        max = x[i] > max ? x[i] : max;
+    }
     if (nan)
         return TP_ERR_NAN;
+    st->max = max;
+    st->argmax = first_equal(x, n, max);
     if (max == INFINITY)
         return TP_ERR_POSINF;
     if (max == -INFINITY)

@@ -1,0 +1,112 @@
+/*
+ * The few float-vector operations that compilers will not vectorize on their
+ * own without -ffast-math (max reductions, NaN tests, first-match searches),
+ * for the instruction set this translation unit is compiled for: AVX-512,
+ * AVX2, SSE2 (the x86-64 baseline), NEON (the aarch64 baseline), or scalar.
+ *
+ *   TP_VW               lanes per vector
+ *   tp_vf               a vector of TP_VW floats
+ *   vf_load(p)          TP_VW floats from p (unaligned)
+ *   vf_set1(v)          v in every lane
+ *   vf_max(a, b)        per lane: a > b ? a : b  (NaN-free inputs)
+ *   vf_hmax(a)          the largest lane
+ *   vf_nan_bits(a)      nonzero iff some lane is NaN
+ *   vf_eq_bits(a, b)    bit j set iff lane j of a equals lane j of b
+ */
+#ifndef TP_VEC_H
+#define TP_VEC_H
+
+#include <stdint.h>
+
+#if defined(__AVX512F__)
+#include <immintrin.h>
+#define TP_VW 16
+typedef __m512 tp_vf;
+static inline tp_vf vf_load(const float *p) { return _mm512_loadu_ps(p); }
+static inline tp_vf vf_set1(float v) { return _mm512_set1_ps(v); }
+static inline tp_vf vf_max(tp_vf a, tp_vf b) { return _mm512_max_ps(a, b); }
+static inline float vf_hmax(tp_vf a) { return _mm512_reduce_max_ps(a); }
+static inline uint32_t vf_nan_bits(tp_vf a) { return _mm512_cmp_ps_mask(a, a, _CMP_UNORD_Q); }
+static inline uint32_t vf_eq_bits(tp_vf a, tp_vf b) { return _mm512_cmp_ps_mask(a, b, _CMP_EQ_OQ); }
+
+#elif defined(__AVX2__)
+#include <immintrin.h>
+#define TP_VW 8
+typedef __m256 tp_vf;
+static inline tp_vf vf_load(const float *p) { return _mm256_loadu_ps(p); }
+static inline tp_vf vf_set1(float v) { return _mm256_set1_ps(v); }
+static inline tp_vf vf_max(tp_vf a, tp_vf b) { return _mm256_max_ps(a, b); }
+static inline float vf_hmax(tp_vf a)
+{
+    __m128 m = _mm_max_ps(_mm256_castps256_ps128(a), _mm256_extractf128_ps(a, 1));
+    m = _mm_max_ps(m, _mm_movehl_ps(m, m));
+    m = _mm_max_ss(m, _mm_shuffle_ps(m, m, 1));
+    return _mm_cvtss_f32(m);
+}
+static inline uint32_t vf_nan_bits(tp_vf a)
+{
+    return (uint32_t)_mm256_movemask_ps(_mm256_cmp_ps(a, a, _CMP_UNORD_Q));
+}
+static inline uint32_t vf_eq_bits(tp_vf a, tp_vf b)
+{
+    return (uint32_t)_mm256_movemask_ps(_mm256_cmp_ps(a, b, _CMP_EQ_OQ));
+}
+
+#elif defined(__SSE2__) || defined(_M_X64)
+#include <emmintrin.h>
+#define TP_VW 4
+typedef __m128 tp_vf;
+static inline tp_vf vf_load(const float *p) { return _mm_loadu_ps(p); }
+static inline tp_vf vf_set1(float v) { return _mm_set1_ps(v); }
+static inline tp_vf vf_max(tp_vf a, tp_vf b) { return _mm_max_ps(a, b); }
+static inline float vf_hmax(tp_vf a)
+{
+    __m128 m = _mm_max_ps(a, _mm_movehl_ps(a, a));
+    m = _mm_max_ss(m, _mm_shuffle_ps(m, m, 1));
+    return _mm_cvtss_f32(m);
+}
+static inline uint32_t vf_nan_bits(tp_vf a) { return (uint32_t)_mm_movemask_ps(_mm_cmpunord_ps(a, a)); }
+static inline uint32_t vf_eq_bits(tp_vf a, tp_vf b) { return (uint32_t)_mm_movemask_ps(_mm_cmpeq_ps(a, b)); }
+
+#elif defined(__ARM_NEON) || defined(_M_ARM64)
+#include <arm_neon.h>
+#define TP_VW 4
+typedef float32x4_t tp_vf;
+static inline tp_vf vf_load(const float *p) { return vld1q_f32(p); }
+static inline tp_vf vf_set1(float v) { return vdupq_n_f32(v); }
+static inline tp_vf vf_max(tp_vf a, tp_vf b) { return vmaxq_f32(a, b); }
+static inline float vf_hmax(tp_vf a) { return vmaxvq_f32(a); }
+static inline uint32_t vf_nan_bits(tp_vf a) { return vmaxvq_u32(vmvnq_u32(vceqq_f32(a, a))); }
+static inline uint32_t vf_eq_bits(tp_vf a, tp_vf b)
+{
+    static const uint32_t lane_bit[4] = {1, 2, 4, 8};
+    return vaddvq_u32(vandq_u32(vceqq_f32(a, b), vld1q_u32(lane_bit)));
+}
+
+#else
+#define TP_VW 1
+typedef float tp_vf;
+static inline tp_vf vf_load(const float *p) { return *p; }
+static inline tp_vf vf_set1(float v) { return v; }
+static inline tp_vf vf_max(tp_vf a, tp_vf b) { return a > b ? a : b; }
+static inline float vf_hmax(tp_vf a) { return a; }
+static inline uint32_t vf_nan_bits(tp_vf a) { return a != a; }
+static inline uint32_t vf_eq_bits(tp_vf a, tp_vf b) { return a == b; }
+#endif
+
+/* Index of the lowest set bit of a nonzero mask. */
+static inline int tp_lowest_bit(uint32_t m)
+{
+#if defined(__GNUC__) || defined(__clang__)
+    return __builtin_ctz(m);
+#else
+    int i = 0;
+    while (!(m & 1u)) {
+        m >>= 1;
+        i++;
+    }
+    return i;
+#endif
+}
+
+#endif /* TP_VEC_H */
