@@ -86,8 +86,10 @@ typedef struct {
     /* out[i] = p_i / sum over kept, 0 outside; out may be x itself. */
     void (*filtered_probs)(const float *x, int64_t n, const tp_keep *keep, float *out);
     /* The draw: the first kept token whose running probability sum exceeds
-     * u * total; writes its log-probability under the filtered distribution. */
-    int64_t (*sample)(const float *x, int64_t n, const tp_keep *keep, double u, float *logprob);
+     * u * total; writes its log-probability under the filtered distribution.
+     * Uses ws after keep is done with it. */
+    int64_t (*sample)(const float *x, int64_t n, const tp_keep *keep, double u, tp_workspace *ws,
+                      float *logprob);
 
     /* The m most likely tokens (1 <= m <= n) of log_softmax(x / T), descending,
      * lowest id first on ties: ids[0..m) and their log-probabilities lps[0..m). */

@@ -182,7 +182,14 @@ static void tp_filtered_probs_f32(const float *x, int64_t n, const tp_keep *keep
     normalized_exp(x, n, keep->max, TP_LOG2E * keep->inv_t, keep->threshold, out);
 }
 
-static int64_t tp_sample_f32(const float *x, int64_t n, const tp_keep *keep, double u, float *logprob)
+/*
+ * The draw reads the row twice at most in part: one pass of exponentials
+ * stores the sum of each block of the row in the workspace, the block where
+ * the running sum crosses u * total is found from those sums, and only that
+ * block is read again, token by token.
+ */
+static int64_t tp_sample_f32(const float *x, int64_t n, const tp_keep *keep, double u,
+                             tp_workspace *ws, float *logprob)
 {
     if (keep->greedy) {
         *logprob = 0.0f;
@@ -190,17 +197,44 @@ static int64_t tp_sample_f32(const float *x, int64_t n, const tp_keep *keep, dou
     }
     const float max = keep->max, thr = keep->threshold;
     const double k = TP_LOG2E * keep->inv_t;
-    double z = 0.0;
-    for (int64_t i = 0; i < n; i++)
-        z += kept_exp(x[i], max, k, thr);
+    double *block_sum = ws->mass;
+    int64_t per = TP_BLOCK;  /* a multiple of TP_BLOCK, so each block sums in lanes */
+    while ((n + per - 1) / per > TP_RADIX_BINS)
+        per *= 2;
+    const int64_t nblocks = (n + per - 1) / per;
 
-    /* The same additions in the same order, so the running sum ends at exactly
-     * z; if u * z rounds up to z, the last token of positive probability is
-     * the one drawn. */
-    const double target = u * z;
-    double run = 0.0;
+    double z = 0.0;
+    for (int64_t b = 0; b < nblocks; b++) {
+        const int64_t lo = b * per, len = n - lo < per ? n - lo : per;
+        block_sum[b] = sum_exp(x + lo, len, max, k, thr);
+        z += block_sum[b];
+    }
+
+    /* The block where the running sum first exceeds u * z; if rounding leaves
+     * u * z at or above every partial sum, the last block of positive mass. */
+    double target = u * z, before = 0.0;
+    int64_t block = -1, last_positive_block = 0;
+    for (int64_t b = 0; b < nblocks; b++) {
+        if (block_sum[b] <= 0.0)
+            continue;
+        last_positive_block = b;
+        if (before + block_sum[b] > target) {
+            block = b;
+            break;
+        }
+        before += block_sum[b];
+    }
+    if (block < 0) {
+        block = last_positive_block;
+        target = INFINITY;  /* take the block's last token of positive probability */
+    }
+
+    /* Token by token inside it; the block's own sum came from float lanes, so
+     * if the sequential sum falls just short, its last positive token it is. */
+    const int64_t lo = block * per, hi = n - lo < per ? n : lo + per;
+    double run = before;
     int64_t token = -1, last_positive = keep->argmax;
-    for (int64_t i = 0; i < n; i++) {
+    for (int64_t i = lo; i < hi; i++) {
         float e = kept_exp(x[i], max, k, thr);
         if (e > 0.0f) {
             last_positive = i;

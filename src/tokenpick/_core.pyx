@@ -53,7 +53,7 @@ cdef extern from "tokenpick.h" nogil:
         void (*filtered_probs)(const float *x, int64_t n, const tp_keep *keep,
                                float *out) noexcept nogil
         int64_t (*sample)(const float *x, int64_t n, const tp_keep *keep, double u,
-                          float *logprob) noexcept nogil
+                          tp_workspace *ws, float *logprob) noexcept nogil
         void (*top_logprobs)(const float *x, int64_t n, const tp_rowstat *st, double T,
                              int64_t m, tp_workspace *ws, int64_t *ids, float *lps) noexcept nogil
 
@@ -260,7 +260,7 @@ def sample(const float[:, ::1] x, const double[:] temperature, const int64_t[:] 
         for i in range(x.shape[0]):
             _keep_row(x, i, &s.st[i], temperature, top_k, top_p, min_p, w.ws, &keep)
             u = uniforms[i] if given else tp_uniform(seeds[i], offsets[i])
-            tokens[i] = K.sample(&x[i, 0], V, &keep, u, &lp)
+            tokens[i] = K.sample(&x[i, 0], V, &keep, u, w.ws, &lp)
             logprobs[i] = lp
 
 
