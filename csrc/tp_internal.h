@@ -84,16 +84,20 @@ static inline float tp_scale_pow2(float p, int32_t e)
 #if defined(__FMA__) || defined(__aarch64__) || defined(_M_ARM64)
 static inline float tp_exp_scaled(float x, float max, double k)
 {
-    /* k beyond float's range (T < 4e-39): scale d up by 2**30 and k down; past
+    /* x - max overflows float when max > 0 and x < max - FLT_MAX: with a
+     * positive max, halve both (exact for the x where it matters) and double k.
+     * k beyond float's range (T < 4e-39): scale d up by 2**30 and k down; past
      * 2**157 every nonzero d gives t < -150 either way, so k may saturate. */
-    const int huge = k > 0x1p120;
-    const float dscale = huge ? 0x1p30f : 1.0f;
-    const double ks = huge ? k * 0x1p-30 : k;
+    const float h = max > 0x1p-64f ? 0.5f : 1.0f;
+    const double kh = k / (double)h;
+    const int huge = kh > 0x1p120;
+    const float up = huge ? 0x1p30f : 1.0f;
+    const double ks = huge ? kh * 0x1p-30 : kh;
     const int fits = ks < (double)FLT_MAX;
     const float k_hi = fits ? (float)ks : FLT_MAX;
     const float k_lo = fits ? (float)(ks - (double)k_hi) : 0.0f;
 
-    float d = (x - max) * dscale;                 /* <= 0, or -inf */
+    float d = (x * h - max * h) * up;             /* <= 0, or -inf */
     float t = d * k_hi;                           /* may be -inf, never NaN */
     float t_lo = fmaf(d, k_lo, fmaf(d, k_hi, -t)); /* NaN only when t = -inf */
     float tc = t < -127.0f ? -127.0f : t;
