@@ -86,7 +86,8 @@ extension = Extension(
     extra_compile_args=_compile_args(),
     define_macros=[("TOKENPICK_COMPILER_FLAGS", '"' + " ".join(_compile_args()) + '"')],
     depends=["csrc/tokenpick.h", "csrc/tp_internal.h", "csrc/rows/rows.c",
-             "csrc/rows/kernels.c", "csrc/rows/select.c", "csrc/rows/vec.h"],
+             "csrc/rows/kernels.c", "csrc/rows/select.c", "csrc/rows/sums.c",
+             "csrc/rows/vec.h"],
 )
 
 setup(ext_modules=cythonize([extension], compiler_directives=directives),

@@ -45,22 +45,33 @@ typedef struct {
     double min_p;        /* in [0, 1]; 0 keeps all */
 } tp_filter;
 
+/* Scratch for selection; its size does not depend on the row length. */
+#define TP_RADIX_BINS 2048
+#define TP_CAND_CAP 4096     /* candidates gathered for an exact selection */
+#define TP_SAMPLE_SIZE 1024  /* a strided sample that estimates top-k thresholds */
+typedef struct {
+    double mass[TP_RADIX_BINS];
+    int64_t count[TP_RADIX_BINS];
+    float cand_x[TP_CAND_CAP];
+    int64_t cand_id[TP_CAND_CAP];
+    float sample[TP_SAMPLE_SIZE];
+} tp_workspace;
+
 /* The kept set of a row: every token with x >= threshold, or, for greedy
- * rows, only the argmax.  Tokens at -inf may be "kept" but have probability 0. */
+ * rows, only the argmax.  Tokens at -inf may be "kept" but have probability 0.
+ * When ncand >= 0, the kept tokens are also listed, in ascending id, in
+ * cand_id[0..ncand) with their logits in cand_x (pointing into the workspace),
+ * so later kernels touch only them. */
 typedef struct {
     int greedy;
     int64_t argmax;
     float max;
     float threshold;
     double inv_t;        /* 1 / T (unused when greedy) */
+    int64_t ncand;
+    const float *cand_x;
+    const int64_t *cand_id;
 } tp_keep;
-
-/* Scratch for selection; its size does not depend on the row length. */
-#define TP_RADIX_BINS 2048
-typedef struct {
-    double mass[TP_RADIX_BINS];
-    int64_t count[TP_RADIX_BINS];
-} tp_workspace;
 
 /* ---- the row kernels, one table per instruction set ----------------------- */
 /* Temperature T >= 0 everywhere; T == 0 means greedy (one-hot at the argmax). */

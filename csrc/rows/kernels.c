@@ -65,55 +65,6 @@ static void one_hot(int64_t n, int64_t at, float on, float off, float *out)
     out[at] = on;
 }
 
-/*
- * Sums of exponentials, vectorizable without -ffast-math: TP_LANES float
- * accumulators, flushed into a double every TP_BLOCK elements.  A flush adds
- * at most TP_BLOCK / TP_LANES = 16 terms per lane in float, so the relative
- * error of the sum stays near 1e-7 whatever n is.
- */
-#define TP_LANES 16
-#define TP_BLOCK 256
-
-static inline float kept_exp(float v, float max, double k, float threshold)
-{
-    return v >= threshold ? tp_exp_scaled(v, max, k) : 0.0f;
-}
-
-/* sum over i of exp((x[i] - max) / T) for x[i] >= threshold; if out, also
- * out[i] = that exponential (0 where x[i] < threshold). */
-static double sum_exp_store(const float *x, int64_t n, float max, double k, float threshold,
-                            float *out)
-{
-    double z = 0.0;
-    int64_t i = 0;
-    for (; i + TP_BLOCK <= n; i += TP_BLOCK) {
-        float lane[TP_LANES] = {0.0f};
-        for (int64_t b = i; b < i + TP_BLOCK; b += TP_LANES)
-            for (int j = 0; j < TP_LANES; j++) {
-                float e = kept_exp(x[b + j], max, k, threshold);
-                if (out)
-                    out[b + j] = e;
-                lane[j] += e;
-            }
-        float s = 0.0f;
-        for (int j = 0; j < TP_LANES; j++)
-            s += lane[j];
-        z += s;
-    }
-    for (; i < n; i++) {
-        float e = kept_exp(x[i], max, k, threshold);
-        if (out)
-            out[i] = e;
-        z += e;
-    }
-    return z;
-}
-
-static double sum_exp(const float *x, int64_t n, float max, double k, float threshold)
-{
-    return sum_exp_store(x, n, max, k, threshold, NULL);
-}
-
 /* out[i] = exp((x[i] - max) / T) / z over x[i] >= threshold, 0 elsewhere.
  * The exponentials go to out first and are scaled in place, so out may be x. */
 static void normalized_exp(const float *x, int64_t n, float max, double k, float threshold,
@@ -168,9 +119,25 @@ static void tp_mask_f32(const float *x, int64_t n, const tp_keep *keep, float *o
         one_hot(n, keep->argmax, top, -INFINITY, out);
         return;
     }
+    if (keep->ncand >= 0) {  /* the listed values are copies, so out may be x */
+        for (int64_t i = 0; i < n; i++)
+            out[i] = -INFINITY;
+        for (int64_t j = 0; j < keep->ncand; j++)
+            out[keep->cand_id[j]] = keep->cand_x[j];
+        return;
+    }
     const float thr = keep->threshold;
     for (int64_t i = 0; i < n; i++)
         out[i] = x[i] >= thr ? x[i] : -INFINITY;
+}
+
+/* The exponentials of the listed kept tokens, summed in id order. */
+static double listed_sum_exp(const tp_keep *keep, double k)
+{
+    double z = 0.0;
+    for (int64_t j = 0; j < keep->ncand; j++)
+        z += tp_exp_scaled(keep->cand_x[j], keep->max, k);
+    return z;
 }
 
 static void tp_filtered_probs_f32(const float *x, int64_t n, const tp_keep *keep, float *out)
@@ -179,7 +146,37 @@ static void tp_filtered_probs_f32(const float *x, int64_t n, const tp_keep *keep
         one_hot(n, keep->argmax, 1.0f, 0.0f, out);
         return;
     }
-    normalized_exp(x, n, keep->max, TP_LOG2E * keep->inv_t, keep->threshold, out);
+    const double k = TP_LOG2E * keep->inv_t;
+    if (keep->ncand >= 0) {  /* only the listed tokens are exponentiated */
+        const double inv_z = 1.0 / listed_sum_exp(keep, k);
+        for (int64_t i = 0; i < n; i++)
+            out[i] = 0.0f;
+        for (int64_t j = 0; j < keep->ncand; j++)
+            out[keep->cand_id[j]] = (float)(tp_exp_scaled(keep->cand_x[j], keep->max, k) * inv_z);
+        return;
+    }
+    normalized_exp(x, n, keep->max, k, keep->threshold, out);
+}
+
+/* The draw over the listed kept tokens: the same additions in the same
+ * order for the total and the running sum, so the running sum ends at
+ * exactly the total. */
+static int64_t sample_listed(const tp_keep *keep, double k, double u, double *z)
+{
+    *z = listed_sum_exp(keep, k);
+    const double target = u * *z;
+    double run = 0.0;
+    int64_t last_positive = keep->argmax;
+    for (int64_t j = 0; j < keep->ncand; j++) {
+        float e = tp_exp_scaled(keep->cand_x[j], keep->max, k);
+        if (e > 0.0f) {
+            last_positive = keep->cand_id[j];
+            run += e;
+            if (run > target)
+                return keep->cand_id[j];
+        }
+    }
+    return last_positive;
 }
 
 /*
@@ -197,6 +194,12 @@ static int64_t tp_sample_f32(const float *x, int64_t n, const tp_keep *keep, dou
     }
     const float max = keep->max, thr = keep->threshold;
     const double k = TP_LOG2E * keep->inv_t;
+    if (keep->ncand >= 0) {
+        double z;
+        const int64_t token = sample_listed(keep, k, u, &z);
+        *logprob = (float)(((double)x[token] - (double)max) * keep->inv_t - log(z));
+        return token;
+    }
     double *block_sum = ws->mass;
     int64_t per = TP_BLOCK;  /* a multiple of TP_BLOCK, so each block sums in lanes */
     while ((n + per - 1) / per > TP_RADIX_BINS)

@@ -8,6 +8,8 @@
 #error "define TP_ISA (baseline, avx2, avx512) before including rows/rows.c"
 #endif
 
+#include "vec.h"
+#include "sums.c"
 #include "select.c"
 #include "kernels.c"
 

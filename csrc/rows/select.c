@@ -14,6 +14,7 @@
  * row, so ties are kept together by construction.
  */
 #include "../tp_internal.h"
+#include "vec.h"
 
 static const int level_shift[3] = {21, 10, 0};
 static const int level_bins[3] = {2048, 2048, 1024};
@@ -85,9 +86,102 @@ static float tp_kth_largest_f32(const float *x, int64_t n, int64_t k, tp_workspa
     return tp_unkey(weighted_select(x, n, -INFINITY, 0.0f, 0.0, (double)k, 0, ws));
 }
 
-static float tp_nucleus_threshold_f32(const float *x, int64_t n, float floor, float max, double inv_t,
-                               double top_p, tp_workspace *ws)
+/* ---- candidates ------------------------------------------------------------
+ * Most rows keep few tokens, and a cheap bound often tells which tokens could
+ * be kept at all: one vectorized compare pass gathers them (value and id, in
+ * ascending id) into the workspace, and the exact selection then runs on the
+ * gathered few instead of the row.  When a bound lets too many through, the
+ * selection falls back to the radix select over the whole row. */
+
+/* Gathers every x[i] >= t; returns their number, or -1 past TP_CAND_CAP. */
+static int64_t gather_at_least(const float *x, int64_t n, float t, tp_workspace *ws)
 {
+    const tp_vf tv = vf_set1(t);
+    int64_t c = 0, i = 0;
+    for (; i + TP_VW <= n; i += TP_VW) {
+        for (uint32_t hits = vf_ge_bits(vf_load(x + i), tv); hits; hits &= hits - 1) {
+            if (c == TP_CAND_CAP)
+                return -1;
+            const int64_t at = i + tp_lowest_bit(hits);
+            ws->cand_x[c] = x[at];
+            ws->cand_id[c++] = at;
+        }
+    }
+    for (; i < n; i++) {
+        if (x[i] >= t) {
+            if (c == TP_CAND_CAP)
+                return -1;
+            ws->cand_x[c] = x[i];
+            ws->cand_id[c++] = i;
+        }
+    }
+    return c;
+}
+
+/* Keeps the candidates >= t, in order; returns how many remain. */
+static int64_t filter_candidates(tp_workspace *ws, int64_t c, float t)
+{
+    int64_t kept = 0;
+    for (int64_t j = 0; j < c; j++) {
+        if (ws->cand_x[j] >= t) {
+            ws->cand_x[kept] = ws->cand_x[j];
+            ws->cand_id[kept++] = ws->cand_id[j];
+        }
+    }
+    return kept;
+}
+
+/* The k-th largest logit into *kth, exactly, and the candidates >= it:
+ * returns their number, or -1 when they are too many to list.
+ *
+ * For small k, a strided sample of the row estimates a threshold that a few
+ * times k tokens pass; if at least k pass, the k-th largest is among them.
+ * An unlucky sample (or k too large for the shortcut) costs the radix select. */
+static int64_t top_k_candidates(const float *x, int64_t n, int64_t k, tp_workspace *ws,
+                                float *kth)
+{
+    if (n >= 4 * TP_SAMPLE_SIZE && k <= n / 16) {
+        const int64_t stride = n / TP_SAMPLE_SIZE;
+        for (int64_t s = 0; s < TP_SAMPLE_SIZE; s++)
+            ws->sample[s] = x[s * stride];
+        /* expect about twice k above the estimate, and at least 8 * stride */
+        const int64_t r = (int64_t)(2.0 * (double)k * TP_SAMPLE_SIZE / (double)n) + 8;
+        const float estimate = tp_kth_largest_f32(ws->sample, TP_SAMPLE_SIZE, r, ws);
+        const int64_t c = gather_at_least(x, n, estimate, ws);
+        if (c >= k) {
+            *kth = tp_kth_largest_f32(ws->cand_x, c, k, ws);
+            return filter_candidates(ws, c, *kth);
+        }
+    }
+    *kth = tp_kth_largest_f32(x, n, k, ws);
+    return gather_at_least(x, n, *kth, ws);
+}
+
+/* The smallest logit of the top-p nucleus among the tokens >= floor.
+ * *c is the number of listed candidates (all tokens >= floor), or -1; on
+ * return it lists a superset of the nucleus, or is -1. */
+static float nucleus_threshold(const float *x, int64_t n, float floor, float max, double inv_t,
+                               double top_p, tp_workspace *ws, int64_t *c)
+{
+    const double k = TP_LOG2E * inv_t;
+    if (*c >= 0) {  /* the top-k candidates are the whole kept set */
+        double z = 0.0;
+        for (int64_t j = 0; j < *c; j++)
+            z += tp_exp_scaled(ws->cand_x[j], max, k);
+        return tp_unkey(weighted_select(ws->cand_x, *c, floor, max, inv_t, top_p * z, 0, ws));
+    }
+
+    /* Every token below t0 has probability below exp((t0 - max) / T), so all
+     * of them together hold less than n times that: choose t0 so that this is
+     * half of 1 - p of the mass, and the nucleus lies above t0 (rounded down,
+     * so that float rounding only lets more tokens through). */
+    const double z = sum_exp(x, n, max, k, floor);
+    const double below = log(0.5 * (1.0 - top_p) * z / (double)n) / inv_t;
+    float t0 = nextafterf((float)((double)max + below), -INFINITY);
+    t0 = t0 > floor ? t0 : floor;
+    *c = gather_at_least(x, n, t0, ws);
+    if (*c >= 0)
+        return tp_unkey(weighted_select(ws->cand_x, *c, floor, max, inv_t, top_p * z, 0, ws));
     return tp_unkey(weighted_select(x, n, floor, max, inv_t, top_p, 1, ws));
 }
 
@@ -116,21 +210,25 @@ static float tp_min_p_threshold_f32(float max, double T, double min_p)
 }
 
 static void tp_keep_f32(const float *x, int64_t n, const tp_rowstat *st, const tp_filter *f,
-                 tp_workspace *ws, tp_keep *keep)
+                        tp_workspace *ws, tp_keep *keep)
 {
     keep->argmax = st->argmax;
     keep->max = st->max;
     keep->greedy = f->temperature == 0.0;
     keep->threshold = -INFINITY;
     keep->inv_t = keep->greedy ? 0.0 : tp_inv_temperature(f->temperature);
+    keep->ncand = -1;
+    keep->cand_x = ws->cand_x;
+    keep->cand_id = ws->cand_id;
     if (keep->greedy)
         return;
 
     float thr = -INFINITY;
+    int64_t c = -1;  /* listed candidates: every token >= thr, or -1 */
     if (f->top_k > 0 && f->top_k < n)
-        thr = tp_kth_largest_f32(x, n, f->top_k, ws);
+        c = top_k_candidates(x, n, f->top_k, ws, &thr);
     if (f->top_p < 1.0) {
-        float t = tp_nucleus_threshold_f32(x, n, thr, st->max, keep->inv_t, f->top_p, ws);
+        float t = nucleus_threshold(x, n, thr, st->max, keep->inv_t, f->top_p, ws, &c);
         thr = t > thr ? t : thr;
     }
     if (f->min_p > 0.0) {
@@ -138,4 +236,5 @@ static void tp_keep_f32(const float *x, int64_t n, const tp_rowstat *st, const t
         thr = t > thr ? t : thr;
     }
     keep->threshold = thr;
+    keep->ncand = c >= 0 ? filter_candidates(ws, c, thr) : -1;
 }

@@ -12,6 +12,7 @@
  *   vf_hmax(a)          the largest lane
  *   vf_nan_bits(a)      nonzero iff some lane is NaN
  *   vf_eq_bits(a, b)    bit j set iff lane j of a equals lane j of b
+ *   vf_ge_bits(a, b)    bit j set iff lane j of a >= lane j of b
  */
 #ifndef TP_VEC_H
 #define TP_VEC_H
@@ -28,6 +29,7 @@ static inline tp_vf vf_max(tp_vf a, tp_vf b) { return _mm512_max_ps(a, b); }
 static inline float vf_hmax(tp_vf a) { return _mm512_reduce_max_ps(a); }
 static inline uint32_t vf_nan_bits(tp_vf a) { return _mm512_cmp_ps_mask(a, a, _CMP_UNORD_Q); }
 static inline uint32_t vf_eq_bits(tp_vf a, tp_vf b) { return _mm512_cmp_ps_mask(a, b, _CMP_EQ_OQ); }
+static inline uint32_t vf_ge_bits(tp_vf a, tp_vf b) { return _mm512_cmp_ps_mask(a, b, _CMP_GE_OQ); }
 
 #elif defined(__AVX2__)
 #include <immintrin.h>
@@ -51,6 +53,10 @@ static inline uint32_t vf_eq_bits(tp_vf a, tp_vf b)
 {
     return (uint32_t)_mm256_movemask_ps(_mm256_cmp_ps(a, b, _CMP_EQ_OQ));
 }
+static inline uint32_t vf_ge_bits(tp_vf a, tp_vf b)
+{
+    return (uint32_t)_mm256_movemask_ps(_mm256_cmp_ps(a, b, _CMP_GE_OQ));
+}
 
 #elif defined(__SSE2__) || defined(_M_X64)
 #include <emmintrin.h>
@@ -67,6 +73,7 @@ static inline float vf_hmax(tp_vf a)
 }
 static inline uint32_t vf_nan_bits(tp_vf a) { return (uint32_t)_mm_movemask_ps(_mm_cmpunord_ps(a, a)); }
 static inline uint32_t vf_eq_bits(tp_vf a, tp_vf b) { return (uint32_t)_mm_movemask_ps(_mm_cmpeq_ps(a, b)); }
+static inline uint32_t vf_ge_bits(tp_vf a, tp_vf b) { return (uint32_t)_mm_movemask_ps(_mm_cmpge_ps(a, b)); }
 
 #elif defined(__ARM_NEON) || defined(_M_ARM64)
 #include <arm_neon.h>
@@ -77,11 +84,13 @@ static inline tp_vf vf_set1(float v) { return vdupq_n_f32(v); }
 static inline tp_vf vf_max(tp_vf a, tp_vf b) { return vmaxq_f32(a, b); }
 static inline float vf_hmax(tp_vf a) { return vmaxvq_f32(a); }
 static inline uint32_t vf_nan_bits(tp_vf a) { return vmaxvq_u32(vmvnq_u32(vceqq_f32(a, a))); }
-static inline uint32_t vf_eq_bits(tp_vf a, tp_vf b)
+static inline uint32_t tp_neon_bits(uint32x4_t m)
 {
     static const uint32_t lane_bit[4] = {1, 2, 4, 8};
-    return vaddvq_u32(vandq_u32(vceqq_f32(a, b), vld1q_u32(lane_bit)));
+    return vaddvq_u32(vandq_u32(m, vld1q_u32(lane_bit)));
 }
+static inline uint32_t vf_eq_bits(tp_vf a, tp_vf b) { return tp_neon_bits(vceqq_f32(a, b)); }
+static inline uint32_t vf_ge_bits(tp_vf a, tp_vf b) { return tp_neon_bits(vcgeq_f32(a, b)); }
 
 #else
 #define TP_VW 1
@@ -92,6 +101,7 @@ static inline tp_vf vf_max(tp_vf a, tp_vf b) { return a > b ? a : b; }
 static inline float vf_hmax(tp_vf a) { return a; }
 static inline uint32_t vf_nan_bits(tp_vf a) { return a != a; }
 static inline uint32_t vf_eq_bits(tp_vf a, tp_vf b) { return a == b; }
+static inline uint32_t vf_ge_bits(tp_vf a, tp_vf b) { return a >= b; }
 #endif
 
 /* Index of the lowest set bit of a nonzero mask. */
