@@ -16,9 +16,19 @@
 #include "../tp_internal.h"
 #include "vec.h"
 
-static const int level_shift[3] = {21, 10, 0};
-static const int level_bins[3] = {2048, 2048, 1024};
-static const uint32_t level_prefix_mask[3] = {0x00000000u, 0xFFE00000u, 0xFFFFFC00u};
+/* Digit plans: (number of levels; shift and width of each level's digit).
+ * Long rows take 11 + 11 + 10 bits; short ones (the gathered candidates, short
+ * vocabularies) 8 + 8 + 8 + 8, whose histograms are 8 times cheaper to clear
+ * and walk. */
+typedef struct {
+    int levels;
+    int shift[4];
+    int bits[4];
+} radix_plan;
+
+static const radix_plan long_plan = {3, {21, 10, 0, 0}, {11, 11, 10, 0}};
+static const radix_plan short_plan = {4, {24, 16, 8, 0}, {8, 8, 8, 8}};
+#define TP_SHORT_ROW 8192
 
 /*
  * The weighted select.  Weights: counts if inv_t == 0, else probabilities
@@ -31,11 +41,13 @@ static uint32_t weighted_select(const float *x, int64_t n, float floor, float ma
 {
     const int by_mass = inv_t != 0.0;
     const double k = TP_LOG2E * inv_t;
+    const radix_plan *plan = n <= TP_SHORT_ROW ? &short_plan : &long_plan;
     uint32_t prefix = 0;
 
-    for (int level = 0; level < 3; level++) {
-        const int shift = level_shift[level], nbins = level_bins[level];
-        const uint32_t pmask = level_prefix_mask[level], dmask = (uint32_t)nbins - 1u;
+    for (int level = 0; level < plan->levels; level++) {
+        const int shift = plan->shift[level], nbins = 1 << plan->bits[level];
+        const int done = 32 - shift - plan->bits[level];  /* bits chosen so far */
+        const uint32_t pmask = done ? ~0u << (32 - done) : 0u, dmask = (uint32_t)nbins - 1u;
 
         if (by_mass) {
             memset(ws->mass, 0, (size_t)nbins * sizeof ws->mass[0]);

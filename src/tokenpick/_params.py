@@ -80,7 +80,7 @@ def float_rows(name, value, nrows, ok, what):
     if type(value) is float or type(value) is int:  # the common case, kept cheap
         if not ok(float(value)):
             raise ValueError(f"{name} is {value!r}; it must be {what}")
-        return np.full(nrows, value, dtype=np.float64)
+        return constant_rows(float(value), nrows, np.float64)
     if value is None:
         raise TypeError(f"{name} must be a number or a 1-D array, not None")
     a = np.asarray(value)
@@ -155,7 +155,7 @@ def _int_in_range(a, lo, hi):
 def uint64_rows(name, value, nrows):
     """seed / offset: integers in [0, 2**64) as a uint64 per-row array."""
     if type(value) is int and 0 <= value < U64_END:  # the common case, kept cheap
-        return np.full(nrows, value, dtype=np.uint64)
+        return constant_rows(value, nrows, np.uint64)
     a = int_rows(name, value, nrows, 0, U64_END)
     return np.broadcast_to(a.astype(np.uint64), (nrows,))
 
@@ -166,7 +166,7 @@ def fresh_seeds(nrows):
 
 
 def temperatures(value, nrows):
-    return float_rows("temperature", value, nrows, lambda t: np.isfinite(t) & (t >= 0),
+    return float_rows("temperature", value, nrows, lambda t: (t >= 0) & (t < np.inf),
                       "finite and >= 0 (0 means greedy)")
 
 
@@ -186,12 +186,32 @@ def filters(nrows, vocab, temperature, top_k, top_p, min_p):
     """
     t = temperatures(temperature, nrows)
     if type(top_k) is int and -1 <= top_k < U64_END:  # the common case, kept cheap
-        k = np.full(nrows, top_k if 0 < top_k < vocab else 0, dtype=np.int64)
+        k = constant_rows(top_k if 0 < top_k < vocab else 0, nrows, np.int64)
     else:
         k = _top_k_rows(top_k, nrows, vocab)
     p = float_rows("top_p", top_p, nrows, lambda p: (p > 0) & (p <= 1), "in (0, 1]")
     m = float_rows("min_p", min_p, nrows, lambda m: (m >= 0) & (m <= 1), "in [0, 1]")
     return t, k, p, m
+
+
+_constants = {}
+
+
+def constant_rows(value, nrows, dtype):
+    """A read-only array of nrows copies of value, shared between calls.
+
+    The parameters of consecutive calls are mostly the same few values, and
+    building a fresh array costs more than the kernels on a short row.
+    """
+    key = (value, nrows, dtype)
+    rows = _constants.get(key)
+    if rows is None:
+        if len(_constants) >= 1024:
+            _constants.clear()
+        rows = np.full(nrows, value, dtype=dtype)
+        rows.flags.writeable = False
+        _constants[key] = rows
+    return rows
 
 
 def uniforms_or_seeds(nrows, seed, offset, uniforms):
