@@ -47,13 +47,15 @@ typedef struct {
 
 /* Scratch for selection; its size does not depend on the row length. */
 #define TP_RADIX_BINS 2048
-#define TP_CAND_CAP 4096     /* candidates gathered for an exact selection */
+#define TP_CAND_CAP 16384    /* candidates gathered for an exact selection */
 #define TP_SAMPLE_SIZE 1024  /* a strided sample that estimates top-k thresholds */
 typedef struct {
     double mass[TP_RADIX_BINS];
     int64_t count[TP_RADIX_BINS];
+    double mass4[4 * TP_RADIX_BINS];  /* four interleaved histograms, for long rows */
     float cand_x[TP_CAND_CAP];
     int64_t cand_id[TP_CAND_CAP];
+    float cand_e[TP_CAND_CAP];  /* their exponentials, where selection needs them */
     float sample[TP_SAMPLE_SIZE];
 } tp_workspace;
 

@@ -32,12 +32,13 @@ static const radix_plan short_plan = {4, {24, 16, 8, 0}, {8, 8, 8, 8}};
 
 /*
  * The weighted select.  Weights: counts if inv_t == 0, else probabilities
- * exp((x - max) / T) with k = log2(e) * inv_t.  Only tokens with x >= floor
+ * exp((x - max) / T) with k = log2(e) * inv_t, read from weights[] if given.  Only tokens with x >= floor
  * take part.  If relative, the target is `target` times the total weight.
  * Returns the key of the selected value.
  */
-static uint32_t weighted_select(const float *x, int64_t n, float floor, float max, double inv_t,
-                                double target, int relative, tp_workspace *ws)
+static uint32_t weighted_select(const float *x, const float *weights, int64_t n, float floor,
+                                float max, double inv_t, double target, int relative,
+                                tp_workspace *ws)
 {
     const int by_mass = inv_t != 0.0;
     const double k = TP_LOG2E * inv_t;
@@ -54,7 +55,8 @@ static uint32_t weighted_select(const float *x, int64_t n, float floor, float ma
             for (int64_t i = 0; i < n; i++) {
                 uint32_t key = tp_key(x[i]);
                 if (x[i] >= floor && (key & pmask) == prefix)
-                    ws->mass[(key >> shift) & dmask] += tp_exp_scaled(x[i], max, k);
+                    ws->mass[(key >> shift) & dmask] +=
+                        weights ? weights[i] : tp_exp_scaled(x[i], max, k);
             }
         } else {
             memset(ws->count, 0, (size_t)nbins * sizeof ws->count[0]);
@@ -95,7 +97,7 @@ static uint32_t weighted_select(const float *x, int64_t n, float floor, float ma
 
 static float tp_kth_largest_f32(const float *x, int64_t n, int64_t k, tp_workspace *ws)
 {
-    return tp_unkey(weighted_select(x, n, -INFINITY, 0.0f, 0.0, (double)k, 0, ws));
+    return tp_unkey(weighted_select(x, NULL, n, -INFINITY, 0.0f, 0.0, (double)k, 0, ws));
 }
 
 /* ---- candidates ------------------------------------------------------------
@@ -105,13 +107,14 @@ static float tp_kth_largest_f32(const float *x, int64_t n, int64_t k, tp_workspa
  * gathered few instead of the row.  When a bound lets too many through, the
  * selection falls back to the radix select over the whole row. */
 
-/* Gathers every x[i] >= t; returns their number, or -1 past TP_CAND_CAP. */
-static int64_t gather_at_least(const float *x, int64_t n, float t, tp_workspace *ws)
+/* Gathers every x[i] in [lo, hi]; returns their number, or -1 past TP_CAND_CAP. */
+static int64_t gather_between(const float *x, int64_t n, float lo, float hi, tp_workspace *ws)
 {
-    const tp_vf tv = vf_set1(t);
+    const tp_vf vlo = vf_set1(lo), vhi = vf_set1(hi);
     int64_t c = 0, i = 0;
     for (; i + TP_VW <= n; i += TP_VW) {
-        for (uint32_t hits = vf_ge_bits(vf_load(x + i), tv); hits; hits &= hits - 1) {
+        const tp_vf v = vf_load(x + i);
+        for (uint32_t hits = vf_ge_bits(v, vlo) & vf_ge_bits(vhi, v); hits; hits &= hits - 1) {
             if (c == TP_CAND_CAP)
                 return -1;
             const int64_t at = i + tp_lowest_bit(hits);
@@ -120,7 +123,7 @@ static int64_t gather_at_least(const float *x, int64_t n, float t, tp_workspace 
         }
     }
     for (; i < n; i++) {
-        if (x[i] >= t) {
+        if (x[i] >= lo && x[i] <= hi) {
             if (c == TP_CAND_CAP)
                 return -1;
             ws->cand_x[c] = x[i];
@@ -128,6 +131,11 @@ static int64_t gather_at_least(const float *x, int64_t n, float t, tp_workspace 
         }
     }
     return c;
+}
+
+static int64_t gather_at_least(const float *x, int64_t n, float t, tp_workspace *ws)
+{
+    return gather_between(x, n, t, INFINITY, ws);
 }
 
 /* Keeps the candidates >= t, in order; returns how many remain. */
@@ -169,6 +177,62 @@ static int64_t top_k_candidates(const float *x, int64_t n, int64_t k, tp_workspa
     return gather_at_least(x, n, *kth, ws);
 }
 
+/* Among the c gathered candidates (all >= floor), the smallest logit whose
+ * mass from the top reaches target; their exponentials are computed once,
+ * vectorized, rather than at every radix level.  *z gets their total. */
+static float select_candidates_by_mass(int64_t c, float floor, float max, double inv_t,
+                                       double target, int relative, tp_workspace *ws, double *z)
+{
+    *z = sum_exp_store(ws->cand_x, c, max, TP_LOG2E * inv_t, floor, ws->cand_e);
+    return tp_unkey(weighted_select(ws->cand_x, ws->cand_e, c, floor, max, inv_t, target,
+                                    relative, ws));
+}
+
+/* The nucleus of a row where it holds too many tokens to gather (flat
+ * distributions): the first radix level runs over the whole row, with its
+ * exponentials computed a chunk at a time by the vectorized sum_exp_store;
+ * the tokens of the one level-0 bin where the mass crosses the target are
+ * then gathered by value range and finished as candidates. */
+static float wide_nucleus_threshold(const float *x, int64_t n, float floor, float max,
+                                    double inv_t, double top_p, tp_workspace *ws)
+{
+    const double k = TP_LOG2E * inv_t;
+    const int shift = long_plan.shift[0], nbins = 1 << long_plan.bits[0];
+    float *e = ws->cand_x;  /* scratch for one chunk of exponentials */
+    double *mass4 = ws->mass4;  /* 4 histograms: consecutive tokens of a flat row fall
+                                   in the same few bins, so one would chain every add */
+    memset(mass4, 0, 4 * (size_t)nbins * sizeof mass4[0]);
+    double total = 0.0;
+    for (int64_t i = 0; i < n; i += TP_CAND_CAP) {
+        const int64_t len = n - i < TP_CAND_CAP ? n - i : TP_CAND_CAP;
+        total += sum_exp_store(x + i, len, max, k, floor, e);
+        for (int64_t j = 0; j < len; j++)
+            mass4[4 * (tp_key(x[i + j]) >> shift) + (j & 3)] += e[j];
+    }
+    for (int b = 0; b < nbins; b++)
+        ws->mass[b] = (mass4[4 * b] + mass4[4 * b + 1]) + (mass4[4 * b + 2] + mass4[4 * b + 3]);
+
+    const double target = top_p * total;
+    double above = 0.0;
+    int chosen = nbins - 1;
+    for (int b = nbins - 1; b >= 0; b--) {
+        if (ws->mass[b] <= 0.0)
+            continue;
+        chosen = b;
+        if (above + ws->mass[b] >= target)
+            break;
+        above += ws->mass[b];
+    }
+    const uint32_t first = (uint32_t)chosen << shift, last = first | ((1u << shift) - 1u);
+    float lo = tp_unkey(first), hi = tp_unkey(last);
+    lo = lo > floor ? lo : floor;
+    const int64_t c = gather_between(x, n, lo, hi, ws);
+    double z;
+    if (c > 0)
+        return select_candidates_by_mass(c, floor, max, inv_t, target - above, 0, ws, &z);
+    return tp_unkey(weighted_select(x, NULL, n, floor, max, inv_t, top_p, 1, ws));
+}
+
 /* The smallest logit of the top-p nucleus among the tokens >= floor.
  * *c is the number of listed candidates (all tokens >= floor), or -1; on
  * return it lists a superset of the nucleus, or is -1. */
@@ -176,25 +240,23 @@ static float nucleus_threshold(const float *x, int64_t n, float floor, float max
                                double top_p, tp_workspace *ws, int64_t *c)
 {
     const double k = TP_LOG2E * inv_t;
-    if (*c >= 0) {  /* the top-k candidates are the whole kept set */
-        double z = 0.0;
-        for (int64_t j = 0; j < *c; j++)
-            z += tp_exp_scaled(ws->cand_x[j], max, k);
-        return tp_unkey(weighted_select(ws->cand_x, *c, floor, max, inv_t, top_p * z, 0, ws));
-    }
+    double z;
+    if (*c >= 0)  /* the top-k candidates are the whole kept set */
+        return select_candidates_by_mass(*c, floor, max, inv_t, top_p, 1, ws, &z);
 
     /* Every token below t0 has probability below exp((t0 - max) / T), so all
      * of them together hold less than n times that: choose t0 so that this is
      * half of 1 - p of the mass, and the nucleus lies above t0 (rounded down,
      * so that float rounding only lets more tokens through). */
-    const double z = sum_exp(x, n, max, k, floor);
+    z = sum_exp(x, n, max, k, floor);
     const double below = log(0.5 * (1.0 - top_p) * z / (double)n) / inv_t;
     float t0 = nextafterf((float)((double)max + below), -INFINITY);
     t0 = t0 > floor ? t0 : floor;
     *c = gather_at_least(x, n, t0, ws);
+    double listed_z;
     if (*c >= 0)
-        return tp_unkey(weighted_select(ws->cand_x, *c, floor, max, inv_t, top_p * z, 0, ws));
-    return tp_unkey(weighted_select(x, n, floor, max, inv_t, top_p, 1, ws));
+        return select_candidates_by_mass(*c, floor, max, inv_t, top_p * z, 0, ws, &listed_z);
+    return wide_nucleus_threshold(x, n, floor, max, inv_t, top_p, ws);
 }
 
 /* min-p keeps x when (x - max) / T >= log(m), evaluated in double exactly as
