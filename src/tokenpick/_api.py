@@ -12,6 +12,7 @@ import numpy as np
 
 from . import _core
 from . import _params as P
+from . import _threads
 
 
 def _rows_out(x, was_1d, out):
@@ -25,6 +26,13 @@ def _rows_out(x, was_1d, out):
 
 def _per_row_result(values, was_1d):
     return values[0] if was_1d else values
+
+
+def _run(kernel, x, *args, num_threads=None):
+    """The checking pass over every row (it raises before anything is written),
+    then the kernel over all rows, spread over threads when that pays."""
+    stats = _core.scan(x)
+    _threads.run_rows(kernel, x.shape[0], x.shape[1], num_threads, x, stats, *args)
 
 
 def softmax(logits, temperature=1.0, *, out=None):
@@ -52,7 +60,7 @@ def softmax(logits, temperature=1.0, *, out=None):
     x, was_1d = P.as_logits(logits)
     t = P.temperatures(temperature, x.shape[0])
     out2d, x, result = _rows_out(x, was_1d, out)
-    _core.softmax(x, t, out2d)
+    _run(_core.softmax, x, t, out2d)
     return result
 
 
@@ -73,7 +81,7 @@ def log_softmax(logits, temperature=1.0, *, out=None):
     x, was_1d = P.as_logits(logits)
     t = P.temperatures(temperature, x.shape[0])
     out2d, x, result = _rows_out(x, was_1d, out)
-    _core.log_softmax(x, t, out2d)
+    _run(_core.log_softmax, x, t, out2d)
     return result
 
 
@@ -90,7 +98,7 @@ def logsumexp(logits, temperature=1.0):
     x, was_1d = P.as_logits(logits)
     t = P.temperatures(temperature, x.shape[0])
     res = np.empty(x.shape[0], dtype=np.float32)
-    _core.logsumexp(x, t, res)
+    _run(_core.logsumexp, x, t, res)
     return _per_row_result(res, was_1d)
 
 
@@ -103,7 +111,7 @@ def greedy(logits):
     """
     x, was_1d = P.as_logits(logits)
     res = np.empty(x.shape[0], dtype=np.int64)
-    _core.greedy(x, res)
+    _core.greedy(_core.scan(x), res)
     return _per_row_result(res, was_1d)
 
 
@@ -139,7 +147,7 @@ def mask(logits, *, temperature=1.0, top_k=0, top_p=1.0, min_p=0.0, out=None):
     x, was_1d = P.as_logits(logits)
     f = P.filters(x.shape[0], x.shape[1], temperature, top_k, top_p, min_p)
     out2d, x, result = _rows_out(x, was_1d, out)
-    _core.mask(x, *f, out2d)
+    _run(_core.mask, x, *f, out2d)
     return result
 
 
@@ -171,7 +179,7 @@ def filtered_probs(logits, *, temperature=1.0, top_k=0, top_p=1.0, min_p=0.0, ou
     x, was_1d = P.as_logits(logits)
     f = P.filters(x.shape[0], x.shape[1], temperature, top_k, top_p, min_p)
     out2d, x, result = _rows_out(x, was_1d, out)
-    _core.filtered_probs(x, *f, out2d)
+    _run(_core.filtered_probs, x, *f, out2d)
     return result
 
 
@@ -225,7 +233,7 @@ def sample(logits, *, temperature=1.0, top_k=0, top_p=1.0, min_p=0.0, seed=None,
     u, seeds, offsets = P.uniforms_or_seeds(nrows, seed, offset, uniforms)
     tokens = np.empty(nrows, dtype=np.int64)
     logprobs = np.empty(nrows, dtype=np.float32)
-    _core.sample(x, *f, u, seeds, offsets, tokens, logprobs)
+    _run(_core.sample, x, *f, u, seeds, offsets, tokens, logprobs, num_threads=num_threads)
     tokens = _per_row_result(tokens, was_1d)
     if return_logprobs:
         return tokens, _per_row_result(logprobs, was_1d)
@@ -256,7 +264,7 @@ def top_logprobs(logits, n, temperature=1.0):
     t = P.temperatures(temperature, x.shape[0])
     ids = np.empty((x.shape[0], n), dtype=np.int64)
     lps = np.empty((x.shape[0], n), dtype=np.float32)
-    _core.top_logprobs(x, t, n, ids, lps)
+    _run(_core.top_logprobs, x, t, n, ids, lps)
     return (ids[0], lps[0]) if was_1d else (ids, lps)
 
 

@@ -188,40 +188,42 @@ cdef _Workspace _workspace():
 
 
 # ---- kernels over rows ---------------------------------------------------------
+# Each takes the checking pass's stats and a range of rows [start, stop), so
+# that tokenpick._threads can spread one call's rows over threads; the rows
+# are independent, so the results do not depend on how they are spread.
 
-def check(const float[:, ::1] x):
-    """Run the checking pass alone (raises ValueError naming the bad row)."""
-    _scan(x)
+def scan(const float[:, ::1] x):
+    """The checking pass over every row: max and argmax, or ValueError naming the bad row."""
+    return _scan(x)
 
 
-def softmax(const float[:, ::1] x, const double[:] temperature, float[:, ::1] out):
-    cdef _RowStats s = _scan(x)
+def softmax(const float[:, ::1] x, _RowStats s, const double[:] temperature,
+            float[:, ::1] out, int64_t start, int64_t stop):
     cdef int64_t i, V = x.shape[1]
     with nogil:
-        for i in range(x.shape[0]):
+        for i in range(start, stop):
             K.softmax(&x[i, 0], V, &s.st[i], temperature[i], &out[i, 0])
 
 
-def log_softmax(const float[:, ::1] x, const double[:] temperature, float[:, ::1] out):
-    cdef _RowStats s = _scan(x)
+def log_softmax(const float[:, ::1] x, _RowStats s, const double[:] temperature,
+                float[:, ::1] out, int64_t start, int64_t stop):
     cdef int64_t i, V = x.shape[1]
     with nogil:
-        for i in range(x.shape[0]):
+        for i in range(start, stop):
             K.log_softmax(&x[i, 0], V, &s.st[i], temperature[i], &out[i, 0])
 
 
-def logsumexp(const float[:, ::1] x, const double[:] temperature, float[::1] out):
-    cdef _RowStats s = _scan(x)
+def logsumexp(const float[:, ::1] x, _RowStats s, const double[:] temperature,
+              float[::1] out, int64_t start, int64_t stop):
     cdef int64_t i, V = x.shape[1]
     with nogil:
-        for i in range(x.shape[0]):
+        for i in range(start, stop):
             out[i] = K.logsumexp(&x[i, 0], V, &s.st[i], temperature[i])
 
 
-def greedy(const float[:, ::1] x, int64_t[::1] out):
-    cdef _RowStats s = _scan(x)
+def greedy(_RowStats s, int64_t[::1] out):
     cdef int64_t i
-    for i in range(x.shape[0]):
+    for i in range(out.shape[0]):
         out[i] = s.st[i].argmax
 
 
@@ -237,36 +239,35 @@ cdef inline void _keep_row(const float[:, ::1] x, int64_t i, const tp_rowstat *s
     K.keep(&x[i, 0], x.shape[1], st, &f, ws, keep)
 
 
-def mask(const float[:, ::1] x, const double[:] temperature, const int64_t[:] top_k,
-         const double[:] top_p, const double[:] min_p, float[:, ::1] out):
-    cdef _RowStats s = _scan(x)
+def mask(const float[:, ::1] x, _RowStats s, const double[:] temperature,
+         const int64_t[:] top_k, const double[:] top_p, const double[:] min_p,
+         float[:, ::1] out, int64_t start, int64_t stop):
     cdef _Workspace w = _workspace()
     cdef tp_keep keep
     cdef int64_t i, V = x.shape[1]
     with nogil:
-        for i in range(x.shape[0]):
+        for i in range(start, stop):
             _keep_row(x, i, &s.st[i], temperature, top_k, top_p, min_p, w.ws, &keep)
             K.mask(&x[i, 0], V, &keep, &out[i, 0])
 
 
-def filtered_probs(const float[:, ::1] x, const double[:] temperature, const int64_t[:] top_k,
-                   const double[:] top_p, const double[:] min_p, float[:, ::1] out):
-    cdef _RowStats s = _scan(x)
+def filtered_probs(const float[:, ::1] x, _RowStats s, const double[:] temperature,
+                   const int64_t[:] top_k, const double[:] top_p, const double[:] min_p,
+                   float[:, ::1] out, int64_t start, int64_t stop):
     cdef _Workspace w = _workspace()
     cdef tp_keep keep
     cdef int64_t i, V = x.shape[1]
     with nogil:
-        for i in range(x.shape[0]):
+        for i in range(start, stop):
             _keep_row(x, i, &s.st[i], temperature, top_k, top_p, min_p, w.ws, &keep)
             K.filtered_probs(&x[i, 0], V, &keep, &out[i, 0])
 
 
-def sample(const float[:, ::1] x, const double[:] temperature, const int64_t[:] top_k,
-           const double[:] top_p, const double[:] min_p, const double[:] uniforms,
-           const uint64_t[:] seeds, const uint64_t[:] offsets,
-           int64_t[::1] tokens, float[::1] logprobs):
+def sample(const float[:, ::1] x, _RowStats s, const double[:] temperature,
+           const int64_t[:] top_k, const double[:] top_p, const double[:] min_p,
+           const double[:] uniforms, const uint64_t[:] seeds, const uint64_t[:] offsets,
+           int64_t[::1] tokens, float[::1] logprobs, int64_t start, int64_t stop):
     """Either uniforms, or seeds and offsets, is None."""
-    cdef _RowStats s = _scan(x)
     cdef _Workspace w = _workspace()
     cdef tp_keep keep
     cdef int64_t i, V = x.shape[1]
@@ -274,22 +275,21 @@ def sample(const float[:, ::1] x, const double[:] temperature, const int64_t[:] 
     cdef double u
     cdef float lp
     with nogil:
-        for i in range(x.shape[0]):
+        for i in range(start, stop):
             _keep_row(x, i, &s.st[i], temperature, top_k, top_p, min_p, w.ws, &keep)
             u = uniforms[i] if given else tp_uniform(seeds[i], offsets[i])
             tokens[i] = K.sample(&x[i, 0], V, &keep, u, w.ws, &lp)
             logprobs[i] = lp
 
 
-def top_logprobs(const float[:, ::1] x, const double[:] temperature, int64_t m,
-                 int64_t[:, ::1] ids, float[:, ::1] lps):
-    cdef _RowStats s = _scan(x)
+def top_logprobs(const float[:, ::1] x, _RowStats s, const double[:] temperature, int64_t m,
+                 int64_t[:, ::1] ids, float[:, ::1] lps, int64_t start, int64_t stop):
     cdef _Workspace w = _workspace()
     cdef int64_t i, V = x.shape[1]
     with nogil:
-        for i in range(x.shape[0]):
+        for i in range(start, stop):
             K.top_logprobs(&x[i, 0], V, &s.st[i], temperature[i], m, w.ws,
-                                &ids[i, 0], &lps[i, 0])
+                           &ids[i, 0], &lps[i, 0])
 
 
 def uniform(const uint64_t[:] seeds, const uint64_t[:] offsets, double[::1] out):

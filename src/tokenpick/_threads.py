@@ -1,0 +1,70 @@
+"""Rows of one call spread over threads: the standard library's pool, no OpenMP.
+
+The kernels release the GIL, so ``concurrent.futures`` threads run them in
+parallel.  Idle workers block on the pool's queue (they never spin), a call
+with one row, or too little work, never wakes a thread, and the calling
+thread always takes the first share itself.  Rows are independent and each
+is computed the same way wherever it runs, so results are bitwise identical
+for any thread count.  After ``fork()`` the child starts with no pool and
+makes a fresh one when it first needs it.
+"""
+
+import os
+import threading
+from concurrent.futures import ThreadPoolExecutor
+
+from . import _config
+
+# Logits per thread below which another thread costs more than it saves
+# (waking a worker costs tens of microseconds; a row of 128k logits takes
+# tens to hundreds).
+MIN_LOGITS_PER_THREAD = 1 << 17
+
+_lock = threading.Lock()
+_pool = None
+_pool_workers = 0
+
+
+def _workers(count):
+    """A pool with at least ``count`` workers."""
+    global _pool, _pool_workers
+    with _lock:
+        if _pool is None or _pool_workers < count:
+            if _pool is not None:
+                _pool.shutdown(wait=False)
+            _pool = ThreadPoolExecutor(max_workers=count, thread_name_prefix="tokenpick")
+            _pool_workers = count
+        return _pool
+
+
+def _forget_pool_after_fork():
+    global _lock, _pool, _pool_workers
+    _lock = threading.Lock()
+    _pool = None  # its threads do not exist in the child
+    _pool_workers = 0
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_forget_pool_after_fork)
+
+
+def thread_count(nrows, vocab, num_threads=None):
+    """How many threads a call of nrows rows of vocab logits uses."""
+    limit = _config.get_num_threads() if num_threads is None else num_threads
+    return max(1, min(limit, nrows, (nrows * vocab) // MIN_LOGITS_PER_THREAD))
+
+
+def run_rows(kernel, nrows, vocab, num_threads, *args):
+    """Call ``kernel(*args, start, stop)`` over row ranges covering [0, nrows)."""
+    threads = thread_count(nrows, vocab, num_threads)
+    if threads == 1:
+        kernel(*args, 0, nrows)
+        return
+    bounds = [nrows * t // threads for t in range(threads + 1)]
+    pool = _workers(threads - 1)
+    others = [pool.submit(kernel, *args, bounds[t], bounds[t + 1]) for t in range(1, threads)]
+    try:
+        kernel(*args, bounds[0], bounds[1])
+    finally:
+        for future in others:
+            future.result()
