@@ -5,8 +5,9 @@ Environment switches (all off by default):
 * ``TOKENPICK_CYTHON_CHECKS=1``: compile the Cython module with bounds checks,
   wraparound and initialization checks turned back on, for debugging.
 
-Nothing here uses ``-march=native`` or ``-ffast-math``: the wheel must run on
-any CPU of its platform, and the kernels rely on IEEE ``-inf`` and NaN rules.
+Nothing here tunes for the build machine or relaxes IEEE floating point: the
+wheel must run on any CPU of its platform (wider instruction sets are compiled
+separately and chosen at run time), and the kernels rely on ``-inf`` and NaN.
 """
 
 import os
