@@ -158,64 +158,61 @@ static void tp_filtered_probs_f32(const float *x, int64_t n, const tp_keep *keep
     normalized_exp(x, n, keep->max, k, keep->threshold, out);
 }
 
-/* The draw over the listed kept tokens: the same additions in the same
- * order for the total and the running sum, so the running sum ends at
- * exactly the total. */
-static int64_t sample_listed(const tp_keep *keep, double k, double u, double *z)
+/* The walk of the draw over len tokens with logits v[0..len) and ids
+ * ids[j] (or first_id + j when ids is NULL): the first token of positive
+ * probability at which run, the sum so far, exceeds target; if rounding
+ * keeps it short, the last token of positive probability (else fallback). */
+static int64_t first_crossing(const float *v, const int64_t *ids, int64_t first_id, int64_t len,
+                              float max, double k, float threshold, double run, double target,
+                              int64_t fallback)
 {
-    *z = listed_sum_exp(keep, k);
-    const double target = u * *z;
-    double run = 0.0;
-    int64_t last_positive = keep->argmax;
-    for (int64_t j = 0; j < keep->ncand; j++) {
-        float e = tp_exp_scaled(keep->cand_x[j], keep->max, k);
+    int64_t last_positive = fallback;
+    for (int64_t j = 0; j < len; j++) {
+        float e = kept_exp(v[j], max, k, threshold);
         if (e > 0.0f) {
-            last_positive = keep->cand_id[j];
+            last_positive = ids ? ids[j] : first_id + j;
             run += e;
             if (run > target)
-                return keep->cand_id[j];
+                return last_positive;
         }
     }
     return last_positive;
 }
 
-/*
- * The draw reads the row twice at most in part: one pass of exponentials
- * stores the sum of each block of the row in the workspace, the block where
- * the running sum crosses u * total is found from those sums, and only that
- * block is read again, token by token.
- */
-static int64_t tp_sample_f32(const float *x, int64_t n, const tp_keep *keep, double u,
-                             tp_workspace *ws, float *logprob)
+/* The draw over the listed kept tokens: the same additions in the same order
+ * for the total and the walk, so the walk ends at exactly the total. */
+static int64_t sample_listed(const tp_keep *keep, double k, double u, double *z)
 {
-    if (keep->greedy) {
-        *logprob = 0.0f;
-        return keep->argmax;
-    }
+    *z = listed_sum_exp(keep, k);
+    return first_crossing(keep->cand_x, keep->cand_id, 0, keep->ncand, keep->max, k,
+                          -INFINITY, 0.0, u * *z, keep->argmax);
+}
+
+/* The draw over the whole row, reading it once and a block of it again: one
+ * pass of exponentials stores the sum of each block in the workspace, the
+ * block where the running sum crosses u * total is found from those sums, and
+ * only that block is walked token by token. */
+static int64_t sample_blocks(const float *x, int64_t n, const tp_keep *keep, double k, double u,
+                             tp_workspace *ws, double *z)
+{
     const float max = keep->max, thr = keep->threshold;
-    const double k = TP_LOG2E * keep->inv_t;
-    if (keep->ncand >= 0) {
-        double z;
-        const int64_t token = sample_listed(keep, k, u, &z);
-        *logprob = (float)(((double)x[token] - (double)max) * keep->inv_t - log(z));
-        return token;
-    }
     double *block_sum = ws->mass;
     int64_t per = TP_BLOCK;  /* a multiple of TP_BLOCK, so each block sums in lanes */
     while ((n + per - 1) / per > TP_RADIX_BINS)
         per *= 2;
     const int64_t nblocks = (n + per - 1) / per;
 
-    double z = 0.0;
+    *z = 0.0;
     for (int64_t b = 0; b < nblocks; b++) {
         const int64_t lo = b * per, len = n - lo < per ? n - lo : per;
         block_sum[b] = sum_exp(x + lo, len, max, k, thr);
-        z += block_sum[b];
+        *z += block_sum[b];
     }
 
     /* The block where the running sum first exceeds u * z; if rounding leaves
-     * u * z at or above every partial sum, the last block of positive mass. */
-    double target = u * z, before = 0.0;
+     * u * z at or above every partial sum, the last block of positive mass,
+     * and its last token of positive probability. */
+    double target = u * *z, before = 0.0;
     int64_t block = -1, last_positive_block = 0;
     for (int64_t b = 0; b < nblocks; b++) {
         if (block_sum[b] <= 0.0)
@@ -229,28 +226,26 @@ static int64_t tp_sample_f32(const float *x, int64_t n, const tp_keep *keep, dou
     }
     if (block < 0) {
         block = last_positive_block;
-        target = INFINITY;  /* take the block's last token of positive probability */
+        target = INFINITY;
     }
+    /* The block's own sum came from float lanes: if the walk's sequential sum
+     * falls just short, the block's last positive token it is. */
+    const int64_t lo = block * per, len = n - lo < per ? n - lo : per;
+    return first_crossing(x + lo, NULL, lo, len, max, k, thr, before, target, keep->argmax);
+}
 
-    /* Token by token inside it; the block's own sum came from float lanes, so
-     * if the sequential sum falls just short, its last positive token it is. */
-    const int64_t lo = block * per, hi = n - lo < per ? n : lo + per;
-    double run = before;
-    int64_t token = -1, last_positive = keep->argmax;
-    for (int64_t i = lo; i < hi; i++) {
-        float e = kept_exp(x[i], max, k, thr);
-        if (e > 0.0f) {
-            last_positive = i;
-            run += e;
-            if (run > target) {
-                token = i;
-                break;
-            }
-        }
+static int64_t tp_sample_f32(const float *x, int64_t n, const tp_keep *keep, double u,
+                             tp_workspace *ws, float *logprob)
+{
+    if (keep->greedy) {
+        *logprob = 0.0f;
+        return keep->argmax;
     }
-    if (token < 0)
-        token = last_positive;
-    *logprob = (float)(((double)x[token] - (double)max) * keep->inv_t - log(z));
+    const double k = TP_LOG2E * keep->inv_t;
+    double z;
+    const int64_t token = keep->ncand >= 0 ? sample_listed(keep, k, u, &z)
+                                           : sample_blocks(x, n, keep, k, u, ws, &z);
+    *logprob = (float)(((double)x[token] - (double)keep->max) * keep->inv_t - log(z));
     return token;
 }
 
