@@ -15,6 +15,7 @@ import sys
 import sysconfig
 
 from Cython.Build import cythonize
+import numpy
 from setuptools import Extension, setup
 from setuptools.command.build_ext import build_ext
 
@@ -83,9 +84,12 @@ directives = {
 extension = Extension(
     "tokenpick._core",
     sources=["src/tokenpick/_core.pyx", *CSRC],
-    include_dirs=["csrc"],
+    include_dirs=["csrc", numpy.get_include()],
     extra_compile_args=_compile_args(),
-    define_macros=[("TOKENPICK_COMPILER_FLAGS", '"' + " ".join(_compile_args()) + '"')],
+    define_macros=[("TOKENPICK_COMPILER_FLAGS", '"' + " ".join(_compile_args()) + '"'),
+                   # the oldest numpy the package runs with (pyproject's dependencies)
+                   ("NPY_TARGET_VERSION", "NPY_1_23_API_VERSION"),
+                   ("NPY_NO_DEPRECATED_API", "NPY_1_23_API_VERSION")],
     depends=["csrc/tokenpick.h", "csrc/tp_internal.h", "csrc/rows/rows.c",
              "csrc/rows/kernels.c", "csrc/rows/select.c", "csrc/rows/sums.c",
              "csrc/rows/vec.h"],

@@ -134,9 +134,10 @@ static void tp_mask_f32(const float *x, int64_t n, const tp_keep *keep, float *o
 /* The exponentials of the listed kept tokens, summed in id order. */
 static double listed_sum_exp(const tp_keep *keep, double k)
 {
+    const tp_exparg a = tp_exp_setup(keep->max, k);
     double z = 0.0;
     for (int64_t j = 0; j < keep->ncand; j++)
-        z += tp_exp_scaled(keep->cand_x[j], keep->max, k);
+        z += tp_exp_apply(keep->cand_x[j], &a);
     return z;
 }
 
@@ -149,10 +150,11 @@ static void tp_filtered_probs_f32(const float *x, int64_t n, const tp_keep *keep
     const double k = TP_LOG2E * keep->inv_t;
     if (keep->ncand >= 0) {  /* only the listed tokens are exponentiated */
         const double inv_z = 1.0 / listed_sum_exp(keep, k);
+        const tp_exparg a = tp_exp_setup(keep->max, k);
         for (int64_t i = 0; i < n; i++)
             out[i] = 0.0f;
         for (int64_t j = 0; j < keep->ncand; j++)
-            out[keep->cand_id[j]] = (float)(tp_exp_scaled(keep->cand_x[j], keep->max, k) * inv_z);
+            out[keep->cand_id[j]] = (float)(tp_exp_apply(keep->cand_x[j], &a) * inv_z);
         return;
     }
     normalized_exp(x, n, keep->max, k, keep->threshold, out);
@@ -166,9 +168,10 @@ static int64_t first_crossing(const float *v, const int64_t *ids, int64_t first_
                               float max, double k, float threshold, double run, double target,
                               int64_t fallback)
 {
+    const tp_exparg a = tp_exp_setup(max, k);
     int64_t last_positive = fallback;
     for (int64_t j = 0; j < len; j++) {
-        float e = kept_exp(v[j], max, k, threshold);
+        float e = kept_exp(v[j], &a, threshold);
         if (e > 0.0f) {
             last_positive = ids ? ids[j] : first_id + j;
             run += e;

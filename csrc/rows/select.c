@@ -41,7 +41,7 @@ static uint32_t weighted_select(const float *x, const float *weights, int64_t n,
                                 tp_workspace *ws)
 {
     const int by_mass = inv_t != 0.0;
-    const double k = TP_LOG2E * inv_t;
+    const tp_exparg a = tp_exp_setup(max, TP_LOG2E * inv_t);
     const radix_plan *plan = n <= TP_SHORT_ROW ? &short_plan : &long_plan;
     uint32_t prefix = 0;
 
@@ -56,7 +56,7 @@ static uint32_t weighted_select(const float *x, const float *weights, int64_t n,
                 uint32_t key = tp_key(x[i]);
                 if (x[i] >= floor && (key & pmask) == prefix)
                     ws->mass[(key >> shift) & dmask] +=
-                        weights ? weights[i] : tp_exp_scaled(x[i], max, k);
+                        weights ? weights[i] : tp_exp_apply(x[i], &a);
             }
         } else {
             memset(ws->count, 0, (size_t)nbins * sizeof ws->count[0]);

@@ -15,24 +15,29 @@ from . import _params as P
 from . import _threads
 
 
-def _rows_out(x, was_1d, out):
-    """Check ``out=`` and return ``(out2d, x, result)`` for an elementwise kernel."""
-    out2d, x = P.check_out(out, x, was_1d)
-    if out2d is None:
-        out2d = np.empty(x.shape, dtype=np.float32)
-        return out2d, x, (out2d[0] if was_1d else out2d)
-    return out2d, x, out
+def _out(x, out):
+    """Check ``out=`` and return ``(x, out)`` for an elementwise kernel (a new
+    array when out is None; x is copied when out overlaps it partly)."""
+    x = P.check_out(out, x)
+    return x, (np.empty(x.shape, dtype=np.float32) if out is None else out)
 
 
-def _per_row_result(values, was_1d):
-    return values[0] if was_1d else values
+def _per_row_result(values, x):
+    return values[0] if x.ndim == 1 else values
 
 
 def _run(kernel, x, *args, num_threads=None):
-    """The checking pass over every row (it raises before anything is written),
-    then the kernel over all rows, spread over threads when that pays."""
-    stats = _core.scan(x)
-    _threads.run_rows(kernel, x.shape[0], x.shape[1], num_threads, x, stats, *args)
+    """The kernel over every row of x, spread over threads when that pays.
+
+    A checking pass over every row comes first (it raises before anything is
+    written); on one thread the kernel makes it itself, in the same call.
+    """
+    nrows = P.nrows(x)
+    threads = _threads.thread_count(nrows, x.shape[-1], num_threads)
+    if threads == 1:
+        kernel(x, None, *args, 0, nrows)
+    else:
+        _threads.run_rows(kernel, threads, nrows, x, _core.scan(x), *args)
 
 
 def softmax(logits, temperature=1.0, *, out=None):
@@ -57,11 +62,11 @@ def softmax(logits, temperature=1.0, *, out=None):
     >>> tokenpick.softmax(np.array([0.0, np.log(3.0)], dtype=np.float32)).round(3)
     array([0.25, 0.75], dtype=float32)
     """
-    x, was_1d = P.as_logits(logits)
-    t = P.temperatures(temperature, x.shape[0])
-    out2d, x, result = _rows_out(x, was_1d, out)
-    _run(_core.softmax, x, t, out2d)
-    return result
+    x = P.as_logits(logits)
+    t = P.temperatures(temperature, P.nrows(x))
+    x, out = _out(x, out)
+    _run(_core.softmax, x, t, out)
+    return out
 
 
 def log_softmax(logits, temperature=1.0, *, out=None):
@@ -78,11 +83,11 @@ def log_softmax(logits, temperature=1.0, *, out=None):
     -------
     ndarray of float32, the shape of logits
     """
-    x, was_1d = P.as_logits(logits)
-    t = P.temperatures(temperature, x.shape[0])
-    out2d, x, result = _rows_out(x, was_1d, out)
-    _run(_core.log_softmax, x, t, out2d)
-    return result
+    x = P.as_logits(logits)
+    t = P.temperatures(temperature, P.nrows(x))
+    x, out = _out(x, out)
+    _run(_core.log_softmax, x, t, out)
+    return out
 
 
 def logsumexp(logits, temperature=1.0):
@@ -95,11 +100,12 @@ def logsumexp(logits, temperature=1.0):
     -------
     float32 scalar for 1-D logits, else ndarray of float32, shape (B,)
     """
-    x, was_1d = P.as_logits(logits)
-    t = P.temperatures(temperature, x.shape[0])
-    res = np.empty(x.shape[0], dtype=np.float32)
+    x = P.as_logits(logits)
+    nrows = P.nrows(x)
+    t = P.temperatures(temperature, nrows)
+    res = np.empty(nrows, dtype=np.float32)
     _run(_core.logsumexp, x, t, res)
-    return _per_row_result(res, was_1d)
+    return _per_row_result(res, x)
 
 
 def greedy(logits):
@@ -109,10 +115,10 @@ def greedy(logits):
     -------
     int64 scalar for 1-D logits, else ndarray of int64, shape (B,)
     """
-    x, was_1d = P.as_logits(logits)
-    res = np.empty(x.shape[0], dtype=np.int64)
-    _core.greedy(_core.scan(x), res)
-    return _per_row_result(res, was_1d)
+    x = P.as_logits(logits)
+    res = np.empty(P.nrows(x), dtype=np.int64)
+    _core.greedy(x, res)
+    return _per_row_result(res, x)
 
 
 def mask(logits, *, temperature=1.0, top_k=0, top_p=1.0, min_p=0.0, out=None):
@@ -144,11 +150,11 @@ def mask(logits, *, temperature=1.0, top_k=0, top_p=1.0, min_p=0.0, out=None):
     -------
     ndarray of float32, the shape of logits
     """
-    x, was_1d = P.as_logits(logits)
-    f = P.filters(x.shape[0], x.shape[1], temperature, top_k, top_p, min_p)
-    out2d, x, result = _rows_out(x, was_1d, out)
-    _run(_core.mask, x, *f, out2d)
-    return result
+    x = P.as_logits(logits)
+    f = P.filters(P.nrows(x), x.shape[-1], temperature, top_k, top_p, min_p)
+    x, out = _out(x, out)
+    _run(_core.mask, x, *f, out)
+    return out
 
 
 def top_k_mask(logits, top_k, *, out=None):
@@ -176,11 +182,11 @@ def filtered_probs(logits, *, temperature=1.0, top_k=0, top_p=1.0, min_p=0.0, ou
     -------
     ndarray of float32, the shape of logits
     """
-    x, was_1d = P.as_logits(logits)
-    f = P.filters(x.shape[0], x.shape[1], temperature, top_k, top_p, min_p)
-    out2d, x, result = _rows_out(x, was_1d, out)
-    _run(_core.filtered_probs, x, *f, out2d)
-    return result
+    x = P.as_logits(logits)
+    f = P.filters(P.nrows(x), x.shape[-1], temperature, top_k, top_p, min_p)
+    x, out = _out(x, out)
+    _run(_core.filtered_probs, x, *f, out)
+    return out
 
 
 def sample(logits, *, temperature=1.0, top_k=0, top_p=1.0, min_p=0.0, seed=None, offset=0,
@@ -225,19 +231,22 @@ def sample(logits, *, temperature=1.0, top_k=0, top_p=1.0, min_p=0.0, seed=None,
     >>> int(tokenpick.sample(logits, top_k=3, seed=42, offset=0))
     2
     """
-    x, was_1d = P.as_logits(logits)
-    nrows = x.shape[0]
-    f = P.filters(nrows, x.shape[1], temperature, top_k, top_p, min_p)
+    x = P.as_logits(logits)
+    nrows = P.nrows(x)
+    f = P.filters(nrows, x.shape[-1], temperature, top_k, top_p, min_p)
     if num_threads is not None:
         P.positive_int("num_threads", num_threads)
     u, seeds, offsets = P.uniforms_or_seeds(nrows, seed, offset, uniforms)
     tokens = np.empty(nrows, dtype=np.int64)
     logprobs = np.empty(nrows, dtype=np.float32)
-    _run(_core.sample, x, *f, u, seeds, offsets, tokens, logprobs, num_threads=num_threads)
-    tokens = _per_row_result(tokens, was_1d)
+    if nrows == 1:  # no thread to consider: the shortest way to the kernel
+        _core.sample(x, None, *f, u, seeds, offsets, tokens, logprobs, 0, 1)
+    else:
+        _run(_core.sample, x, *f, u, seeds, offsets, tokens, logprobs,
+             num_threads=num_threads)
     if return_logprobs:
-        return tokens, _per_row_result(logprobs, was_1d)
-    return tokens
+        return _per_row_result(tokens, x), _per_row_result(logprobs, x)
+    return _per_row_result(tokens, x)
 
 
 def top_logprobs(logits, n, temperature=1.0):
@@ -257,15 +266,16 @@ def top_logprobs(logits, n, temperature=1.0):
     logprobs : ndarray of float32, the shape of ids
         The matching values of :func:`log_softmax`.
     """
-    x, was_1d = P.as_logits(logits)
+    x = P.as_logits(logits)
     n = P.integer("n", n)
-    if not 1 <= n <= x.shape[1]:
-        raise ValueError(f"n must be in [1, V] = [1, {x.shape[1]}], got {n}")
-    t = P.temperatures(temperature, x.shape[0])
-    ids = np.empty((x.shape[0], n), dtype=np.int64)
-    lps = np.empty((x.shape[0], n), dtype=np.float32)
+    vocab = x.shape[-1]
+    if not 1 <= n <= vocab:
+        raise ValueError(f"n must be in [1, V] = [1, {vocab}], got {n}")
+    t = P.temperatures(temperature, P.nrows(x))
+    ids = np.empty(x.shape[:-1] + (n,), dtype=np.int64)
+    lps = np.empty(x.shape[:-1] + (n,), dtype=np.float32)
     _run(_core.top_logprobs, x, t, n, ids, lps)
-    return (ids[0], lps[0]) if was_1d else (ids, lps)
+    return ids, lps
 
 
 def uniform(seed, offset=0):

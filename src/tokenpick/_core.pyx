@@ -1,9 +1,12 @@
 """The compiled core: loops over rows with the GIL released, calling csrc/.
 
 Every function here trusts its caller, tokenpick._api, to have checked and
-converted its arguments: logits are C-contiguous float32 (B, V) with V >= 1,
-per-row parameters are 1-D of length B (a stride of 0 broadcasts a scalar) and
-in range, outputs are C-contiguous and of the right shape.  What only a pass
+converted its arguments: logits are a C-contiguous, aligned, native float32
+ndarray of shape (V,) or (B, V) with V >= 1; a per-row parameter is a Python
+scalar or a 1-D ndarray of length B (float64, int64 or uint64; a stride of 0
+broadcasts a scalar), in range; outputs are C-contiguous ndarrays of the right
+dtype and size.  Arrays are read through numpy's C API, not memoryviews: a
+B = 1 call on a short row costs about as much as acquiring three buffers.  What only a pass
 over the data can find (NaN, +inf, rows that are all -inf) is found by a
 checking pass over every row before anything is written, so a call that raises
 leaves its outputs untouched.
@@ -12,9 +15,13 @@ leaves its outputs untouched.
 from libc.stdint cimport int64_t, uint64_t
 from libc.stdlib cimport free, malloc
 
+cimport numpy as cnp
+
 import os
 import threading
 import warnings
+
+cnp.import_array()
 
 
 cdef extern from "tokenpick.h" nogil:
@@ -122,15 +129,99 @@ def build_flags():
     return tp_build_flags().decode()
 
 
+# ---- arrays and per-row parameters, read through numpy's C API ---------------
+
+cdef inline int64_t _vocab(cnp.ndarray a) noexcept:
+    """The length of the last axis: V for logits of shape (V,) or (B, V)."""
+    return cnp.PyArray_DIMS(a)[cnp.PyArray_NDIM(a) - 1]
+
+
+def plain_logits(a):
+    """Whether a can go to the kernels as it is: an ndarray of native float32,
+    C-contiguous and aligned, of shape (V,) or (B, V) with V >= 1."""
+    if not cnp.PyArray_Check(a):
+        return False
+    cdef cnp.ndarray x = <cnp.ndarray>a
+    cdef int ndim = cnp.PyArray_NDIM(x)
+    return (cnp.PyArray_TYPE(x) == cnp.NPY_FLOAT32 and cnp.PyArray_ISNOTSWAPPED(x)
+            and cnp.PyArray_ISCARRAY_RO(x) and (ndim == 1 or ndim == 2) and _vocab(x) > 0)
+
+
+cdef union _Scalar:
+    double f
+    int64_t i
+    uint64_t u
+
+
+cdef struct _Column:
+    # A per-row parameter: the value of row i is at base + i * step.
+    const char *base
+    Py_ssize_t step
+
+
+cdef int _column(object value, int type_num, _Column *c, _Scalar *scalar) except -1:
+    """Point c at a per-row parameter: a 1-D (or 0-d) array of type_num, or a
+    Python number, which is stored in *scalar (so c is valid while it is)."""
+    cdef cnp.ndarray a
+    if cnp.PyArray_Check(value):
+        a = <cnp.ndarray>value
+        if cnp.PyArray_TYPE(a) != type_num or cnp.PyArray_NDIM(a) > 1:
+            raise TypeError(f"internal: a per-row parameter of dtype {value.dtype} "
+                            f"and shape {value.shape}")
+        c.base = <const char *>cnp.PyArray_DATA(a)
+        c.step = cnp.PyArray_STRIDES(a)[0] if cnp.PyArray_NDIM(a) == 1 else 0
+        return 0
+    if type_num == cnp.NPY_FLOAT64:
+        scalar.f = value
+    elif type_num == cnp.NPY_INT64:
+        scalar.i = value
+    else:
+        scalar.u = value
+    c.base = <const char *>scalar
+    c.step = 0
+    return 0
+
+
+cdef inline double _f64(const _Column *c, int64_t i) noexcept nogil:
+    return (<const double *>(c.base + i * c.step))[0]
+
+
+cdef inline int64_t _i64(const _Column *c, int64_t i) noexcept nogil:
+    return (<const int64_t *>(c.base + i * c.step))[0]
+
+
+cdef inline uint64_t _u64(const _Column *c, int64_t i) noexcept nogil:
+    return (<const uint64_t *>(c.base + i * c.step))[0]
+
+
+cdef struct _Filters:
+    # temperature, top_k, top_p and min_p of every row, and their scalar storage
+    _Column t, k, p, m
+    _Scalar ts, ks, ps, ms
+
+
+cdef int _filters(_Filters *f, temperature, top_k, top_p, min_p) except -1:
+    _column(temperature, cnp.NPY_FLOAT64, &f.t, &f.ts)
+    _column(top_k, cnp.NPY_INT64, &f.k, &f.ks)
+    _column(top_p, cnp.NPY_FLOAT64, &f.p, &f.ps)
+    _column(min_p, cnp.NPY_FLOAT64, &f.m, &f.ms)
+    return 0
+
+
+cdef inline void _filter_row(const _Filters *f, int64_t i, tp_filter *row) noexcept nogil:
+    row.temperature = _f64(&f.t, i)
+    row.top_k = _i64(&f.k, i)
+    row.top_p = _f64(&f.p, i)
+    row.min_p = _f64(&f.m, i)
+
+
 # ---- the checking pass --------------------------------------------------------
 
 cdef class _RowStats:
     """The max and argmax of every row, from the checking pass."""
     cdef tp_rowstat *st
-    cdef int64_t n
 
     def __cinit__(self, int64_t n):
-        self.n = n
         self.st = <tp_rowstat *>malloc(max(n, 1) * sizeof(tp_rowstat))
         if self.st == NULL:
             raise MemoryError()
@@ -139,13 +230,15 @@ cdef class _RowStats:
         free(self.st)
 
 
-cdef _RowStats _scan(const float[:, ::1] x):
-    cdef _RowStats stats = _RowStats(x.shape[0])
-    cdef int64_t i, bad = -1, V = x.shape[1]
+cdef _RowStats _scan(cnp.ndarray x):
+    cdef int64_t V = _vocab(x)
+    cdef int64_t i, bad = -1, nrows = cnp.PyArray_SIZE(x) // V
+    cdef const float *rows = <const float *>cnp.PyArray_DATA(x)
+    cdef _RowStats stats = _RowStats(nrows)
     cdef int code = TP_OK
     with nogil:
-        for i in range(x.shape[0]):
-            code = K.scan(&x[i, 0], V, &stats.st[i])
+        for i in range(nrows):
+            code = K.scan(rows + i * V, V, &stats.st[i])
             if code != TP_OK:
                 bad = i
                 break
@@ -156,6 +249,11 @@ cdef _RowStats _scan(const float[:, ::1] x):
     if code == TP_ERR_ALL_NEGINF:
         raise ValueError(f"logits row {bad} is entirely -inf: nothing can be chosen")
     return stats
+
+
+cdef inline _RowStats _stats_of(stats, cnp.ndarray x):
+    """The given stats, or (for None) the checking pass over every row of x now."""
+    return _scan(x) if stats is None else <_RowStats?>stats
 
 
 cdef class _Workspace:
@@ -191,109 +289,155 @@ cdef _Workspace _workspace():
 # Each takes the checking pass's stats and a range of rows [start, stop), so
 # that tokenpick._threads can spread one call's rows over threads; the rows
 # are independent, so the results do not depend on how they are spread.
+# stats=None (a call on one thread) runs the checking pass over every row
+# first, in the same call.
 
-def scan(const float[:, ::1] x):
+def scan(cnp.ndarray x not None):
     """The checking pass over every row: max and argmax, or ValueError naming the bad row."""
     return _scan(x)
 
 
-def softmax(const float[:, ::1] x, _RowStats s, const double[:] temperature,
-            float[:, ::1] out, int64_t start, int64_t stop):
-    cdef int64_t i, V = x.shape[1]
+cdef enum _ByTemperature:
+    SOFTMAX, LOG_SOFTMAX, LOGSUMEXP
+
+
+cdef int _by_temperature(_ByTemperature op, cnp.ndarray x, stats, temperature,
+                         cnp.ndarray out, int64_t start, int64_t stop) except -1:
+    """The kernels that take a temperature alone, over rows [start, stop)."""
+    cdef _RowStats s = _stats_of(stats, x)
+    cdef int64_t i, V = _vocab(x)
+    cdef const float *rows = <const float *>cnp.PyArray_DATA(x)
+    cdef float *dest = <float *>cnp.PyArray_DATA(out)
+    cdef _Column t
+    cdef _Scalar ts
+    _column(temperature, cnp.NPY_FLOAT64, &t, &ts)
     with nogil:
         for i in range(start, stop):
-            K.softmax(&x[i, 0], V, &s.st[i], temperature[i], &out[i, 0])
+            if op == SOFTMAX:
+                K.softmax(rows + i * V, V, &s.st[i], _f64(&t, i), dest + i * V)
+            elif op == LOG_SOFTMAX:
+                K.log_softmax(rows + i * V, V, &s.st[i], _f64(&t, i), dest + i * V)
+            else:
+                dest[i] = K.logsumexp(rows + i * V, V, &s.st[i], _f64(&t, i))
+    return 0
 
 
-def log_softmax(const float[:, ::1] x, _RowStats s, const double[:] temperature,
-                float[:, ::1] out, int64_t start, int64_t stop):
-    cdef int64_t i, V = x.shape[1]
-    with nogil:
-        for i in range(start, stop):
-            K.log_softmax(&x[i, 0], V, &s.st[i], temperature[i], &out[i, 0])
+def softmax(cnp.ndarray x not None, stats, temperature, cnp.ndarray out not None,
+            int64_t start, int64_t stop):
+    _by_temperature(SOFTMAX, x, stats, temperature, out, start, stop)
 
 
-def logsumexp(const float[:, ::1] x, _RowStats s, const double[:] temperature,
-              float[::1] out, int64_t start, int64_t stop):
-    cdef int64_t i, V = x.shape[1]
-    with nogil:
-        for i in range(start, stop):
-            out[i] = K.logsumexp(&x[i, 0], V, &s.st[i], temperature[i])
+def log_softmax(cnp.ndarray x not None, stats, temperature, cnp.ndarray out not None,
+                int64_t start, int64_t stop):
+    _by_temperature(LOG_SOFTMAX, x, stats, temperature, out, start, stop)
 
 
-def greedy(_RowStats s, int64_t[::1] out):
+def logsumexp(cnp.ndarray x not None, stats, temperature, cnp.ndarray out not None,
+              int64_t start, int64_t stop):
+    """One float32 per row into out."""
+    _by_temperature(LOGSUMEXP, x, stats, temperature, out, start, stop)
+
+
+def greedy(cnp.ndarray x not None, cnp.ndarray out not None):
+    """The argmax of every row into out (int64): the checking pass alone."""
+    cdef _RowStats s = _scan(x)
+    cdef int64_t *dest = <int64_t *>cnp.PyArray_DATA(out)
     cdef int64_t i
-    for i in range(out.shape[0]):
-        out[i] = s.st[i].argmax
+    for i in range(cnp.PyArray_SIZE(out)):
+        dest[i] = s.st[i].argmax
 
 
-cdef inline void _keep_row(const float[:, ::1] x, int64_t i, const tp_rowstat *st,
-                           const double[:] temperature, const int64_t[:] top_k,
-                           const double[:] top_p, const double[:] min_p,
-                           tp_workspace *ws, tp_keep *keep) noexcept nogil:
-    cdef tp_filter f
-    f.temperature = temperature[i]
-    f.top_k = top_k[i]
-    f.top_p = top_p[i]
-    f.min_p = min_p[i]
-    K.keep(&x[i, 0], x.shape[1], st, &f, ws, keep)
-
-
-def mask(const float[:, ::1] x, _RowStats s, const double[:] temperature,
-         const int64_t[:] top_k, const double[:] top_p, const double[:] min_p,
-         float[:, ::1] out, int64_t start, int64_t stop):
+cdef int _kept(bint probs, cnp.ndarray x, stats, temperature, top_k, top_p, min_p,
+               cnp.ndarray out, int64_t start, int64_t stop) except -1:
+    """The kept set of rows [start, stop) into out: as a mask of the logits,
+    or (probs) as the renormalized probabilities."""
+    cdef _RowStats s = _stats_of(stats, x)
     cdef _Workspace w = _workspace()
+    cdef int64_t i, V = _vocab(x)
+    cdef const float *rows = <const float *>cnp.PyArray_DATA(x)
+    cdef float *dest = <float *>cnp.PyArray_DATA(out)
+    cdef _Filters f
+    cdef tp_filter row
     cdef tp_keep keep
-    cdef int64_t i, V = x.shape[1]
+    _filters(&f, temperature, top_k, top_p, min_p)
     with nogil:
         for i in range(start, stop):
-            _keep_row(x, i, &s.st[i], temperature, top_k, top_p, min_p, w.ws, &keep)
-            K.mask(&x[i, 0], V, &keep, &out[i, 0])
+            _filter_row(&f, i, &row)
+            K.keep(rows + i * V, V, &s.st[i], &row, w.ws, &keep)
+            if probs:
+                K.filtered_probs(rows + i * V, V, &keep, dest + i * V)
+            else:
+                K.mask(rows + i * V, V, &keep, dest + i * V)
+    return 0
 
 
-def filtered_probs(const float[:, ::1] x, _RowStats s, const double[:] temperature,
-                   const int64_t[:] top_k, const double[:] top_p, const double[:] min_p,
-                   float[:, ::1] out, int64_t start, int64_t stop):
+def mask(cnp.ndarray x not None, stats, temperature, top_k, top_p, min_p,
+         cnp.ndarray out not None, int64_t start, int64_t stop):
+    _kept(False, x, stats, temperature, top_k, top_p, min_p, out, start, stop)
+
+
+def filtered_probs(cnp.ndarray x not None, stats, temperature, top_k, top_p, min_p,
+                   cnp.ndarray out not None, int64_t start, int64_t stop):
+    _kept(True, x, stats, temperature, top_k, top_p, min_p, out, start, stop)
+
+
+def sample(cnp.ndarray x not None, stats, temperature, top_k, top_p, min_p,
+           uniforms, seeds, offsets, cnp.ndarray tokens not None,
+           cnp.ndarray logprobs not None, int64_t start, int64_t stop):
+    """Either uniforms (float64), or seeds and offsets (uint64), is None."""
+    cdef _RowStats s = _stats_of(stats, x)
     cdef _Workspace w = _workspace()
+    cdef int64_t i, V = _vocab(x)
+    cdef const float *rows = <const float *>cnp.PyArray_DATA(x)
+    cdef int64_t *token = <int64_t *>cnp.PyArray_DATA(tokens)
+    cdef float *logprob = <float *>cnp.PyArray_DATA(logprobs)
+    cdef _Filters f
+    cdef tp_filter row
     cdef tp_keep keep
-    cdef int64_t i, V = x.shape[1]
-    with nogil:
-        for i in range(start, stop):
-            _keep_row(x, i, &s.st[i], temperature, top_k, top_p, min_p, w.ws, &keep)
-            K.filtered_probs(&x[i, 0], V, &keep, &out[i, 0])
-
-
-def sample(const float[:, ::1] x, _RowStats s, const double[:] temperature,
-           const int64_t[:] top_k, const double[:] top_p, const double[:] min_p,
-           const double[:] uniforms, const uint64_t[:] seeds, const uint64_t[:] offsets,
-           int64_t[::1] tokens, float[::1] logprobs, int64_t start, int64_t stop):
-    """Either uniforms, or seeds and offsets, is None."""
-    cdef _Workspace w = _workspace()
-    cdef tp_keep keep
-    cdef int64_t i, V = x.shape[1]
     cdef bint given = uniforms is not None
+    cdef _Column uc, sc, oc
+    cdef _Scalar us, ss, os_
     cdef double u
-    cdef float lp
+    _filters(&f, temperature, top_k, top_p, min_p)
+    if given:
+        _column(uniforms, cnp.NPY_FLOAT64, &uc, &us)
+    else:
+        _column(seeds, cnp.NPY_UINT64, &sc, &ss)
+        _column(offsets, cnp.NPY_UINT64, &oc, &os_)
     with nogil:
         for i in range(start, stop):
-            _keep_row(x, i, &s.st[i], temperature, top_k, top_p, min_p, w.ws, &keep)
-            u = uniforms[i] if given else tp_uniform(seeds[i], offsets[i])
-            tokens[i] = K.sample(&x[i, 0], V, &keep, u, w.ws, &lp)
-            logprobs[i] = lp
+            _filter_row(&f, i, &row)
+            K.keep(rows + i * V, V, &s.st[i], &row, w.ws, &keep)
+            u = _f64(&uc, i) if given else tp_uniform(_u64(&sc, i), _u64(&oc, i))
+            token[i] = K.sample(rows + i * V, V, &keep, u, w.ws, &logprob[i])
 
 
-def top_logprobs(const float[:, ::1] x, _RowStats s, const double[:] temperature, int64_t m,
-                 int64_t[:, ::1] ids, float[:, ::1] lps, int64_t start, int64_t stop):
+def top_logprobs(cnp.ndarray x not None, stats, temperature, int64_t m,
+                 cnp.ndarray ids not None, cnp.ndarray lps not None,
+                 int64_t start, int64_t stop):
+    cdef _RowStats s = _stats_of(stats, x)
     cdef _Workspace w = _workspace()
-    cdef int64_t i, V = x.shape[1]
+    cdef int64_t i, V = _vocab(x)
+    cdef const float *rows = <const float *>cnp.PyArray_DATA(x)
+    cdef int64_t *id_rows = <int64_t *>cnp.PyArray_DATA(ids)
+    cdef float *lp_rows = <float *>cnp.PyArray_DATA(lps)
+    cdef _Column t
+    cdef _Scalar ts
+    _column(temperature, cnp.NPY_FLOAT64, &t, &ts)
     with nogil:
         for i in range(start, stop):
-            K.top_logprobs(&x[i, 0], V, &s.st[i], temperature[i], m, w.ws,
-                           &ids[i, 0], &lps[i, 0])
+            K.top_logprobs(rows + i * V, V, &s.st[i], _f64(&t, i), m, w.ws,
+                           id_rows + i * m, lp_rows + i * m)
 
 
-def uniform(const uint64_t[:] seeds, const uint64_t[:] offsets, double[::1] out):
+def uniform(seeds, offsets, cnp.ndarray out not None):
+    """tp_uniform of every (seed, offset) pair into out (float64)."""
+    cdef double *dest = <double *>cnp.PyArray_DATA(out)
     cdef int64_t i
+    cdef _Column sc, oc
+    cdef _Scalar ss, os_
+    _column(seeds, cnp.NPY_UINT64, &sc, &ss)
+    _column(offsets, cnp.NPY_UINT64, &oc, &os_)
     with nogil:
-        for i in range(out.shape[0]):
-            out[i] = tp_uniform(seeds[i], offsets[i])
+        for i in range(cnp.PyArray_SIZE(out)):
+            dest[i] = tp_uniform(_u64(&sc, i), _u64(&oc, i))

@@ -11,18 +11,22 @@ import os
 
 import numpy as np
 
+from . import _core
+
 U64_END = 1 << 64
 
 
 # ---- logits and outputs ------------------------------------------------------------
 
 def as_logits(logits):
-    """Return ``(x, was_1d)``: x is a C-contiguous float32 (B, V) array.
+    """Return logits as a C-contiguous float32 ndarray of shape (V,) or (B, V).
 
     float32 C-contiguous input in native byte order is used as it is, with no
     copy; any other real floating input is converted to a float32 copy (values
     beyond float32's range become inf, which the checking pass then rejects).
     """
+    if _core.plain_logits(logits):  # the common case, checked in one C call
+        return logits
     a = logits if isinstance(logits, np.ndarray) else np.asarray(logits)
     if a.dtype.kind != "f":
         raise TypeError(f"logits must be a real floating-point array, got dtype {a.dtype}")
@@ -30,32 +34,33 @@ def as_logits(logits):
         raise ValueError(f"logits must be 1-D (V,) or 2-D (B, V), got {a.ndim}-D")
     if a.shape[-1] == 0:
         raise ValueError("logits has an empty vocabulary (V == 0)")
-    if not (a.dtype == np.float32 and a.flags.c_contiguous):
-        with np.errstate(over="ignore"):
-            a = np.ascontiguousarray(a, dtype=np.float32)
-    return (a.reshape(1, -1), True) if a.ndim == 1 else (a, False)
+    with np.errstate(over="ignore"):
+        return np.require(a, dtype=np.float32, requirements=["C", "A"])
 
 
-def check_out(out, x, was_1d):
-    """Check ``out=`` and return ``(out2d, x)``; x is copied if out overlaps it partly."""
+def nrows(x):
+    """The number of rows of logits of shape (V,) (one) or (B, V)."""
+    return x.shape[0] if x.ndim == 2 else 1
+
+
+def check_out(out, x):
+    """Check ``out=`` (the shape of x) and return x, copied if out overlaps it partly."""
     if out is None:
-        return None, x
+        return x
     if not isinstance(out, np.ndarray):
         raise TypeError(f"out must be a numpy array, got {type(out).__name__}")
     if out.dtype != np.float32:
         raise TypeError(f"out must have dtype float32 (native byte order), got {out.dtype}")
-    shape = x.shape[1:] if was_1d else x.shape
-    if out.shape != shape:
-        raise ValueError(f"out has shape {out.shape}, expected {shape}")
-    if not out.flags.c_contiguous:
-        raise ValueError("out must be C-contiguous")
+    if out.shape != x.shape:
+        raise ValueError(f"out has shape {out.shape}, expected {x.shape}")
+    if not (out.flags.c_contiguous and out.flags.aligned):
+        raise ValueError("out must be C-contiguous (and aligned)")
     if not out.flags.writeable:
         raise ValueError("out must be writable")
-    out2d = out.reshape(x.shape)
-    same = out2d.__array_interface__["data"][0] == x.__array_interface__["data"][0]
-    if not same and np.may_share_memory(out2d, x):
+    same = out.__array_interface__["data"][0] == x.__array_interface__["data"][0]
+    if not same and np.may_share_memory(out, x):
         x = x.copy()  # a partial overlap would let the kernels read what they wrote
-    return out2d, x
+    return x
 
 
 # ---- per-row parameters ------------------------------------------------------------
@@ -76,11 +81,18 @@ def _fail(name, a, ok, what):
 
 
 def float_rows(name, value, nrows, ok, what):
-    """A float64 per-row parameter: scalar or 1-D of length nrows, each value ok."""
+    """A float64 per-row parameter: a Python float, or a float64 array of shape (nrows,).
+
+    Python numbers stay scalars (the core reads them as every row's value).
+    """
     if type(value) is float or type(value) is int:  # the common case, kept cheap
-        if not ok(float(value)):
+        try:
+            good = ok(float(value))
+        except OverflowError:  # an int beyond float64's range
+            good = False
+        if not good:
             raise ValueError(f"{name} is {value!r}; it must be {what}")
-        return constant_rows(float(value), nrows, np.float64)
+        return float(value)
     if value is None:
         raise TypeError(f"{name} must be a number or a 1-D array, not None")
     a = np.asarray(value)
@@ -153,9 +165,9 @@ def _int_in_range(a, lo, hi):
 
 
 def uint64_rows(name, value, nrows):
-    """seed / offset: integers in [0, 2**64) as a uint64 per-row array."""
+    """seed / offset: a Python int, or a uint64 array of shape (nrows,), in [0, 2**64)."""
     if type(value) is int and 0 <= value < U64_END:  # the common case, kept cheap
-        return constant_rows(value, nrows, np.uint64)
+        return value
     a = int_rows(name, value, nrows, 0, U64_END)
     return np.broadcast_to(a.astype(np.uint64), (nrows,))
 
@@ -180,38 +192,30 @@ def _top_k_rows(top_k, nrows, vocab):
 
 
 def filters(nrows, vocab, temperature, top_k, top_p, min_p):
-    """The four per-row filter arrays the core takes: float64, int64, float64, float64.
+    """The four per-row filters the core takes: float64, int64, float64, float64,
+    each a Python number or an array of shape (nrows,).
 
     top_k values that disable the filter (0, -1, k >= V) all become 0.
     """
+    numbers = (float, int)
+    if (type(temperature) in numbers and type(top_p) in numbers and type(min_p) in numbers
+            and type(top_k) is int and 0 <= temperature < math.inf and 0 < top_p <= 1
+            and 0 <= min_p <= 1 and -1 <= top_k < U64_END):
+        # the common case of valid Python scalars, kept cheap (a B = 1 call
+        # on a short row costs about a microsecond in the kernels)
+        try:
+            return (float(temperature), top_k if 0 < top_k < vocab else 0,
+                    float(top_p), float(min_p))
+        except OverflowError:
+            pass  # an int temperature beyond float64's range: raise below
     t = temperatures(temperature, nrows)
     if type(top_k) is int and -1 <= top_k < U64_END:  # the common case, kept cheap
-        k = constant_rows(top_k if 0 < top_k < vocab else 0, nrows, np.int64)
+        k = top_k if 0 < top_k < vocab else 0
     else:
         k = _top_k_rows(top_k, nrows, vocab)
     p = float_rows("top_p", top_p, nrows, lambda p: (p > 0) & (p <= 1), "in (0, 1]")
     m = float_rows("min_p", min_p, nrows, lambda m: (m >= 0) & (m <= 1), "in [0, 1]")
     return t, k, p, m
-
-
-_constants = {}
-
-
-def constant_rows(value, nrows, dtype):
-    """A read-only array of nrows copies of value, shared between calls.
-
-    The parameters of consecutive calls are mostly the same few values, and
-    building a fresh array costs more than the kernels on a short row.
-    """
-    key = (value, nrows, dtype)
-    rows = _constants.get(key)
-    if rows is None:
-        if len(_constants) >= 1024:
-            _constants.clear()
-        rows = np.full(nrows, value, dtype=dtype)
-        rows.flags.writeable = False
-        _constants[key] = rows
-    return rows
 
 
 def uniforms_or_seeds(nrows, seed, offset, uniforms):

@@ -50,16 +50,16 @@ if hasattr(os, "register_at_fork"):
 
 def thread_count(nrows, vocab, num_threads=None):
     """How many threads a call of nrows rows of vocab logits uses."""
+    work_threads = (nrows * vocab) // MIN_LOGITS_PER_THREAD
+    if work_threads < 2:  # the common case of one short call, decided cheaply
+        return 1
     limit = _config.get_num_threads() if num_threads is None else num_threads
-    return max(1, min(limit, nrows, (nrows * vocab) // MIN_LOGITS_PER_THREAD))
+    return max(1, min(limit, nrows, work_threads))
 
 
-def run_rows(kernel, nrows, vocab, num_threads, *args):
-    """Call ``kernel(*args, start, stop)`` over row ranges covering [0, nrows)."""
-    threads = thread_count(nrows, vocab, num_threads)
-    if threads == 1:
-        kernel(*args, 0, nrows)
-        return
+def run_rows(kernel, threads, nrows, *args):
+    """Call ``kernel(*args, start, stop)`` on ``threads`` threads, over row
+    ranges covering [0, nrows); the calling thread takes the first range."""
     bounds = [nrows * t // threads for t in range(threads + 1)]
     pool = _workers(threads - 1)
     others = [pool.submit(kernel, *args, bounds[t], bounds[t + 1]) for t in range(1, threads)]
