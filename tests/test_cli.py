@@ -1,6 +1,8 @@
 """Smoke tests of the command line (``python -m tokenpick``), run as a user would, in a
 subprocess with this interpreter, outside the source tree.  They check that the commands
-exit 0 and print what they are for; the numbers are the business of the other tests."""
+exit 0 and print what they are for; the numbers are the business of the other tests.
+The few that simulate a missing optional dependency (torch, matplotlib) call the
+benchmark's ``main`` in this process instead, with the module hidden from ``import``."""
 
 import json
 import os
@@ -10,6 +12,7 @@ import sys
 import pytest
 
 import tokenpick
+from tokenpick import bench
 
 WORDS = ("wonderful", "cloudy", "nice", "hot", "gloomy", "delicious")
 
@@ -61,6 +64,80 @@ def test_bench_without_reference(tmp_path):
                  "--logits", "peaked", "--min-time", "0.001", "--quiet", "--no-reference",
                  cwd=tmp_path))
     assert "greedy" in out and "sample" in out
+
+
+TINY_BENCH = ("--vocab", "1000", "--batch", "1", "--min-time", "0.001")
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+
+
+def header(out):
+    """The benchmark's header: what it prints before the first blank line."""
+    return out.split("\n\n", 1)[0]
+
+
+def hide_modules(monkeypatch, name):
+    """Make ``import name`` (and of its submodules) raise ImportError for this test."""
+    for loaded in [m for m in sys.modules if m.startswith(f"{name}.")]:
+        monkeypatch.setitem(sys.modules, loaded, None)
+    monkeypatch.setitem(sys.modules, name, None)
+
+
+def test_bench_times_torch_when_it_is_installed(tmp_path):
+    torch = pytest.importorskip("torch")
+    json_path = tmp_path / "bench.json"
+    proc = run("-m", "tokenpick", "bench", *TINY_BENCH, "--json", str(json_path), cwd=tmp_path)
+    out = ok(proc)
+    assert f"torch {torch.__version__}" in header(out), header(out)
+    assert "torch speedup" in out, out
+    data = json.loads(json_path.read_text())
+    assert data["environment"]["torch"]["version"] == torch.__version__
+    assert data["environment"]["torch"]["num_threads"] == data["environment"]["num_threads"]
+    assert "torch" in [p["name"] for p in data["peers"]]
+    for result in data["results"]:
+        assert result["timings"]["torch"]["us_per_row"] > 0, result
+        assert result["speedup"]["torch"] > 0, result
+    # progress: one step per timing of tokenpick, np.max, the reference and torch
+    steps = len(data["results"]) * 4
+    assert f"[{steps}/{steps}] torch: " in proc.stderr, proc.stderr[-2000:]
+
+
+def test_bench_no_torch_leaves_the_torch_column_out(tmp_path):
+    out = ok(run("-m", "tokenpick", "bench", *TINY_BENCH, "--quiet", "--no-torch",
+                 "--no-reference", cwd=tmp_path))
+    assert "torch: not timed (--no-torch)" in header(out), header(out)
+    assert "torch speedup" not in out, out
+
+
+def test_bench_without_torch_installed_says_so(monkeypatch, capsys):
+    hide_modules(monkeypatch, "torch")
+    monkeypatch.setattr(os, "environ", dict(os.environ))  # the run may set OMP_WAIT_POLICY
+    status = bench.main(["--vocab", "97", "--batch", "1", "--logits", "flat",
+                         "--min-time", "0.001", "--quiet", "--no-reference"])
+    out = capsys.readouterr().out
+    assert status == 0, out
+    assert "torch: absent" in header(out), header(out)
+    assert "torch speedup" not in out, out
+
+
+def test_bench_plot_writes_a_png(tmp_path):
+    pytest.importorskip("matplotlib")
+    png = tmp_path / "bench.png"
+    out = ok(run("-m", "tokenpick", "bench", *TINY_BENCH, "--quiet", "--plot", str(png),
+                 cwd=tmp_path))
+    assert f"plot written to {png}" in out, out
+    assert png.read_bytes().startswith(PNG_SIGNATURE)
+
+
+def test_bench_plot_without_matplotlib_fails_before_timing(tmp_path, monkeypatch, capsys):
+    hide_modules(monkeypatch, "matplotlib")
+    monkeypatch.setattr(bench, "run_cases", lambda *args: pytest.fail("timed without matplotlib"))
+    png = tmp_path / "bench.png"
+    status = bench.main([*TINY_BENCH, "--quiet", "--plot", str(png)])
+    captured = capsys.readouterr()
+    assert status == 2
+    assert "matplotlib" in captured.err and "tokenpick[plot]" in captured.err, captured.err
+    assert captured.out == ""
+    assert not png.exists()
 
 
 @pytest.mark.parametrize("args", [["--version"], ["--help"], ["demo", "--help"],

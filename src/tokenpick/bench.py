@@ -1,14 +1,26 @@
 """Benchmark tokenpick against its floor and its peers on synthetic logits.
 
-``python -m tokenpick bench`` times the operations of tokenpick's speed targets
-on built-in logits and prints one table row per (operation, logits, V, B):
+``python -m tokenpick bench`` prints a header (versions of tokenpick, numpy,
+Python and PyTorch, the SIMD path, the thread settings, the CPU), then times
+the operations of tokenpick's speed targets on built-in logits and prints one
+table row per (operation, logits, V, B):
 
 * tokenpick us/row: median wall time of one call, divided by the rows;
 * x floor: that time over ``np.max(x, axis=-1)`` on the same rows, the
   cost of merely reading them (the speed targets are stated in this ratio);
-* <peer> speedup: a peer's time per row over tokenpick's.  The peer is
-  ``tokenpick.reference``, the pure-numpy oracle; being slow, it is timed
-  on one row with fewer repeats (its cost per row does not depend on B).
+* <peer> speedup: a peer's time per row over tokenpick's.  The peers are
+
+  - ``reference``: ``tokenpick.reference``, the pure-numpy oracle; being
+    slow, it is timed on one row with fewer repeats (its cost per row does
+    not depend on B);
+  - ``torch``, when PyTorch can be imported: HF-transformers-style warpers
+    written here in torch (temperature, top-k, top-p, min-p, in tokenpick's
+    order), ``torch.softmax`` and ``torch.multinomial`` with a seeded
+    ``torch.Generator``; greedy is ``torch.argmax``, softmax is
+    ``torch.softmax(x / T)``.  It is timed on the whole batch in one call, as
+    tokenpick is, with its threads set to tokenpick's and, unless the
+    environment says otherwise, ``OMP_WAIT_POLICY=PASSIVE``, so that its idle
+    threads block as tokenpick's do.  ``--no-torch`` skips it.
 
 Two kinds of logits are generated with a fixed seed, row by row, so that the
 first rows of a batch are the same for every B:
@@ -21,11 +33,16 @@ Timing follows ``timeit``: the number of loops is found by the 1, 2, 5, 10, ...
 search of ``timeit.Timer.autorange``, then the median of several repeats of
 that many loops is kept.  The default run is quick (V = 128256, B = 1 and 8);
 ``--full`` covers V in {32000, 128256, 262144} and B in {1, 8, 64}.
+
+``--plot FILE.png`` also draws the time per row against V, one panel per
+operation and kind of logits, at the smallest B of the run; it needs
+matplotlib (``pip install "tokenpick[plot]"``).
 """
 
 import argparse
 import functools
 import json
+import math
 import os
 import platform
 import statistics
@@ -40,7 +57,7 @@ import tokenpick
 
 from . import reference
 
-SUMMARY = "time tokenpick against np.max (the floor) and the numpy reference"
+SUMMARY = "time tokenpick against np.max (the floor), the numpy reference and PyTorch"
 
 QUICK_VOCABS = (128256,)
 QUICK_BATCHES = (1, 8)
@@ -53,6 +70,7 @@ FULL_MIN_TIME = 0.2
 DATA_SEED = 20240601
 SAMPLE_SEED = 1234
 PEAKED_HEAD = 300  # tokens boosted in "peaked" logits
+PLOT_HINT = 'error: --plot needs matplotlib; install it with: pip install "tokenpick[plot]"'
 
 
 # ----------------------------------------------------------------------------
@@ -191,14 +209,131 @@ FLOOR = Peer("np.max", bind_floor, repeats=7)
 REFERENCE = Peer("reference", bind_api(reference), repeats=3, max_rows=1)
 
 
-def comparison_peers(args):
+def comparison_peers(args, torch):
     """The peers given a speedup column, in table order.
 
-    Another library (PyTorch with HF-style warpers and ``torch.multinomial``,
-    say) joins the benchmark as one more `Peer` here: its ``bind`` converts the
-    logits once and returns the call, and its threads are pinned to tokenpick's.
+    Parameters
+    ----------
+    args : argparse.Namespace
+        The parsed options (``--no-reference``).
+    torch : module or None
+        PyTorch, already set up by `setup_torch`, or None to leave it out.
     """
-    return [] if args.no_reference else [REFERENCE]
+    peers = [] if args.no_reference else [REFERENCE]
+    if torch is not None:
+        peers.append(Peer("torch", bind_torch(torch), repeats=5))
+    return peers
+
+
+# ----------------------------------------------------------------------------
+# The PyTorch peer: HF-transformers-style warpers, written here in torch
+
+def setup_torch(args):
+    """Import PyTorch for its peer and give it tokenpick's thread count.
+
+    Call it after ``--threads`` is applied.  Unless the environment already
+    sets ``OMP_WAIT_POLICY``, it is set to ``PASSIVE`` before the import (the
+    OpenMP runtime reads it when torch loads it): torch's idle threads then
+    block, as tokenpick's do, instead of spinning, which on a machine with few
+    or shared cores can stall a call by milliseconds.
+
+    Returns
+    -------
+    torch : module or None
+        PyTorch, or None when it is not to be timed.
+    info : dict
+        JSON-ready: its ``version``, ``num_threads`` and ``omp_wait_policy``,
+        or why it is ``absent``.
+    """
+    if args.no_torch:
+        return None, {"absent": "not timed (--no-torch)"}
+    policy = os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+    try:
+        import torch
+    except (ImportError, OSError) as exc:  # OSError: an install whose libraries do not load
+        return None, {"absent": f"absent ({type(exc).__name__}: {exc}), so no torch column"}
+    torch.set_num_threads(tokenpick.get_num_threads())
+    return torch, {"version": torch.__version__, "num_threads": torch.get_num_threads(),
+                   "omp_wait_policy": policy}
+
+
+def bind_torch(torch):
+    """Return a `Peer.bind` for PyTorch.
+
+    The logits become a tensor sharing their memory (``torch.from_numpy``)
+    outside the timing; the call then does `op` on the whole batch.
+    """
+    builders = {"greedy": torch_greedy, "softmax": torch_softmax, "sample": torch_sample}
+
+    def bind(op, logits):
+        if op.func not in builders:
+            raise NotImplementedError(op.func)
+        return builders[op.func](torch, torch.from_numpy(logits), **op.kwargs)
+    return bind
+
+
+def torch_greedy(torch, x):
+    """The call of `tokenpick.greedy` in torch: ``torch.argmax(x, dim=-1)``."""
+    return functools.partial(torch.argmax, x, dim=-1)
+
+
+def torch_softmax(torch, x, temperature=1.0):
+    """The call of `tokenpick.softmax` in torch: ``torch.softmax(x / T, dim=-1)``."""
+    return lambda: torch.softmax(torch_temperature(x, temperature), dim=-1)
+
+
+def torch_sample(torch, x, *, temperature=1.0, top_k=0, top_p=1.0, min_p=0.0, seed):
+    """The call of `tokenpick.sample` in torch: the warpers, ``torch.softmax``, then
+    ``torch.multinomial(probs, 1)`` with a ``torch.Generator`` seeded with `seed`."""
+    generator = torch.Generator().manual_seed(seed)
+
+    def call():
+        probs = torch.softmax(torch_warped(x, temperature, top_k, top_p, min_p), dim=-1)
+        return torch.multinomial(probs, 1, generator=generator)
+    return call
+
+
+def torch_warped(x, temperature, top_k, top_p, min_p):
+    """Logits through the HF-style warpers that the parameters enable.
+
+    The order is tokenpick's (SPEC.md), which is also HF transformers': temperature,
+    top-k, top-p on the distribution left by top-k, then min-p, so that both
+    libraries do the same work.
+    """
+    scores = torch_temperature(x, temperature)
+    if top_k > 0:
+        scores = torch_top_k(scores, top_k)
+    if top_p < 1.0:
+        scores = torch_top_p(scores, top_p)
+    if min_p > 0.0:
+        scores = torch_min_p(scores, min_p)
+    return scores
+
+
+def torch_temperature(x, temperature):
+    """HF's temperature warper, ``x / T``; as in HF, none at all for T = 1."""
+    return x if temperature == 1.0 else x / temperature
+
+
+def torch_top_k(scores, k):
+    """HF's top-k warper: ``-inf`` below the k-th largest score (ties with it are kept)."""
+    kth = scores.topk(min(k, scores.shape[-1]), dim=-1).values[..., -1:]
+    return scores.masked_fill(scores < kth, -math.inf)
+
+
+def torch_top_p(scores, p):
+    """HF's top-p warper: sort ascending, remove the tokens whose cumulative
+    probability is ``<= 1 - p`` (never the most likely one), scatter back."""
+    ascending, order = scores.sort(dim=-1)
+    remove = ascending.softmax(dim=-1).cumsum(dim=-1) <= 1.0 - p
+    remove[..., -1] = False
+    return scores.masked_fill(remove.scatter(-1, order, remove), -math.inf)
+
+
+def torch_min_p(scores, m):
+    """HF's min-p warper: remove the tokens whose probability is below ``m`` times the largest."""
+    probs = scores.softmax(dim=-1)
+    return scores.masked_fill(probs < m * probs.amax(dim=-1, keepdim=True), -math.inf)
 
 
 # ----------------------------------------------------------------------------
@@ -351,11 +486,12 @@ def batches(settings):
                 yield kind, make_logits(kind, V, B)
 
 
-def time_case(op, kind, logits, peers, min_time, cache):
+def time_case(op, kind, logits, peers, settings, cache, progress):
     """Time tokenpick, the floor and every peer doing `op` on `logits`.
 
-    A measurement of a peer limited to the leading rows is looked up in, or
-    added to, `cache`: those rows are the same for every B (see `make_logits`).
+    Each peer's timing is one step of `progress`.  A measurement of a peer
+    limited to the leading rows is looked up in, or added to, `cache`: those
+    rows are the same for every B (see `make_logits`).
 
     Returns
     -------
@@ -364,10 +500,11 @@ def time_case(op, kind, logits, peers, min_time, cache):
     B, V = logits.shape
     timings = {}
     for peer in (TOKENPICK, FLOOR, *peers):
+        progress.step(f"{peer.name}: {op.label}, {kind} logits, V={V}, B={B}")
         rows = B if peer.max_rows is None else min(B, peer.max_rows)
         key = (peer.name, op.label, kind, V, rows)
         if key not in cache:
-            cache[key] = measure(peer, op, logits, min_time)
+            cache[key] = measure(peer, op, logits, settings["min_time"])
         timings[peer.name] = cache[key]
     return Result(op, kind, V, B, timings)
 
@@ -380,13 +517,14 @@ def run_cases(settings, peers, progress):
     list of Result
     """
     cache = {}
-    results = []
-    for kind, logits in batches(settings):
-        B, V = logits.shape
-        for op in OPS:
-            progress.step(f"{op.label}, {kind} logits, V={V}, B={B}")
-            results.append(time_case(op, kind, logits, peers, settings["min_time"], cache))
-    return results
+    return [time_case(op, kind, logits, peers, settings, cache, progress)
+            for kind, logits in batches(settings) for op in OPS]
+
+
+def count_steps(settings, peers):
+    """Number of timings of the run: one per peer (with tokenpick and the floor) and case."""
+    cases = len(settings["vocabs"]) * len(settings["batches"]) * len(settings["logits"]) * len(OPS)
+    return cases * (2 + len(peers))
 
 
 # ----------------------------------------------------------------------------
@@ -412,10 +550,20 @@ def usable_cpus():
     return os.cpu_count() or 1
 
 
-def environment():
+def thread_source(threads):
+    """Where tokenpick's thread count comes from: ``--threads``, the environment or its default."""
+    if threads is not None:
+        return f"--threads {threads}"
+    if "TOKENPICK_NUM_THREADS" in os.environ:
+        return f"TOKENPICK_NUM_THREADS={os.environ['TOKENPICK_NUM_THREADS']}"
+    return "tokenpick's default"
+
+
+def environment(settings, torch_info):
     """Versions, SIMD path, thread settings and hardware, as a JSON-ready dict.
 
-    ``config`` holds all of ``tokenpick.show_config(mode="dicts")``.
+    ``config`` holds all of ``tokenpick.show_config(mode="dicts")``; ``torch``
+    is `torch_info`, from `setup_torch`.
     """
     try:
         config = tokenpick.show_config(mode="dicts")
@@ -425,10 +573,13 @@ def environment():
         "tokenpick": config.get("version", getattr(tokenpick, "__version__", "unknown")),
         "simd": config.get("simd"),
         "simd_available": config.get("simd_available"),
+        "simd_cap": os.environ.get("TOKENPICK_SIMD"),
         "num_threads": config.get("num_threads"),
+        "num_threads_from": thread_source(settings["threads"]),
         "compiler": config.get("compiler"),
         "numpy": np.__version__,
         "python": f"{platform.python_implementation()} {platform.python_version()}",
+        "torch": torch_info,
         "cpu": cpu_model(),
         "cpus": usable_cpus(),
         "machine": platform.machine(),
@@ -446,13 +597,24 @@ def describe(value):
     return str(value)
 
 
+def format_torch(info):
+    """The header's line on PyTorch: its version and threads, or why it is absent."""
+    if "version" in info:
+        return (f"torch {info['version']}, {info['num_threads']} threads (set to tokenpick's), "
+                f"OMP_WAIT_POLICY={info['omp_wait_policy']}")
+    return f"torch: {info['absent']}"
+
+
 def format_environment(env):
     """The header printed before the table."""
+    cap = f", capped by TOKENPICK_SIMD={env['simd_cap']}" if env["simd_cap"] else ""
     return "\n".join([
         f"tokenpick {env['tokenpick']}, built with {describe(env['compiler'])}",
-        f"  SIMD path: {describe(env['simd'])} (available: {describe(env['simd_available'])})",
-        f"  threads:   {describe(env['num_threads'])}",
+        f"  SIMD path: {describe(env['simd'])} "
+        f"(available: {describe(env['simd_available'])}{cap})",
+        f"  threads:   {describe(env['num_threads'])} (from {env['num_threads_from']})",
         f"numpy {env['numpy']}, {env['python']}",
+        format_torch(env["torch"]),
         f"CPU: {env['cpu']} ({env['cpus']} usable CPUs, {env['machine']}, {env['system']})",
     ])
 
@@ -536,6 +698,56 @@ def format_results(results, peers, settings):
 
 
 # ----------------------------------------------------------------------------
+# The plot
+
+def agg_figure_factory():
+    """A function making matplotlib figures drawn by the Agg backend.
+
+    Raises ImportError without matplotlib: `run` calls it before timing anything.
+    """
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    def new_figure(**kwargs):
+        figure = Figure(**kwargs)
+        FigureCanvasAgg(figure)
+        return figure
+    return new_figure
+
+
+def plot_panel(ax, results, peers):
+    """Time per row against V for every library on one operation and kind of logits."""
+    results = sorted(results, key=lambda r: r.V)
+    vocabs = [r.V for r in results]
+    for name in (TOKENPICK.name, *(p.name for p in peers), FLOOR.name):
+        times = [r.timings[name].us_per_row for r in results]
+        style = {"linestyle": "--", "color": "0.4"} if name == FLOOR.name else {}
+        ax.plot(vocabs, [math.nan if t is None else t for t in times], marker="o", label=name,
+                **style)
+    ax.set(xscale="log", yscale="log")
+    ax.set_xticks(vocabs, [f"{v:,}" for v in vocabs])
+    ax.set_xticks([], minor=True)
+
+
+def write_plot(path, new_figure, results, peers):
+    """Save to `path` a PNG grid of `plot_panel`: operations by kinds of logits,
+    at the smallest B of `results`."""
+    B = min(r.B for r in results)
+    kinds = list(dict.fromkeys(r.logits for r in results))
+    figure = new_figure(figsize=(4.5 * len(kinds), 2.6 * len(OPS)), layout="constrained")
+    axes = figure.subplots(len(OPS), len(kinds), squeeze=False, sharex=True)
+    for row, op in zip(axes, OPS):
+        for ax, kind in zip(row, kinds):
+            plot_panel(ax, [r for r in results if (r.op, r.logits, r.B) == (op, kind, B)], peers)
+            ax.set_title(f"{op.label}, {kind} logits", fontsize="medium")
+    axes[0][0].legend(fontsize="small")
+    figure.supxlabel("V (vocabulary size)")
+    figure.supylabel("us per row (log scale)")
+    figure.suptitle(f"tokenpick and its peers: time per row at B={B}, the smallest B of the run")
+    figure.savefig(path, format="png", dpi=100)
+
+
+# ----------------------------------------------------------------------------
 # The command line
 
 def positive_int(text):
@@ -572,9 +784,16 @@ def configure_parser(parser):
                              f"with --full {FULL_MIN_TIME}, as timeit's autorange)")
     parser.add_argument("--no-reference", action="store_true",
                         help="do not time the (slow) numpy reference")
+    parser.add_argument("--no-torch", action="store_true",
+                        help="do not time PyTorch (timed by default when it can be imported)")
     parser.add_argument("--json", metavar="FILE", help="also write all results to FILE as JSON")
+    parser.add_argument("--plot", metavar="FILE.png",
+                        help="also draw time per row against V at the smallest B to FILE.png "
+                             '(needs matplotlib: pip install "tokenpick[plot]")')
     parser.add_argument("--quiet", "-q", action="store_true", help="no progress on stderr")
-    parser.epilog = "Exit status 1 if some call raised; the table and --json say which."
+    parser.epilog = ("Exit status 1 if some call raised (the table and --json say which) or "
+                     "a file could not be written; 2 for a bad command line, or --plot "
+                     "without matplotlib.")
     return parser
 
 
@@ -604,37 +823,57 @@ def write_json(path, env, settings, results, peers):
         f.write("\n")
 
 
+def save(what, write, path, *args):
+    """Call ``write(path, *args)`` and say so; return whether it worked (an OSError is reported)."""
+    try:
+        write(path, *args)
+    except OSError as exc:
+        print(f"error: cannot write {path}: {exc}", file=sys.stderr)
+        return False
+    print(f"\n{what} written to {path}")
+    return True
+
+
+def timed_results(settings, peers, quiet):
+    """Run every case, with progress on stderr unless `quiet`."""
+    progress = Progress(count_steps(settings, peers), enabled=not quiet)
+    try:
+        return run_cases(settings, peers, progress)
+    finally:
+        progress.close()
+
+
 def run(args):
     """Run the benchmark for parsed options.
 
     Returns
     -------
     int
-        Exit status: 0, or 1 if some call raised (the table says which) or
-        the JSON file could not be written.
+        Exit status: 0; 1 if some call raised (the table says which) or an
+        output file could not be written; 2 if ``--plot`` is given without
+        matplotlib (found out before anything is timed).
     """
     settings = settings_from(args)
+    try:
+        new_figure = agg_figure_factory() if args.plot else None
+    except ImportError:
+        print(PLOT_HINT, file=sys.stderr)
+        return 2
     if settings["threads"] is not None:
         tokenpick.set_num_threads(settings["threads"])
-    peers = comparison_peers(args)
-    env = environment()
+    torch, torch_info = setup_torch(args)
+    peers = comparison_peers(args, torch)
+    env = environment(settings, torch_info)
     print(format_environment(env), end="\n\n", flush=True)
 
-    total = len(settings["vocabs"]) * len(settings["batches"]) * len(settings["logits"]) * len(OPS)
-    progress = Progress(total, enabled=not args.quiet)
-    try:
-        results = run_cases(settings, peers, progress)
-    finally:
-        progress.close()
+    results = timed_results(settings, peers, args.quiet)
     print(format_results(results, peers, settings))
+    written = True
     if args.json:
-        try:
-            write_json(args.json, env, settings, results, peers)
-        except OSError as exc:
-            print(f"error: cannot write {args.json}: {exc}", file=sys.stderr)
-            return 1
-        print(f"\nresults written to {args.json}")
-    return 1 if any(failed(r) for r in results) else 0
+        written = save("results", write_json, args.json, env, settings, results, peers) and written
+    if args.plot:
+        written = save("plot", write_plot, args.plot, new_figure, results, peers) and written
+    return 0 if written and not any(failed(r) for r in results) else 1
 
 
 def failed(result):
