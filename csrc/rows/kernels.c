@@ -160,41 +160,54 @@ static void tp_filtered_probs_f32(const float *x, int64_t n, const tp_keep *keep
     normalized_exp(x, n, keep->max, k, keep->threshold, out);
 }
 
-/* The walk of the draw over len tokens with logits v[0..len) and ids
- * ids[j] (or first_id + j when ids is NULL): the first token of positive
+/* The walk of the draw over len tokens with logits v[0..len) and ids ids[j]
+ * (or first_id + j when ids is NULL): the first token of positive
  * probability at which run, the sum so far, exceeds target; if rounding
- * keeps it short, the last token of positive probability (else fallback). */
+ * keeps it short, the last token of positive probability (else fallback).
+ * The exponentials are computed TP_BLOCK at a time, vectorized, into
+ * scratch; a block whose sum leaves run at or below target is passed whole,
+ * so only the block of the crossing is walked token by token. */
 static int64_t first_crossing(const float *v, const int64_t *ids, int64_t first_id, int64_t len,
                               float max, double k, float threshold, double run, double target,
-                              int64_t fallback)
+                              int64_t fallback, float *scratch)
 {
-    const tp_exparg a = tp_exp_setup(max, k);
     int64_t last_positive = fallback;
-    for (int64_t j = 0; j < len; j++) {
-        float e = kept_exp(v[j], &a, threshold);
-        if (e > 0.0f) {
-            last_positive = ids ? ids[j] : first_id + j;
-            run += e;
-            if (run > target)
-                return last_positive;
+    for (int64_t lo = 0; lo < len; lo += TP_BLOCK) {
+        const int64_t m = len - lo < TP_BLOCK ? len - lo : TP_BLOCK;
+        const double block = sum_exp_store(v + lo, m, max, k, threshold, scratch);
+        if (!(run + block > target)) {  /* passed whole: only its last positive token matters */
+            for (int64_t j = m - 1; j >= 0; j--)
+                if (scratch[j] > 0.0f) {
+                    last_positive = ids ? ids[lo + j] : first_id + lo + j;
+                    break;
+                }
+            run += block;
+            continue;
+        }
+        for (int64_t j = 0; j < m; j++) {
+            if (scratch[j] > 0.0f) {
+                last_positive = ids ? ids[lo + j] : first_id + lo + j;
+                run += scratch[j];
+                if (run > target)
+                    return last_positive;
+            }
         }
     }
     return last_positive;
 }
 
-/* The draw over the listed kept tokens: the same additions in the same order
- * for the total and the walk, so the walk ends at exactly the total. */
-static int64_t sample_listed(const tp_keep *keep, double k, double u, double *z)
+/* The draw over the listed kept tokens. */
+static int64_t sample_listed(const tp_keep *keep, double k, double u, tp_workspace *ws, double *z)
 {
-    *z = listed_sum_exp(keep, k);
+    *z = sum_exp(keep->cand_x, keep->ncand, keep->max, k, -INFINITY);
     return first_crossing(keep->cand_x, keep->cand_id, 0, keep->ncand, keep->max, k,
-                          -INFINITY, 0.0, u * *z, keep->argmax);
+                          -INFINITY, 0.0, u * *z, keep->argmax, ws->cand_e);
 }
 
 /* The draw over the whole row, reading it once and a block of it again: one
  * pass of exponentials stores the sum of each block in the workspace, the
  * block where the running sum crosses u * total is found from those sums, and
- * only that block is walked token by token. */
+ * only that block is walked. */
 static int64_t sample_blocks(const float *x, int64_t n, const tp_keep *keep, double k, double u,
                              tp_workspace *ws, double *z)
 {
@@ -204,13 +217,7 @@ static int64_t sample_blocks(const float *x, int64_t n, const tp_keep *keep, dou
     while ((n + per - 1) / per > TP_RADIX_BINS)
         per *= 2;
     const int64_t nblocks = (n + per - 1) / per;
-
-    *z = 0.0;
-    for (int64_t b = 0; b < nblocks; b++) {
-        const int64_t lo = b * per, len = n - lo < per ? n - lo : per;
-        block_sum[b] = sum_exp(x + lo, len, max, k, thr);
-        *z += block_sum[b];
-    }
+    *z = sum_exp_by_run(x, n, max, k, thr, per, block_sum);
 
     /* The block where the running sum first exceeds u * z; if rounding leaves
      * u * z at or above every partial sum, the last block of positive mass,
@@ -231,10 +238,9 @@ static int64_t sample_blocks(const float *x, int64_t n, const tp_keep *keep, dou
         block = last_positive_block;
         target = INFINITY;
     }
-    /* The block's own sum came from float lanes: if the walk's sequential sum
-     * falls just short, the block's last positive token it is. */
     const int64_t lo = block * per, len = n - lo < per ? n - lo : per;
-    return first_crossing(x + lo, NULL, lo, len, max, k, thr, before, target, keep->argmax);
+    return first_crossing(x + lo, NULL, lo, len, max, k, thr, before, target, keep->argmax,
+                          ws->cand_e);
 }
 
 static int64_t tp_sample_f32(const float *x, int64_t n, const tp_keep *keep, double u,
@@ -246,7 +252,7 @@ static int64_t tp_sample_f32(const float *x, int64_t n, const tp_keep *keep, dou
     }
     const double k = TP_LOG2E * keep->inv_t;
     double z;
-    const int64_t token = keep->ncand >= 0 ? sample_listed(keep, k, u, &z)
+    const int64_t token = keep->ncand >= 0 ? sample_listed(keep, k, u, ws, &z)
                                            : sample_blocks(x, n, keep, k, u, ws, &z);
     *logprob = (float)(((double)x[token] - (double)keep->max) * keep->inv_t - log(z));
     return token;

@@ -1,53 +1,180 @@
 /* Sums of exponentials over a row, shared by selection and the kernels. */
 #include "../tp_internal.h"
+#include "vec.h"
 
 /*
- * Sums of exponentials, vectorizable without -ffast-math: TP_LANES float
- * accumulators, flushed into a double every TP_BLOCK elements.  A flush adds
- * at most TP_BLOCK / TP_LANES = 8 terms per lane in float, so the relative
- * error of the sum stays near 1e-7 whatever n is.
+ * Sums of exponentials, vectorized without -ffast-math: float lanes over each
+ * TP_BLOCK elements (TP_LANES of them, or two vectors where vec.h has the
+ * arithmetic), reduced pairwise into one float per block, and the blocks
+ * summed in double.  The
+ * relative error of a sum stays near 1e-7 whatever n is, and the order of
+ * the additions is fixed, so results do not depend on alignment or threads.
  */
 #define TP_LANES 32
 #define TP_BLOCK 256
 
-static inline float kept_exp(float v, const tp_exparg *a, float threshold)
+#if defined(_MSC_VER)
+#define TP_FORCE_INLINE static __forceinline
+#else
+#define TP_FORCE_INLINE static inline __attribute__((always_inline))
+#endif
+
+/* The exponential of one logit, or 0 below the threshold (if cut). */
+TP_FORCE_INLINE float cut_exp(float v, const tp_exparg *a, float threshold, int cut)
 {
-    return v >= threshold ? tp_exp_apply(v, a) : 0.0f;
+    const float e = tp_exp_apply(v, a);
+    return cut && !(v >= threshold) ? 0.0f : e;
 }
 
-/* sum over i of exp((x[i] - max) / T) for x[i] >= threshold; if out, also
- * out[i] = that exponential (0 where x[i] < threshold). */
-static double sum_exp_store(const float *x, int64_t n, float max, double k, float threshold,
-                            float *out)
+static inline float kept_exp(float v, const tp_exparg *a, float threshold)
 {
-    const tp_exparg a = tp_exp_setup(max, k);
-    double z = 0.0;
-    int64_t i = 0;
-    for (; i + TP_BLOCK <= n; i += TP_BLOCK) {
-        float lane[TP_LANES] = {0.0f};
-        for (int64_t b = i; b < i + TP_BLOCK; b += TP_LANES)
-            for (int j = 0; j < TP_LANES; j++) {
-                float e = kept_exp(x[b + j], &a, threshold);
-                if (out)
-                    out[b + j] = e;
-                lane[j] += e;
-            }
-        float s = 0.0f;
-        for (int j = 0; j < TP_LANES; j++)
-            s += lane[j];
-        z += s;
+    return cut_exp(v, a, threshold, 1);
+}
+
+#if TP_VARITH
+/* tp_exp_apply over a vector, operation for operation (so the two give the
+ * same bits), with the row's constants in registers. */
+typedef struct {
+    tp_vf scale, neg_max_scaled, k_hi, k_lo;
+} tp_vexparg;
+
+TP_FORCE_INLINE tp_vexparg vexp_setup(const tp_exparg *a)
+{
+    tp_vexparg v;
+    v.scale = vf_set1(a->scale);
+    v.neg_max_scaled = vf_set1(-a->max_scaled);
+    v.k_hi = vf_set1(a->k_hi);
+    v.k_lo = vf_set1(a->k_lo);
+    return v;
+}
+
+TP_FORCE_INLINE tp_vf vexp(tp_vf x, tp_vexparg a)
+{
+    const tp_vf d = vf_fma(x, a.scale, a.neg_max_scaled);
+    const tp_vf t = vf_mul(d, a.k_hi);
+    const tp_vf s = vf_add(vf_at_least(t, vf_set1(-127.0f)), vf_set1(TP_SHIFTER));
+    const tp_vf minus_n = vf_sub(vf_set1(TP_SHIFTER), s);
+    const tp_vf f = vf_at_least(vf_fma(d, a.k_lo, vf_fma(d, a.k_hi, minus_n)), vf_set1(-1.0f));
+    tp_vf p = vf_fma(vf_set1(1.326470054e-03f), f, vf_set1(9.671534412e-03f));
+    p = vf_fma(p, f, vf_set1(5.550733954e-02f));
+    p = vf_fma(p, f, vf_set1(2.402224243e-01f));
+    p = vf_fma(p, f, vf_set1(6.931470037e-01f));
+    p = vf_fma(p, f, vf_set1(1.0f));
+    return vf_mul(p, vf_exp2_int(s));
+}
+
+/* The sum over one whole block of TP_BLOCK logits; with store, out[i] too. */
+TP_FORCE_INLINE float block_sum_exp(const float *x, const tp_exparg *a, tp_vexparg va,
+                                    float threshold, int cut, int store, float *out)
+{
+    const tp_vf thr = vf_set1(threshold);
+    tp_vf acc0 = vf_set1(0.0f), acc1 = vf_set1(0.0f);
+    (void)a;
+    for (int b = 0; b < TP_BLOCK; b += 2 * TP_VW) {
+        const tp_vf x0 = vf_load(x + b), x1 = vf_load(x + b + TP_VW);
+        tp_vf e0 = vexp(x0, va), e1 = vexp(x1, va);
+        if (cut) {
+            e0 = vf_ge_or_zero(e0, x0, thr);
+            e1 = vf_ge_or_zero(e1, x1, thr);
+        }
+        if (store) {
+            vf_store(out + b, e0);
+            vf_store(out + b + TP_VW, e1);
+        }
+        acc0 = vf_add(acc0, e0);
+        acc1 = vf_add(acc1, e1);
     }
-    for (; i < n; i++) {
-        float e = kept_exp(x[i], &a, threshold);
-        if (out)
-            out[i] = e;
-        z += e;
+    return vf_hsum(vf_add(acc0, acc1));
+}
+#else
+typedef int tp_vexparg;  /* no vector arithmetic: the compiler vectorizes the lanes */
+
+TP_FORCE_INLINE tp_vexparg vexp_setup(const tp_exparg *a)
+{
+    (void)a;
+    return 0;
+}
+
+/* The sum over one whole block of TP_BLOCK logits; with store, out[i] too. */
+TP_FORCE_INLINE float block_sum_exp(const float *x, const tp_exparg *a, tp_vexparg va,
+                                    float threshold, int cut, int store, float *out)
+{
+    float lane[TP_LANES] = {0.0f};
+    (void)va;
+    for (int b = 0; b < TP_BLOCK; b += TP_LANES)
+        for (int j = 0; j < TP_LANES; j++) {
+            const float e = cut_exp(x[b + j], a, threshold, cut);
+            if (store)
+                out[b + j] = e;
+            lane[j] += e;
+        }
+    for (int w = TP_LANES / 2; w > 0; w /= 2)
+        for (int j = 0; j < w; j++)
+            lane[j] += lane[j + w];
+    return lane[0];
+}
+#endif
+
+/* The sum over x[0..n); per > 0 (a multiple of TP_BLOCK) also stores the sum
+ * of each run of per logits in run_sum[]. */
+TP_FORCE_INLINE double sum_exp_runs(const float *x, int64_t n, const tp_exparg *a,
+                                    float threshold, int cut, int store, float *out,
+                                    int64_t per, double *run_sum)
+{
+    const tp_vexparg va = vexp_setup(a);
+    double z = 0.0;
+    for (int64_t lo = 0; lo < n; lo += per) {
+        const int64_t hi = n - lo < per ? n : lo + per;
+        double s = 0.0;
+        int64_t i = lo;
+        for (; i + TP_BLOCK <= hi; i += TP_BLOCK)
+            s += block_sum_exp(x + i, a, va, threshold, cut, store, store ? out + i : out);
+        for (; i < hi; i++) {
+            const float e = cut_exp(x[i], a, threshold, cut);
+            if (store)
+                out[i] = e;
+            s += e;
+        }
+        if (run_sum)
+            run_sum[lo / per] = s;
+        z += s;
     }
     return z;
 }
 
-static double sum_exp(const float *x, int64_t n, float max, double k, float threshold)
+/* The loops above, specialized: a threshold of -inf cuts nothing, and
+ * storing is the caller's choice; each combination compiles on its own. */
+static double sum_exp_any(const float *x, int64_t n, float max, double k, float threshold,
+                          float *out, int64_t per, double *run_sum)
 {
-    return sum_exp_store(x, n, max, k, threshold, NULL);
+    const tp_exparg a = tp_exp_setup(max, k);
+    if (per <= 0)
+        per = n > 0 ? n : 1;
+    if (threshold > -INFINITY)
+        return out ? sum_exp_runs(x, n, &a, threshold, 1, 1, out, per, run_sum)
+                   : sum_exp_runs(x, n, &a, threshold, 1, 0, out, per, run_sum);
+    return out ? sum_exp_runs(x, n, &a, threshold, 0, 1, out, per, run_sum)
+               : sum_exp_runs(x, n, &a, threshold, 0, 0, out, per, run_sum);
 }
 
+/* sum over i of exp((x[i] - max) / T) for x[i] >= threshold, with
+ * k = log2(e) / T; if out, also out[i] = that exponential (0 where
+ * x[i] < threshold). */
+static double sum_exp_store(const float *x, int64_t n, float max, double k, float threshold,
+                            float *out)
+{
+    return sum_exp_any(x, n, max, k, threshold, out, 0, NULL);
+}
+
+static double sum_exp(const float *x, int64_t n, float max, double k, float threshold)
+{
+    return sum_exp_any(x, n, max, k, threshold, NULL, 0, NULL);
+}
+
+/* sum_exp, which also stores the sum of each run of per logits (per a
+ * multiple of TP_BLOCK) in run_sum[]. */
+static double sum_exp_by_run(const float *x, int64_t n, float max, double k, float threshold,
+                             int64_t per, double *run_sum)
+{
+    return sum_exp_any(x, n, max, k, threshold, NULL, per, run_sum);
+}

@@ -13,6 +13,19 @@
  *   vf_nan_bits(a)      nonzero iff some lane is NaN
  *   vf_eq_bits(a, b)    bit j set iff lane j of a equals lane j of b
  *   vf_ge_bits(a, b)    bit j set iff lane j of a >= lane j of b
+ *
+ * Where the instruction set has fused multiply-add (AVX2 with FMA, AVX-512,
+ * aarch64), TP_VARITH is 1 and there is arithmetic too, for the vectorized
+ * exponential of sums.c:
+ *
+ *   vf_add, vf_sub, vf_mul(a, b)   per lane
+ *   vf_fma(a, b, c)     per lane: a * b + c, rounded once
+ *   vf_store(p, a)      TP_VW floats to p (unaligned)
+ *   vf_ge_or_zero(a, x, t)  per lane: x >= t ? a : 0
+ *   vf_at_least(a, lo)  per lane: a >= lo ? a : lo, and lo where a is NaN
+ *   vf_exp2_int(s)      per lane: 2**n, where s = n + 1.5 * 2**23 for an
+ *                       integer n in [-127, 0]; 0 for n = -127
+ *   vf_hsum(a)          the sum of the lanes, pairwise
  */
 #ifndef TP_VEC_H
 #define TP_VEC_H
@@ -30,6 +43,31 @@ static inline float vf_hmax(tp_vf a) { return _mm512_reduce_max_ps(a); }
 static inline uint32_t vf_nan_bits(tp_vf a) { return _mm512_cmp_ps_mask(a, a, _CMP_UNORD_Q); }
 static inline uint32_t vf_eq_bits(tp_vf a, tp_vf b) { return _mm512_cmp_ps_mask(a, b, _CMP_EQ_OQ); }
 static inline uint32_t vf_ge_bits(tp_vf a, tp_vf b) { return _mm512_cmp_ps_mask(a, b, _CMP_GE_OQ); }
+#define TP_VARITH 1
+static inline tp_vf vf_add(tp_vf a, tp_vf b) { return _mm512_add_ps(a, b); }
+static inline tp_vf vf_sub(tp_vf a, tp_vf b) { return _mm512_sub_ps(a, b); }
+static inline tp_vf vf_mul(tp_vf a, tp_vf b) { return _mm512_mul_ps(a, b); }
+static inline tp_vf vf_fma(tp_vf a, tp_vf b, tp_vf c) { return _mm512_fmadd_ps(a, b, c); }
+static inline tp_vf vf_at_least(tp_vf a, tp_vf lo) { return _mm512_max_ps(a, lo); }
+static inline void vf_store(float *p, tp_vf a) { _mm512_storeu_ps(p, a); }
+static inline tp_vf vf_ge_or_zero(tp_vf a, tp_vf x, tp_vf t)
+{
+    return _mm512_maskz_mov_ps(_mm512_cmp_ps_mask(x, t, _CMP_GE_OQ), a);
+}
+static inline tp_vf vf_exp2_int(tp_vf s)
+{
+    const __m512i bits = _mm512_slli_epi32(_mm512_castps_si512(s), 23);
+    return _mm512_castsi512_ps(_mm512_add_epi32(bits, _mm512_set1_epi32(127 << 23)));
+}
+static inline float vf_hsum(tp_vf a)
+{
+    __m256 h = _mm256_add_ps(_mm512_castps512_ps256(a),
+                             _mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(a), 1)));
+    __m128 q = _mm_add_ps(_mm256_castps256_ps128(h), _mm256_extractf128_ps(h, 1));
+    q = _mm_add_ps(q, _mm_movehl_ps(q, q));
+    q = _mm_add_ss(q, _mm_shuffle_ps(q, q, 1));
+    return _mm_cvtss_f32(q);
+}
 
 #elif defined(__AVX2__)
 #include <immintrin.h>
@@ -57,6 +95,31 @@ static inline uint32_t vf_ge_bits(tp_vf a, tp_vf b)
 {
     return (uint32_t)_mm256_movemask_ps(_mm256_cmp_ps(a, b, _CMP_GE_OQ));
 }
+#if defined(__FMA__)
+#define TP_VARITH 1
+static inline tp_vf vf_add(tp_vf a, tp_vf b) { return _mm256_add_ps(a, b); }
+static inline tp_vf vf_sub(tp_vf a, tp_vf b) { return _mm256_sub_ps(a, b); }
+static inline tp_vf vf_mul(tp_vf a, tp_vf b) { return _mm256_mul_ps(a, b); }
+static inline tp_vf vf_fma(tp_vf a, tp_vf b, tp_vf c) { return _mm256_fmadd_ps(a, b, c); }
+static inline tp_vf vf_at_least(tp_vf a, tp_vf lo) { return _mm256_max_ps(a, lo); }
+static inline void vf_store(float *p, tp_vf a) { _mm256_storeu_ps(p, a); }
+static inline tp_vf vf_ge_or_zero(tp_vf a, tp_vf x, tp_vf t)
+{
+    return _mm256_and_ps(_mm256_cmp_ps(x, t, _CMP_GE_OQ), a);
+}
+static inline tp_vf vf_exp2_int(tp_vf s)
+{
+    const __m256i bits = _mm256_slli_epi32(_mm256_castps_si256(s), 23);
+    return _mm256_castsi256_ps(_mm256_add_epi32(bits, _mm256_set1_epi32(127 << 23)));
+}
+static inline float vf_hsum(tp_vf a)
+{
+    __m128 q = _mm_add_ps(_mm256_castps256_ps128(a), _mm256_extractf128_ps(a, 1));
+    q = _mm_add_ps(q, _mm_movehl_ps(q, q));
+    q = _mm_add_ss(q, _mm_shuffle_ps(q, q, 1));
+    return _mm_cvtss_f32(q);
+}
+#endif
 
 #elif defined(__SSE2__) || defined(_M_X64)
 #include <emmintrin.h>
@@ -91,6 +154,23 @@ static inline uint32_t tp_neon_bits(uint32x4_t m)
 }
 static inline uint32_t vf_eq_bits(tp_vf a, tp_vf b) { return tp_neon_bits(vceqq_f32(a, b)); }
 static inline uint32_t vf_ge_bits(tp_vf a, tp_vf b) { return tp_neon_bits(vcgeq_f32(a, b)); }
+#define TP_VARITH 1
+static inline tp_vf vf_add(tp_vf a, tp_vf b) { return vaddq_f32(a, b); }
+static inline tp_vf vf_sub(tp_vf a, tp_vf b) { return vsubq_f32(a, b); }
+static inline tp_vf vf_mul(tp_vf a, tp_vf b) { return vmulq_f32(a, b); }
+static inline tp_vf vf_fma(tp_vf a, tp_vf b, tp_vf c) { return vfmaq_f32(c, a, b); }
+static inline tp_vf vf_at_least(tp_vf a, tp_vf lo) { return vmaxnmq_f32(a, lo); }
+static inline void vf_store(float *p, tp_vf a) { vst1q_f32(p, a); }
+static inline tp_vf vf_ge_or_zero(tp_vf a, tp_vf x, tp_vf t)
+{
+    return vreinterpretq_f32_u32(vandq_u32(vcgeq_f32(x, t), vreinterpretq_u32_f32(a)));
+}
+static inline tp_vf vf_exp2_int(tp_vf s)
+{
+    const uint32x4_t bits = vshlq_n_u32(vreinterpretq_u32_f32(s), 23);
+    return vreinterpretq_f32_u32(vaddq_u32(bits, vdupq_n_u32(127u << 23)));
+}
+static inline float vf_hsum(tp_vf a) { return vaddvq_f32(a); }
 
 #else
 #define TP_VW 1
@@ -102,6 +182,10 @@ static inline float vf_hmax(tp_vf a) { return a; }
 static inline uint32_t vf_nan_bits(tp_vf a) { return a != a; }
 static inline uint32_t vf_eq_bits(tp_vf a, tp_vf b) { return a == b; }
 static inline uint32_t vf_ge_bits(tp_vf a, tp_vf b) { return a >= b; }
+#endif
+
+#ifndef TP_VARITH
+#define TP_VARITH 0
 #endif
 
 /* Index of the lowest set bit of a nonzero mask. */
