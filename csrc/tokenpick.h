@@ -49,14 +49,20 @@ typedef struct {
 #define TP_RADIX_BINS 2048
 #define TP_CAND_CAP 16384    /* candidates gathered for an exact selection */
 #define TP_SAMPLE_SIZE 1024  /* a strided sample that estimates top-k thresholds */
+#define TP_MASS_COPIES 4     /* interleaved histograms, see select.c */
 typedef struct {
     double mass[TP_RADIX_BINS];
     int64_t count[TP_RADIX_BINS];
-    double mass4[4 * TP_RADIX_BINS];  /* four interleaved histograms, for long rows */
+    double mass_copies[TP_MASS_COPIES * TP_RADIX_BINS];  /* interleaved histograms, for long rows */
     float cand_x[TP_CAND_CAP];
     int64_t cand_id[TP_CAND_CAP];
     float cand_e[TP_CAND_CAP];  /* their exponentials, where selection needs them */
     float sample[TP_SAMPLE_SIZE];
+    /* Room for one exponential per token of a row, owned by the caller, which
+     * grows it (row_e_cap floats) before the kernels run; NULL/0 is allowed,
+     * and then the kernels recompute what they would have stored. */
+    float *row_e;
+    int64_t row_e_cap;
 } tp_workspace;
 
 /* The kept set of a row: every token with x >= threshold, or, for greedy
@@ -73,6 +79,9 @@ typedef struct {
     int64_t ncand;
     const float *cand_x;
     const int64_t *cand_id;
+    /* NULL, or the exponentials exp((x[i] - max) / T) of the whole row (0
+     * below some value <= threshold), stored by selection in the workspace. */
+    const float *row_e;
 } tp_keep;
 
 /* ---- the row kernels, one table per instruction set ----------------------- */

@@ -188,31 +188,53 @@ static float select_candidates_by_mass(int64_t c, float floor, float max, double
                                     relative, ws));
 }
 
-/* The nucleus of a row where it holds too many tokens to gather (flat
- * distributions): the first radix level runs over the whole row, with its
- * exponentials computed a chunk at a time by the vectorized sum_exp_store;
- * the tokens of the one level-0 bin where the mass crosses the target are
- * then gathered by value range and finished as candidates. */
-static float wide_nucleus_threshold(const float *x, int64_t n, float floor, float max,
-                                    double inv_t, double top_p, tp_workspace *ws)
+/* Adds e[i] to the level-0 bin of x[i], in TP_MASS_COPIES interleaved
+ * histograms: consecutive tokens of a flat row fall in the same few bins, so
+ * with one histogram every addition would wait for the one before.  The bins
+ * of a block are computed first, in a loop that compilers vectorize. */
+static void add_level0_mass(const float *x, const float *e, int64_t len, double *copies)
 {
-    const double k = TP_LOG2E * inv_t;
-    const int shift = long_plan.shift[0], nbins = 1 << long_plan.bits[0];
-    float *e = ws->cand_x;  /* scratch for one chunk of exponentials */
-    double *mass4 = ws->mass4;  /* 4 histograms: consecutive tokens of a flat row fall
-                                   in the same few bins, so one would chain every add */
-    memset(mass4, 0, 4 * (size_t)nbins * sizeof mass4[0]);
-    double total = 0.0;
-    for (int64_t i = 0; i < n; i += TP_CAND_CAP) {
-        const int64_t len = n - i < TP_CAND_CAP ? n - i : TP_CAND_CAP;
-        total += sum_exp_store(x + i, len, max, k, floor, e);
-        for (int64_t j = 0; j < len; j++)
-            mass4[4 * (tp_key(x[i + j]) >> shift) + (j & 3)] += e[j];
+    const int shift = long_plan.shift[0];
+    uint32_t bin[TP_BLOCK];
+    for (int64_t lo = 0; lo < len; lo += TP_BLOCK) {
+        const int64_t m = len - lo < TP_BLOCK ? len - lo : TP_BLOCK;
+        for (int64_t j = 0; j < m; j++)
+            bin[j] = TP_MASS_COPIES * (tp_key(x[lo + j]) >> shift) + (uint32_t)(j % TP_MASS_COPIES);
+        for (int64_t j = 0; j < m; j++)
+            copies[bin[j]] += e[lo + j];
     }
-    for (int b = 0; b < nbins; b++)
-        ws->mass[b] = (mass4[4 * b] + mass4[4 * b + 1]) + (mass4[4 * b + 2] + mass4[4 * b + 3]);
+}
 
-    const double target = top_p * total;
+/* The nucleus of a row where it holds too many tokens to gather (flat
+ * distributions): the first radix level runs over the whole row, on the
+ * exponentials stored in e (or, if NULL, computed a chunk at a time); the
+ * tokens of the one level-0 bin where the mass crosses the target are then
+ * gathered by value range and finished as candidates.  z is the row's total. */
+static float wide_nucleus_threshold(const float *x, const float *e, int64_t n, float floor,
+                                    float max, double inv_t, double top_p, double z,
+                                    tp_workspace *ws)
+{
+    const int shift = long_plan.shift[0], nbins = 1 << long_plan.bits[0];
+    double *copies = ws->mass_copies;
+    memset(copies, 0, TP_MASS_COPIES * (size_t)nbins * sizeof copies[0]);
+    if (e) {
+        add_level0_mass(x, e, n, copies);
+    } else {
+        float *chunk = ws->cand_x;  /* scratch for one chunk of exponentials */
+        for (int64_t i = 0; i < n; i += TP_CAND_CAP) {
+            const int64_t len = n - i < TP_CAND_CAP ? n - i : TP_CAND_CAP;
+            sum_exp_store(x + i, len, max, TP_LOG2E * inv_t, floor, chunk);
+            add_level0_mass(x + i, chunk, len, copies);
+        }
+    }
+    for (int b = 0; b < nbins; b++) {
+        double m = 0.0;
+        for (int j = 0; j < TP_MASS_COPIES; j++)
+            m += copies[TP_MASS_COPIES * b + j];
+        ws->mass[b] = m;
+    }
+
+    const double target = top_p * z;
     double above = 0.0;
     int chosen = nbins - 1;
     for (int b = nbins - 1; b >= 0; b--) {
@@ -227,20 +249,36 @@ static float wide_nucleus_threshold(const float *x, int64_t n, float floor, floa
     float lo = tp_unkey(first), hi = tp_unkey(last);
     lo = lo > floor ? lo : floor;
     const int64_t c = gather_between(x, n, lo, hi, ws);
-    double z;
+    double listed_z;
     if (c > 0)
-        return select_candidates_by_mass(c, floor, max, inv_t, target - above, 0, ws, &z);
-    return tp_unkey(weighted_select(x, NULL, n, floor, max, inv_t, top_p, 1, ws));
+        return select_candidates_by_mass(c, floor, max, inv_t, target - above, 0, ws, &listed_z);
+    return tp_unkey(weighted_select(x, e, n, floor, max, inv_t, top_p, 1, ws));
+}
+
+/* Whether a strided sample of the row says that far more than TP_CAND_CAP
+ * tokens are >= t (a gather would fill the workspace, at some cost per
+ * token, only to give up). */
+static int surely_too_many(const float *x, int64_t n, float t)
+{
+    if (n < 4 * TP_CAND_CAP)
+        return 0;
+    const int64_t stride = n / TP_SAMPLE_SIZE;
+    int64_t hits = 0;
+    for (int64_t s = 0; s < TP_SAMPLE_SIZE; s++)
+        hits += x[s * stride] >= t;
+    return hits * n > 2 * TP_CAND_CAP * (int64_t)TP_SAMPLE_SIZE;
 }
 
 /* The smallest logit of the top-p nucleus among the tokens >= floor.
  * *c is the number of listed candidates (all tokens >= floor), or -1; on
- * return it lists a superset of the nucleus, or is -1. */
+ * return it lists a superset of the nucleus, or is -1.  When the row is
+ * not listed, its exponentials go to the workspace's row buffer if it is
+ * large enough, and *row_e points to them (else NULL). */
 static float nucleus_threshold(const float *x, int64_t n, float floor, float max, double inv_t,
-                               double top_p, tp_workspace *ws, int64_t *c)
+                               double top_p, tp_workspace *ws, int64_t *c, const float **row_e)
 {
-    const double k = TP_LOG2E * inv_t;
     double z;
+    *row_e = NULL;
     if (*c >= 0)  /* the top-k candidates are the whole kept set */
         return select_candidates_by_mass(*c, floor, max, inv_t, top_p, 1, ws, &z);
 
@@ -248,15 +286,17 @@ static float nucleus_threshold(const float *x, int64_t n, float floor, float max
      * of them together hold less than n times that: choose t0 so that this is
      * half of 1 - p of the mass, and the nucleus lies above t0 (rounded down,
      * so that float rounding only lets more tokens through). */
-    z = sum_exp(x, n, max, k, floor);
+    float *e = n <= ws->row_e_cap ? ws->row_e : NULL;
+    z = sum_exp_store(x, n, max, TP_LOG2E * inv_t, floor, e);
+    *row_e = e;
     const double below = log(0.5 * (1.0 - top_p) * z / (double)n) / inv_t;
     float t0 = nextafterf((float)((double)max + below), -INFINITY);
     t0 = t0 > floor ? t0 : floor;
-    *c = gather_at_least(x, n, t0, ws);
+    *c = surely_too_many(x, n, t0) ? -1 : gather_at_least(x, n, t0, ws);
     double listed_z;
     if (*c >= 0)
         return select_candidates_by_mass(*c, floor, max, inv_t, top_p * z, 0, ws, &listed_z);
-    return wide_nucleus_threshold(x, n, floor, max, inv_t, top_p, ws);
+    return wide_nucleus_threshold(x, e, n, floor, max, inv_t, top_p, z, ws);
 }
 
 /* min-p keeps x when (x - max) / T >= log(m), evaluated in double exactly as
@@ -294,6 +334,7 @@ static void tp_keep_f32(const float *x, int64_t n, const tp_rowstat *st, const t
     keep->ncand = -1;
     keep->cand_x = ws->cand_x;
     keep->cand_id = ws->cand_id;
+    keep->row_e = NULL;
     if (keep->greedy)
         return;
 
@@ -302,7 +343,8 @@ static void tp_keep_f32(const float *x, int64_t n, const tp_rowstat *st, const t
     if (f->top_k > 0 && f->top_k < n)
         c = top_k_candidates(x, n, f->top_k, ws, &thr);
     if (f->top_p < 1.0) {
-        float t = nucleus_threshold(x, n, thr, st->max, keep->inv_t, f->top_p, ws, &c);
+        float t = nucleus_threshold(x, n, thr, st->max, keep->inv_t, f->top_p, ws, &c,
+                                    &keep->row_e);
         thr = t > thr ? t : thr;
     }
     if (f->min_p > 0.0) {

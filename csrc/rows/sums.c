@@ -19,16 +19,13 @@
 #define TP_FORCE_INLINE static inline __attribute__((always_inline))
 #endif
 
-/* The exponential of one logit, or 0 below the threshold (if cut). */
-TP_FORCE_INLINE float cut_exp(float v, const tp_exparg *a, float threshold, int cut)
+/* The exponential of logit v, computed or (from) read at *e; 0 below the
+ * threshold (if cut). */
+TP_FORCE_INLINE float cut_exp(float v, const float *e, int from, const tp_exparg *a,
+                              float threshold, int cut)
 {
-    const float e = tp_exp_apply(v, a);
-    return cut && !(v >= threshold) ? 0.0f : e;
-}
-
-static inline float kept_exp(float v, const tp_exparg *a, float threshold)
-{
-    return cut_exp(v, a, threshold, 1);
+    const float ev = from ? *e : tp_exp_apply(v, a);
+    return cut && !(v >= threshold) ? 0.0f : ev;
 }
 
 #if TP_VARITH
@@ -63,16 +60,19 @@ TP_FORCE_INLINE tp_vf vexp(tp_vf x, tp_vexparg a)
     return vf_mul(p, vf_exp2_int(s));
 }
 
-/* The sum over one whole block of TP_BLOCK logits; with store, out[i] too. */
-TP_FORCE_INLINE float block_sum_exp(const float *x, const tp_exparg *a, tp_vexparg va,
-                                    float threshold, int cut, int store, float *out)
+/* The sum over one whole block of TP_BLOCK logits, of exponentials
+ * computed or (from) read from e[]; with store, out[i] too. */
+TP_FORCE_INLINE float block_sum_exp(const float *x, const float *e, int from, const tp_exparg *a,
+                                    tp_vexparg va, float threshold, int cut, int store,
+                                    float *out)
 {
     const tp_vf thr = vf_set1(threshold);
     tp_vf acc0 = vf_set1(0.0f), acc1 = vf_set1(0.0f);
     (void)a;
     for (int b = 0; b < TP_BLOCK; b += 2 * TP_VW) {
         const tp_vf x0 = vf_load(x + b), x1 = vf_load(x + b + TP_VW);
-        tp_vf e0 = vexp(x0, va), e1 = vexp(x1, va);
+        tp_vf e0 = from ? vf_load(e + b) : vexp(x0, va);
+        tp_vf e1 = from ? vf_load(e + b + TP_VW) : vexp(x1, va);
         if (cut) {
             e0 = vf_ge_or_zero(e0, x0, thr);
             e1 = vf_ge_or_zero(e1, x1, thr);
@@ -95,18 +95,20 @@ TP_FORCE_INLINE tp_vexparg vexp_setup(const tp_exparg *a)
     return 0;
 }
 
-/* The sum over one whole block of TP_BLOCK logits; with store, out[i] too. */
-TP_FORCE_INLINE float block_sum_exp(const float *x, const tp_exparg *a, tp_vexparg va,
-                                    float threshold, int cut, int store, float *out)
+/* The sum over one whole block of TP_BLOCK logits, of exponentials
+ * computed or (from) read from e[]; with store, out[i] too. */
+TP_FORCE_INLINE float block_sum_exp(const float *x, const float *e, int from, const tp_exparg *a,
+                                    tp_vexparg va, float threshold, int cut, int store,
+                                    float *out)
 {
     float lane[TP_LANES] = {0.0f};
     (void)va;
     for (int b = 0; b < TP_BLOCK; b += TP_LANES)
         for (int j = 0; j < TP_LANES; j++) {
-            const float e = cut_exp(x[b + j], a, threshold, cut);
+            const float ev = cut_exp(x[b + j], e + b + j, from, a, threshold, cut);
             if (store)
-                out[b + j] = e;
-            lane[j] += e;
+                out[b + j] = ev;
+            lane[j] += ev;
         }
     for (int w = TP_LANES / 2; w > 0; w /= 2)
         for (int j = 0; j < w; j++)
@@ -117,9 +119,9 @@ TP_FORCE_INLINE float block_sum_exp(const float *x, const tp_exparg *a, tp_vexpa
 
 /* The sum over x[0..n); per > 0 (a multiple of TP_BLOCK) also stores the sum
  * of each run of per logits in run_sum[]. */
-TP_FORCE_INLINE double sum_exp_runs(const float *x, int64_t n, const tp_exparg *a,
-                                    float threshold, int cut, int store, float *out,
-                                    int64_t per, double *run_sum)
+TP_FORCE_INLINE double sum_exp_runs(const float *x, const float *e, int from, int64_t n,
+                                    const tp_exparg *a, float threshold, int cut, int store,
+                                    float *out, int64_t per, double *run_sum)
 {
     const tp_vexparg va = vexp_setup(a);
     double z = 0.0;
@@ -128,12 +130,13 @@ TP_FORCE_INLINE double sum_exp_runs(const float *x, int64_t n, const tp_exparg *
         double s = 0.0;
         int64_t i = lo;
         for (; i + TP_BLOCK <= hi; i += TP_BLOCK)
-            s += block_sum_exp(x + i, a, va, threshold, cut, store, store ? out + i : out);
+            s += block_sum_exp(x + i, from ? e + i : e, from, a, va, threshold, cut, store,
+                               store ? out + i : out);
         for (; i < hi; i++) {
-            const float e = cut_exp(x[i], a, threshold, cut);
+            const float ev = cut_exp(x[i], from ? e + i : e, from, a, threshold, cut);
             if (store)
-                out[i] = e;
-            s += e;
+                out[i] = ev;
+            s += ev;
         }
         if (run_sum)
             run_sum[lo / per] = s;
@@ -142,19 +145,24 @@ TP_FORCE_INLINE double sum_exp_runs(const float *x, int64_t n, const tp_exparg *
     return z;
 }
 
-/* The loops above, specialized: a threshold of -inf cuts nothing, and
- * storing is the caller's choice; each combination compiles on its own. */
-static double sum_exp_any(const float *x, int64_t n, float max, double k, float threshold,
-                          float *out, int64_t per, double *run_sum)
+/* The loops above, specialized: a threshold of -inf cuts nothing, the
+ * exponentials are computed or read from e (if not NULL), and storing is the
+ * caller's choice; each combination compiles on its own. */
+static double sum_exp_any(const float *x, const float *e, int64_t n, float max, double k,
+                          float threshold, float *out, int64_t per, double *run_sum)
 {
     const tp_exparg a = tp_exp_setup(max, k);
+    const int cut = threshold > -INFINITY;
     if (per <= 0)
         per = n > 0 ? n : 1;
-    if (threshold > -INFINITY)
-        return out ? sum_exp_runs(x, n, &a, threshold, 1, 1, out, per, run_sum)
-                   : sum_exp_runs(x, n, &a, threshold, 1, 0, out, per, run_sum);
-    return out ? sum_exp_runs(x, n, &a, threshold, 0, 1, out, per, run_sum)
-               : sum_exp_runs(x, n, &a, threshold, 0, 0, out, per, run_sum);
+#define TP_SUM_RUNS(from, cut_, store) \
+    sum_exp_runs(x, e, from, n, &a, threshold, cut_, store, out, per, run_sum)
+    if (e)
+        return out ? (cut ? TP_SUM_RUNS(1, 1, 1) : TP_SUM_RUNS(1, 0, 1))
+                   : (cut ? TP_SUM_RUNS(1, 1, 0) : TP_SUM_RUNS(1, 0, 0));
+    return out ? (cut ? TP_SUM_RUNS(0, 1, 1) : TP_SUM_RUNS(0, 0, 1))
+               : (cut ? TP_SUM_RUNS(0, 1, 0) : TP_SUM_RUNS(0, 0, 0));
+#undef TP_SUM_RUNS
 }
 
 /* sum over i of exp((x[i] - max) / T) for x[i] >= threshold, with
@@ -163,18 +171,26 @@ static double sum_exp_any(const float *x, int64_t n, float max, double k, float 
 static double sum_exp_store(const float *x, int64_t n, float max, double k, float threshold,
                             float *out)
 {
-    return sum_exp_any(x, n, max, k, threshold, out, 0, NULL);
+    return sum_exp_any(x, NULL, n, max, k, threshold, out, 0, NULL);
 }
 
 static double sum_exp(const float *x, int64_t n, float max, double k, float threshold)
 {
-    return sum_exp_any(x, n, max, k, threshold, NULL, 0, NULL);
+    return sum_exp_any(x, NULL, n, max, k, threshold, NULL, 0, NULL);
 }
 
-/* sum_exp, which also stores the sum of each run of per logits (per a
- * multiple of TP_BLOCK) in run_sum[]. */
-static double sum_exp_by_run(const float *x, int64_t n, float max, double k, float threshold,
-                             int64_t per, double *run_sum)
+/* sum_exp_store of exponentials already computed: e[i] where x[i] >= threshold. */
+static double sum_stored_store(const float *x, const float *e, int64_t n, float threshold,
+                               float *out)
 {
-    return sum_exp_any(x, n, max, k, threshold, NULL, per, run_sum);
+    return sum_exp_any(x, e, n, 0.0f, 1.0, threshold, out, 0, NULL);
+}
+
+/* sum_exp (or, when e is not NULL, its sum of stored exponentials), which
+ * also stores the sum of each run of per logits (per a multiple of TP_BLOCK)
+ * in run_sum[]. */
+static double sum_exp_by_run(const float *x, const float *e, int64_t n, float max, double k,
+                             float threshold, int64_t per, double *run_sum)
+{
+    return sum_exp_any(x, e, n, max, k, threshold, NULL, per, run_sum);
 }

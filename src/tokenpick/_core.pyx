@@ -13,7 +13,7 @@ leaves its outputs untouched.
 """
 
 from libc.stdint cimport int64_t, uint64_t
-from libc.stdlib cimport free, malloc
+from libc.stdlib cimport calloc, free, malloc, realloc
 
 cimport numpy as cnp
 
@@ -45,7 +45,8 @@ cdef extern from "tokenpick.h" nogil:
         int greedy
 
     ctypedef struct tp_workspace:
-        pass
+        float *row_e
+        int64_t row_e_cap
 
     ctypedef struct tp_kernels:
         const char *name
@@ -257,16 +258,31 @@ cdef inline _RowStats _stats_of(stats, cnp.ndarray x):
 
 
 cdef class _Workspace:
-    """Scratch for selection, of a size independent of V."""
+    """Scratch for selection, of a size independent of V, and a row buffer
+    of V floats (grown to the longest row seen) for the exponentials that
+    top-p computes once and the draw reuses."""
     cdef tp_workspace *ws
 
     def __cinit__(self):
-        self.ws = <tp_workspace *>malloc(sizeof(tp_workspace))
+        self.ws = <tp_workspace *>calloc(1, sizeof(tp_workspace))
         if self.ws == NULL:
             raise MemoryError()
 
     def __dealloc__(self):
+        if self.ws != NULL:
+            free(self.ws.row_e)
         free(self.ws)
+
+    cdef int reserve(self, int64_t n) except -1:
+        """Room for n exponentials in the row buffer."""
+        cdef float *grown
+        if n > self.ws.row_e_cap:
+            grown = <float *>realloc(self.ws.row_e, n * sizeof(float))
+            if grown == NULL:
+                raise MemoryError()
+            self.ws.row_e = grown
+            self.ws.row_e_cap = n
+        return 0
 
 
 _per_thread = threading.local()
@@ -360,6 +376,7 @@ cdef int _kept(bint probs, cnp.ndarray x, stats, temperature, top_k, top_p, min_
     cdef tp_filter row
     cdef tp_keep keep
     _filters(&f, temperature, top_k, top_p, min_p)
+    w.reserve(V)
     with nogil:
         for i in range(start, stop):
             _filter_row(&f, i, &row)
@@ -399,6 +416,7 @@ def sample(cnp.ndarray x not None, stats, temperature, top_k, top_p, min_p,
     cdef _Scalar us, ss, os_
     cdef double u
     _filters(&f, temperature, top_k, top_p, min_p)
+    w.reserve(V)
     if given:
         _column(uniforms, cnp.NPY_FLOAT64, &uc, &us)
     else:
