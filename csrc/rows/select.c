@@ -95,8 +95,30 @@ static uint32_t weighted_select(const float *x, const float *weights, int64_t n,
     return prefix;
 }
 
+/* The k-th largest of x[0..n) for k <= TP_SMALL_K: the k largest so far,
+ * kept in descending order; most values fall below the last and cost one
+ * comparison.  (x holds no NaN.) */
+#define TP_SMALL_K 64
+static float kth_largest_small(const float *x, int64_t n, int64_t k)
+{
+    float top[TP_SMALL_K];
+    int64_t have = 0;
+    for (int64_t i = 0; i < n; i++) {
+        const float v = x[i];
+        if (have == k && !(v > top[k - 1]))
+            continue;
+        int64_t j = have < k ? have++ : k - 1;  /* the place v takes, moved up */
+        for (; j > 0 && top[j - 1] < v; j--)
+            top[j] = top[j - 1];
+        top[j] = v;
+    }
+    return top[k - 1];
+}
+
 static float tp_kth_largest_f32(const float *x, int64_t n, int64_t k, tp_workspace *ws)
 {
+    if (k <= TP_SMALL_K && k <= n)
+        return kth_largest_small(x, n, k);
     return tp_unkey(weighted_select(x, NULL, n, -INFINITY, 0.0f, 0.0, (double)k, 0, ws));
 }
 
@@ -107,35 +129,54 @@ static float tp_kth_largest_f32(const float *x, int64_t n, int64_t k, tp_workspa
  * gathered few instead of the row.  When a bound lets too many through, the
  * selection falls back to the radix select over the whole row. */
 
-/* Gathers every x[i] in [lo, hi]; returns their number, or -1 past TP_CAND_CAP. */
-static int64_t gather_between(const float *x, int64_t n, float lo, float hi, tp_workspace *ws)
+/* Appends the tokens of the set bits of hits (lanes of the vector at i) to
+ * the candidates; false when they would pass TP_CAND_CAP. */
+static inline int gather_hits(const float *x, int64_t i, uint32_t hits, tp_workspace *ws,
+                              int64_t *c)
+{
+    for (; hits; hits &= hits - 1) {
+        if (*c == TP_CAND_CAP)
+            return 0;
+        const int64_t at = i + tp_lowest_bit(hits);
+        ws->cand_x[*c] = x[at];
+        ws->cand_id[(*c)++] = at;
+    }
+    return 1;
+}
+
+/* Gathers every x[i] >= lo (and, if bounded, <= hi), in ascending i;
+ * returns their number, or -1 past TP_CAND_CAP.  Two vectors a step: most
+ * have no hit, and then cost two compares and a branch. */
+TP_FORCE_INLINE int64_t gather_range(const float *x, int64_t n, float lo, float hi, int bounded,
+                                     tp_workspace *ws)
 {
     const tp_vf vlo = vf_set1(lo), vhi = vf_set1(hi);
     int64_t c = 0, i = 0;
-    for (; i + TP_VW <= n; i += TP_VW) {
-        const tp_vf v = vf_load(x + i);
-        for (uint32_t hits = vf_ge_bits(v, vlo) & vf_ge_bits(vhi, v); hits; hits &= hits - 1) {
-            if (c == TP_CAND_CAP)
-                return -1;
-            const int64_t at = i + tp_lowest_bit(hits);
-            ws->cand_x[c] = x[at];
-            ws->cand_id[c++] = at;
+    for (; i + 2 * TP_VW <= n; i += 2 * TP_VW) {
+        const tp_vf v0 = vf_load(x + i), v1 = vf_load(x + i + TP_VW);
+        uint32_t h0 = vf_ge_bits(v0, vlo), h1 = vf_ge_bits(v1, vlo);
+        if (bounded) {
+            h0 &= vf_ge_bits(vhi, v0);
+            h1 &= vf_ge_bits(vhi, v1);
         }
+        if ((h0 | h1) && !(gather_hits(x, i, h0, ws, &c) && gather_hits(x, i + TP_VW, h1, ws, &c)))
+            return -1;
     }
-    for (; i < n; i++) {
-        if (x[i] >= lo && x[i] <= hi) {
-            if (c == TP_CAND_CAP)
-                return -1;
-            ws->cand_x[c] = x[i];
-            ws->cand_id[c++] = i;
-        }
-    }
+    for (; i < n; i++)
+        if (x[i] >= lo && (!bounded || x[i] <= hi) && !gather_hits(x, i, 1u, ws, &c))
+            return -1;
     return c;
+}
+
+/* Gathers every x[i] in [lo, hi]; returns their number, or -1 past TP_CAND_CAP. */
+static int64_t gather_between(const float *x, int64_t n, float lo, float hi, tp_workspace *ws)
+{
+    return gather_range(x, n, lo, hi, 1, ws);
 }
 
 static int64_t gather_at_least(const float *x, int64_t n, float t, tp_workspace *ws)
 {
-    return gather_between(x, n, t, INFINITY, ws);
+    return gather_range(x, n, t, INFINITY, 0, ws);
 }
 
 /* Keeps the candidates >= t, in order; returns how many remain. */
@@ -154,16 +195,17 @@ static int64_t filter_candidates(tp_workspace *ws, int64_t c, float t)
 /* The k-th largest logit into *kth, exactly, and the candidates >= it:
  * returns their number, or -1 when they are too many to list.
  *
- * For small k, a strided sample of the row estimates a threshold that a few
- * times k tokens pass; if at least k pass, the k-th largest is among them.
+ * For small k, a sample of the row estimates a threshold that a few times k
+ * tokens pass; if at least k pass, the k-th largest is among them.
  * An unlucky sample (or k too large for the shortcut) costs the radix select. */
 static int64_t top_k_candidates(const float *x, int64_t n, int64_t k, tp_workspace *ws,
                                 float *kth)
 {
     if (n >= 4 * TP_SAMPLE_SIZE && k <= n / 16) {
-        const int64_t stride = n / TP_SAMPLE_SIZE;
-        for (int64_t s = 0; s < TP_SAMPLE_SIZE; s++)
-            ws->sample[s] = x[s * stride];
+        /* runs of 16 consecutive logits (a cache line each), spread evenly */
+        const int64_t runs = TP_SAMPLE_SIZE / 16, stride = n / runs;
+        for (int64_t r = 0; r < runs; r++)
+            memcpy(ws->sample + 16 * r, x + r * stride, 16 * sizeof(float));
         /* expect about twice k above the estimate, and at least 8 * stride */
         const int64_t r = (int64_t)(2.0 * (double)k * TP_SAMPLE_SIZE / (double)n) + 8;
         const float estimate = tp_kth_largest_f32(ws->sample, TP_SAMPLE_SIZE, r, ws);
