@@ -78,3 +78,33 @@ def test_kernels_release_the_gil(name):
     assert max(inside) > 0, (
         f"{name}: no Python thread ran during any of 8 calls (stamps in the middle half of "
         f"each call: {inside}); the GIL seems held while the kernel runs")
+
+
+BAD_ROW_CALLS = {
+    "sample": lambda x, out: tp.sample(x, top_p=0.9, seed=1),
+    "softmax": lambda x, out: tp.softmax(x),
+    "softmax out=": lambda x, out: tp.softmax(x, out=out),
+    "mask in place": lambda x, out: tp.mask(x, top_k=5, out=x),
+    "logsumexp": lambda x, out: tp.logsumexp(x),
+    "top_logprobs": lambda x, out: tp.top_logprobs(x, 3),
+}
+
+
+@pytest.mark.parametrize("threads", [1, 2, 3])
+@pytest.mark.parametrize("bad_rows", [(40,), (10, 50), (0, 63), (63,)])
+@pytest.mark.parametrize("name", list(BAD_ROW_CALLS))
+def test_bad_rows_raise_the_first_whatever_the_threads(restore_threads, threads, bad_rows, name):
+    """Each thread checks its own rows when the outputs are the call's own;
+    the error still names the lowest bad row, and a caller's buffers stay as
+    they were (they are checked whole before any thread starts)."""
+    tp.set_num_threads(threads)
+    rng = np.random.default_rng(sum(bad_rows))
+    x = rng.standard_normal((64, 8192)).astype(np.float32)  # enough work for 3 threads
+    for i, row in enumerate(bad_rows):
+        x[row, 100 + i] = np.nan if i % 2 == 0 else np.inf
+    kept = x.copy()
+    out = np.full_like(x, 7.0)
+    with pytest.raises(ValueError, match=f"row {bad_rows[0]} "):
+        BAD_ROW_CALLS[name](x, out)
+    np.testing.assert_array_equal(x, kept)
+    assert np.all(out == 7.0)

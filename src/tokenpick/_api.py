@@ -26,18 +26,21 @@ def _per_row_result(values, x):
     return values[0] if x.ndim == 1 else values
 
 
-def _run(kernel, x, *args, num_threads=None):
+def _run(kernel, x, *args, num_threads=None, own_outputs=True):
     """The kernel over every row of x, spread over threads when that pays.
 
-    A checking pass over every row comes first (it raises before anything is
-    written); on one thread the kernel makes it itself, in the same call.
+    A checking pass over the rows comes first, so that a bad row raises
+    before anything is written.  When the outputs are the call's own arrays
+    (own_outputs), each range of rows is checked by the thread that runs it;
+    a caller's ``out=`` is checked whole, on this thread, before any work.
     """
     nrows = P.nrows(x)
     threads = _threads.thread_count(nrows, x.shape[-1], num_threads)
     if threads == 1:
         kernel(x, None, *args, 0, nrows)
     else:
-        _threads.run_rows(kernel, threads, nrows, x, _core.scan(x), *args)
+        stats = None if own_outputs else _core.scan(x)
+        _threads.run_rows(kernel, threads, nrows, x, stats, *args)
 
 
 def softmax(logits, temperature=1.0, *, out=None):
@@ -64,8 +67,9 @@ def softmax(logits, temperature=1.0, *, out=None):
     """
     x = P.as_logits(logits)
     t = P.temperatures(temperature, P.nrows(x))
+    own = out is None
     x, out = _out(x, out)
-    _run(_core.softmax, x, t, out)
+    _run(_core.softmax, x, t, out, own_outputs=own)
     return out
 
 
@@ -85,8 +89,9 @@ def log_softmax(logits, temperature=1.0, *, out=None):
     """
     x = P.as_logits(logits)
     t = P.temperatures(temperature, P.nrows(x))
+    own = out is None
     x, out = _out(x, out)
-    _run(_core.log_softmax, x, t, out)
+    _run(_core.log_softmax, x, t, out, own_outputs=own)
     return out
 
 
@@ -152,8 +157,9 @@ def mask(logits, *, temperature=1.0, top_k=0, top_p=1.0, min_p=0.0, out=None):
     """
     x = P.as_logits(logits)
     f = P.filters(P.nrows(x), x.shape[-1], temperature, top_k, top_p, min_p)
+    own = out is None
     x, out = _out(x, out)
-    _run(_core.mask, x, *f, out)
+    _run(_core.mask, x, *f, out, own_outputs=own)
     return out
 
 
@@ -184,8 +190,9 @@ def filtered_probs(logits, *, temperature=1.0, top_k=0, top_p=1.0, min_p=0.0, ou
     """
     x = P.as_logits(logits)
     f = P.filters(P.nrows(x), x.shape[-1], temperature, top_k, top_p, min_p)
+    own = out is None
     x, out = _out(x, out)
-    _run(_core.filtered_probs, x, *f, out)
+    _run(_core.filtered_probs, x, *f, out, own_outputs=own)
     return out
 
 

@@ -231,14 +231,16 @@ cdef class _RowStats:
         free(self.st)
 
 
-cdef _RowStats _scan(cnp.ndarray x):
+cdef _RowStats _scan(cnp.ndarray x, int64_t start, int64_t stop):
+    """The checking pass over rows [start, stop) of x (stats for all rows are
+    allocated; those outside the range are left unset)."""
     cdef int64_t V = _vocab(x)
     cdef int64_t i, bad = -1, nrows = cnp.PyArray_SIZE(x) // V
     cdef const float *rows = <const float *>cnp.PyArray_DATA(x)
     cdef _RowStats stats = _RowStats(nrows)
     cdef int code = TP_OK
     with nogil:
-        for i in range(nrows):
+        for i in range(start, stop):
             code = K.scan(rows + i * V, V, &stats.st[i])
             if code != TP_OK:
                 bad = i
@@ -252,9 +254,9 @@ cdef _RowStats _scan(cnp.ndarray x):
     return stats
 
 
-cdef inline _RowStats _stats_of(stats, cnp.ndarray x):
-    """The given stats, or (for None) the checking pass over every row of x now."""
-    return _scan(x) if stats is None else <_RowStats?>stats
+cdef inline _RowStats _stats_of(stats, cnp.ndarray x, int64_t start, int64_t stop):
+    """The given stats, or (for None) the checking pass over rows [start, stop) now."""
+    return _scan(x, start, stop) if stats is None else <_RowStats?>stats
 
 
 cdef class _Workspace:
@@ -305,12 +307,13 @@ cdef _Workspace _workspace():
 # Each takes the checking pass's stats and a range of rows [start, stop), so
 # that tokenpick._threads can spread one call's rows over threads; the rows
 # are independent, so the results do not depend on how they are spread.
-# stats=None (a call on one thread) runs the checking pass over every row
-# first, in the same call.
+# stats=None runs the checking pass over the range's rows first, in the same
+# call (when the outputs are the call's own, so that writing some of them
+# before another range raises harms nothing).
 
 def scan(cnp.ndarray x not None):
     """The checking pass over every row: max and argmax, or ValueError naming the bad row."""
-    return _scan(x)
+    return _scan(x, 0, cnp.PyArray_SIZE(x) // _vocab(x))
 
 
 cdef enum _ByTemperature:
@@ -320,7 +323,7 @@ cdef enum _ByTemperature:
 cdef int _by_temperature(_ByTemperature op, cnp.ndarray x, stats, temperature,
                          cnp.ndarray out, int64_t start, int64_t stop) except -1:
     """The kernels that take a temperature alone, over rows [start, stop)."""
-    cdef _RowStats s = _stats_of(stats, x)
+    cdef _RowStats s = _stats_of(stats, x, start, stop)
     cdef int64_t i, V = _vocab(x)
     cdef const float *rows = <const float *>cnp.PyArray_DATA(x)
     cdef float *dest = <float *>cnp.PyArray_DATA(out)
@@ -356,7 +359,7 @@ def logsumexp(cnp.ndarray x not None, stats, temperature, cnp.ndarray out not No
 
 def greedy(cnp.ndarray x not None, cnp.ndarray out not None):
     """The argmax of every row into out (int64): the checking pass alone."""
-    cdef _RowStats s = _scan(x)
+    cdef _RowStats s = _scan(x, 0, cnp.PyArray_SIZE(out))
     cdef int64_t *dest = <int64_t *>cnp.PyArray_DATA(out)
     cdef int64_t i
     for i in range(cnp.PyArray_SIZE(out)):
@@ -367,7 +370,7 @@ cdef int _kept(bint probs, cnp.ndarray x, stats, temperature, top_k, top_p, min_
                cnp.ndarray out, int64_t start, int64_t stop) except -1:
     """The kept set of rows [start, stop) into out: as a mask of the logits,
     or (probs) as the renormalized probabilities."""
-    cdef _RowStats s = _stats_of(stats, x)
+    cdef _RowStats s = _stats_of(stats, x, start, stop)
     cdef _Workspace w = _workspace()
     cdef int64_t i, V = _vocab(x)
     cdef const float *rows = <const float *>cnp.PyArray_DATA(x)
@@ -402,7 +405,7 @@ def sample(cnp.ndarray x not None, stats, temperature, top_k, top_p, min_p,
            uniforms, seeds, offsets, cnp.ndarray tokens not None,
            cnp.ndarray logprobs not None, int64_t start, int64_t stop):
     """Either uniforms (float64), or seeds and offsets (uint64), is None."""
-    cdef _RowStats s = _stats_of(stats, x)
+    cdef _RowStats s = _stats_of(stats, x, start, stop)
     cdef _Workspace w = _workspace()
     cdef int64_t i, V = _vocab(x)
     cdef const float *rows = <const float *>cnp.PyArray_DATA(x)
@@ -433,7 +436,7 @@ def sample(cnp.ndarray x not None, stats, temperature, top_k, top_p, min_p,
 def top_logprobs(cnp.ndarray x not None, stats, temperature, int64_t m,
                  cnp.ndarray ids not None, cnp.ndarray lps not None,
                  int64_t start, int64_t stop):
-    cdef _RowStats s = _stats_of(stats, x)
+    cdef _RowStats s = _stats_of(stats, x, start, stop)
     cdef _Workspace w = _workspace()
     cdef int64_t i, V = _vocab(x)
     cdef const float *rows = <const float *>cnp.PyArray_DATA(x)

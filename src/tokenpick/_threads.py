@@ -59,12 +59,23 @@ def thread_count(nrows, vocab, num_threads=None):
 
 def run_rows(kernel, threads, nrows, *args):
     """Call ``kernel(*args, start, stop)`` on ``threads`` threads, over row
-    ranges covering [0, nrows); the calling thread takes the first range."""
+    ranges covering [0, nrows); the calling thread takes the first range.
+
+    Every range runs to its end; if some raised, the exception of the first
+    such range (the one with the lowest rows) is raised, so an error names
+    the same row whatever the thread count.
+    """
     bounds = [nrows * t // threads for t in range(threads + 1)]
     pool = _workers(threads - 1)
     others = [pool.submit(kernel, *args, bounds[t], bounds[t + 1]) for t in range(1, threads)]
+    errors = []
     try:
         kernel(*args, bounds[0], bounds[1])
-    finally:
-        for future in others:
-            future.result()
+    except BaseException as exc:  # re-raised below, once the other ranges are done
+        errors.append(exc)
+    for future in others:
+        exc = future.exception()
+        if exc is not None:
+            errors.append(exc)
+    if errors:
+        raise errors[0]
