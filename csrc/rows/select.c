@@ -219,13 +219,71 @@ static int64_t top_k_candidates(const float *x, int64_t n, int64_t k, tp_workspa
     return gather_at_least(x, n, *kth, ws);
 }
 
+/* weighted_select by mass for a few values (at most TP_SMALL_SELECT): a
+ * three-way partition around a pivot, recursing into the side where the
+ * mass reaches the target, in place in scratch (2 * TP_SMALL_SELECT floats).
+ * Only values of positive weight take part, as in the radix select; if
+ * rounding leaves the total short of the target, the smallest of them. */
+#define TP_SMALL_SELECT (TP_SAMPLE_SIZE / 2)
+static float select_by_mass_small(const float *v, const float *w, int64_t n, double target,
+                                  float *scratch)
+{
+    float *val = scratch, *wt = scratch + TP_SMALL_SELECT;
+    int64_t c = 0;
+    for (int64_t j = 0; j < n; j++)
+        if (w[j] > 0.0f) {
+            val[c] = v[j];
+            wt[c++] = w[j];
+        }
+    double above = 0.0;   /* the mass of the values above those left */
+    float lowest = -INFINITY;
+    while (c > 0) {
+        const float a = val[0], b = val[c / 2], d = val[c - 1];  /* pivot: median of 3 */
+        const float pivot = a < b ? (b < d ? b : (a < d ? d : a)) : (a < d ? a : (b < d ? d : b));
+        double m_gt = 0.0, m_eq = 0.0;
+        int64_t n_gt = 0;
+        for (int64_t j = 0; j < c; j++) {
+            if (val[j] > pivot) {
+                m_gt += wt[j];
+                const float tv = val[j], tw = wt[j];
+                val[j] = val[n_gt];
+                wt[j] = wt[n_gt];
+                val[n_gt] = tv;
+                wt[n_gt++] = tw;
+            } else if (val[j] == pivot) {
+                m_eq += wt[j];
+            }
+        }
+        if (above + m_gt >= target) {
+            c = n_gt;
+            continue;
+        }
+        if (above + m_gt + m_eq >= target)
+            return pivot;
+        above += m_gt + m_eq;
+        lowest = pivot;
+        int64_t n_lt = 0;
+        for (int64_t j = n_gt; j < c; j++)
+            if (val[j] < pivot) {
+                val[n_lt] = val[j];
+                wt[n_lt++] = wt[j];
+            }
+        c = n_lt;
+    }
+    return lowest;
+}
+
 /* Among the c gathered candidates (all >= floor), the smallest logit whose
- * mass from the top reaches target; their exponentials are computed once,
- * vectorized, rather than at every radix level.  *z gets their total. */
+ * mass from the top reaches target (a fraction of their total, if
+ * relative); their exponentials are computed once, vectorized, rather than
+ * at every radix level.  *z gets their total. */
 static float select_candidates_by_mass(int64_t c, float floor, float max, double inv_t,
                                        double target, int relative, tp_workspace *ws, double *z)
 {
     *z = sum_exp_store(ws->cand_x, c, max, TP_LOG2E * inv_t, floor, ws->cand_e);
+    if (c <= TP_SMALL_SELECT)
+        return select_by_mass_small(ws->cand_x, ws->cand_e, c, relative ? target * *z : target,
+                                    ws->sample);
     return tp_unkey(weighted_select(ws->cand_x, ws->cand_e, c, floor, max, inv_t, target,
                                     relative, ws));
 }

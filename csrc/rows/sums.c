@@ -86,6 +86,26 @@ TP_FORCE_INLINE float block_sum_exp(const float *x, const float *e, int from, co
     }
     return vf_hsum(vf_add(acc0, acc1));
 }
+
+/* The same over the nvec whole vectors of a row's tail (shorter than a block). */
+TP_FORCE_INLINE float tail_sum_exp(const float *x, const float *e, int from, int64_t nvec,
+                                   const tp_exparg *a, tp_vexparg va, float threshold, int cut,
+                                   int store, float *out)
+{
+    const tp_vf thr = vf_set1(threshold);
+    tp_vf acc = vf_set1(0.0f);
+    (void)a;
+    for (int64_t b = 0; b < nvec * TP_VW; b += TP_VW) {
+        const tp_vf xv = vf_load(x + b);
+        tp_vf ev = from ? vf_load(e + b) : vexp(xv, va);
+        if (cut)
+            ev = vf_ge_or_zero(ev, xv, thr);
+        if (store)
+            vf_store(out + b, ev);
+        acc = vf_add(acc, ev);
+    }
+    return vf_hsum(acc);
+}
 #else
 typedef int tp_vexparg;  /* no vector arithmetic: the compiler vectorizes the lanes */
 
@@ -105,7 +125,7 @@ TP_FORCE_INLINE float block_sum_exp(const float *x, const float *e, int from, co
     (void)va;
     for (int b = 0; b < TP_BLOCK; b += TP_LANES)
         for (int j = 0; j < TP_LANES; j++) {
-            const float ev = cut_exp(x[b + j], e + b + j, from, a, threshold, cut);
+            const float ev = cut_exp(x[b + j], from ? e + b + j : e, from, a, threshold, cut);
             if (store)
                 out[b + j] = ev;
             lane[j] += ev;
@@ -114,6 +134,22 @@ TP_FORCE_INLINE float block_sum_exp(const float *x, const float *e, int from, co
         for (int j = 0; j < w; j++)
             lane[j] += lane[j + w];
     return lane[0];
+}
+
+/* Without vector arithmetic, TP_VW is 1 or 4 and the tail goes token by token. */
+TP_FORCE_INLINE float tail_sum_exp(const float *x, const float *e, int from, int64_t nvec,
+                                   const tp_exparg *a, tp_vexparg va, float threshold, int cut,
+                                   int store, float *out)
+{
+    float s = 0.0f;
+    (void)va;
+    for (int64_t j = 0; j < nvec * TP_VW; j++) {
+        const float ev = cut_exp(x[j], from ? e + j : e, from, a, threshold, cut);
+        if (store)
+            out[j] = ev;
+        s += ev;
+    }
+    return s;
 }
 #endif
 
@@ -132,6 +168,9 @@ TP_FORCE_INLINE double sum_exp_runs(const float *x, const float *e, int from, in
         for (; i + TP_BLOCK <= hi; i += TP_BLOCK)
             s += block_sum_exp(x + i, from ? e + i : e, from, a, va, threshold, cut, store,
                                store ? out + i : out);
+        s += tail_sum_exp(x + i, from ? e + i : e, from, (hi - i) / TP_VW, a, va, threshold,
+                          cut, store, store ? out + i : out);
+        i += (hi - i) / TP_VW * TP_VW;
         for (; i < hi; i++) {
             const float ev = cut_exp(x[i], from ? e + i : e, from, a, threshold, cut);
             if (store)
