@@ -51,12 +51,32 @@ def test_bench_quick_run_prints_a_table(tmp_path):
                  "--logits", "flat", "--min-time", "0.001", "--quiet",
                  "--json", str(json_path), cwd=tmp_path))
     assert tokenpick.__version__ in out, "the benchmark must print the version first"
-    rows = [line for line in out.splitlines() if line.split()[:1] in (["greedy"], ["sample"],
-                                                                      ["softmax"])]
+    table = out.split("\n\n")[1]
+    rows = [line for line in table.splitlines() if line.split()[:1] in (["greedy"], ["sample"],
+                                                                         ["softmax"])]
     assert len(rows) >= 3, f"no table of timings:\n{out}"
     assert all(" 97 " in f" {r} " for r in rows), rows
+    assert "x 1 thread" not in table, "no B >= 64, so no x 1 thread column"
     data = json.loads(json_path.read_text())
     assert data, "empty --json output"
+
+
+def test_bench_prints_and_saves_the_call_overhead(tmp_path):
+    json_path = tmp_path / "bench.json"
+    out = ok(run("-m", "tokenpick", "bench", *TINY_BENCH, "--quiet", "--no-reference",
+                 "--no-torch", "--json", str(json_path), cwd=tmp_path))
+    section = out[out.index("Call overhead:"):]
+    assert "V=256" in section and "offset=" in section, section
+    assert "tokenpick us/call" in section and "np.max us/call" in section, section
+    labels = [op.label for op in bench.OVERHEAD_OPS]
+    assert all(label in section for label in labels), section
+    overhead = json.loads(json_path.read_text())["overhead"]
+    assert [r["op"] for r in overhead] == labels
+    for result in overhead:
+        assert (result["V"], result["B"]) == (256, 1), result
+        assert "offset" in result["kwargs"], result
+        assert result["timings"]["tokenpick"]["us_per_row"] > 0, result
+        assert result["timings"]["np.max"]["us_per_row"] > 0, result
 
 
 def test_bench_without_reference(tmp_path):
@@ -93,11 +113,11 @@ def test_bench_times_torch_when_it_is_installed(tmp_path):
     assert data["environment"]["torch"]["version"] == torch.__version__
     assert data["environment"]["torch"]["num_threads"] == data["environment"]["num_threads"]
     assert "torch" in [p["name"] for p in data["peers"]]
-    for result in data["results"]:
+    for result in data["results"] + data["overhead"]:
         assert result["timings"]["torch"]["us_per_row"] > 0, result
         assert result["speedup"]["torch"] > 0, result
     # progress: one step per timing of tokenpick, np.max, the reference and torch
-    steps = len(data["results"]) * 4
+    steps = (len(data["results"]) + len(data["overhead"])) * 4
     assert f"[{steps}/{steps}] torch: " in proc.stderr, proc.stderr[-2000:]
 
 
@@ -117,6 +137,43 @@ def test_bench_without_torch_installed_says_so(monkeypatch, capsys):
     assert status == 0, out
     assert "torch: absent" in header(out), header(out)
     assert "torch speedup" not in out, out
+
+
+SCALING_BENCH = ("--vocab", "1000", "--batch", "1", "64", "--min-time", "0.001",
+                 "--logits", "flat", "--quiet", "--no-reference", "--no-torch")
+
+
+def test_bench_times_large_batches_at_one_thread(tmp_path):
+    json_path = tmp_path / "bench.json"
+    out = ok(run("-m", "tokenpick", "bench", *SCALING_BENCH, "--threads", "2",
+                 "--json", str(json_path), cwd=tmp_path))
+    table = out.split("\n\n")[1]
+    assert "x 1 thread" in table.splitlines()[0], table
+    assert "set_num_threads(1)" in out and "at 2 threads" in out, out
+    data = json.loads(json_path.read_text())
+    assert "tokenpick 1 thread" in [p["name"] for p in data["peers"]]
+    for result in data["results"]:
+        if result["B"] == 64:
+            assert result["timings"]["tokenpick 1 thread"]["us_per_row"] > 0, result
+            assert result["x_1_thread"] > 0, result
+        else:  # blank in the table
+            assert "tokenpick 1 thread" not in result["timings"], result
+            assert result["x_1_thread"] is None, result
+
+
+def test_bench_at_one_thread_says_it_does_not_time_scaling(tmp_path):
+    out = ok(run("-m", "tokenpick", "bench", *SCALING_BENCH, "--threads", "1", cwd=tmp_path))
+    assert "x 1 thread" not in out.split("\n\n")[1].splitlines()[0], out
+    assert "x 1 thread: not timed" in out, out
+
+
+def test_bench_restores_the_thread_count():
+    before = tokenpick.get_num_threads()
+    with pytest.raises(ZeroDivisionError):
+        with bench.tokenpick_threads(before + 1):
+            assert tokenpick.get_num_threads() == before + 1
+            1 / 0
+    assert tokenpick.get_num_threads() == before
 
 
 def test_bench_plot_writes_a_png(tmp_path):

@@ -122,7 +122,7 @@ def greedy(logits):
     """
     x = P.as_logits(logits)
     res = np.empty(P.nrows(x), dtype=np.int64)
-    _core.greedy(x, res)
+    _run(_core.greedy, x, res)
     return _per_row_result(res, x)
 
 

@@ -357,12 +357,12 @@ def logsumexp(cnp.ndarray x not None, stats, temperature, cnp.ndarray out not No
     _by_temperature(LOGSUMEXP, x, stats, temperature, out, start, stop)
 
 
-def greedy(cnp.ndarray x not None, cnp.ndarray out not None):
-    """The argmax of every row into out (int64): the checking pass alone."""
-    cdef _RowStats s = _scan(x, 0, cnp.PyArray_SIZE(out))
+def greedy(cnp.ndarray x not None, stats, cnp.ndarray out not None, int64_t start, int64_t stop):
+    """The argmax of rows [start, stop) into out (int64): the checking pass alone."""
+    cdef _RowStats s = _stats_of(stats, x, start, stop)
     cdef int64_t *dest = <int64_t *>cnp.PyArray_DATA(out)
     cdef int64_t i
-    for i in range(cnp.PyArray_SIZE(out)):
+    for i in range(start, stop):
         dest[i] = s.st[i].argmax
 
 

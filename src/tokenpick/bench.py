@@ -8,6 +8,11 @@ table row per (operation, logits, V, B):
 * tokenpick us/row: median wall time of one call, divided by the rows;
 * x floor: that time over ``np.max(x, axis=-1)`` on the same rows, the
   cost of merely reading them (the speed targets are stated in this ratio);
+* x 1 thread, only for B >= 64 (``--full``, or ``--batch 64``): tokenpick's
+  time with ``tokenpick.set_num_threads(1)`` over its time at the run's
+  thread count, the throughput its threads add (SPEC.md: >= 1.7 with two);
+  blank for smaller B, and not timed at all when the run has one thread
+  (the legend says so);
 * <peer> speedup: a peer's time per row over tokenpick's.  The peers are
 
   - ``reference``: ``tokenpick.reference``, the pure-numpy oracle; being
@@ -21,6 +26,13 @@ table row per (operation, logits, V, B):
     tokenpick is, with its threads set to tokenpick's and, unless the
     environment says otherwise, ``OMP_WAIT_POLICY=PASSIVE``, so that its idle
     threads block as tokenpick's do.  ``--no-torch`` skips it.
+
+After the table, a section on call overhead (SPEC.md: <= 3 us) times
+``tokenpick.sample(x, seed=..., offset=...)`` on one 1-D float32 row of
+V = 256 peaked logits, at temperature 0.8 alone and with top-k 50, top-p 0.9
+and min-p 0.05, in us per call, next to ``np.max`` of that row and the same
+call of each peer.  Its repeats last 0.01 s (less if ``--min-time`` is less),
+so that it takes about a second.
 
 Two kinds of logits are generated with a fixed seed, row by row, so that the
 first rows of a batch are the same for every B:
@@ -40,6 +52,7 @@ matplotlib (``pip install "tokenpick[plot]"``).
 """
 
 import argparse
+import contextlib
 import functools
 import json
 import math
@@ -49,7 +62,7 @@ import statistics
 import sys
 import timeit
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 
 import numpy as np
 
@@ -66,6 +79,11 @@ FULL_BATCHES = (1, 8, 64)
 LOGIT_KINDS = ("peaked", "flat")
 QUICK_MIN_TIME = 0.02  # seconds per repeat; 0.2 is timeit.Timer.autorange's own
 FULL_MIN_TIME = 0.2
+SCALING_MIN_BATCH = 64  # from this B on, tokenpick is also timed at one thread
+OVERHEAD_V = 256  # the call-overhead section: one 1-D row of this many logits
+OVERHEAD_KIND = "peaked"
+OVERHEAD_OFFSET = 7  # the decoding step passed as `offset`
+OVERHEAD_MIN_TIME = 0.01  # its --min-time, unless --min-time is less
 
 DATA_SEED = 20240601
 SAMPLE_SEED = 1234
@@ -152,15 +170,22 @@ class Op:
 
 _SAMPLING = {"temperature": 0.8, "seed": SAMPLE_SEED}
 
+SAMPLE_T = Op("sample T=0.8", "sample", _SAMPLING)
+SAMPLE_ALL = Op("sample k=50 p=0.9 min_p=0.05", "sample",
+                {**_SAMPLING, "top_k": 50, "top_p": 0.9, "min_p": 0.05})
+
 OPS = (
     Op("greedy", "greedy"),
     Op("softmax", "softmax"),
-    Op("sample T=0.8", "sample", _SAMPLING),
+    SAMPLE_T,
     Op("sample top_k=50", "sample", {**_SAMPLING, "top_k": 50}),
     Op("sample top_p=0.9", "sample", {**_SAMPLING, "top_p": 0.9}),
-    Op("sample k=50 p=0.9 min_p=0.05", "sample",
-       {**_SAMPLING, "top_k": 50, "top_p": 0.9, "min_p": 0.05}),
+    SAMPLE_ALL,
 )
+
+# The call-overhead section's calls: as a generation loop makes them, seed and step
+OVERHEAD_OPS = tuple(replace(op, kwargs={**op.kwargs, "offset": OVERHEAD_OFFSET})
+                     for op in (SAMPLE_T, SAMPLE_ALL))
 
 
 @dataclass(frozen=True)
@@ -180,12 +205,16 @@ class Peer:
         Number of timed repeats; the median is kept.
     max_rows : int or None
         Time only this many leading rows (for slow peers); None for all.
+    threads : int or None
+        ``tokenpick.set_num_threads(threads)`` while it is timed, the run's
+        count restored afterwards; None to time at the run's count.
     """
 
     name: str
     bind: Callable
     repeats: int
     max_rows: int | None = None
+    threads: int | None = None
 
 
 def bind_api(module):
@@ -207,6 +236,7 @@ def bind_floor(op, logits):
 TOKENPICK = Peer("tokenpick", bind_api(tokenpick), repeats=7)
 FLOOR = Peer("np.max", bind_floor, repeats=7)
 REFERENCE = Peer("reference", bind_api(reference), repeats=3, max_rows=1)
+ONE_THREAD = replace(TOKENPICK, name="tokenpick 1 thread", threads=1)
 
 
 def comparison_peers(args, torch):
@@ -223,6 +253,14 @@ def comparison_peers(args, torch):
     if torch is not None:
         peers.append(Peer("torch", bind_torch(torch), repeats=5))
     return peers
+
+
+def scaling_peers(B):
+    """``[ONE_THREAD]`` if a batch of `B` rows is also timed at one thread, else ``[]``.
+
+    It is, for B >= `SCALING_MIN_BATCH` when the run has more than one thread.
+    """
+    return [ONE_THREAD] if B >= SCALING_MIN_BATCH and tokenpick.get_num_threads() > 1 else []
 
 
 # ----------------------------------------------------------------------------
@@ -282,9 +320,13 @@ def torch_softmax(torch, x, temperature=1.0):
     return lambda: torch.softmax(torch_temperature(x, temperature), dim=-1)
 
 
-def torch_sample(torch, x, *, temperature=1.0, top_k=0, top_p=1.0, min_p=0.0, seed):
+def torch_sample(torch, x, *, temperature=1.0, top_k=0, top_p=1.0, min_p=0.0, seed, offset=0):
     """The call of `tokenpick.sample` in torch: the warpers, ``torch.softmax``, then
-    ``torch.multinomial(probs, 1)`` with a ``torch.Generator`` seeded with `seed`."""
+    ``torch.multinomial(probs, 1)`` with a ``torch.Generator`` seeded with `seed`.
+
+    `offset`, a position in tokenpick's stream, has no use here: the generator
+    is seeded once, outside the timing, and its stream simply goes on.
+    """
     generator = torch.Generator().manual_seed(seed)
 
     def call():
@@ -399,23 +441,42 @@ def median_time(fn, repeats, min_time):
     return statistics.median(timer.repeat(repeats, loops)) / loops, loops
 
 
-def measure(peer, op, logits, min_time):
-    """Time `peer` doing `op` on `logits` (its leading rows for a slow peer).
+@contextlib.contextmanager
+def tokenpick_threads(n):
+    """Run the block with ``tokenpick.set_num_threads(n)``, then restore the count
+    it had; with `n` None, leave it alone."""
+    if n is None:
+        yield
+        return
+    previous = tokenpick.get_num_threads()
+    tokenpick.set_num_threads(n)
+    try:
+        yield
+    finally:
+        tokenpick.set_num_threads(previous)
 
-    Never raises for a failing operation: the error is recorded instead.
+
+def measure(peer, op, logits, min_time):
+    """Time `peer` doing `op` on `logits`, at the peer's thread count.
+
+    `logits` is a ``(B, V)`` batch, of which a slow peer gets the leading
+    rows, or one 1-D row, which counts as one row.  Never raises for a failing
+    operation: the error is recorded instead.
 
     Returns
     -------
     Measurement
     """
-    rows = logits if peer.max_rows is None else logits[:peer.max_rows]
+    rows = logits if logits.ndim == 1 else logits[:peer.max_rows]
+    count = 1 if rows.ndim == 1 else len(rows)
     try:
-        seconds, loops = median_time(peer.bind(op, rows), peer.repeats, min_time)
+        with tokenpick_threads(peer.threads):
+            seconds, loops = median_time(peer.bind(op, rows), peer.repeats, min_time)
     except NotImplementedError:
-        return Measurement(rows=len(rows), error="n/a")
+        return Measurement(rows=count, error="n/a")
     except Exception as exc:  # report it in the table, keep benchmarking
-        return Measurement(rows=len(rows), error=f"{type(exc).__name__}: {exc}")
-    return Measurement(seconds * 1e6 / len(rows), len(rows), loops, peer.repeats)
+        return Measurement(rows=count, error=f"{type(exc).__name__}: {exc}")
+    return Measurement(seconds * 1e6 / count, count, loops, peer.repeats)
 
 
 # ----------------------------------------------------------------------------
@@ -431,10 +492,14 @@ class Result:
     B: int
     timings: dict  # peer name -> Measurement
 
+    def us_per_row(self, name):
+        """Time per row of peer `name`, or None if it was not timed or raised."""
+        return self.timings[name].us_per_row if name in self.timings else None
+
     def ratio(self, numerator, denominator):
         """Time of peer `numerator` over time of peer `denominator`, or None."""
-        top = self.timings[numerator].us_per_row
-        bottom = self.timings[denominator].us_per_row
+        top = self.us_per_row(numerator)
+        bottom = self.us_per_row(denominator)
         if top is None or bottom is None or bottom == 0:
             return None
         return top / bottom
@@ -446,6 +511,7 @@ class Result:
             "logits": self.logits, "V": self.V, "B": self.B,
             "timings": {name: asdict(m) for name, m in self.timings.items()},
             "x_floor": self.ratio(TOKENPICK.name, FLOOR.name),
+            "x_1_thread": self.ratio(ONE_THREAD.name, TOKENPICK.name),
             "speedup": {p.name: self.ratio(p.name, TOKENPICK.name) for p in peers},
         }
 
@@ -486,8 +552,9 @@ def batches(settings):
                 yield kind, make_logits(kind, V, B)
 
 
-def time_case(op, kind, logits, peers, settings, cache, progress):
-    """Time tokenpick, the floor and every peer doing `op` on `logits`.
+def time_case(op, kind, logits, peers, min_time, cache, progress):
+    """Time tokenpick (also at one thread for a large batch, see `scaling_peers`),
+    the floor and every peer doing `op` on `logits`, a batch or one 1-D row.
 
     Each peer's timing is one step of `progress`.  A measurement of a peer
     limited to the leading rows is looked up in, or added to, `cache`: those
@@ -497,14 +564,16 @@ def time_case(op, kind, logits, peers, settings, cache, progress):
     -------
     Result
     """
-    B, V = logits.shape
+    V = logits.shape[-1]
+    B = 1 if logits.ndim == 1 else len(logits)
+    rows_text = f"B={B}" if logits.ndim == 2 else "one 1-D row"
     timings = {}
-    for peer in (TOKENPICK, FLOOR, *peers):
-        progress.step(f"{peer.name}: {op.label}, {kind} logits, V={V}, B={B}")
+    for peer in (TOKENPICK, *scaling_peers(B), FLOOR, *peers):
+        progress.step(f"{peer.name}: {op.label}, {kind} logits, V={V}, {rows_text}")
         rows = B if peer.max_rows is None else min(B, peer.max_rows)
         key = (peer.name, op.label, kind, V, rows)
         if key not in cache:
-            cache[key] = measure(peer, op, logits, settings["min_time"])
+            cache[key] = measure(peer, op, logits, min_time)
         timings[peer.name] = cache[key]
     return Result(op, kind, V, B, timings)
 
@@ -517,14 +586,35 @@ def run_cases(settings, peers, progress):
     list of Result
     """
     cache = {}
-    return [time_case(op, kind, logits, peers, settings, cache, progress)
+    return [time_case(op, kind, logits, peers, settings["min_time"], cache, progress)
             for kind, logits in batches(settings) for op in OPS]
 
 
+def overhead_min_time(settings):
+    """How long a repeat of the call overhead lasts: `OVERHEAD_MIN_TIME`, or
+    ``--min-time`` if that is less."""
+    return min(settings["min_time"], OVERHEAD_MIN_TIME)
+
+
+def time_overhead(settings, peers, progress):
+    """Time the calls of `OVERHEAD_OPS` on one 1-D row of `OVERHEAD_V` logits.
+
+    Returns
+    -------
+    list of Result
+    """
+    row = make_logits(OVERHEAD_KIND, OVERHEAD_V, 1)[0]
+    return [time_case(op, OVERHEAD_KIND, row, peers, overhead_min_time(settings), {}, progress)
+            for op in OVERHEAD_OPS]
+
+
 def count_steps(settings, peers):
-    """Number of timings of the run: one per peer (with tokenpick and the floor) and case."""
-    cases = len(settings["vocabs"]) * len(settings["batches"]) * len(settings["logits"]) * len(OPS)
-    return cases * (2 + len(peers))
+    """Number of timings of the run: one per peer (with tokenpick, at one thread
+    too for a large batch, and the floor) and case, the call overhead's included."""
+    cases_per_batch = len(settings["vocabs"]) * len(settings["logits"]) * len(OPS)
+    main = sum(cases_per_batch * (2 + len(scaling_peers(B)) + len(peers))
+               for B in settings["batches"])
+    return main + len(OVERHEAD_OPS) * (2 + len(peers))
 
 
 # ----------------------------------------------------------------------------
@@ -636,28 +726,48 @@ def format_ratio(ratio):
     return f"{ratio:,.0f}x" if ratio >= 100 else f"{ratio:.1f}x"
 
 
+def cell(result, name, text, notes):
+    """A table cell of peer `name`: `text`, ``n/a``, or if it raised ``error [n]``,
+    its error added to `notes`."""
+    error = result.timings[name].error
+    if error is None:
+        return text
+    if error == "n/a":
+        return error
+    notes.append(f"{result.op.label}, {result.logits} logits, V={result.V}, "
+                 f"B={result.B}: {name} raised {error.splitlines()[0]}")
+    return f"error [{len(notes)}]"
+
+
+def us_cell(result, name, notes):
+    """The `cell` of peer `name`'s time per row."""
+    us = result.us_per_row(name)
+    return cell(result, name, format_us(us) if us is not None else "-", notes)
+
+
+def scaling_cell(result, notes):
+    """The `cell` of "x 1 thread", blank where tokenpick was not timed at one thread."""
+    if ONE_THREAD.name not in result.timings:
+        return ""
+    return cell(result, ONE_THREAD.name,
+                format_ratio(result.ratio(ONE_THREAD.name, TOKENPICK.name)), notes)
+
+
+def timed_at_one_thread(results):
+    """Whether some case of `results` was also timed at one thread."""
+    return any(ONE_THREAD.name in r.timings for r in results)
+
+
 def table_rows(results, peers, notes):
     """The cells of the table; errors become ``error [n]`` with their text added to `notes`."""
-    def cell(result, name, text):
-        error = result.timings[name].error
-        if error is None:
-            return text
-        if error == "n/a":
-            return error
-        notes.append(f"{result.op.label}, {result.logits} logits, V={result.V}, "
-                     f"B={result.B}: {name} raised {error.splitlines()[0]}")
-        return f"error [{len(notes)}]"
-
-    rows = []
-    for r in results:
-        tp = r.timings[TOKENPICK.name].us_per_row
-        rows.append([
-            r.op.label, r.logits, f"{r.V}", f"{r.B}",
-            cell(r, TOKENPICK.name, format_us(tp) if tp is not None else "-"),
-            cell(r, FLOOR.name, format_ratio(r.ratio(TOKENPICK.name, FLOOR.name))),
-            *(cell(r, p.name, format_ratio(r.ratio(p.name, TOKENPICK.name))) for p in peers),
-        ])
-    return rows
+    scaled = timed_at_one_thread(results)
+    return [[
+        r.op.label, r.logits, f"{r.V}", f"{r.B}",
+        us_cell(r, TOKENPICK.name, notes),
+        cell(r, FLOOR.name, format_ratio(r.ratio(TOKENPICK.name, FLOOR.name)), notes),
+        *([scaling_cell(r, notes)] if scaled else []),
+        *(cell(r, p.name, format_ratio(r.ratio(p.name, TOKENPICK.name)), notes) for p in peers),
+    ] for r in results]
 
 
 def format_table(headers, rows, left=2):
@@ -678,9 +788,37 @@ def rows_phrase(max_rows):
     return "one row" if max_rows == 1 else f"the first {max_rows} rows"
 
 
-def format_results(results, peers, settings):
-    """The table, its legend and the errors met."""
+def scaling_legend(results, settings):
+    """The legend's line on "x 1 thread": what it is, or why it is not there."""
+    if timed_at_one_thread(results):
+        return (f"x 1 thread: tokenpick time with set_num_threads(1) / its time at "
+                f"{tokenpick.get_num_threads()} threads, for B >= {SCALING_MIN_BATCH}")
+    if max(settings["batches"]) < SCALING_MIN_BATCH:
+        return (f"x 1 thread: timed for B >= {SCALING_MIN_BATCH} only "
+                f"(--full, or --batch {SCALING_MIN_BATCH})")
+    return "x 1 thread: not timed, tokenpick runs 1 thread in this run (see --threads)"
+
+
+def format_overhead(overhead, peers, settings, notes):
+    """The call-overhead section: one row per call, us per call of every library."""
+    names = [TOKENPICK.name, FLOOR.name, *(p.name for p in peers)]
+    rows = [[r.op.label, *(us_cell(r, name, notes) for name in names)] for r in overhead]
+    return "\n".join([
+        f"Call overhead: sample(x, seed={SAMPLE_SEED}, offset={OVERHEAD_OFFSET}) on one 1-D "
+        f"float32 row, V={OVERHEAD_V}, {OVERHEAD_KIND} logits",
+        "",
+        format_table(["op", *(f"{name} us/call" for name in names)], rows, left=1),
+        "",
+        f"us/call: median time of one call, repeats as above, each of "
+        f">= {overhead_min_time(settings):g} s of calls; {FLOOR.name}: np.max(x) of the row; "
+        "others: the same sample call",
+    ])
+
+
+def format_results(results, overhead, peers, settings):
+    """The table, its legend, the call-overhead section and the errors met."""
     headers = ["op", "logits", "V", "B", "tokenpick us/row", "x floor",
+               *(["x 1 thread"] if timed_at_one_thread(results) else []),
                *(f"{p.name} speedup" for p in peers)]
     notes = []
     table = format_table(headers, table_rows(results, peers, notes))
@@ -689,9 +827,12 @@ def format_results(results, peers, settings):
         f"us/row: median of {TOKENPICK.repeats} repeats of >= {settings['min_time']:g} s "
         "of calls, divided by B",
         f"x floor: tokenpick time / {FLOOR.name}(x, axis=-1) time on the same rows",
+        scaling_legend(results, settings),
         *(f"{p.name} speedup: {p.name} time / tokenpick time, per row ({p.name} "
           f"timed on {rows_phrase(p.max_rows)}, median of {p.repeats} repeats)"
           for p in peers),
+        "",
+        format_overhead(overhead, peers, settings, notes),
     ]
     errors = ["", "errors:", *(f"  [{i}] {n}" for i, n in enumerate(notes, 1))] if notes else []
     return "\n".join([table, *legend, *errors])
@@ -774,7 +915,8 @@ def configure_parser(parser):
     parser.add_argument("--vocab", "-V", type=positive_int, nargs="+", metavar="V",
                         help="vocabulary sizes to run (overrides the default or --full)")
     parser.add_argument("--batch", "-B", type=positive_int, nargs="+", metavar="B",
-                        help="batch sizes to run (overrides the default or --full)")
+                        help="batch sizes to run (overrides the default or --full); from "
+                             f"B={SCALING_MIN_BATCH} on, tokenpick is also timed at one thread")
     parser.add_argument("--logits", nargs="+", choices=LOGIT_KINDS, default=list(LOGIT_KINDS),
                         help="kinds of synthetic logits (default: both)")
     parser.add_argument("--threads", type=positive_int, metavar="N",
@@ -809,14 +951,17 @@ def settings_from(args):
     }
 
 
-def write_json(path, env, settings, results, peers):
-    """Write the environment, the settings and every result to `path`."""
+def write_json(path, env, settings, results, overhead, peers):
+    """Write the environment, the settings, every result and the call overhead to `path`."""
+    one_thread = [ONE_THREAD] if timed_at_one_thread(results) else []
     document = {
         "environment": env,
         "settings": settings,
-        "peers": [{"name": p.name, "repeats": p.repeats, "max_rows": p.max_rows}
-                  for p in (TOKENPICK, FLOOR, *peers)],
+        "peers": [{"name": p.name, "repeats": p.repeats, "max_rows": p.max_rows,
+                   "threads": p.threads}
+                  for p in (TOKENPICK, *one_thread, FLOOR, *peers)],
         "results": [r.to_json(peers) for r in results],
+        "overhead": [r.to_json(peers) for r in overhead],
     }
     with open(path, "w", encoding="utf-8") as f:
         json.dump(document, f, indent=1, default=str)
@@ -835,10 +980,15 @@ def save(what, write, path, *args):
 
 
 def timed_results(settings, peers, quiet):
-    """Run every case, with progress on stderr unless `quiet`."""
+    """Run every case, then the call overhead's, with progress on stderr unless `quiet`.
+
+    Returns
+    -------
+    results, overhead : list of Result
+    """
     progress = Progress(count_steps(settings, peers), enabled=not quiet)
     try:
-        return run_cases(settings, peers, progress)
+        return run_cases(settings, peers, progress), time_overhead(settings, peers, progress)
     finally:
         progress.close()
 
@@ -866,14 +1016,15 @@ def run(args):
     env = environment(settings, torch_info)
     print(format_environment(env), end="\n\n", flush=True)
 
-    results = timed_results(settings, peers, args.quiet)
-    print(format_results(results, peers, settings))
+    results, overhead = timed_results(settings, peers, args.quiet)
+    print(format_results(results, overhead, peers, settings))
     written = True
     if args.json:
-        written = save("results", write_json, args.json, env, settings, results, peers) and written
+        written = save("results", write_json, args.json, env, settings, results, overhead,
+                       peers) and written
     if args.plot:
         written = save("plot", write_plot, args.plot, new_figure, results, peers) and written
-    return 0 if written and not any(failed(r) for r in results) else 1
+    return 0 if written and not any(failed(r) for r in results + overhead) else 1
 
 
 def failed(result):
