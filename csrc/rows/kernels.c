@@ -131,16 +131,6 @@ static void tp_mask_f32(const float *x, int64_t n, const tp_keep *keep, float *o
         out[i] = x[i] >= thr ? x[i] : -INFINITY;
 }
 
-/* The exponentials of the listed kept tokens, summed in id order. */
-static double listed_sum_exp(const tp_keep *keep, double k)
-{
-    const tp_exparg a = tp_exp_setup(keep->max, k);
-    double z = 0.0;
-    for (int64_t j = 0; j < keep->ncand; j++)
-        z += tp_exp_apply(keep->cand_x[j], &a);
-    return z;
-}
-
 static void tp_filtered_probs_f32(const float *x, int64_t n, const tp_keep *keep, float *out)
 {
     if (keep->greedy) {
@@ -148,13 +138,19 @@ static void tp_filtered_probs_f32(const float *x, int64_t n, const tp_keep *keep
         return;
     }
     const double k = TP_LOG2E * keep->inv_t;
-    if (keep->ncand >= 0) {  /* only the listed tokens are exponentiated */
-        const double inv_z = 1.0 / listed_sum_exp(keep, k);
+    if (keep->ncand >= 0) {  /* only the listed tokens are exponentiated, once */
         const tp_exparg a = tp_exp_setup(keep->max, k);
+        double z = 0.0;  /* summed in id order */
         for (int64_t i = 0; i < n; i++)
             out[i] = 0.0f;
+        for (int64_t j = 0; j < keep->ncand; j++) {
+            const float e = tp_exp_apply(keep->cand_x[j], &a);
+            out[keep->cand_id[j]] = e;
+            z += e;
+        }
+        const double inv_z = 1.0 / z;
         for (int64_t j = 0; j < keep->ncand; j++)
-            out[keep->cand_id[j]] = (float)(tp_exp_apply(keep->cand_x[j], &a) * inv_z);
+            out[keep->cand_id[j]] = (float)(out[keep->cand_id[j]] * inv_z);
         return;
     }
     normalized_exp(x, n, keep->max, k, keep->threshold, out);

@@ -15,11 +15,13 @@ from . import _params as P
 from . import _threads
 
 
-def _out(x, out):
-    """Check ``out=`` and return ``(x, out)`` for an elementwise kernel (a new
-    array when out is None; x is copied when out overlaps it partly)."""
+def _run_into(kernel, x, args, out):
+    """An elementwise kernel over x into ``out=`` (checked; x is copied when
+    out overlaps it partly) or into a new array, which is returned."""
     x = P.check_out(out, x)
-    return x, (np.empty(x.shape, dtype=np.float32) if out is None else out)
+    result = np.empty(x.shape, dtype=np.float32) if out is None else out
+    _run(kernel, x, *args, result, own_outputs=out is None)
+    return result
 
 
 def _per_row_result(values, x):
@@ -67,10 +69,7 @@ def softmax(logits, temperature=1.0, *, out=None):
     """
     x = P.as_logits(logits)
     t = P.temperatures(temperature, P.nrows(x))
-    own = out is None
-    x, out = _out(x, out)
-    _run(_core.softmax, x, t, out, own_outputs=own)
-    return out
+    return _run_into(_core.softmax, x, (t,), out)
 
 
 def log_softmax(logits, temperature=1.0, *, out=None):
@@ -89,10 +88,7 @@ def log_softmax(logits, temperature=1.0, *, out=None):
     """
     x = P.as_logits(logits)
     t = P.temperatures(temperature, P.nrows(x))
-    own = out is None
-    x, out = _out(x, out)
-    _run(_core.log_softmax, x, t, out, own_outputs=own)
-    return out
+    return _run_into(_core.log_softmax, x, (t,), out)
 
 
 def logsumexp(logits, temperature=1.0):
@@ -157,10 +153,7 @@ def mask(logits, *, temperature=1.0, top_k=0, top_p=1.0, min_p=0.0, out=None):
     """
     x = P.as_logits(logits)
     f = P.filters(P.nrows(x), x.shape[-1], temperature, top_k, top_p, min_p)
-    own = out is None
-    x, out = _out(x, out)
-    _run(_core.mask, x, *f, out, own_outputs=own)
-    return out
+    return _run_into(_core.mask, x, f, out)
 
 
 def top_k_mask(logits, top_k, *, out=None):
@@ -190,10 +183,7 @@ def filtered_probs(logits, *, temperature=1.0, top_k=0, top_p=1.0, min_p=0.0, ou
     """
     x = P.as_logits(logits)
     f = P.filters(P.nrows(x), x.shape[-1], temperature, top_k, top_p, min_p)
-    own = out is None
-    x, out = _out(x, out)
-    _run(_core.filtered_probs, x, *f, out, own_outputs=own)
-    return out
+    return _run_into(_core.filtered_probs, x, f, out)
 
 
 def sample(logits, *, temperature=1.0, top_k=0, top_p=1.0, min_p=0.0, seed=None, offset=0,
