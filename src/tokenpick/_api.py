@@ -31,17 +31,18 @@ def _per_row_result(values, x):
 def _run(kernel, x, *args, num_threads=None, own_outputs=True):
     """The kernel over every row of x, spread over threads when that pays.
 
-    A checking pass over the rows comes first, so that a bad row raises
-    before anything is written.  When the outputs are the call's own arrays
-    (own_outputs), each range of rows is checked by the thread that runs it;
-    a caller's ``out=`` is checked whole, on this thread, before any work.
+    A bad row raises before anything the caller can see is written.  When
+    the outputs are the call's own arrays (own_outputs), the kernel checks
+    each row right before using it and stops at the first bad one (the new
+    arrays are dropped); a caller's ``out=`` is checked whole, on this
+    thread, before any work.
     """
     nrows = P.nrows(x)
     threads = _threads.thread_count(nrows, x.shape[-1], num_threads)
+    stats = None if own_outputs else _core.scan(x)
     if threads == 1:
-        kernel(x, None, *args, 0, nrows)
+        kernel(x, stats, *args, 0, nrows)
     else:
-        stats = None if own_outputs else _core.scan(x)
         _threads.run_rows(kernel, threads, nrows, x, stats, *args)
 
 

@@ -8,8 +8,9 @@ broadcasts a scalar), in range; outputs are C-contiguous ndarrays of the right
 dtype and size.  Arrays are read through numpy's C API, not memoryviews: a
 B = 1 call on a short row costs about as much as acquiring three buffers.  What only a pass
 over the data can find (NaN, +inf, rows that are all -inf) is found by a
-checking pass over every row before anything is written, so a call that raises
-leaves its outputs untouched.
+checking pass: over every row before anything is written when the outputs are
+the caller's, so that a call that raises leaves them untouched; row by row,
+right before each row is used, when they are the call's own.
 """
 
 from libc.stdint cimport int64_t, uint64_t
@@ -231,6 +232,16 @@ cdef class _RowStats:
         free(self.st)
 
 
+cdef int _raise_bad_row(int code, int64_t row) except -1:
+    if code == TP_ERR_NAN:
+        raise ValueError(f"logits row {row} contains NaN")
+    if code == TP_ERR_POSINF:
+        raise ValueError(f"logits row {row} contains +inf")
+    if code == TP_ERR_ALL_NEGINF:
+        raise ValueError(f"logits row {row} is entirely -inf: nothing can be chosen")
+    return 0
+
+
 cdef _RowStats _scan(cnp.ndarray x, int64_t start, int64_t stop):
     """The checking pass over rows [start, stop) of x (stats for all rows are
     allocated; those outside the range are left unset)."""
@@ -245,18 +256,41 @@ cdef _RowStats _scan(cnp.ndarray x, int64_t start, int64_t stop):
             if code != TP_OK:
                 bad = i
                 break
-    if code == TP_ERR_NAN:
-        raise ValueError(f"logits row {bad} contains NaN")
-    if code == TP_ERR_POSINF:
-        raise ValueError(f"logits row {bad} contains +inf")
-    if code == TP_ERR_ALL_NEGINF:
-        raise ValueError(f"logits row {bad} is entirely -inf: nothing can be chosen")
+    _raise_bad_row(code, bad)
     return stats
 
 
-cdef inline _RowStats _stats_of(stats, cnp.ndarray x, int64_t start, int64_t stop):
-    """The given stats, or (for None) the checking pass over rows [start, stop) now."""
-    return _scan(x, start, stop) if stats is None else <_RowStats?>stats
+cdef struct _Checked:
+    # The stats of each row as a kernel reaches it: from the checking pass
+    # already run over every row (given), or from checking the row right
+    # before its use, while it is still in cache (given == NULL; code and bad
+    # then tell of the first bad row, where the kernel stops).
+    const float *rows
+    int64_t V
+    const tp_rowstat *given
+    tp_rowstat own
+    int code
+    int64_t bad
+
+
+cdef int _checked_rows(_Checked *c, stats, cnp.ndarray x) except -1:
+    c.rows = <const float *>cnp.PyArray_DATA(x)
+    c.V = _vocab(x)
+    c.given = NULL if stats is None else (<_RowStats?>stats).st
+    c.code = TP_OK
+    c.bad = -1
+    return 0
+
+
+cdef inline const tp_rowstat *_row_stat(_Checked *c, int64_t i) noexcept nogil:
+    """Row i's stats, or NULL if it is a bad row (recorded in c)."""
+    if c.given != NULL:
+        return &c.given[i]
+    c.code = K.scan(c.rows + i * c.V, c.V, &c.own)
+    if c.code != TP_OK:
+        c.bad = i
+        return NULL
+    return &c.own
 
 
 cdef class _Workspace:
@@ -307,9 +341,10 @@ cdef _Workspace _workspace():
 # Each takes the checking pass's stats and a range of rows [start, stop), so
 # that tokenpick._threads can spread one call's rows over threads; the rows
 # are independent, so the results do not depend on how they are spread.
-# stats=None runs the checking pass over the range's rows first, in the same
-# call (when the outputs are the call's own, so that writing some of them
-# before another range raises harms nothing).
+# stats=None checks each row of the range right before the kernel reads it
+# again, while it is in cache (when the outputs are the call's own, so that
+# writing some of them before a bad row raises harms nothing), and stops at
+# the first bad row.
 
 def scan(cnp.ndarray x not None):
     """The checking pass over every row: max and argmax, or ValueError naming the bad row."""
@@ -323,22 +358,27 @@ cdef enum _ByTemperature:
 cdef int _by_temperature(_ByTemperature op, cnp.ndarray x, stats, temperature,
                          cnp.ndarray out, int64_t start, int64_t stop) except -1:
     """The kernels that take a temperature alone, over rows [start, stop)."""
-    cdef _RowStats s = _stats_of(stats, x, start, stop)
+    cdef _Checked c
+    cdef const tp_rowstat *st
     cdef int64_t i, V = _vocab(x)
     cdef const float *rows = <const float *>cnp.PyArray_DATA(x)
     cdef float *dest = <float *>cnp.PyArray_DATA(out)
     cdef _Column t
     cdef _Scalar ts
+    _checked_rows(&c, stats, x)
     _column(temperature, cnp.NPY_FLOAT64, &t, &ts)
     with nogil:
         for i in range(start, stop):
+            st = _row_stat(&c, i)
+            if st == NULL:
+                break
             if op == SOFTMAX:
-                K.softmax(rows + i * V, V, &s.st[i], _f64(&t, i), dest + i * V)
+                K.softmax(rows + i * V, V, st, _f64(&t, i), dest + i * V)
             elif op == LOG_SOFTMAX:
-                K.log_softmax(rows + i * V, V, &s.st[i], _f64(&t, i), dest + i * V)
+                K.log_softmax(rows + i * V, V, st, _f64(&t, i), dest + i * V)
             else:
-                dest[i] = K.logsumexp(rows + i * V, V, &s.st[i], _f64(&t, i))
-    return 0
+                dest[i] = K.logsumexp(rows + i * V, V, st, _f64(&t, i))
+    return _raise_bad_row(c.code, c.bad)
 
 
 def softmax(cnp.ndarray x not None, stats, temperature, cnp.ndarray out not None,
@@ -359,18 +399,26 @@ def logsumexp(cnp.ndarray x not None, stats, temperature, cnp.ndarray out not No
 
 def greedy(cnp.ndarray x not None, stats, cnp.ndarray out not None, int64_t start, int64_t stop):
     """The argmax of rows [start, stop) into out (int64): the checking pass alone."""
-    cdef _RowStats s = _stats_of(stats, x, start, stop)
+    cdef _Checked c
+    cdef const tp_rowstat *st
     cdef int64_t *dest = <int64_t *>cnp.PyArray_DATA(out)
     cdef int64_t i
-    for i in range(start, stop):
-        dest[i] = s.st[i].argmax
+    _checked_rows(&c, stats, x)
+    with nogil:
+        for i in range(start, stop):
+            st = _row_stat(&c, i)
+            if st == NULL:
+                break
+            dest[i] = st.argmax
+    _raise_bad_row(c.code, c.bad)
 
 
 cdef int _kept(bint probs, cnp.ndarray x, stats, temperature, top_k, top_p, min_p,
                cnp.ndarray out, int64_t start, int64_t stop) except -1:
     """The kept set of rows [start, stop) into out: as a mask of the logits,
     or (probs) as the renormalized probabilities."""
-    cdef _RowStats s = _stats_of(stats, x, start, stop)
+    cdef _Checked c
+    cdef const tp_rowstat *st
     cdef _Workspace w = _workspace()
     cdef int64_t i, V = _vocab(x)
     cdef const float *rows = <const float *>cnp.PyArray_DATA(x)
@@ -378,17 +426,21 @@ cdef int _kept(bint probs, cnp.ndarray x, stats, temperature, top_k, top_p, min_
     cdef _Filters f
     cdef tp_filter row
     cdef tp_keep keep
+    _checked_rows(&c, stats, x)
     _filters(&f, temperature, top_k, top_p, min_p)
     w.reserve(V)
     with nogil:
         for i in range(start, stop):
+            st = _row_stat(&c, i)
+            if st == NULL:
+                break
             _filter_row(&f, i, &row)
-            K.keep(rows + i * V, V, &s.st[i], &row, w.ws, &keep)
+            K.keep(rows + i * V, V, st, &row, w.ws, &keep)
             if probs:
                 K.filtered_probs(rows + i * V, V, &keep, dest + i * V)
             else:
                 K.mask(rows + i * V, V, &keep, dest + i * V)
-    return 0
+    return _raise_bad_row(c.code, c.bad)
 
 
 def mask(cnp.ndarray x not None, stats, temperature, top_k, top_p, min_p,
@@ -405,7 +457,8 @@ def sample(cnp.ndarray x not None, stats, temperature, top_k, top_p, min_p,
            uniforms, seeds, offsets, cnp.ndarray tokens not None,
            cnp.ndarray logprobs not None, int64_t start, int64_t stop):
     """Either uniforms (float64), or seeds and offsets (uint64), is None."""
-    cdef _RowStats s = _stats_of(stats, x, start, stop)
+    cdef _Checked c
+    cdef const tp_rowstat *st
     cdef _Workspace w = _workspace()
     cdef int64_t i, V = _vocab(x)
     cdef const float *rows = <const float *>cnp.PyArray_DATA(x)
@@ -418,6 +471,7 @@ def sample(cnp.ndarray x not None, stats, temperature, top_k, top_p, min_p,
     cdef _Column uc, sc, oc
     cdef _Scalar us, ss, os_
     cdef double u
+    _checked_rows(&c, stats, x)
     _filters(&f, temperature, top_k, top_p, min_p)
     w.reserve(V)
     if given:
@@ -427,16 +481,21 @@ def sample(cnp.ndarray x not None, stats, temperature, top_k, top_p, min_p,
         _column(offsets, cnp.NPY_UINT64, &oc, &os_)
     with nogil:
         for i in range(start, stop):
+            st = _row_stat(&c, i)
+            if st == NULL:
+                break
             _filter_row(&f, i, &row)
-            K.keep(rows + i * V, V, &s.st[i], &row, w.ws, &keep)
+            K.keep(rows + i * V, V, st, &row, w.ws, &keep)
             u = _f64(&uc, i) if given else tp_uniform(_u64(&sc, i), _u64(&oc, i))
             token[i] = K.sample(rows + i * V, V, &keep, u, w.ws, &logprob[i])
+    _raise_bad_row(c.code, c.bad)
 
 
 def top_logprobs(cnp.ndarray x not None, stats, temperature, int64_t m,
                  cnp.ndarray ids not None, cnp.ndarray lps not None,
                  int64_t start, int64_t stop):
-    cdef _RowStats s = _stats_of(stats, x, start, stop)
+    cdef _Checked c
+    cdef const tp_rowstat *st
     cdef _Workspace w = _workspace()
     cdef int64_t i, V = _vocab(x)
     cdef const float *rows = <const float *>cnp.PyArray_DATA(x)
@@ -444,11 +503,16 @@ def top_logprobs(cnp.ndarray x not None, stats, temperature, int64_t m,
     cdef float *lp_rows = <float *>cnp.PyArray_DATA(lps)
     cdef _Column t
     cdef _Scalar ts
+    _checked_rows(&c, stats, x)
     _column(temperature, cnp.NPY_FLOAT64, &t, &ts)
     with nogil:
         for i in range(start, stop):
-            K.top_logprobs(rows + i * V, V, &s.st[i], _f64(&t, i), m, w.ws,
+            st = _row_stat(&c, i)
+            if st == NULL:
+                break
+            K.top_logprobs(rows + i * V, V, st, _f64(&t, i), m, w.ws,
                            id_rows + i * m, lp_rows + i * m)
+    _raise_bad_row(c.code, c.bad)
 
 
 def uniform(seeds, offsets, cnp.ndarray out not None):
