@@ -36,7 +36,8 @@ from hypothesis import strategies as st
 
 VOCAB_SIZES = (1, 2, 11, 97, 1536, 131072)
 SMALL_VOCAB_SIZES = (1, 2, 11, 97, 1536)   # the reference sorts: 131072 only in a few fixed cases
-ROW_KINDS = ("peaked", "flat", "ties", "masked", "one_left", "huge", "tiny", "offset")
+ROW_KINDS = ("peaked", "flat", "ties", "masked", "one_left", "huge", "tiny", "offset",
+             "decoy")
 INVALID_ROW_KINDS = ("nan", "posinf", "all_neginf")
 LAYOUTS = ("c32", "f16", "f64", "strided", "fortran", "readonly", "be32", "unaligned",
            "broadcast", "1d")
@@ -164,6 +165,13 @@ def make_row(rng, kind, V):
     if kind == "offset":
         x = make_row(rng, "peaked" if rng.random() < 0.5 else "flat", V)
         return x + float(rng.choice([1e3, -1e3, 1e5, -1e5]))
+    if kind == "decoy":
+        # Flat, but every 32nd token (those a strided sample of a long row
+        # reads) is far below the rest: estimates from such a sample are
+        # wrong, and the exact fallbacks must take over.
+        x = rng.standard_normal(V)
+        x[::32] = -40.0
+        return x
     # invalid rows
     if kind == "nan":
         x = rng.standard_normal(V)
@@ -377,6 +385,8 @@ BIG_RECIPES = [
            temperature=(1e-6,), top_k=(0,), top_p=(0.999999,), min_p=(1e-40,)),
     Recipe(seed=5, V=131072, kinds=("offset", "peaked"), layout="strided", per_row=False,
            temperature=(0.0,), top_k=("V",), top_p=(1.0,), min_p=(0.0,)),
+    Recipe(seed=7, V=131072, kinds=("decoy", "decoy"), per_row=True,
+           temperature=(1.0, 2.0), top_k=(0, 0), top_p=(0.9, 0.5), min_p=(0.0, 0.0)),
     Recipe(seed=6, V=131072, kinds=("one_left", "peaked"), layout="f16", per_row=True,
            temperature=("rand", 1.0), top_k=(-1, 2), top_p=("rand", 1e-9), min_p=(1.0, 0.05),
            n_top=12),

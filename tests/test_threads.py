@@ -24,7 +24,7 @@ def restore_threads():
 @pytest.mark.parametrize("threads", [1, 2, 3])
 def test_large_batch_matches_reference(simd_path, restore_threads, threads):
     tp.set_num_threads(threads)
-    kinds = _arrays.ROW_KINDS * 9                    # 72 rows of every kind
+    kinds = _arrays.ROW_KINDS * 9                    # 9 rows of every kind
     case = _arrays.build(_arrays.Recipe(
         seed=4242 + threads, V=97, kinds=kinds, per_row=True,
         temperature=_arrays.TEMPERATURES, top_k=_arrays.TOP_KS, top_p=_arrays.TOP_PS,

@@ -7,27 +7,23 @@
  * weight of a token is 1 and the target k; for top-p it is the token's
  * unnormalized probability and the target p times the total.  It is solved
  * by a most-significant-digit radix select on the float's order-preserving
- * 32-bit key, 11 + 11 + 10 bits: each level histograms the weight of the
+ * 32-bit key, 11 or 8 bits a level: each level histograms the weight of the
  * tokens whose key shares the prefix chosen so far, then walks the bins from
- * the top until the running weight reaches the target.  Three passes, a
- * fixed-size histogram, no sorting, and the result is an exact logit of the
- * row, so ties are kept together by construction.
+ * the top until the running weight reaches the target.  At most four passes
+ * (fewer when the keys share their top bits), a fixed-size histogram, no
+ * sorting, and the result is an exact logit of the row, so ties are kept
+ * together by construction.
  */
 #include "../tp_internal.h"
 #include "vec.h"
 
-/* Digit plans: (number of levels; shift and width of each level's digit).
- * Long rows take 11 + 11 + 10 bits; short ones (the gathered candidates, short
- * vocabularies) 8 + 8 + 8 + 8, whose histograms are 8 times cheaper to clear
- * and walk. */
-typedef struct {
-    int levels;
-    int shift[4];
-    int bits[4];
-} radix_plan;
-
-static const radix_plan long_plan = {3, {21, 10, 0, 0}, {11, 11, 10, 0}};
-static const radix_plan short_plan = {4, {24, 16, 8, 0}, {8, 8, 8, 8}};
+/* The first radix level over whole long rows (the wide-nucleus histogram):
+ * the top 11 bits of the key. */
+#define TP_LEVEL0_BITS 11
+#define TP_LEVEL0_SHIFT (32 - TP_LEVEL0_BITS)
+/* Digit widths: 11 bits a level over long inputs, 8 over short ones (the
+ * gathered candidates, short vocabularies), whose histograms are 8 times
+ * cheaper to clear and walk. */
 #define TP_SHORT_ROW 8192
 
 /*
@@ -35,6 +31,12 @@ static const radix_plan short_plan = {4, {24, 16, 8, 0}, {8, 8, 8, 8}};
  * exp((x - max) / T) with k = log2(e) * inv_t, read from weights[] if given.  Only tokens with x >= floor
  * take part.  If relative, the target is `target` times the total weight.
  * Returns the key of the selected value.
+ *
+ * A first pass finds the range of the keys taking part: the bits above
+ * their highest difference are known at once, and the levels choose only
+ * the rest (gathered candidates lie in a narrow range, so their top digits
+ * are all alike).  Masses go to TP_MASS_COPIES interleaved histograms, so
+ * that tokens falling in one bin do not each wait for the addition before.
  */
 static uint32_t weighted_select(const float *x, const float *weights, int64_t n, float floor,
                                 float max, double inv_t, double target, int relative,
@@ -42,32 +44,52 @@ static uint32_t weighted_select(const float *x, const float *weights, int64_t n,
 {
     const int by_mass = inv_t != 0.0;
     const tp_exparg a = tp_exp_setup(max, TP_LOG2E * inv_t);
-    const radix_plan *plan = n <= TP_SHORT_ROW ? &short_plan : &long_plan;
-    uint32_t prefix = 0;
+    const int width = n <= TP_SHORT_ROW ? 8 : 11;
 
-    for (int level = 0; level < plan->levels; level++) {
-        const int shift = plan->shift[level], nbins = 1 << plan->bits[level];
-        const int done = 32 - shift - plan->bits[level];  /* bits chosen so far */
-        const uint32_t pmask = done ? ~0u << (32 - done) : 0u, dmask = (uint32_t)nbins - 1u;
+    uint32_t kmin = UINT32_MAX, kmax = 0;
+    for (int64_t i = 0; i < n; i++) {
+        const uint32_t key = tp_key(x[i]);
+        if (x[i] >= floor) {
+            kmin = key < kmin ? key : kmin;
+            kmax = key > kmax ? key : kmax;
+        }
+    }
+    if (kmin > kmax)  /* nothing takes part: cannot happen for checked rows */
+        return tp_key(floor);
+    int low = 0;  /* the bits still to choose: those below the highest difference */
+    for (uint32_t diff = kmin ^ kmax; diff; diff >>= 1)
+        low++;
+    uint32_t prefix = low == 32 ? 0u : kmin >> low << low;
+
+    for (int first = 1; low > 0; first = 0) {
+        const int bits = low < width ? low : width, shift = low - bits, nbins = 1 << bits;
+        const uint32_t pmask = low == 32 ? 0u : ~0u << low, dmask = (uint32_t)nbins - 1u;
 
         if (by_mass) {
-            memset(ws->mass, 0, (size_t)nbins * sizeof ws->mass[0]);
+            double *copies = ws->mass_copies;
+            memset(copies, 0, TP_MASS_COPIES * (size_t)nbins * sizeof copies[0]);
             for (int64_t i = 0; i < n; i++) {
-                uint32_t key = tp_key(x[i]);
+                const uint32_t key = tp_key(x[i]);
                 if (x[i] >= floor && (key & pmask) == prefix)
-                    ws->mass[(key >> shift) & dmask] +=
+                    copies[TP_MASS_COPIES * ((key >> shift) & dmask) + (uint32_t)(i % TP_MASS_COPIES)] +=
                         weights ? weights[i] : tp_exp_apply(x[i], &a);
+            }
+            for (int b = 0; b < nbins; b++) {
+                double m = 0.0;
+                for (int j = 0; j < TP_MASS_COPIES; j++)
+                    m += copies[TP_MASS_COPIES * b + j];
+                ws->mass[b] = m;
             }
         } else {
             memset(ws->count, 0, (size_t)nbins * sizeof ws->count[0]);
             for (int64_t i = 0; i < n; i++) {
-                uint32_t key = tp_key(x[i]);
+                const uint32_t key = tp_key(x[i]);
                 if (x[i] >= floor && (key & pmask) == prefix)
                     ws->count[(key >> shift) & dmask]++;
             }
         }
 
-        if (relative && level == 0) {
+        if (relative && first) {
             double total = 0.0;
             for (int b = nbins - 1; b >= 0; b--)
                 total += by_mass ? ws->mass[b] : (double)ws->count[b];
@@ -91,6 +113,7 @@ static uint32_t weighted_select(const float *x, const float *weights, int64_t n,
             return prefix;
         target -= above;
         prefix |= (uint32_t)chosen << shift;
+        low = shift;
     }
     return prefix;
 }
@@ -273,6 +296,16 @@ static float select_by_mass_small(const float *v, const float *w, int64_t n, dou
     return lowest;
 }
 
+/* Among the c gathered candidates, whose exponentials are in ws->cand_e, the
+ * smallest logit whose mass from the top reaches target. */
+static float select_stored_candidates(int64_t c, float floor, float max, double inv_t,
+                                      double target, tp_workspace *ws)
+{
+    if (c <= TP_SMALL_SELECT)
+        return select_by_mass_small(ws->cand_x, ws->cand_e, c, target, ws->sample);
+    return tp_unkey(weighted_select(ws->cand_x, ws->cand_e, c, floor, max, inv_t, target, 0, ws));
+}
+
 /* Among the c gathered candidates (all >= floor), the smallest logit whose
  * mass from the top reaches target (a fraction of their total, if
  * relative); their exponentials are computed once, vectorized, rather than
@@ -281,11 +314,7 @@ static float select_candidates_by_mass(int64_t c, float floor, float max, double
                                        double target, int relative, tp_workspace *ws, double *z)
 {
     *z = sum_exp_store(ws->cand_x, c, max, TP_LOG2E * inv_t, floor, ws->cand_e);
-    if (c <= TP_SMALL_SELECT)
-        return select_by_mass_small(ws->cand_x, ws->cand_e, c, relative ? target * *z : target,
-                                    ws->sample);
-    return tp_unkey(weighted_select(ws->cand_x, ws->cand_e, c, floor, max, inv_t, target,
-                                    relative, ws));
+    return select_stored_candidates(c, floor, max, inv_t, relative ? target * *z : target, ws);
 }
 
 /* Adds e[i] to the level-0 bin of x[i], in TP_MASS_COPIES interleaved
@@ -294,7 +323,7 @@ static float select_candidates_by_mass(int64_t c, float floor, float max, double
  * of a block are computed first, in a loop that compilers vectorize. */
 static void add_level0_mass(const float *x, const float *e, int64_t len, double *copies)
 {
-    const int shift = long_plan.shift[0];
+    const int shift = TP_LEVEL0_SHIFT;
     uint32_t bin[TP_BLOCK];
     for (int64_t lo = 0; lo < len; lo += TP_BLOCK) {
         const int64_t m = len - lo < TP_BLOCK ? len - lo : TP_BLOCK;
@@ -303,6 +332,86 @@ static void add_level0_mass(const float *x, const float *e, int64_t len, double 
         for (int64_t j = 0; j < m; j++)
             copies[bin[j]] += e[lo + j];
     }
+}
+
+/* Sorts keys[0..m) ascending by their top 16 bits (LSD radix, 8 bits a
+ * pass), using tmp[0..m) as scratch; the result is back in keys. */
+static void sort_by_top_bits(uint64_t *keys, uint64_t *tmp, int64_t m)
+{
+    for (int shift = 48; shift < 64; shift += 8) {
+        int64_t start[257] = {0};
+        for (int64_t j = 0; j < m; j++)
+            start[((keys[j] >> shift) & 255u) + 1]++;
+        for (int d = 0; d < 256; d++)
+            start[d + 1] += start[d];
+        for (int64_t j = 0; j < m; j++)
+            tmp[start[(keys[j] >> shift) & 255u]++] = keys[j];
+        uint64_t *swap = keys;
+        keys = tmp;
+        tmp = swap;
+    }
+}
+
+/* The nucleus boundary of a wide nucleus, bracketed from a strided sample of
+ * the row with its stored exponentials e (z their sum): the sample, sorted,
+ * estimates where the mass from the top crosses top_p of it, and a band of
+ * sample ranks around that crossing, small enough that the row's tokens
+ * within it fit the candidate list, gives a value range [lo, hi].  One pass
+ * sums the mass above hi, one gathers [lo, hi]; if the crossing is indeed
+ * within, the candidates finish the selection exactly and *t gets the
+ * threshold (returns 1).  Otherwise (an unlucky sample, or a row that the
+ * sample misrepresents) it returns 0, having cost two passes over the row
+ * already in cache, and the histogram decides. */
+static int bracketed_nucleus_threshold(const float *x, const float *e, int64_t n, float floor,
+                                       float max, double inv_t, double top_p, double z,
+                                       tp_workspace *ws, float *t)
+{
+    const double target = top_p * z;
+    int64_t m = n / 16 < 4 * TP_SAMPLE_SIZE ? n / 16 : 4 * TP_SAMPLE_SIZE;
+    const int64_t stride = n / m;
+    /* Half the band's width in sample ranks.  On flat N(0, 1) rows the
+     * estimated crossing rank errs by about sqrt(m) / 2 (simulated), so the
+     * band spans 4 such errors either way; but it holds at most 3/4 of
+     * TP_CAND_CAP tokens, each sample value standing for stride of them. */
+    const int64_t by_error = 2 * (int64_t)sqrt((double)m);
+    const int64_t by_room = (3 * TP_CAND_CAP / (4 * stride) - 1) / 2;
+    const int64_t half = by_error < by_room ? by_error : by_room;
+    uint64_t *keys = (uint64_t *)ws->cand_id, *tmp = keys + m;
+    for (int64_t j = 0; j < m; j++)
+        keys[j] = (uint64_t)tp_key(x[j * stride]) << 32 | (uint64_t)j;
+    /* Ranks need not be exact: the top 16 bits of the key (sign, exponent
+     * and 7 bits of mantissa) order the sample to within 1% of a value,
+     * which moves the band by a few ranks; the bracket is checked anyway. */
+    sort_by_top_bits(keys, tmp, m);
+
+    double total = 0.0;
+    for (int64_t j = 0; j < m; j++)
+        total += e[(int64_t)(uint32_t)keys[j] * stride];
+    if (!(total > 0.0))
+        return 0;
+    const double part = top_p * total;
+    double above = 0.0;
+    int64_t r = 0;  /* rank from the top where the sample's mass reaches the fraction */
+    for (; r < m - 1; r++) {
+        above += e[(int64_t)(uint32_t)keys[m - 1 - r] * stride];
+        if (above >= part)
+            break;
+    }
+    const float hi = r - half >= 0 ? x[(int64_t)(uint32_t)keys[m - 1 - (r - half)] * stride] : max;
+    const float lo_s = r + half < m ? x[(int64_t)(uint32_t)keys[m - 1 - (r + half)] * stride] : floor;
+    const float lo = lo_s > floor ? lo_s : floor;
+
+    const double mass_above = sum_stored_store(x, e, n, nextafterf(hi, INFINITY), NULL);
+    if (!(mass_above < target))
+        return 0;
+    const int64_t c = gather_between(x, n, lo, hi, ws);
+    if (c <= 0)
+        return 0;
+    const double listed = sum_exp_store(ws->cand_x, c, max, TP_LOG2E * inv_t, floor, ws->cand_e);
+    if (!(mass_above + listed >= target))
+        return 0;
+    *t = select_stored_candidates(c, floor, max, inv_t, target - mass_above, ws);
+    return 1;
 }
 
 /* The nucleus of a row where it holds too many tokens to gather (flat
@@ -314,7 +423,10 @@ static float wide_nucleus_threshold(const float *x, const float *e, int64_t n, f
                                     float max, double inv_t, double top_p, double z,
                                     tp_workspace *ws)
 {
-    const int shift = long_plan.shift[0], nbins = 1 << long_plan.bits[0];
+    const int shift = TP_LEVEL0_SHIFT, nbins = 1 << TP_LEVEL0_BITS;
+    float bracketed;
+    if (e && bracketed_nucleus_threshold(x, e, n, floor, max, inv_t, top_p, z, ws, &bracketed))
+        return bracketed;
     double *copies = ws->mass_copies;
     memset(copies, 0, TP_MASS_COPIES * (size_t)nbins * sizeof copies[0]);
     if (e) {
