@@ -40,7 +40,7 @@ def _flag(name):
 
 def _compile_args():
     if sys.platform == "win32":
-        return ["/O2", "/fp:precise"]
+        return ["/O2", "/fp:precise", "/std:c11"]
     return ["-O3", "-std=c11", "-fno-math-errno", "-fno-trapping-math", "-Wall", "-Wextra",
             "-Wno-unused-function", "-Wno-unused-parameter"]
 

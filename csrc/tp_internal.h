@@ -14,9 +14,19 @@
 
 #define TP_LOG2E 1.4426950408889634
 
-/* a * b + c, fused where the instruction set has it (the AVX2 and AVX-512
- * builds, aarch64), so results differ between paths by an ulp or so. */
-#if defined(__FMA__) || defined(__aarch64__) || defined(_M_ARM64)
+/* Whether the instruction set has a fused multiply-add: the AVX2 and AVX-512
+ * builds (GCC and Clang say so with __FMA__; MSVC's /arch:AVX2 implies it
+ * but defines only __AVX2__), and aarch64. */
+#if defined(__FMA__) || defined(__aarch64__) || defined(_M_ARM64) || \
+    (defined(_MSC_VER) && defined(__AVX2__))
+#define TP_HAVE_FMA 1
+#else
+#define TP_HAVE_FMA 0
+#endif
+
+/* a * b + c, fused where the instruction set has it, so results differ
+ * between paths by an ulp or so. */
+#if TP_HAVE_FMA
 #define TP_MADD(a, b, c) fmaf((a), (b), (c))
 #else
 #define TP_MADD(a, b, c) ((a) * (b) + (c))
@@ -111,7 +121,7 @@ static inline tp_exparg tp_exp_setup(float max, double k)
 
 #define TP_SHIFTER 12582912.0f  /* 1.5 * 2**23: x + it rounds x to an integer */
 
-#if defined(__FMA__) || defined(__aarch64__) || defined(_M_ARM64)
+#if TP_HAVE_FMA
 static inline float tp_exp_apply(float x, const tp_exparg *a)
 {
     const float d = fmaf(x, a->scale, -a->max_scaled);  /* <= 0, or -inf */

@@ -32,6 +32,8 @@
 
 #include <stdint.h>
 
+#include "../tp_internal.h"  /* TP_HAVE_FMA */
+
 #if defined(__AVX512F__)
 #include <immintrin.h>
 #define TP_VW 16
@@ -95,7 +97,7 @@ static inline uint32_t vf_ge_bits(tp_vf a, tp_vf b)
 {
     return (uint32_t)_mm256_movemask_ps(_mm256_cmp_ps(a, b, _CMP_GE_OQ));
 }
-#if defined(__FMA__)
+#if TP_HAVE_FMA
 #define TP_VARITH 1
 static inline tp_vf vf_add(tp_vf a, tp_vf b) { return _mm256_add_ps(a, b); }
 static inline tp_vf vf_sub(tp_vf a, tp_vf b) { return _mm256_sub_ps(a, b); }
