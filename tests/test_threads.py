@@ -11,6 +11,7 @@ import pytest
 import _arrays
 import _compare as C
 import tokenpick as tp
+from tokenpick import _threads
 from tokenpick import reference as ref
 
 
@@ -108,3 +109,40 @@ def test_bad_rows_raise_the_first_whatever_the_threads(restore_threads, threads,
         BAD_ROW_CALLS[name](x, out)
     np.testing.assert_array_equal(x, kept)
     assert np.all(out == 7.0)
+
+
+def test_calls_from_several_threads_while_the_pool_grows(restore_threads):
+    # Python threads call at once while this thread keeps changing the
+    # thread count and forgetting the pool, so that pools are replaced by
+    # larger ones under the callers' feet: no call may find its pool shut
+    # down, and every result is the one-thread result.
+    x = np.random.default_rng(9).standard_normal((8, 1 << 16)).astype(np.float32)
+    tp.set_num_threads(1)
+    want = tp.sample(x, top_p=0.9, seed=5)
+    errors, results = [], []
+    done = threading.Event()
+
+    def caller():
+        try:
+            while not done.is_set():
+                results.append(tp.sample(x, top_p=0.9, seed=5))
+        except BaseException as exc:  # reported below
+            errors.append(exc)
+
+    callers = [threading.Thread(target=caller) for _ in range(4)]
+    for t in callers:
+        t.start()
+    try:
+        for step in range(200):
+            tp.set_num_threads(2 + step % 3)
+            if step % 3 == 0:
+                _threads._pool = None
+            time.sleep(0.001)
+    finally:
+        done.set()
+        for t in callers:
+            t.join()
+    assert not errors, errors
+    assert results
+    for got in results:
+        np.testing.assert_array_equal(got, want)

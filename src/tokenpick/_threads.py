@@ -26,12 +26,14 @@ _pool_workers = 0
 
 
 def _workers(count):
-    """A pool with at least ``count`` workers."""
+    """A pool with at least ``count`` workers.
+
+    A smaller pool is replaced, not shut down: another thread may be about to
+    submit to it.  Once nobody holds it, its idle workers exit by themselves.
+    """
     global _pool, _pool_workers
     with _lock:
         if _pool is None or _pool_workers < count:
-            if _pool is not None:
-                _pool.shutdown(wait=False)
             _pool = ThreadPoolExecutor(max_workers=count, thread_name_prefix="tokenpick")
             _pool_workers = count
         return _pool
