@@ -4,6 +4,9 @@ Environment switches (all off by default):
 
 * ``TOKENPICK_CYTHON_CHECKS=1``: compile the Cython module with bounds checks,
   wraparound and initialization checks turned back on, for debugging.
+* ``TOKENPICK_SANITIZE=1`` (GCC and Clang): compile and link everything with
+  AddressSanitizer and UndefinedBehaviorSanitizer, any UB report fatal; the
+  interpreter must then preload the ASan runtime (``.ci/sanitize`` does).
 
 Nothing here tunes for the build machine or relaxes IEEE floating point: the
 wheel must run on any CPU of its platform (wider instruction sets are compiled
@@ -38,11 +41,20 @@ def _flag(name):
     return os.environ.get(name, "").strip().lower() in ("1", "true", "yes", "on")
 
 
+SANITIZE = ["-fsanitize=address,undefined", "-fno-sanitize-recover=undefined",
+            "-fno-omit-frame-pointer", "-g"]
+
+
 def _compile_args():
     if sys.platform == "win32":
         return ["/O2", "/fp:precise", "/std:c11"]
     return ["-O3", "-std=c11", "-fno-math-errno", "-fno-trapping-math", "-Wall", "-Wextra",
-            "-Wno-unused-function", "-Wno-unused-parameter"]
+            "-Wno-unused-function", "-Wno-unused-parameter",
+            *(SANITIZE if _flag("TOKENPICK_SANITIZE") else [])]
+
+
+def _link_args():
+    return SANITIZE if _flag("TOKENPICK_SANITIZE") and sys.platform != "win32" else []
 
 
 def _targets_x86_64():
@@ -86,6 +98,7 @@ extension = Extension(
     sources=["src/tokenpick/_core.pyx", *CSRC],
     include_dirs=["csrc", numpy.get_include()],
     extra_compile_args=_compile_args(),
+    extra_link_args=_link_args(),
     define_macros=[("TOKENPICK_COMPILER_FLAGS", '"' + " ".join(_compile_args()) + '"'),
                    # the oldest numpy the package runs with (pyproject's dependencies)
                    ("NPY_TARGET_VERSION", "NPY_1_23_API_VERSION"),
