@@ -1,10 +1,11 @@
 /*
  * The C kernels on fixed rows, without Python: .ci/wheels builds this with
- * the project's C sources natively (run once per SIMD table the CPU has) and
- * with a cross compiler for aarch64 (run under qemu-aarch64), and checks that
- * every build draws the same tokens and agrees on log-sum-exp to 1e-5.
+ * the project's portable C natively and with a cross compiler for aarch64
+ * (run under qemu-aarch64), and checks that both builds draw the same tokens
+ * and agree on log-sum-exp to 1e-5.  Linked with the AVX2 and AVX-512
+ * tables too (TP_HAVE_AVX2/AVX512), it runs every table the CPU has.
  *
- * Usage: kernel_digest [table...]   (default: every table this CPU runs)
+ * Usage: kernel_digest [table...]   (default: every table of the build this CPU runs)
  * Prints one line per (table, row, filter): the token drawn, its
  * log-probability and the row's log-sum-exp.
  */

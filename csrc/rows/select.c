@@ -26,6 +26,38 @@
  * cheaper to clear and walk. */
 #define TP_SHORT_ROW 8192
 
+/* ws->mass[b] = the sum of bin b over the TP_MASS_COPIES interleaved
+ * histograms in copies, for b < nbins. */
+static void merge_mass_copies(const double *copies, int nbins, tp_workspace *ws)
+{
+    for (int b = 0; b < nbins; b++) {
+        double m = 0.0;
+        for (int j = 0; j < TP_MASS_COPIES; j++)
+            m += copies[TP_MASS_COPIES * b + j];
+        ws->mass[b] = m;
+    }
+}
+
+/* Walks the bins of ws->mass down from the top to the one where the running
+ * weight reaches target, and returns it, with the weight of the bins above
+ * it in *above.  If rounding keeps the total just short, the lowest bin of
+ * positive weight; -1 if there is none. */
+static int crossing_bin(const tp_workspace *ws, int nbins, double target, double *above)
+{
+    int chosen = -1;
+    *above = 0.0;
+    for (int b = nbins - 1; b >= 0; b--) {
+        const double w = ws->mass[b];
+        if (w <= 0.0)
+            continue;
+        chosen = b;
+        if (*above + w >= target)
+            break;
+        *above += w;
+    }
+    return chosen;
+}
+
 /*
  * The weighted select.  Weights: counts if inv_t == 0, else probabilities
  * exp((x - max) / T) with k = log2(e) * inv_t, read from weights[] if given.  Only tokens with x >= floor
@@ -74,12 +106,7 @@ static uint32_t weighted_select(const float *x, const float *weights, int64_t n,
                     copies[TP_MASS_COPIES * ((key >> shift) & dmask) + (uint32_t)(i % TP_MASS_COPIES)] +=
                         weights ? weights[i] : tp_exp_apply(x[i], &a);
             }
-            for (int b = 0; b < nbins; b++) {
-                double m = 0.0;
-                for (int j = 0; j < TP_MASS_COPIES; j++)
-                    m += copies[TP_MASS_COPIES * b + j];
-                ws->mass[b] = m;
-            }
+            merge_mass_copies(copies, nbins, ws);
         } else {
             memset(ws->count, 0, (size_t)nbins * sizeof ws->count[0]);
             for (int64_t i = 0; i < n; i++) {
@@ -87,28 +114,19 @@ static uint32_t weighted_select(const float *x, const float *weights, int64_t n,
                 if (x[i] >= floor && (key & pmask) == prefix)
                     ws->count[(key >> shift) & dmask]++;
             }
+            for (int b = 0; b < nbins; b++)
+                ws->mass[b] = (double)ws->count[b];
         }
 
         if (relative && first) {
             double total = 0.0;
             for (int b = nbins - 1; b >= 0; b--)
-                total += by_mass ? ws->mass[b] : (double)ws->count[b];
+                total += ws->mass[b];
             target *= total;
         }
 
-        /* Walk down to the bin where the running weight reaches the target.
-         * If rounding keeps it just short, the lowest non-empty bin is it. */
-        double above = 0.0;
-        int chosen = -1;
-        for (int b = nbins - 1; b >= 0; b--) {
-            double w = by_mass ? ws->mass[b] : (double)ws->count[b];
-            if (w <= 0.0)
-                continue;
-            chosen = b;
-            if (above + w >= target)
-                break;
-            above += w;
-        }
+        double above;
+        const int chosen = crossing_bin(ws, nbins, target, &above);
         if (chosen < 0)  /* nothing with positive weight: cannot happen for checked rows */
             return prefix;
         target -= above;
@@ -317,6 +335,19 @@ static float select_candidates_by_mass(int64_t c, float floor, float max, double
     return select_stored_candidates(c, floor, max, inv_t, relative ? target * *z : target, ws);
 }
 
+/* The exponentials of the c gathered candidates, read from those stored for
+ * the whole row (e, 0 below the floor as stored) into ws->cand_e: their sum,
+ * in id order. */
+static double stored_candidate_mass(const float *e, int64_t c, tp_workspace *ws)
+{
+    double z = 0.0;
+    for (int64_t j = 0; j < c; j++) {
+        ws->cand_e[j] = e[ws->cand_id[j]];
+        z += ws->cand_e[j];
+    }
+    return z;
+}
+
 /* Adds e[i] to the level-0 bin of x[i], in TP_MASS_COPIES interleaved
  * histograms: consecutive tokens of a flat row fall in the same few bins, so
  * with one histogram every addition would wait for the one before.  The bins
@@ -367,7 +398,7 @@ static int bracketed_nucleus_threshold(const float *x, const float *e, int64_t n
                                        tp_workspace *ws, float *t)
 {
     const double target = top_p * z;
-    int64_t m = n / 16 < 4 * TP_SAMPLE_SIZE ? n / 16 : 4 * TP_SAMPLE_SIZE;
+    const int64_t m = n / 16 < 4 * TP_SAMPLE_SIZE ? n / 16 : 4 * TP_SAMPLE_SIZE;
     const int64_t stride = n / m;
     /* Half the band's width in sample ranks.  On flat N(0, 1) rows the
      * estimated crossing rank errs by about sqrt(m) / 2 (simulated), so the
@@ -377,6 +408,8 @@ static int bracketed_nucleus_threshold(const float *x, const float *e, int64_t n
     const int64_t by_room = (3 * TP_CAND_CAP / (4 * stride) - 1) / 2;
     const int64_t half = by_error < by_room ? by_error : by_room;
     uint64_t *keys = (uint64_t *)ws->cand_id, *tmp = keys + m;
+    /* the row index of the sample value of rank j from the top, once sorted */
+#define TP_SAMPLED_AT(j) ((int64_t)(uint32_t)keys[m - 1 - (j)] * stride)
     for (int64_t j = 0; j < m; j++)
         keys[j] = (uint64_t)tp_key(x[j * stride]) << 32 | (uint64_t)j;
     /* Ranks need not be exact: the top 16 bits of the key (sign, exponent
@@ -386,19 +419,20 @@ static int bracketed_nucleus_threshold(const float *x, const float *e, int64_t n
 
     double total = 0.0;
     for (int64_t j = 0; j < m; j++)
-        total += e[(int64_t)(uint32_t)keys[j] * stride];
+        total += e[TP_SAMPLED_AT(j)];
     if (!(total > 0.0))
         return 0;
     const double part = top_p * total;
     double above = 0.0;
     int64_t r = 0;  /* rank from the top where the sample's mass reaches the fraction */
     for (; r < m - 1; r++) {
-        above += e[(int64_t)(uint32_t)keys[m - 1 - r] * stride];
+        above += e[TP_SAMPLED_AT(r)];
         if (above >= part)
             break;
     }
-    const float hi = r - half >= 0 ? x[(int64_t)(uint32_t)keys[m - 1 - (r - half)] * stride] : max;
-    const float lo_s = r + half < m ? x[(int64_t)(uint32_t)keys[m - 1 - (r + half)] * stride] : floor;
+    const float hi = r - half >= 0 ? x[TP_SAMPLED_AT(r - half)] : max;
+    const float lo_s = r + half < m ? x[TP_SAMPLED_AT(r + half)] : floor;
+#undef TP_SAMPLED_AT
     const float lo = lo_s > floor ? lo_s : floor;
 
     const double mass_above = sum_stored_store(x, e, n, nextafterf(hi, INFINITY), NULL);
@@ -407,8 +441,7 @@ static int bracketed_nucleus_threshold(const float *x, const float *e, int64_t n
     const int64_t c = gather_between(x, n, lo, hi, ws);
     if (c <= 0)
         return 0;
-    const double listed = sum_exp_store(ws->cand_x, c, max, TP_LOG2E * inv_t, floor, ws->cand_e);
-    if (!(mass_above + listed >= target))
+    if (!(mass_above + stored_candidate_mass(e, c, ws) >= target))
         return 0;
     *t = select_stored_candidates(c, floor, max, inv_t, target - mass_above, ws);
     return 1;
@@ -439,32 +472,23 @@ static float wide_nucleus_threshold(const float *x, const float *e, int64_t n, f
             add_level0_mass(x + i, chunk, len, copies);
         }
     }
-    for (int b = 0; b < nbins; b++) {
-        double m = 0.0;
-        for (int j = 0; j < TP_MASS_COPIES; j++)
-            m += copies[TP_MASS_COPIES * b + j];
-        ws->mass[b] = m;
-    }
+    merge_mass_copies(copies, nbins, ws);
 
     const double target = top_p * z;
-    double above = 0.0;
-    int chosen = nbins - 1;
-    for (int b = nbins - 1; b >= 0; b--) {
-        if (ws->mass[b] <= 0.0)
-            continue;
-        chosen = b;
-        if (above + ws->mass[b] >= target)
-            break;
-        above += ws->mass[b];
-    }
+    double above;
+    const int chosen = crossing_bin(ws, nbins, target, &above);
     const uint32_t first = (uint32_t)chosen << shift, last = first | ((1u << shift) - 1u);
     float lo = tp_unkey(first), hi = tp_unkey(last);
     lo = lo > floor ? lo : floor;
-    const int64_t c = gather_between(x, n, lo, hi, ws);
+    const int64_t c = chosen < 0 ? -1 : gather_between(x, n, lo, hi, ws);
+    if (c <= 0)
+        return tp_unkey(weighted_select(x, e, n, floor, max, inv_t, top_p, 1, ws));
+    if (e) {
+        stored_candidate_mass(e, c, ws);
+        return select_stored_candidates(c, floor, max, inv_t, target - above, ws);
+    }
     double listed_z;
-    if (c > 0)
-        return select_candidates_by_mass(c, floor, max, inv_t, target - above, 0, ws, &listed_z);
-    return tp_unkey(weighted_select(x, e, n, floor, max, inv_t, top_p, 1, ws));
+    return select_candidates_by_mass(c, floor, max, inv_t, target - above, 0, ws, &listed_z);
 }
 
 /* Whether a strided sample of the row says that clearly more than

@@ -242,24 +242,6 @@ cdef int _raise_bad_row(int code, int64_t row) except -1:
     return 0
 
 
-cdef _RowStats _scan(cnp.ndarray x, int64_t start, int64_t stop):
-    """The checking pass over rows [start, stop) of x (stats for all rows are
-    allocated; those outside the range are left unset)."""
-    cdef int64_t V = _vocab(x)
-    cdef int64_t i, bad = -1, nrows = cnp.PyArray_SIZE(x) // V
-    cdef const float *rows = <const float *>cnp.PyArray_DATA(x)
-    cdef _RowStats stats = _RowStats(nrows)
-    cdef int code = TP_OK
-    with nogil:
-        for i in range(start, stop):
-            code = K.scan(rows + i * V, V, &stats.st[i])
-            if code != TP_OK:
-                bad = i
-                break
-    _raise_bad_row(code, bad)
-    return stats
-
-
 cdef struct _Checked:
     # The stats of each row as a kernel reaches it: from the checking pass
     # already run over every row (given), or from checking the row right
@@ -348,7 +330,19 @@ cdef _Workspace _workspace():
 
 def scan(cnp.ndarray x not None):
     """The checking pass over every row: max and argmax, or ValueError naming the bad row."""
-    return _scan(x, 0, cnp.PyArray_SIZE(x) // _vocab(x))
+    cdef int64_t V = _vocab(x)
+    cdef int64_t i, bad = -1, nrows = cnp.PyArray_SIZE(x) // V
+    cdef const float *rows = <const float *>cnp.PyArray_DATA(x)
+    cdef _RowStats stats = _RowStats(nrows)
+    cdef int code = TP_OK
+    with nogil:
+        for i in range(nrows):
+            code = K.scan(rows + i * V, V, &stats.st[i])
+            if code != TP_OK:
+                bad = i
+                break
+    _raise_bad_row(code, bad)
+    return stats
 
 
 cdef enum _ByTemperature:
