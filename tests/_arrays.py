@@ -391,3 +391,19 @@ BIG_RECIPES = [
            temperature=("rand", 1.0), top_k=(-1, 2), top_p=("rand", 1e-9), min_p=(1.0, 0.05),
            n_top=12),
 ]
+
+
+def typical_calls(tp):
+    """One ordinary call of each public function of `tp` that takes logits, as
+    ``{name: f(logits)}``: for tests that need every function exercised, not compared."""
+    return {
+        "softmax": lambda x: tp.softmax(x, 0.7),
+        "log_softmax": lambda x: tp.log_softmax(x),
+        "logsumexp": lambda x: tp.logsumexp(x, 1.5),
+        "greedy": tp.greedy,
+        "mask": lambda x: tp.mask(x, top_k=40, top_p=0.9),
+        "filtered_probs": lambda x: tp.filtered_probs(x, top_p=0.8, min_p=0.01),
+        "sample": lambda x: tp.sample(x, top_k=20, top_p=0.9, seed=11, offset=3,
+                                      return_logprobs=True),
+        "top_logprobs": lambda x: tp.top_logprobs(x, 4),
+    }

@@ -79,6 +79,30 @@ def test_bench_prints_and_saves_the_call_overhead(tmp_path):
         assert result["timings"]["np.max"]["us_per_row"] > 0, result
 
 
+def test_bench_prints_and_saves_the_python_threads_throughput(tmp_path):
+    json_path = tmp_path / "bench.json"
+    out = ok(run("-m", "tokenpick", "bench", *TINY_BENCH, "--quiet", "--no-reference",
+                 "--no-torch", "--json", str(json_path), cwd=tmp_path))
+    section = out[out.index("Python threads:"):]
+    assert f"V={bench.PY_THREADS_V}" in section, section
+    assert "1 thread calls/s" in section and "2 threads calls/s" in section, section
+    entries = json.loads(json_path.read_text())["python_threads"]
+    assert [e["op"] for e in entries] == [op.label for op in bench.PY_THREADS_OPS]
+    for entry in entries:
+        assert entry["error"] is None, entry
+        rates = entry["calls_per_second"]
+        assert sorted(rates) == ["1", "2"] and all(r > 0 for r in rates.values()), entry
+        label_row = next(line for line in section.splitlines()
+                         if line.startswith(entry["op"] + " "))
+        assert f"{rates['2'] / rates['1']:.1f}x" in label_row, (label_row, rates)
+
+
+def test_python_threads_calls_per_second_counts_every_call():
+    calls = []
+    rate = bench.calls_per_second(lambda: calls.append(1), 2, 50)
+    assert len(calls) == 100 and rate > 0
+
+
 def test_bench_without_reference(tmp_path):
     out = ok(run("-m", "tokenpick", "bench", "--vocab", "11", "--batch", "1",
                  "--logits", "peaked", "--min-time", "0.001", "--quiet", "--no-reference",
@@ -116,9 +140,12 @@ def test_bench_times_torch_when_it_is_installed(tmp_path):
     for result in data["results"] + data["overhead"]:
         assert result["timings"]["torch"]["us_per_row"] > 0, result
         assert result["speedup"]["torch"] > 0, result
-    # progress: one step per timing of tokenpick, np.max, the reference and torch
+    # progress: one step per timing of tokenpick, np.max, the reference and torch, then
+    # one per op and thread count of the Python-threads section
     steps = (len(data["results"]) + len(data["overhead"])) * 4
-    assert f"[{steps}/{steps}] torch: " in proc.stderr, proc.stderr[-2000:]
+    last = steps + len(bench.PY_THREADS_OPS) * len(bench.PY_THREADS_COUNTS)
+    assert f"[{steps}/{last}] torch: " in proc.stderr, proc.stderr[-2000:]
+    assert f"[{last}/{last}] " in proc.stderr, proc.stderr[-2000:]
 
 
 def test_bench_no_torch_leaves_the_torch_column_out(tmp_path):

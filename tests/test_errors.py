@@ -338,16 +338,22 @@ def test_valid_edge_values_are_accepted():
     tp.softmax(x, temperature=[1.0] * B)
 
 
-def test_no_crash_on_odd_objects():
-    """Objects numpy cannot make sense of raise, never crash the interpreter."""
+def test_odd_objects_raise_type_or_value_errors():
+    """Objects numpy cannot make sense of raise TypeError or ValueError, never crash; an
+    object whose own conversion fails (``__array__`` raising) gives TypeError, with the
+    object's exception as the cause."""
     class Weird:
         def __array__(self, *a, **k):
             raise RuntimeError("no")
     for bad in (Weird(), object(), {1: 2}, [[1.0, 2.0], [3.0]], b"\x00\x01"):
-        with pytest.raises(Exception):
-            tp.softmax(bad)
-        with pytest.raises(Exception):
-            tp.sample(bad, seed=1)
+        for mod in (tp, ref):
+            with pytest.raises((TypeError, ValueError)):
+                mod.softmax(bad)
+            with pytest.raises((TypeError, ValueError)):
+                mod.sample(bad, seed=1)
+    with pytest.raises(TypeError) as info:
+        tp.greedy(Weird())
+    assert isinstance(info.value.__cause__, RuntimeError)
     assert sys.getrefcount(None) > 0
 
 

@@ -11,6 +11,7 @@ import pytest
 
 import _arrays
 import tokenpick as tp
+from tokenpick import reference as ref
 
 OUT_CALLS = {
     "softmax": lambda x, **o: tp.softmax(x, np.full(x.shape[0], 0.7) if x.ndim == 2 else 0.7, **o),
@@ -165,3 +166,95 @@ def test_float64_memory_does_not_grow(rng):
     finally:
         tracemalloc.stop()
     assert second - first < x.nbytes, f"traced memory grew by {second - first} bytes"
+
+
+# ----------------------------------------------------------------------------
+# Arrays of other libraries: the buffer protocol, __array__, __array_interface__, PyTorch.
+
+class ArrayLike:
+    """An object numpy knows only through ``__array__`` (as pandas or JAX arrays are)."""
+
+    def __init__(self, a):
+        self._a = a
+
+    def __array__(self, dtype=None, copy=None):
+        return self._a if dtype is None else self._a.astype(dtype)
+
+
+class InterfaceOnly:
+    """An object exposing only ``__array_interface__`` (as older libraries do)."""
+
+    def __init__(self, a):
+        self._a = a
+        self.__array_interface__ = a.__array_interface__
+
+
+def _foreign(x):
+    """(id, object) pairs holding the values of the float32 array x, each of another kind."""
+    import array as pyarray
+    flat = pyarray.array("f", x.ravel().tolist())
+    yield "memoryview", memoryview(x)
+    yield "memoryview-readonly", memoryview(x).toreadonly()
+    yield "memoryview-of-array.array", memoryview(flat).cast("B").cast("f", x.shape)
+    yield "__array__", ArrayLike(x)
+    yield "__array__-float64", ArrayLike(x.astype(np.float64))
+    yield "__array_interface__", InterfaceOnly(x)
+    yield "nested-lists", x.tolist()
+    yield "tuple-of-arrays", tuple(x)
+    yield "numpy-matrix-like-subclass", x.view(type("Sub", (np.ndarray,), {}))
+    if x.shape[0] == 1:
+        yield "array.array-1d", flat
+
+
+FOREIGN_CALLS = _arrays.typical_calls(tp)
+
+
+def _same(got, want, what):
+    got = got if isinstance(got, tuple) else (got,)
+    want = want if isinstance(want, tuple) else (want,)
+    for g, w in zip(got, want):
+        g, w = np.asarray(g), np.asarray(w)
+        assert g.dtype == w.dtype and g.shape == w.shape, (what, g.dtype, g.shape)
+        assert np.array_equal(g, w), f"{what}: {g} != {w}"
+
+
+@pytest.mark.parametrize("B", [1, 3])
+def test_other_array_kinds_give_the_float32_results(rng, B):
+    x = logits(rng, B=B, V=61)
+    if B == 1:
+        x = x[0].copy()    # also the 1-D form
+    for kind, obj in _foreign(x):
+        for name, call in FOREIGN_CALLS.items():
+            _same(call(obj), call(x), f"{name} of a {kind}")
+
+
+def test_torch_tensors_give_the_float32_results(rng):
+    torch = pytest.importorskip("torch")
+    x = logits(rng, B=4, V=101)
+    tensors = {
+        "float32": torch.from_numpy(x.copy()),
+        "float64": torch.from_numpy(x.astype(np.float64)),
+        "float16": torch.from_numpy(x.astype(np.float16)),
+        "transposed-view": torch.from_numpy(np.ascontiguousarray(x.T)).T,
+        "row-slice": torch.from_numpy(np.repeat(x, 2, axis=0))[::2],
+    }
+    for kind, t in tensors.items():
+        base = np.asarray(t, dtype=np.float32) if kind == "float16" else x
+        for name, call in FOREIGN_CALLS.items():
+            _same(call(t), call(base), f"{name} of a torch {kind} tensor")
+    t = torch.from_numpy(x.copy())
+    probs = tp.softmax(t)
+    assert isinstance(probs, np.ndarray), "results are numpy arrays whatever the input"
+    out = np.empty(x.shape, dtype=np.float32)
+    assert tp.softmax(t, out=out) is out
+    torch_out = torch.empty(x.shape, dtype=torch.float32)
+    with pytest.raises(TypeError):   # out= must be a numpy array (SPEC.md); nothing written
+        tp.softmax(t, out=torch_out.tolist())
+    # Tensors numpy cannot read: TypeError, as for any object that is not an array of reals.
+    for bad in (t.to(torch.bfloat16), t.clone().requires_grad_(True),
+                torch.zeros(2, 3, device="meta"), t.to(torch.int64)):
+        for mod in (tp, ref):
+            with pytest.raises(TypeError):
+                mod.softmax(bad)
+            with pytest.raises(TypeError):
+                mod.sample(bad, seed=1)

@@ -8,7 +8,6 @@ is below 1e-9 for the whole module (each chi-square test uses the 1 - 1e-10 quan
 there are fewer than ten of them).
 """
 
-import os
 import threading
 
 import numpy as np
@@ -276,7 +275,7 @@ def test_stratified_uniforms_reproduce_filtered_probs(simd_path, name, kind, V, 
 
 
 # ----------------------------------------------------------------------------
-# threads from Python, fork
+# threads from Python (fork() is in test_threads.py)
 
 def test_concurrent_calls_from_python_threads(simd_path, seed):
     case = _batch(seed, B=32)
@@ -303,33 +302,3 @@ def test_concurrent_calls_from_python_threads(simd_path, seed):
         t.join(120)
     assert not any(t.is_alive() for t in threads), "a thread calling tokenpick hung"
     assert not errors, f"concurrent calls gave different results: {errors[:5]}"
-
-
-@pytest.mark.skipif(not hasattr(os, "fork"), reason="no fork() on this platform")
-def test_usable_after_fork(restore_threads):
-    x = np.random.default_rng(5).standard_normal((64, 1536)).astype(np.float32)
-    tp.set_num_threads(2)
-    want = tp.sample(x, seed=np.arange(64), top_p=0.9)    # the worker threads exist now
-    pid = os.fork()
-    if pid == 0:   # child: must not deadlock or crash
-        code = 3
-        try:
-            got = tp.sample(x, seed=np.arange(64), top_p=0.9, num_threads=2)
-            code = 0 if np.array_equal(got, want) else 1
-        finally:
-            os._exit(code)
-    import time
-    deadline = time.monotonic() + 60
-    while True:
-        done, status = os.waitpid(pid, os.WNOHANG)
-        if done:
-            break
-        if time.monotonic() > deadline:
-            os.kill(pid, 9)
-            os.waitpid(pid, 0)
-            pytest.fail("tokenpick hung in a forked child (thread pool not fork-safe)")
-        time.sleep(0.02)
-    assert os.WIFEXITED(status), f"the forked child died: status {status}"
-    assert os.WEXITSTATUS(status) == 0, (
-        "in the forked child, sample " + {1: "gave different tokens", 3: "raised"}.get(
-            os.WEXITSTATUS(status), f"exited {os.WEXITSTATUS(status)}"))

@@ -1,7 +1,12 @@
-"""Threads: large batches (spread over worker threads) still match the reference, and
-every kernel releases the GIL while it runs.  (Thread-count invariance, concurrent calls
-and fork() are in test_random.py.)"""
+"""Threads: large batches (spread over worker threads) still match the reference, every
+kernel releases the GIL while it runs, several Python threads calling at once get the
+serial results, and the package works in a child after ``fork()``.  (Thread-count
+invariance of the tokens is in test_random.py.)"""
 
+import os
+import subprocess
+import sys
+import textwrap
 import threading
 import time
 
@@ -146,3 +151,166 @@ def test_calls_from_several_threads_while_the_pool_grows(restore_threads):
     assert results
     for got in results:
         np.testing.assert_array_equal(got, want)
+
+
+# ----------------------------------------------------------------------------
+# Several Python threads at once: exactly the serial results, every function.
+
+CONCURRENT_CALLS = {
+    **_arrays.typical_calls(tp),
+    "sample-per-row-seeds": lambda x: tp.sample(x, top_k=50, seed=np.arange(len(x)), offset=5),
+    "sample-top-p-flat": lambda x: tp.sample(-np.abs(x), top_p=0.9, seed=3),
+}
+
+
+def _equal(a, b):
+    a = a if isinstance(a, tuple) else (a,)
+    b = b if isinstance(b, tuple) else (b,)
+    return all(np.array_equal(u, v, equal_nan=True) for u, v in zip(a, b))
+
+
+@pytest.mark.parametrize("inner_threads", [1, 2])
+def test_python_threads_calling_at_once_get_the_serial_results(restore_threads, inner_threads):
+    """Four Python threads run every function, interleaved, on batches big enough to use
+    tokenpick's own workers too (inner_threads=2); each result equals the serial one."""
+    tp.set_num_threads(inner_threads)
+    rng = np.random.default_rng(77)
+    batches = [rng.standard_normal((B, V)).astype(np.float32) * s
+               for B, V, s in ((1, 50_000, 3.0), (8, 32_000, 1.0), (24, 12_000, 8.0))]
+    want = {(name, i): call(x) for name, call in CONCURRENT_CALLS.items()
+            for i, x in enumerate(batches)}
+    errors, barrier = [], threading.Barrier(4)
+
+    def worker(k):
+        order = list(want)
+        np.random.default_rng(k).shuffle(order)
+        barrier.wait()
+        for _ in range(3):
+            for name, i in order:
+                try:
+                    got = CONCURRENT_CALLS[name](batches[i])
+                except Exception as exc:  # noqa: BLE001
+                    errors.append(f"{name}: {exc!r}")
+                    continue
+                if not _equal(got, want[name, i]):
+                    errors.append(f"{name} on batch {i} differs from the serial result")
+
+    threads = [threading.Thread(target=worker, args=(k,)) for k in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(300)
+    assert not any(t.is_alive() for t in threads), "a thread calling tokenpick hung"
+    assert not errors, errors[:5]
+
+
+# ----------------------------------------------------------------------------
+# fork()
+
+needs_fork = pytest.mark.skipif(not hasattr(os, "fork"), reason="no fork() on this platform")
+FORK_X = np.random.default_rng(5).standard_normal((64, 4096)).astype(np.float32)
+
+
+def _fork_sample():
+    return tp.sample(FORK_X, seed=np.arange(64), top_p=0.9, num_threads=2)
+
+
+def _run_in_forked_child(check, timeout=60):
+    """Fork; the child runs check() (True: exit 0, False: 1, raised: 3); fail unless it
+    exits 0 within `timeout` seconds (a child that hangs is killed: not fork-safe)."""
+    pid = os.fork()
+    if pid == 0:
+        code = 3
+        try:
+            code = 0 if check() else 1
+        finally:
+            os._exit(code)
+    deadline = time.monotonic() + timeout
+    while True:
+        done, status = os.waitpid(pid, os.WNOHANG)
+        if done:
+            break
+        if time.monotonic() > deadline:
+            os.kill(pid, 9)
+            os.waitpid(pid, 0)
+            pytest.fail("tokenpick hung in a forked child (thread pool not fork-safe)")
+        time.sleep(0.02)
+    assert os.WIFEXITED(status), f"the forked child died: status {status}"
+    code = os.WEXITSTATUS(status)
+    assert code == 0, "in the forked child, tokenpick " + {
+        1: "gave different results", 3: "raised"}.get(code, f"exited {code}")
+
+
+@needs_fork
+@pytest.mark.filterwarnings("ignore::DeprecationWarning")   # 3.12+: fork with threads
+def test_usable_after_fork_once_the_pool_ran(restore_threads):
+    want = _fork_sample()                  # the worker threads exist now
+    _run_in_forked_child(lambda: np.array_equal(_fork_sample(), want))
+    _run_in_forked_child(lambda: all(np.array_equal(_fork_sample(), want) for _ in range(5)))
+
+
+@needs_fork
+@pytest.mark.filterwarnings("ignore::DeprecationWarning")
+def test_usable_after_fork_while_other_threads_are_inside_calls(restore_threads):
+    """fork() while Python threads are in the middle of threaded calls (the pool busy, its
+    lock perhaps held): the child still gets the results."""
+    want = _fork_sample()
+    stop = threading.Event()
+
+    def busy():
+        while not stop.is_set():
+            _fork_sample()
+
+    threads = [threading.Thread(target=busy) for _ in range(2)]
+    for t in threads:
+        t.start()
+    try:
+        for _ in range(5):
+            time.sleep(0.01)
+            _run_in_forked_child(lambda: np.array_equal(_fork_sample(), want))
+    finally:
+        stop.set()
+        for t in threads:
+            t.join(60)
+
+
+@needs_fork
+def test_usable_after_fork_in_a_process_that_never_used_it(tmp_path):
+    """A fresh interpreter imports tokenpick and forks before any pool exists; the child
+    and the parent both sample, with threads, and agree with each other."""
+    script = textwrap.dedent("""
+        import os, sys
+        import numpy as np
+        import tokenpick as tp
+        x = np.random.default_rng(5).standard_normal((64, 4096)).astype(np.float32)
+        pid = os.fork()
+        got = tp.sample(x, seed=np.arange(64), top_p=0.9, num_threads=2)
+        if pid == 0:
+            np.save(sys.argv[1], got)
+            os._exit(0)
+        _, status = os.waitpid(pid, 0)
+        assert os.WIFEXITED(status) and os.WEXITSTATUS(status) == 0, status
+        assert np.array_equal(np.load(sys.argv[1]), got), "child and parent differ"
+        print("ok")
+    """)
+    proc = subprocess.run([sys.executable, "-c", script, str(tmp_path / "child.npy")],
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0 and proc.stdout.strip() == "ok", proc.stderr[-2000:]
+
+
+@needs_fork
+@pytest.mark.filterwarnings("ignore::DeprecationWarning")
+def test_multiprocessing_fork_workers_get_the_parent_results(restore_threads):
+    import multiprocessing
+    want = _fork_sample()
+    with multiprocessing.get_context("fork").Pool(2) as pool:
+        try:
+            results = pool.map_async(_fork_sample_in_worker, range(4)).get(timeout=60)
+        except multiprocessing.TimeoutError:
+            pytest.fail("tokenpick hung in a forked multiprocessing worker")
+    assert all(np.array_equal(r, want) for r in results)
+
+
+def _fork_sample_in_worker(_):
+    return _fork_sample()
+

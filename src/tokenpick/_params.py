@@ -18,6 +18,18 @@ U64_END = 1 << 64
 
 # ---- logits and outputs ------------------------------------------------------------
 
+def _foreign_array(obj):
+    """np.asarray(obj); an object that fails to convert for a reason of its own (a torch
+    tensor that requires grad raises RuntimeError) gives TypeError, with the cause kept."""
+    try:
+        return np.asarray(obj)
+    except (TypeError, ValueError, MemoryError, RecursionError):
+        raise
+    except Exception as exc:
+        raise TypeError(f"logits could not be read as an array: {type(exc).__name__}: {exc}") \
+            from exc
+
+
 def as_logits(logits):
     """Return logits as a C-contiguous float32 ndarray of shape (V,) or (B, V).
 
@@ -27,7 +39,7 @@ def as_logits(logits):
     """
     if _core.plain_logits(logits):  # the common case, checked in one C call
         return logits
-    a = logits if isinstance(logits, np.ndarray) else np.asarray(logits)
+    a = logits if isinstance(logits, np.ndarray) else _foreign_array(logits)
     if a.dtype.kind != "f":
         raise TypeError(f"logits must be a real floating-point array, got dtype {a.dtype}")
     if a.ndim not in (1, 2):
@@ -109,8 +121,9 @@ def float_rows(name, value, nrows, ok, what):
 
 def _object_ints(name, a, allow_float):
     """Python integers from an object array (ints too large for int64, or mixed lists)."""
+    items = a.reshape(-1).tolist()
     vals = []
-    for i, v in enumerate(a.reshape(-1).tolist()):
+    for i, v in enumerate(items):   # every type first: a TypeError before any ValueError
         where = f"{name}[{i}]" if a.ndim else name
         if isinstance(v, (bool, np.bool_)):
             raise TypeError(f"{where} must be an integer, got {v!r}")
@@ -119,9 +132,13 @@ def _object_ints(name, a, allow_float):
         except TypeError:
             if not (allow_float and isinstance(v, (float, np.floating))):
                 raise TypeError(f"{where} must be an integer, got {v!r}") from None
+            vals.append(v)
+    for i, v in enumerate(vals):
+        if not isinstance(v, int):   # a float (Python's or numpy's) that was allowed
             if not (math.isfinite(v) and float(v).is_integer()):
-                raise ValueError(f"{where} is {v!r}; it must be a whole number") from None
-            vals.append(int(v))
+                where = f"{name}[{i}]" if a.ndim else name
+                raise ValueError(f"{where} is {v!r}; it must be a whole number")
+            vals[i] = int(v)
     return np.array(vals, dtype=object).reshape(a.shape)
 
 
@@ -137,16 +154,16 @@ def int_rows(name, value, nrows, lo, hi, allow_float=False):
         a = np.array(value, dtype=object)
     else:
         a = np.asarray(value)
-    _shape_check(name, a, nrows)
     kind = a.dtype.kind
+    if kind not in "iuO" and not (kind == "f" and allow_float):
+        raise TypeError(f"{name} must be integers, got dtype {a.dtype}")
     if kind == "O":
         a = _object_ints(name, a, allow_float)
-    elif kind == "f" and allow_float:
+    _shape_check(name, a, nrows)   # a wrong type is reported before a wrong shape
+    if kind == "f":
         good = np.isfinite(a) & (a == np.floor(a))
         if not np.all(good):
             _fail(name, a, good, "a whole number")
-    elif kind not in "iu":
-        raise TypeError(f"{name} must be integers, got dtype {a.dtype}")
     if kind == "O":
         good = np.array([lo <= v < hi for v in a.reshape(-1).tolist()]).reshape(a.shape)
     else:

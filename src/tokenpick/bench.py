@@ -34,6 +34,12 @@ and min-p 0.05, in us per call, next to ``np.max`` of that row and the same
 call of each peer.  Its repeats last 0.01 s (less if ``--min-time`` is less),
 so that it takes about a second.
 
+Last, a section on Python threads: one, then two Python threads each call
+``tokenpick.sample`` back to back on one 1-D row of V = 128256 peaked logits
+(tokenpick's own threads: one), and the calls per second of all of them are
+compared; since every kernel releases the GIL, two threads should reach close
+to twice the throughput of one on two cores.
+
 Two kinds of logits are generated with a fixed seed, row by row, so that the
 first rows of a batch are the same for every B:
 
@@ -60,6 +66,8 @@ import os
 import platform
 import statistics
 import sys
+import threading
+import time
 import timeit
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, replace
@@ -84,6 +92,11 @@ OVERHEAD_V = 256  # the call-overhead section: one 1-D row of this many logits
 OVERHEAD_KIND = "peaked"
 OVERHEAD_OFFSET = 7  # the decoding step passed as `offset`
 OVERHEAD_MIN_TIME = 0.01  # its --min-time, unless --min-time is less
+
+PY_THREADS_V = 128256  # the Python-threads section: one 1-D row of this many logits
+PY_THREADS_COUNTS = (1, 2)
+PY_THREADS_REPEATS = 5  # repeats of each count, interleaved
+PY_THREADS_MIN_TIME = 0.1  # seconds per repeat, unless --min-time is less
 
 DATA_SEED = 20240601
 SAMPLE_SEED = 1234
@@ -171,6 +184,7 @@ class Op:
 _SAMPLING = {"temperature": 0.8, "seed": SAMPLE_SEED}
 
 SAMPLE_T = Op("sample T=0.8", "sample", _SAMPLING)
+SAMPLE_P = Op("sample top_p=0.9", "sample", {**_SAMPLING, "top_p": 0.9})
 SAMPLE_ALL = Op("sample k=50 p=0.9 min_p=0.05", "sample",
                 {**_SAMPLING, "top_k": 50, "top_p": 0.9, "min_p": 0.05})
 
@@ -179,13 +193,17 @@ OPS = (
     Op("softmax", "softmax"),
     SAMPLE_T,
     Op("sample top_k=50", "sample", {**_SAMPLING, "top_k": 50}),
-    Op("sample top_p=0.9", "sample", {**_SAMPLING, "top_p": 0.9}),
+    SAMPLE_P,
     SAMPLE_ALL,
 )
 
 # The call-overhead section's calls: as a generation loop makes them, seed and step
 OVERHEAD_OPS = tuple(replace(op, kwargs={**op.kwargs, "offset": OVERHEAD_OFFSET})
                      for op in (SAMPLE_T, SAMPLE_ALL))
+
+
+# The Python-threads section's calls
+PY_THREADS_OPS = (SAMPLE_T, SAMPLE_P)
 
 
 @dataclass(frozen=True)
@@ -608,13 +626,75 @@ def time_overhead(settings, peers, progress):
             for op in OVERHEAD_OPS]
 
 
+def calls_per_second(call, threads, calls):
+    """Calls per second of `threads` Python threads each making `calls` calls of `call`,
+    from the moment they are released together until the last one ends."""
+    start = threading.Barrier(threads + 1)
+    errors = []
+
+    def worker():
+        start.wait()
+        try:
+            for _ in range(calls):
+                call()
+        except Exception as exc:  # noqa: BLE001 -- reported by the caller
+            errors.append(exc)
+
+    workers = [threading.Thread(target=worker) for _ in range(threads)]
+    for w in workers:
+        w.start()
+    start.wait()
+    began = time.perf_counter()
+    for w in workers:
+        w.join()
+    elapsed = time.perf_counter() - began
+    if errors:
+        raise errors[0]
+    return threads * calls / elapsed
+
+
+def time_python_threads(settings, progress):
+    """Throughput of `PY_THREADS_OPS` made by 1 and 2 Python threads at once.
+
+    Returns
+    -------
+    list of dict
+        Per op: its label, V, and calls per second (median of repeats) per
+        thread count, or the error met.
+    """
+    row = make_logits(OVERHEAD_KIND, PY_THREADS_V, 1)[0]
+    min_time = min(settings["min_time"], PY_THREADS_MIN_TIME)
+    sections = []
+    for op in PY_THREADS_OPS:
+        call = functools.partial(getattr(tokenpick, op.func), row, **op.kwargs)
+        entry = {"op": op.label, "V": PY_THREADS_V, "logits": OVERHEAD_KIND,
+                 "calls_per_second": {}, "error": None}
+        try:
+            with tokenpick_threads(1):
+                calls = max(10, autorange(timeit.Timer(call), min_time))
+                rates = {n: [] for n in PY_THREADS_COUNTS}
+                for _ in range(PY_THREADS_REPEATS):
+                    for n in PY_THREADS_COUNTS:
+                        rates[n].append(calls_per_second(call, n, calls))
+        except Exception as exc:  # noqa: BLE001 -- shown in the section
+            entry["error"] = f"{type(exc).__name__}: {exc}"
+        else:
+            entry["calls_per_second"] = {n: statistics.median(r) for n, r in rates.items()}
+        for n in PY_THREADS_COUNTS:
+            progress.step(f"{op.label}, {n} Python thread(s)")
+        sections.append(entry)
+    return sections
+
+
 def count_steps(settings, peers):
     """Number of timings of the run: one per peer (with tokenpick, at one thread
-    too for a large batch, and the floor) and case, the call overhead's included."""
+    too for a large batch, and the floor) and case, the call overhead's and the
+    Python threads' included."""
     cases_per_batch = len(settings["vocabs"]) * len(settings["logits"]) * len(OPS)
     main = sum(cases_per_batch * (2 + len(scaling_peers(B)) + len(peers))
                for B in settings["batches"])
-    return main + len(OVERHEAD_OPS) * (2 + len(peers))
+    return (main + len(OVERHEAD_OPS) * (2 + len(peers))
+            + len(PY_THREADS_OPS) * len(PY_THREADS_COUNTS))
 
 
 # ----------------------------------------------------------------------------
@@ -815,8 +895,33 @@ def format_overhead(overhead, peers, settings, notes):
     ])
 
 
-def format_results(results, overhead, peers, settings):
-    """The table, its legend, the call-overhead section and the errors met."""
+def format_python_threads(sections):
+    """The Python-threads section: calls per second at each thread count, and the gain."""
+    counts = PY_THREADS_COUNTS
+    rows = []
+    for entry in sections:
+        rates = entry["calls_per_second"]
+        if entry["error"]:
+            rows.append([entry["op"], *(["error"] * len(counts)), entry["error"]])
+            continue
+        rows.append([entry["op"], *(f"{rates[n]:,.0f}" for n in counts),
+                     format_ratio(rates[counts[-1]] / rates[counts[0]])])
+    return "\n".join([
+        f"Python threads: each calls sample(x, seed={SAMPLE_SEED}) back to back on one 1-D "
+        f"float32 row, V={PY_THREADS_V}, {OVERHEAD_KIND} logits; tokenpick's own threads: 1",
+        "",
+        format_table(["op", *(f"{n} thread{'s' * (n > 1)} calls/s" for n in counts),
+                      f"x {counts[0]} thread"], rows, left=1),
+        "",
+        f"calls/s: all threads' calls per second, median of {PY_THREADS_REPEATS} repeats; "
+        f"x {counts[0]} thread: {counts[-1]} threads' rate over one thread's (the GIL is "
+        f"released in the kernels: close to {counts[-1]}x on {counts[-1]} free cores)",
+    ])
+
+
+def format_results(results, overhead, peers, settings, python_threads=()):
+    """The table, its legend, the call-overhead and Python-threads sections and the
+    errors met."""
     headers = ["op", "logits", "V", "B", "tokenpick us/row", "x floor",
                *(["x 1 thread"] if timed_at_one_thread(results) else []),
                *(f"{p.name} speedup" for p in peers)]
@@ -833,6 +938,7 @@ def format_results(results, overhead, peers, settings):
           for p in peers),
         "",
         format_overhead(overhead, peers, settings, notes),
+        *(["", format_python_threads(python_threads)] if python_threads else []),
     ]
     errors = ["", "errors:", *(f"  [{i}] {n}" for i, n in enumerate(notes, 1))] if notes else []
     return "\n".join([table, *legend, *errors])
@@ -951,8 +1057,9 @@ def settings_from(args):
     }
 
 
-def write_json(path, env, settings, results, overhead, peers):
-    """Write the environment, the settings, every result and the call overhead to `path`."""
+def write_json(path, env, settings, results, overhead, peers, python_threads=()):
+    """Write the environment, the settings, every result, the call overhead and the
+    Python threads' throughput to `path`."""
     one_thread = [ONE_THREAD] if timed_at_one_thread(results) else []
     document = {
         "environment": env,
@@ -962,6 +1069,7 @@ def write_json(path, env, settings, results, overhead, peers):
                   for p in (TOKENPICK, *one_thread, FLOOR, *peers)],
         "results": [r.to_json(peers) for r in results],
         "overhead": [r.to_json(peers) for r in overhead],
+        "python_threads": list(python_threads),
     }
     with open(path, "w", encoding="utf-8") as f:
         json.dump(document, f, indent=1, default=str)
@@ -980,15 +1088,18 @@ def save(what, write, path, *args):
 
 
 def timed_results(settings, peers, quiet):
-    """Run every case, then the call overhead's, with progress on stderr unless `quiet`.
+    """Run every case, then the call overhead's and the Python threads', with progress
+    on stderr unless `quiet`.
 
     Returns
     -------
     results, overhead : list of Result
+    python_threads : list of dict (see `time_python_threads`)
     """
     progress = Progress(count_steps(settings, peers), enabled=not quiet)
     try:
-        return run_cases(settings, peers, progress), time_overhead(settings, peers, progress)
+        return (run_cases(settings, peers, progress), time_overhead(settings, peers, progress),
+                time_python_threads(settings, progress))
     finally:
         progress.close()
 
@@ -1016,15 +1127,17 @@ def run(args):
     env = environment(settings, torch_info)
     print(format_environment(env), end="\n\n", flush=True)
 
-    results, overhead = timed_results(settings, peers, args.quiet)
-    print(format_results(results, overhead, peers, settings))
+    results, overhead, python_threads = timed_results(settings, peers, args.quiet)
+    print(format_results(results, overhead, peers, settings, python_threads))
     written = True
     if args.json:
         written = save("results", write_json, args.json, env, settings, results, overhead,
-                       peers) and written
+                       peers, python_threads) and written
     if args.plot:
         written = save("plot", write_plot, args.plot, new_figure, results, peers) and written
-    return 0 if written and not any(failed(r) for r in results + overhead) else 1
+    raised = any(failed(r) for r in results + overhead) or any(
+        entry["error"] for entry in python_threads)
+    return 0 if written and not raised else 1
 
 
 def failed(result):

@@ -60,7 +60,12 @@ def _uniform_scalar(seed, offset):
 
 def _logits(logits):
     """Return (float64 (B, V) copy of the float32 logits, was_1d); values unchecked."""
-    a = np.asarray(logits)
+    try:
+        a = np.asarray(logits)
+    except (TypeError, ValueError, MemoryError, RecursionError):
+        raise
+    except Exception as exc:   # the object's own failure, e.g. a torch tensor needing grad
+        raise TypeError(f"logits could not be read as an array: {exc!r}") from exc
     if a.dtype.kind != "f":
         raise TypeError(f"logits must be a real floating array, got dtype {a.dtype}")
     if a.ndim not in (1, 2):
@@ -94,6 +99,12 @@ def _row_values(name, value, nrows, kind):
         raise TypeError(f"{name} must be a number or a 1-D array, not None")
     if kind == "int" and isinstance(value, (list, tuple)):
         a = np.array(value, dtype=object)  # exactly: numpy reads [2**63, -1] as float64
+    elif kind == "float" and type(value) is int:
+        # a Python int is a real number however large; numpy would make it an object
+        try:
+            a = np.asarray(float(value))
+        except OverflowError:   # beyond float64: out of range, not of the wrong type
+            a = np.asarray(np.inf)
     else:
         a = np.asarray(value)
     if a.dtype.kind == "b" or a.dtype.kind not in "iuf" + ("O" if kind == "int" else ""):
@@ -119,18 +130,31 @@ def _temperatures(temperature, nrows):
     return vals
 
 
+def _int_type_check(where, v, allow_integral_float):
+    """TypeError unless v is an integer (or, where allowed, a float)."""
+    if isinstance(v, (bool, np.bool_)):
+        raise TypeError(f"{where} must be an integer, got {v!r}")
+    if isinstance(v, (float, np.floating)):
+        if not allow_integral_float:
+            raise TypeError(f"{where} must be an integer, got {v!r}")
+    elif not isinstance(v, (int, np.integer)):
+        raise TypeError(f"{where} must be an integer, got {v!r}")
+
+
 def _int_values(name, value, nrows, lo, hi, allow_integral_float):
+    if not isinstance(value, (list, tuple)) and value is not None:
+        a = np.asarray(value)
+        if a.dtype.kind == "f" and not allow_integral_float:   # also when a is empty
+            raise TypeError(f"{name} must be integers, got dtype {a.dtype}")
+    elif value is not None:
+        # a wrong type is reported before a wrong shape, as for arrays of a wrong dtype
+        for i, v in enumerate(np.array(value, dtype=object).reshape(-1).tolist()):
+            _int_type_check(f"{name}[{i}]", v, allow_integral_float)
     vals = _row_values(name, value, nrows, "int")
     for i, v in enumerate(vals):
-        if isinstance(v, (bool, np.bool_)):
-            raise TypeError(f"{name}[{i}] must be an integer, got {v!r}")
-        if isinstance(v, (float, np.floating)):
-            if not allow_integral_float:
-                raise TypeError(f"{name}[{i}] must be an integer, got {v!r}")
-            if not (np.isfinite(v) and float(v).is_integer()):
-                raise ValueError(f"{name} for row {i} is {v!r}; it must be a whole number")
-        elif not isinstance(v, (int, np.integer)):
-            raise TypeError(f"{name}[{i}] must be an integer, got {v!r}")
+        _int_type_check(f"{name}[{i}]", v, allow_integral_float)
+        if isinstance(v, (float, np.floating)) and not (np.isfinite(v) and float(v).is_integer()):
+            raise ValueError(f"{name} for row {i} is {v!r}; it must be a whole number")
     vals = [int(v) for v in vals]
     _check_each(name, vals, lambda v: lo <= v < hi, f"in [{lo}, {hi})")
     return vals
