@@ -260,22 +260,12 @@ static int64_t top_k_candidates(const float *x, int64_t n, int64_t k, tp_workspa
     return gather_at_least(x, n, *kth, ws);
 }
 
-/* weighted_select by mass for a few values (at most TP_SMALL_SELECT): a
- * three-way partition around a pivot, recursing into the side where the
- * mass reaches the target, in place in scratch (2 * TP_SMALL_SELECT floats).
- * Only values of positive weight take part, as in the radix select; if
- * rounding leaves the total short of the target, the smallest of them. */
-#define TP_SMALL_SELECT (TP_SAMPLE_SIZE / 2)
-static float select_by_mass_small(const float *v, const float *w, int64_t n, double target,
-                                  float *scratch)
+/* weighted_select by mass for a few values, in place: val[0..c) with their
+ * weights wt[0..c), all positive.  A three-way partition around a pivot,
+ * recursing into the side where the mass reaches the target; if rounding
+ * leaves the total short of the target, the smallest value. */
+static float partition_select(float *val, float *wt, int64_t c, double target)
 {
-    float *val = scratch, *wt = scratch + TP_SMALL_SELECT;
-    int64_t c = 0;
-    for (int64_t j = 0; j < n; j++)
-        if (w[j] > 0.0f) {
-            val[c] = v[j];
-            wt[c++] = w[j];
-        }
     double above = 0.0;   /* the mass of the values above those left */
     float lowest = -INFINITY;
     while (c > 0) {
@@ -314,13 +304,120 @@ static float select_by_mass_small(const float *v, const float *w, int64_t n, dou
     return lowest;
 }
 
+/* weighted_select by mass for at most TP_SMALL_SELECT values: those of
+ * positive weight (as in the radix select) are copied to scratch
+ * (2 * TP_SMALL_SELECT floats) and partitioned there. */
+#define TP_SMALL_SELECT (TP_SAMPLE_SIZE / 2)
+static float select_by_mass_small(const float *v, const float *w, int64_t n, double target,
+                                  float *scratch)
+{
+    float *val = scratch, *wt = scratch + TP_SMALL_SELECT;
+    int64_t c = 0;
+    for (int64_t j = 0; j < n; j++)
+        if (w[j] > 0.0f) {
+            val[c] = v[j];
+            wt[c++] = w[j];
+        }
+    return partition_select(val, wt, c, target);
+}
+
+/* Bins of equal width in value, from lo up, for the values of positive
+ * weight; TP_VALUE_BINS (one past the last) for the others.  The bin is
+ * monotone in the value, rounding included (each step rounds
+ * monotonically), so the bins are ordered like the values and equal values
+ * share one.  Computed a block at a time in a loop compilers vectorize. */
+#define TP_VALUE_BINS 512
+#define TP_BLOCK_BINS 256   /* values whose bins are computed at once */
+static void value_bins(const float *v, const float *w, int64_t m, float lo, float scale,
+                       int32_t *bin)
+{
+    for (int64_t j = 0; j < m; j++) {
+        const float d = w[j] > 0.0f ? v[j] - lo : 0.0f;
+        const int32_t b = (int32_t)(d * scale);
+        bin[j] = w[j] > 0.0f ? (b < TP_VALUE_BINS - 1 ? b : TP_VALUE_BINS - 1) : TP_VALUE_BINS;
+    }
+}
+
+/* The smallest and largest of v[0..n) (no NaN). */
+static void value_range(const float *v, int64_t n, float *lo, float *hi)
+{
+    tp_vf vmin = vf_set1(INFINITY), vmax = vf_set1(-INFINITY);
+    int64_t j = 0;
+    for (; j + TP_VW <= n; j += TP_VW) {
+        const tp_vf x = vf_load(v + j);
+        vmin = vf_min(vmin, x);
+        vmax = vf_max(vmax, x);
+    }
+    float bottom = vf_hmin(vmin), top = vf_hmax(vmax);
+    for (; j < n; j++) {
+        bottom = v[j] < bottom ? v[j] : bottom;
+        top = v[j] > top ? v[j] : top;
+    }
+    *lo = bottom;
+    *hi = top;
+}
+
+/* weighted_select by mass for more values than select_by_mass_small takes
+ * (the candidates of a wide nucleus: a few thousand, in a narrow range): one
+ * pass histograms their mass into bins of equal width in value, the walk
+ * finds the bin where the mass from the top reaches the target, and the
+ * partition finishes on that bin's few values.  Returns 0, leaving the work
+ * to the radix select, for values spread too wide or too narrow for float
+ * bins (wider than 1e38, or with -inf; a few float steps near 0) or crowded
+ * into one bin (such as ties). */
+static int select_by_value_bins(const float *v, const float *w, int64_t n, double target,
+                                tp_workspace *ws, float *result)
+{
+    float lo, hi;
+    value_range(v, n, &lo, &hi);
+    if (!(lo < hi) || !(hi - lo < 1e38f))
+        return 0;
+    const float scale = (float)(TP_VALUE_BINS - 1) / (hi - lo);
+    if (!(scale < INFINITY))  /* values a few float steps apart, near 0 */
+        return 0;
+    int32_t bin[TP_BLOCK_BINS];
+    double *copies = ws->mass_copies;
+    memset(copies, 0, TP_MASS_COPIES * (size_t)(TP_VALUE_BINS + 1) * sizeof copies[0]);
+    for (int64_t at = 0; at < n; at += TP_BLOCK_BINS) {
+        const int64_t m = n - at < TP_BLOCK_BINS ? n - at : TP_BLOCK_BINS;
+        value_bins(v + at, w + at, m, lo, scale, bin);
+        for (int64_t j = 0; j < m; j++)
+            copies[TP_MASS_COPIES * bin[j] + (j % TP_MASS_COPIES)] += w[at + j];
+    }
+    merge_mass_copies(copies, TP_VALUE_BINS, ws);
+    double above;
+    const int32_t chosen = crossing_bin(ws, TP_VALUE_BINS, target, &above);
+    if (chosen < 0)
+        return 0;
+
+    float *val = ws->sample, *wt = ws->sample + TP_SMALL_SELECT;
+    int64_t c = 0;
+    for (int64_t at = 0; at < n; at += TP_BLOCK_BINS) {
+        const int64_t m = n - at < TP_BLOCK_BINS ? n - at : TP_BLOCK_BINS;
+        value_bins(v + at, w + at, m, lo, scale, bin);
+        for (int64_t j = 0; j < m; j++) {
+            if (bin[j] != chosen)
+                continue;
+            if (c == TP_SMALL_SELECT)
+                return 0;
+            val[c] = v[at + j];
+            wt[c++] = w[at + j];
+        }
+    }
+    *result = partition_select(val, wt, c, target - above);
+    return 1;
+}
+
 /* Among the c gathered candidates, whose exponentials are in ws->cand_e, the
  * smallest logit whose mass from the top reaches target. */
 static float select_stored_candidates(int64_t c, float floor, float max, double inv_t,
                                       double target, tp_workspace *ws)
 {
+    float t;
     if (c <= TP_SMALL_SELECT)
         return select_by_mass_small(ws->cand_x, ws->cand_e, c, target, ws->sample);
+    if (select_by_value_bins(ws->cand_x, ws->cand_e, c, target, ws, &t))
+        return t;
     return tp_unkey(weighted_select(ws->cand_x, ws->cand_e, c, floor, max, inv_t, target, 0, ws));
 }
 

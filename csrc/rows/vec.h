@@ -10,6 +10,7 @@
  *   vf_set1(v)          v in every lane
  *   vf_max(a, b)        per lane: a > b ? a : b  (NaN-free inputs)
  *   vf_hmax(a)          the largest lane
+ *   vf_min(a, b), vf_hmin(a)  the same for the smaller, the smallest
  *   vf_nan_bits(a)      nonzero iff some lane is NaN
  *   vf_eq_bits(a, b)    bit j set iff lane j of a equals lane j of b
  *   vf_ge_bits(a, b)    bit j set iff lane j of a >= lane j of b
@@ -42,6 +43,8 @@ static inline tp_vf vf_load(const float *p) { return _mm512_loadu_ps(p); }
 static inline tp_vf vf_set1(float v) { return _mm512_set1_ps(v); }
 static inline tp_vf vf_max(tp_vf a, tp_vf b) { return _mm512_max_ps(a, b); }
 static inline float vf_hmax(tp_vf a) { return _mm512_reduce_max_ps(a); }
+static inline tp_vf vf_min(tp_vf a, tp_vf b) { return _mm512_min_ps(a, b); }
+static inline float vf_hmin(tp_vf a) { return _mm512_reduce_min_ps(a); }
 static inline uint32_t vf_nan_bits(tp_vf a) { return _mm512_cmp_ps_mask(a, a, _CMP_UNORD_Q); }
 static inline uint32_t vf_eq_bits(tp_vf a, tp_vf b) { return _mm512_cmp_ps_mask(a, b, _CMP_EQ_OQ); }
 static inline uint32_t vf_ge_bits(tp_vf a, tp_vf b) { return _mm512_cmp_ps_mask(a, b, _CMP_GE_OQ); }
@@ -83,6 +86,14 @@ static inline float vf_hmax(tp_vf a)
     __m128 m = _mm_max_ps(_mm256_castps256_ps128(a), _mm256_extractf128_ps(a, 1));
     m = _mm_max_ps(m, _mm_movehl_ps(m, m));
     m = _mm_max_ss(m, _mm_shuffle_ps(m, m, 1));
+    return _mm_cvtss_f32(m);
+}
+static inline tp_vf vf_min(tp_vf a, tp_vf b) { return _mm256_min_ps(a, b); }
+static inline float vf_hmin(tp_vf a)
+{
+    __m128 m = _mm_min_ps(_mm256_castps256_ps128(a), _mm256_extractf128_ps(a, 1));
+    m = _mm_min_ps(m, _mm_movehl_ps(m, m));
+    m = _mm_min_ss(m, _mm_shuffle_ps(m, m, 1));
     return _mm_cvtss_f32(m);
 }
 static inline uint32_t vf_nan_bits(tp_vf a)
@@ -136,6 +147,13 @@ static inline float vf_hmax(tp_vf a)
     m = _mm_max_ss(m, _mm_shuffle_ps(m, m, 1));
     return _mm_cvtss_f32(m);
 }
+static inline tp_vf vf_min(tp_vf a, tp_vf b) { return _mm_min_ps(a, b); }
+static inline float vf_hmin(tp_vf a)
+{
+    __m128 m = _mm_min_ps(a, _mm_movehl_ps(a, a));
+    m = _mm_min_ss(m, _mm_shuffle_ps(m, m, 1));
+    return _mm_cvtss_f32(m);
+}
 static inline uint32_t vf_nan_bits(tp_vf a) { return (uint32_t)_mm_movemask_ps(_mm_cmpunord_ps(a, a)); }
 static inline uint32_t vf_eq_bits(tp_vf a, tp_vf b) { return (uint32_t)_mm_movemask_ps(_mm_cmpeq_ps(a, b)); }
 static inline uint32_t vf_ge_bits(tp_vf a, tp_vf b) { return (uint32_t)_mm_movemask_ps(_mm_cmpge_ps(a, b)); }
@@ -148,6 +166,8 @@ static inline tp_vf vf_load(const float *p) { return vld1q_f32(p); }
 static inline tp_vf vf_set1(float v) { return vdupq_n_f32(v); }
 static inline tp_vf vf_max(tp_vf a, tp_vf b) { return vmaxq_f32(a, b); }
 static inline float vf_hmax(tp_vf a) { return vmaxvq_f32(a); }
+static inline tp_vf vf_min(tp_vf a, tp_vf b) { return vminq_f32(a, b); }
+static inline float vf_hmin(tp_vf a) { return vminvq_f32(a); }
 static inline uint32_t vf_nan_bits(tp_vf a) { return vmaxvq_u32(vmvnq_u32(vceqq_f32(a, a))); }
 static inline uint32_t tp_neon_bits(uint32x4_t m)
 {
@@ -181,6 +201,8 @@ static inline tp_vf vf_load(const float *p) { return *p; }
 static inline tp_vf vf_set1(float v) { return v; }
 static inline tp_vf vf_max(tp_vf a, tp_vf b) { return a > b ? a : b; }
 static inline float vf_hmax(tp_vf a) { return a; }
+static inline tp_vf vf_min(tp_vf a, tp_vf b) { return a < b ? a : b; }
+static inline float vf_hmin(tp_vf a) { return a; }
 static inline uint32_t vf_nan_bits(tp_vf a) { return a != a; }
 static inline uint32_t vf_eq_bits(tp_vf a, tp_vf b) { return a == b; }
 static inline uint32_t vf_ge_bits(tp_vf a, tp_vf b) { return a >= b; }
