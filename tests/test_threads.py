@@ -153,6 +153,20 @@ def test_calls_from_several_threads_while_the_pool_grows(restore_threads):
         np.testing.assert_array_equal(got, want)
 
 
+def test_thread_count_pays_off(restore_threads):
+    """The default spreads rows only where a thread pays: never for one row or a small
+    batch, and for a read-only pass (greedy) only from about 2M logits per thread."""
+    tp.set_num_threads(2)
+    count = _threads.thread_count
+    assert count(1, 262144) == 1 and count(8, 1000) == 1
+    assert count(64, 32000) == 2 and count(8, 128256) == 2
+    read_only = _threads.MIN_LOGITS_PER_THREAD_READ_ONLY
+    assert count(64, 32000, per_thread=read_only) == 1
+    assert count(64, 128256, per_thread=read_only) == 2
+    assert count(64, 128256, num_threads=1) == 1
+    assert count(3, 10 ** 6, num_threads=8) == 3   # never more threads than rows
+
+
 # ----------------------------------------------------------------------------
 # Several Python threads at once: exactly the serial results, every function.
 

@@ -28,17 +28,18 @@ def _per_row_result(values, x):
     return values[0] if x.ndim == 1 else values
 
 
-def _run(kernel, x, *args, num_threads=None, own_outputs=True):
+def _run(kernel, x, *args, num_threads=None, own_outputs=True,
+         per_thread=_threads.MIN_LOGITS_PER_THREAD):
     """The kernel over every row of x, spread over threads when that pays.
 
     A bad row raises before anything the caller can see is written.  When
     the outputs are the call's own arrays (own_outputs), the kernel checks
     each row right before using it and stops at the first bad one (the new
     arrays are dropped); a caller's ``out=`` is checked whole, on this
-    thread, before any work.
+    thread, before any work.  Each thread gets at least `per_thread` logits.
     """
     nrows = P.nrows(x)
-    threads = _threads.thread_count(nrows, x.shape[-1], num_threads)
+    threads = _threads.thread_count(nrows, x.shape[-1], num_threads, per_thread)
     stats = None if own_outputs else _core.scan(x)
     if threads == 1:
         kernel(x, stats, *args, 0, nrows)
@@ -119,7 +120,7 @@ def greedy(logits):
     """
     x = P.as_logits(logits)
     res = np.empty(P.nrows(x), dtype=np.int64)
-    _run(_core.greedy, x, res)
+    _run(_core.greedy, x, res, per_thread=_threads.MIN_LOGITS_PER_THREAD_READ_ONLY)
     return _per_row_result(res, x)
 
 

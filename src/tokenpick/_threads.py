@@ -19,6 +19,10 @@ from . import _config
 # (waking a worker costs tens of microseconds; a row of 128k logits takes
 # tens to hundreds).
 MIN_LOGITS_PER_THREAD = 1 << 17
+# The same for a read-only pass (greedy), which does so little per logit
+# that below about 2M logits a second thread made it slower, not faster
+# (benchmark, B=64: 0.9x at V=32000, 1.4x at V=128256).
+MIN_LOGITS_PER_THREAD_READ_ONLY = 1 << 21
 
 _lock = threading.Lock()
 _pool = None
@@ -50,9 +54,10 @@ if hasattr(os, "register_at_fork"):
     os.register_at_fork(after_in_child=_forget_pool_after_fork)
 
 
-def thread_count(nrows, vocab, num_threads=None):
-    """How many threads a call of nrows rows of vocab logits uses."""
-    work_threads = (nrows * vocab) // MIN_LOGITS_PER_THREAD
+def thread_count(nrows, vocab, num_threads=None, per_thread=MIN_LOGITS_PER_THREAD):
+    """How many threads a call of nrows rows of vocab logits uses, each given
+    at least `per_thread` logits."""
+    work_threads = (nrows * vocab) // per_thread
     if work_threads < 2:  # the common case of one short call, decided cheaply
         return 1
     limit = _config.get_num_threads() if num_threads is None else num_threads
