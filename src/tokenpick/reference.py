@@ -142,17 +142,16 @@ def _int_type_check(where, v, allow_integral_float):
 
 
 def _int_values(name, value, nrows, lo, hi, allow_integral_float):
-    if not isinstance(value, (list, tuple)) and value is not None:
-        a = np.asarray(value)
+    # Types first, before any shape or value: a wrong type is reported before a wrong shape.
+    if value is not None:
+        a = np.array(value, dtype=object) if isinstance(value, (list, tuple)) else np.asarray(value)
         if a.dtype.kind == "f" and not allow_integral_float:   # also when a is empty
             raise TypeError(f"{name} must be integers, got dtype {a.dtype}")
-    elif value is not None:
-        # a wrong type is reported before a wrong shape, as for arrays of a wrong dtype
-        for i, v in enumerate(np.array(value, dtype=object).reshape(-1).tolist()):
-            _int_type_check(f"{name}[{i}]", v, allow_integral_float)
+        if a.dtype.kind == "O":
+            for i, v in enumerate(a.reshape(-1).tolist()):
+                _int_type_check(f"{name}[{i}]", v, allow_integral_float)
     vals = _row_values(name, value, nrows, "int")
     for i, v in enumerate(vals):
-        _int_type_check(f"{name}[{i}]", v, allow_integral_float)
         if isinstance(v, (float, np.floating)) and not (np.isfinite(v) and float(v).is_integer()):
             raise ValueError(f"{name} for row {i} is {v!r}; it must be a whole number")
     vals = [int(v) for v in vals]
