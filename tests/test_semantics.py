@@ -45,6 +45,20 @@ def test_greedy_lowest_index_on_ties(impl):
                                 dtype=np.float32)).tolist() == [1, 0, 1]
 
 
+def test_greedy_ties_far_apart_in_long_rows(impl, simd_path):
+    # The first of equal maxima wins wherever the row puts them: at the ends, a few
+    # thousand tokens apart, or in every position of a row of one value.
+    V = 3 * 4096 + 5
+    rows = np.zeros((5, V), dtype=np.float32)
+    rows[0, [V - 1]] = 2.0
+    rows[1, [4095, 4096, V - 1]] = 2.0
+    rows[2, [4097, 2 * 4096, V - 2]] = 2.0
+    rows[3, [5, V - 3]] = 2.0
+    rows[3, 9000] = 1.5
+    rows[4, :] = -3.0
+    assert impl.greedy(rows).tolist() == [V - 1, 4095, 4097, 5, 0]
+
+
 def test_greedy_float32_rounding_creates_ties(impl):
     # 1 + 2**-30 and 1 are different float64 numbers but the same float32: a tie.
     x = np.array([1.0, 1.0 + 2.0 ** -30], dtype=np.float64)

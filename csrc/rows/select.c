@@ -156,10 +156,68 @@ static float kth_largest_small(const float *x, int64_t n, int64_t k)
     return top[k - 1];
 }
 
+/* The k-th largest of x[0..n) for n <= TP_CAND_CAP, by quickselect without
+ * branches on the data: each round reads the values left and writes those
+ * above a pivot to the front of a scratch buffer and those below it to the
+ * back (every value is stored at both ends, and only the count of the side
+ * it belongs to moves), counting the equal ones in between.  Then the side
+ * holding rank k is the next round's input, in the other buffer, or the
+ * pivot is the answer.  The scratch is ws->cand_e and ws->mass_copies, which
+ * no caller passes as x.  Rounds that shrink too little (a pattern that
+ * defeats the median-of-3 pivot) hand the rest to the radix select, so the
+ * cost stays linear.  (x holds no NaN.) */
+static float kth_largest_quickselect(const float *x, int64_t n, int64_t k, tp_workspace *ws)
+{
+    float *const buf[2] = {ws->cand_e, (float *)ws->mass_copies};
+    const float *src = x;
+    int64_t budget = 4 * n;  /* values all rounds may read before the fallback */
+    for (int round = 0;; round++) {
+        if (n <= 2 || budget < n) {
+            if (n == 1)
+                return src[0];
+            if (n == 2 && budget >= n) {
+                const float hi = src[0] > src[1] ? src[0] : src[1];
+                const float lo = src[0] > src[1] ? src[1] : src[0];
+                return k == 1 ? hi : lo;
+            }
+            return tp_unkey(weighted_select(src, NULL, n, -INFINITY, 0.0f, 0.0, (double)k, 0, ws));
+        }
+        budget -= n;
+        const float a = src[0], b = src[n / 2], d = src[n - 1];
+        const float pivot = a < b ? (b < d ? b : (a < d ? d : a)) : (a < d ? a : (b < d ? d : b));
+        float *dst = buf[round & 1];
+        int64_t above = 0, top = n - 1;  /* dst[0..above) > pivot, dst(top..n) < pivot */
+        for (int64_t i = 0; i < n; i++) {
+            const float v = src[i];
+            dst[above] = v;
+            dst[top] = v;
+            above += v > pivot;
+            top -= v < pivot;
+        }
+        const int64_t below = n - 1 - top, equal = n - above - below;
+        if (k <= above) {
+            n = above;
+        } else if (k <= above + equal) {
+            return pivot;
+        } else {
+            k -= above + equal;
+            dst += top + 1;
+            n = below;
+        }
+        src = dst;
+    }
+}
+
+/* The k-th largest of x[0..n) (1 <= k <= n), which must not be
+ * ws->cand_e or ws->mass_copies.  A few largest of many values are kept in
+ * a short sorted array, where most values cost one comparison; more of
+ * fewer by quickselect; the rest by the radix select. */
 static float tp_kth_largest_f32(const float *x, int64_t n, int64_t k, tp_workspace *ws)
 {
-    if (k <= TP_SMALL_K && k <= n)
+    if (k <= 16 || (k <= TP_SMALL_K && n > TP_CAND_CAP))
         return kth_largest_small(x, n, k);
+    if (n <= TP_CAND_CAP)
+        return kth_largest_quickselect(x, n, k, ws);
     return tp_unkey(weighted_select(x, NULL, n, -INFINITY, 0.0f, 0.0, (double)k, 0, ws));
 }
 
