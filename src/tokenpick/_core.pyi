@@ -39,6 +39,9 @@ def sample(x: Logits, stats: _RowStats | None, temperature: F64Rows, top_k: I64R
            top_p: F64Rows, min_p: F64Rows, uniforms: F64Rows | None, seeds: U64Rows | None,
            offsets: U64Rows | None, tokens: npt.NDArray[np.int64],
            logprobs: npt.NDArray[np.float32], start: int, stop: int) -> None: ...
+def sample_row(x: Logits, temperature: F64Rows, top_k: I64Rows, top_p: F64Rows,
+               min_p: F64Rows, uniforms: F64Rows | None, seeds: U64Rows | None,
+               offsets: U64Rows | None) -> tuple[int, float]: ...
 def top_logprobs(x: Logits, stats: _RowStats | None, temperature: F64Rows, m: int,
                  ids: npt.NDArray[np.int64], lps: npt.NDArray[np.float32],
                  start: int, stop: int) -> None: ...

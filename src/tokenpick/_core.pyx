@@ -1,5 +1,10 @@
 """The compiled core: loops over rows with the GIL released, calling csrc/.
 
+One exception: sample keeps the GIL for calls of fewer than 8192 logits
+(_worth_releasing_gil).  Such a call is about a microsecond of work; releasing
+and retaking the GIL costs a tenth of that and may wait for another thread's
+turn, while other threads lose little by waiting a microsecond.
+
 Every function here trusts its caller, tokenpick._api, to have checked and
 converted its arguments: logits are a C-contiguous, aligned, native float32
 ndarray of shape (V,) or (B, V) with V >= 1; a per-row parameter is a Python
@@ -447,42 +452,82 @@ def filtered_probs(cnp.ndarray x not None, stats, temperature, top_k, top_p, min
     _kept(True, x, stats, temperature, top_k, top_p, min_p, out, start, stop)
 
 
+cdef inline bint _worth_releasing_gil(int64_t V, int64_t rows) noexcept:
+    """Whether rows of V logits are work enough to run without the GIL.  Below
+    a few thousand logits (a microsecond or two) releasing and retaking it
+    costs a noticeable part of the call, and retaking it may wait for another
+    thread's turn; other threads lose little by waiting that long."""
+    return V * rows >= 8192
+
+
+cdef struct _Draws:
+    bint given       # uniforms given, else seeds and offsets
+    _Column u, seed, offset
+
+
+cdef void _sample_rows(_Checked *c, const _Filters *f, const _Draws *d, tp_workspace *ws,
+                       int64_t *token, float *logprob, int64_t start,
+                       int64_t stop) noexcept nogil:
+    cdef const tp_rowstat *st
+    cdef tp_filter row
+    cdef tp_keep keep
+    cdef double u
+    cdef int64_t i
+    for i in range(start, stop):
+        st = _row_stat(c, i)
+        if st == NULL:
+            break
+        _filter_row(f, i, &row)
+        K.keep(c.rows + i * c.V, c.V, st, &row, ws, &keep)
+        u = _f64(&d.u, i) if d.given else tp_uniform(_u64(&d.seed, i), _u64(&d.offset, i))
+        token[i] = K.sample(c.rows + i * c.V, c.V, &keep, u, ws, &logprob[i])
+
+
+cdef int _sample(cnp.ndarray x, stats, temperature, top_k, top_p, min_p, uniforms, seeds,
+                 offsets, int64_t *token, float *logprob, int64_t start,
+                 int64_t stop) except -1:
+    cdef _Checked c
+    cdef _Workspace w = _workspace()
+    cdef int64_t V = _vocab(x)
+    cdef _Filters f
+    cdef _Draws d
+    cdef _Scalar us, ss, os_
+    _checked_rows(&c, stats, x)
+    _filters(&f, temperature, top_k, top_p, min_p)
+    w.reserve(V)
+    d.given = uniforms is not None
+    if d.given:
+        _column(uniforms, cnp.NPY_FLOAT64, &d.u, &us)
+    else:
+        _column(seeds, cnp.NPY_UINT64, &d.seed, &ss)
+        _column(offsets, cnp.NPY_UINT64, &d.offset, &os_)
+    if _worth_releasing_gil(V, stop - start):
+        with nogil:
+            _sample_rows(&c, &f, &d, w.ws, token, logprob, start, stop)
+    else:
+        _sample_rows(&c, &f, &d, w.ws, token, logprob, start, stop)
+    _raise_bad_row(c.code, c.bad)
+    return 0
+
+
 def sample(cnp.ndarray x not None, stats, temperature, top_k, top_p, min_p,
            uniforms, seeds, offsets, cnp.ndarray tokens not None,
            cnp.ndarray logprobs not None, int64_t start, int64_t stop):
     """Either uniforms (float64), or seeds and offsets (uint64), is None."""
-    cdef _Checked c
-    cdef const tp_rowstat *st
-    cdef _Workspace w = _workspace()
-    cdef int64_t i, V = _vocab(x)
-    cdef const float *rows = <const float *>cnp.PyArray_DATA(x)
-    cdef int64_t *token = <int64_t *>cnp.PyArray_DATA(tokens)
-    cdef float *logprob = <float *>cnp.PyArray_DATA(logprobs)
-    cdef _Filters f
-    cdef tp_filter row
-    cdef tp_keep keep
-    cdef bint given = uniforms is not None
-    cdef _Column uc, sc, oc
-    cdef _Scalar us, ss, os_
-    cdef double u
-    _checked_rows(&c, stats, x)
-    _filters(&f, temperature, top_k, top_p, min_p)
-    w.reserve(V)
-    if given:
-        _column(uniforms, cnp.NPY_FLOAT64, &uc, &us)
-    else:
-        _column(seeds, cnp.NPY_UINT64, &sc, &ss)
-        _column(offsets, cnp.NPY_UINT64, &oc, &os_)
-    with nogil:
-        for i in range(start, stop):
-            st = _row_stat(&c, i)
-            if st == NULL:
-                break
-            _filter_row(&f, i, &row)
-            K.keep(rows + i * V, V, st, &row, w.ws, &keep)
-            u = _f64(&uc, i) if given else tp_uniform(_u64(&sc, i), _u64(&oc, i))
-            token[i] = K.sample(rows + i * V, V, &keep, u, w.ws, &logprob[i])
-    _raise_bad_row(c.code, c.bad)
+    _sample(x, stats, temperature, top_k, top_p, min_p, uniforms, seeds, offsets,
+            <int64_t *>cnp.PyArray_DATA(tokens), <float *>cnp.PyArray_DATA(logprobs),
+            start, stop)
+
+
+def sample_row(cnp.ndarray x not None, temperature, top_k, top_p, min_p, uniforms, seeds,
+               offsets):
+    """sample for x of one row: (token, logprob) as Python numbers, with no
+    arrays made for them."""
+    cdef int64_t token = 0
+    cdef float logprob = 0.0
+    _sample(x, None, temperature, top_k, top_p, min_p, uniforms, seeds, offsets,
+            &token, &logprob, 0, 1)
+    return token, logprob
 
 
 def top_logprobs(cnp.ndarray x not None, stats, temperature, int64_t m,

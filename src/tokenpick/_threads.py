@@ -1,7 +1,8 @@
 """Rows of one call spread over threads: the standard library's pool, no OpenMP.
 
-The kernels release the GIL, so ``concurrent.futures`` threads run them in
-parallel.  Idle workers block on the pool's queue (they never spin), a call
+The kernels release the GIL (``sample`` keeps it only for calls under 8192
+logits, far too short to spread over threads), so ``concurrent.futures``
+threads run them in parallel.  Idle workers block on the pool's queue (they never spin), a call
 with one row, or too little work, never wakes a thread, and the calling
 thread always takes the first share itself.  Rows are independent and each
 is computed the same way wherever it runs, so results are bitwise identical

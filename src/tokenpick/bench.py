@@ -37,7 +37,7 @@ so that it takes about a second.
 Last, a section on Python threads: one, then two Python threads each call
 ``tokenpick.sample`` back to back on one 1-D row of V = 128256 peaked logits
 (tokenpick's own threads: one), and the calls per second of all of them are
-compared; since every kernel releases the GIL, two threads should reach close
+compared; since the kernels release the GIL on rows this long, two threads should reach close
 to twice the throughput of one on two cores.
 
 Two kinds of logits are generated with a fixed seed, row by row, so that the
