@@ -58,6 +58,10 @@ typedef struct {
     int64_t cand_id[TP_CAND_CAP];
     float cand_e[TP_CAND_CAP];  /* their exponentials, where selection needs them */
     float sample[TP_SAMPLE_SIZE];
+    /* The kept mass of each run of run_per tokens, when selection found it
+     * on its way (run_per > 0); see tp_keep.run_sum. */
+    double run_sum[TP_RADIX_BINS];
+    int64_t run_per;
     /* Room for one exponential per token of a row, owned by the caller, which
      * grows it (row_e_cap floats) before the kernels run; NULL/0 is allowed,
      * and then the kernels recompute what they would have stored. */
@@ -82,6 +86,10 @@ typedef struct {
     /* NULL, or the exponentials exp((x[i] - max) / T) of the whole row (0
      * below some value <= threshold), stored by selection in the workspace. */
     const float *row_e;
+    /* NULL, or the sum of exp((x[i] - max) / T) over the kept tokens of each
+     * run of run_per tokens (a multiple of 256), found by selection. */
+    const double *run_sum;
+    int64_t run_per;
 } tp_keep;
 
 /* ---- the row kernels, one table per instruction set ----------------------- */

@@ -219,17 +219,30 @@ static int64_t sample_listed(const tp_keep *keep, double k, double u, tp_workspa
 /* The draw over the whole row, reading it once and a block of it again: one
  * pass of exponentials (or of those selection stored) stores the sum of each
  * block in the workspace, the block where the running sum crosses u * total
- * is found from those sums, and only that block is walked. */
+ * is found from those sums, and only that block is walked.  When selection
+ * left the sums of the kept mass of each run of the row, those are the
+ * blocks, and the pass is saved. */
 static int64_t sample_blocks(const float *x, int64_t n, const tp_keep *keep, double k, double u,
                              tp_workspace *ws, double *z)
 {
     const float max = keep->max, thr = keep->threshold;
-    double *block_sum = ws->mass;
-    int64_t per = TP_BLOCK;  /* a multiple of TP_BLOCK, so each block sums in lanes */
-    while ((n + per - 1) / per > TP_RADIX_BINS)
-        per *= 2;
-    const int64_t nblocks = (n + per - 1) / per;
-    *z = sum_exp_by_run(x, keep->row_e, n, max, k, thr, per, block_sum);
+    const double *block_sum;
+    int64_t per, nblocks;
+    if (keep->run_sum) {
+        per = keep->run_per;
+        nblocks = (n + per - 1) / per;
+        block_sum = keep->run_sum;
+        *z = 0.0;
+        for (int64_t b = 0; b < nblocks; b++)
+            *z += block_sum[b];
+    } else {
+        per = TP_BLOCK;  /* a multiple of TP_BLOCK, so each block sums in lanes */
+        while ((n + per - 1) / per > TP_RADIX_BINS)
+            per *= 2;
+        nblocks = (n + per - 1) / per;
+        *z = sum_exp_by_run(x, keep->row_e, n, max, k, thr, per, ws->mass);
+        block_sum = ws->mass;
+    }
 
     /* The block where the running sum first exceeds u * z; if rounding leaves
      * u * z at or above every partial sum, the last block of positive mass,

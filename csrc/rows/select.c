@@ -229,53 +229,96 @@ static float tp_kth_largest_f32(const float *x, int64_t n, int64_t k, tp_workspa
  * selection falls back to the radix select over the whole row. */
 
 /* Appends the tokens of the set bits of hits (lanes of the vector at i) to
- * the candidates; false when they would pass TP_CAND_CAP. */
-static inline int gather_hits(const float *x, int64_t i, uint32_t hits, tp_workspace *ws,
-                              int64_t *c)
+ * the candidates, with their stored exponentials if e is not NULL; false
+ * when they would pass TP_CAND_CAP. */
+static inline int gather_hits(const float *x, const float *e, int64_t i, uint32_t hits,
+                              tp_workspace *ws, int64_t *c)
 {
     for (; hits; hits &= hits - 1) {
         if (*c == TP_CAND_CAP)
             return 0;
         const int64_t at = i + tp_lowest_bit(hits);
         ws->cand_x[*c] = x[at];
+        if (e)
+            ws->cand_e[*c] = e[at];
         ws->cand_id[(*c)++] = at;
     }
     return 1;
 }
 
-/* Gathers every x[i] >= lo (and, if bounded, <= hi), in ascending i;
- * returns their number, or -1 past TP_CAND_CAP.  Two vectors a step: most
- * have no hit, and then cost two compares and a branch. */
-TP_FORCE_INLINE int64_t gather_range(const float *x, int64_t n, float lo, float hi, int bounded,
-                                     tp_workspace *ws)
+/* Appends every x[i] >= lo (and, if bounded, <= hi) for i in [from, to), in
+ * ascending i, to the *c candidates (with e[i] if e is not NULL); false past
+ * TP_CAND_CAP.  Two vectors a step: most have no hit, and then cost two
+ * compares and a branch. */
+TP_FORCE_INLINE int gather_range(const float *x, const float *e, int64_t from, int64_t to,
+                                 float lo, float hi, int bounded, tp_workspace *ws, int64_t *c)
 {
     const tp_vf vlo = vf_set1(lo), vhi = vf_set1(hi);
-    int64_t c = 0, i = 0;
-    for (; i + 2 * TP_VW <= n; i += 2 * TP_VW) {
+    int64_t i = from;
+    for (; i + 2 * TP_VW <= to; i += 2 * TP_VW) {
         const tp_vf v0 = vf_load(x + i), v1 = vf_load(x + i + TP_VW);
         uint32_t h0 = vf_ge_bits(v0, vlo), h1 = vf_ge_bits(v1, vlo);
         if (bounded) {
             h0 &= vf_ge_bits(vhi, v0);
             h1 &= vf_ge_bits(vhi, v1);
         }
-        if ((h0 | h1) && !(gather_hits(x, i, h0, ws, &c) && gather_hits(x, i + TP_VW, h1, ws, &c)))
-            return -1;
+        if ((h0 | h1)
+            && !(gather_hits(x, e, i, h0, ws, c) && gather_hits(x, e, i + TP_VW, h1, ws, c)))
+            return 0;
     }
-    for (; i < n; i++)
-        if (x[i] >= lo && (!bounded || x[i] <= hi) && !gather_hits(x, i, 1u, ws, &c))
-            return -1;
-    return c;
+    for (; i < to; i++)
+        if (x[i] >= lo && (!bounded || x[i] <= hi) && !gather_hits(x, e, i, 1u, ws, c))
+            return 0;
+    return 1;
 }
 
-/* Gathers every x[i] in [lo, hi]; returns their number, or -1 past TP_CAND_CAP. */
-static int64_t gather_between(const float *x, int64_t n, float lo, float hi, tp_workspace *ws)
+/* Gathers every x[i] in [lo, hi], with e[i] if e is not NULL; returns their
+ * number, or -1 past TP_CAND_CAP. */
+static int64_t gather_between(const float *x, const float *e, int64_t n, float lo, float hi,
+                              tp_workspace *ws)
 {
-    return gather_range(x, n, lo, hi, 1, ws);
+    int64_t c = 0;
+    return gather_range(x, e, 0, n, lo, hi, 1, ws, &c) ? c : -1;
 }
 
 static int64_t gather_at_least(const float *x, int64_t n, float t, tp_workspace *ws)
 {
-    return gather_range(x, n, t, INFINITY, 0, ws);
+    int64_t c = 0;
+    return gather_range(x, NULL, 0, n, t, INFINITY, 0, ws, &c) ? c : -1;
+}
+
+/* The length of the runs of a row of n tokens whose sums ws->run_sum holds:
+ * 2048 tokens (16 KB of logits and exponentials, in L1 while a pass works
+ * on them), or more on rows of over TP_RADIX_BINS such runs. */
+static int64_t run_length(int64_t n)
+{
+    int64_t per = 2048;
+    while ((n + per - 1) / per > TP_RADIX_BINS)
+        per *= 2;
+    return per;
+}
+
+/* gather_between with the stored exponentials e, and in the same pass (a
+ * run at a time, while it is in L1) the sum of e[i] for x[i] > hi: in
+ * ws->run_sum for each run of run_length(n) tokens, and in total in *above;
+ * summed like sum_stored_store. */
+static int64_t gather_band_and_above(const float *x, const float *e, int64_t n, float lo,
+                                     float hi, tp_workspace *ws, double *above)
+{
+    const float past_hi = nextafterf(hi, INFINITY);
+    const int64_t per = run_length(n);
+    double s = 0.0;
+    int64_t c = 0;
+    for (int64_t i = 0; i < n; i += per) {
+        const int64_t len = n - i < per ? n - i : per;
+        const double run = sum_stored_store(x + i, e + i, len, past_hi, NULL);
+        ws->run_sum[i / per] = run;
+        s += run;
+        if (!gather_range(x, e, i, i + len, lo, hi, 1, ws, &c))
+            return -1;
+    }
+    *above = s;
+    return c;
 }
 
 /* Keeps the candidates >= t, in order; returns how many remain. */
@@ -490,19 +533,6 @@ static float select_candidates_by_mass(int64_t c, float floor, float max, double
     return select_stored_candidates(c, floor, max, inv_t, relative ? target * *z : target, ws);
 }
 
-/* The exponentials of the c gathered candidates, read from those stored for
- * the whole row (e, 0 below the floor as stored) into ws->cand_e: their sum,
- * in id order. */
-static double stored_candidate_mass(const float *e, int64_t c, tp_workspace *ws)
-{
-    double z = 0.0;
-    for (int64_t j = 0; j < c; j++) {
-        ws->cand_e[j] = e[ws->cand_id[j]];
-        z += ws->cand_e[j];
-    }
-    return z;
-}
-
 /* Adds e[i] to the level-0 bin of x[i], in TP_MASS_COPIES interleaved
  * histograms: consecutive tokens of a flat row fall in the same few bins, so
  * with one histogram every addition would wait for the one before.  The bins
@@ -520,33 +550,151 @@ static void add_level0_mass(const float *x, const float *e, int64_t len, double 
     }
 }
 
-/* Sorts keys[0..m) ascending by their top 16 bits (LSD radix, 8 bits a
- * pass), using tmp[0..m) as scratch; the result is back in keys. */
-static void sort_by_top_bits(uint64_t *keys, uint64_t *tmp, int64_t m)
+/* The smallest and largest of the values v[j] of positive weight w[j]
+ * (values below the floor and -inf have weight 0): value_range, and a
+ * scalar pass over them when the smallest has no weight. */
+static void weighted_value_range(const float *v, const float *w, int64_t n, float floor,
+                                 float *lo, float *hi)
 {
-    for (int shift = 48; shift < 64; shift += 8) {
-        int64_t start[257] = {0};
-        for (int64_t j = 0; j < m; j++)
-            start[((keys[j] >> shift) & 255u) + 1]++;
-        for (int d = 0; d < 256; d++)
-            start[d + 1] += start[d];
-        for (int64_t j = 0; j < m; j++)
-            tmp[start[(keys[j] >> shift) & 255u]++] = keys[j];
-        uint64_t *swap = keys;
-        keys = tmp;
-        tmp = swap;
+    value_range(v, n, lo, hi);
+    if (*lo >= floor && *lo > -INFINITY)
+        return;
+    float bottom = INFINITY;
+    for (int64_t j = 0; j < n; j++)
+        bottom = w[j] > 0.0f && v[j] < bottom ? v[j] : bottom;
+    *lo = bottom;
+}
+
+/* From a strided sample of the row of n tokens (m values, stride apart),
+ * a value range [*lo, *hi] that holds the sample's values of ranks r - half
+ * to r + half from the top, where r estimates the sample rank of the
+ * nucleus boundary: the tokens below it hold 1 - top_p of the row's mass z,
+ * and the sample's tokens below r, each standing for n / m of the row,
+ * estimate that mass.  (Estimated from the bottom, where each token weighs
+ * little, the rank errs far less than from the sample's own total at low
+ * temperatures.)  The ranks come from a histogram of the sample in
+ * TP_VALUE_BINS bins of equal width (counts and mass); each end of the
+ * range is widened to the edge of the bin holding its rank.  Returns 0
+ * when the sample has no mass or spans too wide or too narrow a range for
+ * bins. */
+static int sample_band(const float *x, int64_t n, int64_t m, int64_t stride, float floor,
+                       float max, double inv_t, double top_p, double z, int64_t half,
+                       tp_workspace *ws, float *lo, float *hi)
+{
+    enum { NB = TP_VALUE_BINS };
+    float *v = ws->cand_x, *w = ws->cand_e;  /* free until the row's candidates are gathered */
+    for (int64_t j = 0; j < m; j++)
+        v[j] = x[j * stride];
+    /* the sample's exponentials, as the row's were computed (the row's own,
+     * read at a stride, would cost twice the cache lines) */
+    sum_exp_store(v, m, max, TP_LOG2E * inv_t, floor, w);
+    float bottom, top;
+    weighted_value_range(v, w, m, floor, &bottom, &top);
+    if (!(bottom < top) || !(top - bottom < 1e38f))
+        return 0;
+    const float scale = (float)(NB - 1) / (top - bottom);
+    if (!(scale < INFINITY))
+        return 0;
+
+    /* counts and mass of each bin (NB: the values of no weight), in
+     * TP_MASS_COPIES interleaved histograms, as in select_by_value_bins */
+    int32_t bin[TP_BLOCK_BINS], counts[TP_MASS_COPIES * (NB + 1)];
+    double *copies = ws->mass_copies;
+    memset(counts, 0, sizeof counts);
+    memset(copies, 0, TP_MASS_COPIES * (size_t)(NB + 1) * sizeof copies[0]);
+    for (int64_t at = 0; at < m; at += TP_BLOCK_BINS) {
+        const int64_t len = m - at < TP_BLOCK_BINS ? m - at : TP_BLOCK_BINS;
+        value_bins(v + at, w + at, len, bottom, scale, bin);
+        for (int64_t j = 0; j < len; j++) {
+            const int32_t k = TP_MASS_COPIES * bin[j] + (int32_t)(j % TP_MASS_COPIES);
+            copies[k] += w[at + j];
+            counts[k]++;
+        }
     }
+    merge_mass_copies(copies, NB, ws);
+    int64_t *count = ws->count, weighted = 0;
+    double total = 0.0;
+    for (int b = 0; b < NB; b++) {
+        count[b] = 0;
+        for (int j = 0; j < TP_MASS_COPIES; j++)
+            count[b] += counts[TP_MASS_COPIES * b + j];
+        weighted += count[b];
+        total += ws->mass[b];
+    }
+    if (!(total > 0.0))
+        return 0;
+
+    /* the crossing rank r, interpolated within its bin */
+    const double part = total - (1.0 - top_p) * z * ((double)m / (double)n);
+    int64_t r = 0;
+    if (part > 0.0) {
+        double above;
+        const int crossing = crossing_bin(ws, NB, part, &above);
+        if (crossing < 0)
+            return 0;
+        for (int b = NB - 1; b > crossing; b--)
+            r += count[b];
+        const double within = (part - above) / ws->mass[crossing];
+        r += (int64_t)((double)count[crossing] * (within < 1.0 ? within : 1.0));
+    }
+
+    /* the bins of ranks r - half and r + half (-1 past either end) */
+    int b_hi = -1, b_lo = -1;
+    int64_t ranked = 0;
+    for (int b = NB - 1; b >= 0 && b_lo < 0; b--) {
+        if (count[b] == 0)
+            continue;
+        ranked += count[b];
+        if (b_hi < 0 && ranked > r - half && r - half >= 0)
+            b_hi = b;
+        if (ranked > r + half && r + half < weighted)
+            b_lo = b;
+    }
+    /* the edges of those bins, as nearly as float arithmetic gives them:
+     * the band need not be exact, as the caller checks it */
+    *hi = b_hi >= 0 ? bottom + (float)(b_hi + 1) / scale : max;
+    const float lo_v = bottom + (float)b_lo / scale;
+    *lo = b_lo >= 0 && lo_v > floor ? lo_v : floor;
+    return 1;
+}
+
+/* The first of the c candidates (in ascending id) from first on whose id
+ * is >= id, or c. */
+static int64_t first_candidate_from(const tp_workspace *ws, int64_t first, int64_t c, int64_t id)
+{
+    while (first < c) {
+        const int64_t mid = first + (c - first) / 2;
+        if (ws->cand_id[mid] < id)
+            first = mid + 1;
+        else
+            c = mid;
+    }
+    return first;
+}
+
+/* Completes ws->run_sum, which holds the mass above the band of each run of
+ * per tokens, to the kept mass: adds the band's c candidates >= t, a run's
+ * candidates at a time, and sets ws->run_per. */
+static void add_band_to_runs(int64_t c, float t, int64_t per, tp_workspace *ws)
+{
+    for (int64_t j = 0; j < c;) {
+        const int64_t run = ws->cand_id[j] / per;
+        const int64_t end = first_candidate_from(ws, j, c, (run + 1) * per);
+        ws->run_sum[run] += sum_stored_store(ws->cand_x + j, ws->cand_e + j, end - j, t, NULL);
+        j = end;
+    }
+    ws->run_per = per;
 }
 
 /* The nucleus boundary of a wide nucleus, bracketed from a strided sample of
- * the row with its stored exponentials e (z their sum): the sample, sorted,
+ * the row with its stored exponentials e (z their sum): the sample
  * estimates where the mass from the top crosses top_p of it, and a band of
  * sample ranks around that crossing, small enough that the row's tokens
  * within it fit the candidate list, gives a value range [lo, hi].  One pass
- * sums the mass above hi, one gathers [lo, hi]; if the crossing is indeed
+ * sums the mass above hi and gathers [lo, hi]; if the crossing is indeed
  * within, the candidates finish the selection exactly and *t gets the
  * threshold (returns 1).  Otherwise (an unlucky sample, or a row that the
- * sample misrepresents) it returns 0, having cost two passes over the row
+ * sample misrepresents) it returns 0, having cost a pass over the row
  * already in cache, and the histogram decides. */
 static int bracketed_nucleus_threshold(const float *x, const float *e, int64_t n, float floor,
                                        float max, double inv_t, double top_p, double z,
@@ -555,50 +703,29 @@ static int bracketed_nucleus_threshold(const float *x, const float *e, int64_t n
     const double target = top_p * z;
     const int64_t m = n / 16 < 4 * TP_SAMPLE_SIZE ? n / 16 : 4 * TP_SAMPLE_SIZE;
     const int64_t stride = n / m;
-    /* Half the band's width in sample ranks.  On flat N(0, 1) rows the
-     * estimated crossing rank errs by about sqrt(m) / 2 (simulated), so the
-     * band spans 4 such errors either way; but it holds at most 3/4 of
-     * TP_CAND_CAP tokens, each sample value standing for stride of them. */
-    const int64_t by_error = 2 * (int64_t)sqrt((double)m);
+    /* Half the band's width in sample ranks.  On flat N(0, 1) rows
+     * (T from 0.3 to 2, top_p from 0.5 to 0.99) the estimated rank errs by
+     * 10 to 26 sample ranks (standard deviation, simulated for m = 4096;
+     * none of 1500 rows at T = 1, top_p = 0.9 erred by 80), so the band
+     * spans 3 sqrt(m) / 2 ranks either way (and each end is widened to a
+     * whole bin); but it holds at most 3/4 of TP_CAND_CAP tokens, each
+     * sample value standing for stride of them. */
+    const int64_t by_error = 3 * (int64_t)sqrt((double)m) / 2;
     const int64_t by_room = (3 * TP_CAND_CAP / (4 * stride) - 1) / 2;
     const int64_t half = by_error < by_room ? by_error : by_room;
-    uint64_t *keys = (uint64_t *)ws->cand_id, *tmp = keys + m;
-    /* the row index of the sample value of rank j from the top, once sorted */
-#define TP_SAMPLED_AT(j) ((int64_t)(uint32_t)keys[m - 1 - (j)] * stride)
-    for (int64_t j = 0; j < m; j++)
-        keys[j] = (uint64_t)tp_key(x[j * stride]) << 32 | (uint64_t)j;
-    /* Ranks need not be exact: the top 16 bits of the key (sign, exponent
-     * and 7 bits of mantissa) order the sample to within 1% of a value,
-     * which moves the band by a few ranks; the bracket is checked anyway. */
-    sort_by_top_bits(keys, tmp, m);
+    float lo, hi;
+    if (!sample_band(x, n, m, stride, floor, max, inv_t, top_p, z, half, ws, &lo, &hi))
+        return 0;
 
-    double total = 0.0;
-    for (int64_t j = 0; j < m; j++)
-        total += e[TP_SAMPLED_AT(j)];
-    if (!(total > 0.0))
+    double mass_above;
+    const int64_t c = gather_band_and_above(x, e, n, lo, hi, ws, &mass_above);
+    if (c <= 0 || !(mass_above < target))
         return 0;
-    const double part = top_p * total;
-    double above = 0.0;
-    int64_t r = 0;  /* rank from the top where the sample's mass reaches the fraction */
-    for (; r < m - 1; r++) {
-        above += e[TP_SAMPLED_AT(r)];
-        if (above >= part)
-            break;
-    }
-    const float hi = r - half >= 0 ? x[TP_SAMPLED_AT(r - half)] : max;
-    const float lo_s = r + half < m ? x[TP_SAMPLED_AT(r + half)] : floor;
-#undef TP_SAMPLED_AT
-    const float lo = lo_s > floor ? lo_s : floor;
-
-    const double mass_above = sum_stored_store(x, e, n, nextafterf(hi, INFINITY), NULL);
-    if (!(mass_above < target))
-        return 0;
-    const int64_t c = gather_between(x, n, lo, hi, ws);
-    if (c <= 0)
-        return 0;
-    if (!(mass_above + stored_candidate_mass(e, c, ws) >= target))
+    const double band = sum_stored_store(ws->cand_e, ws->cand_e, c, -INFINITY, NULL);
+    if (!(mass_above + band >= target))
         return 0;
     *t = select_stored_candidates(c, floor, max, inv_t, target - mass_above, ws);
+    add_band_to_runs(c, *t, run_length(n), ws);
     return 1;
 }
 
@@ -635,13 +762,11 @@ static float wide_nucleus_threshold(const float *x, const float *e, int64_t n, f
     const uint32_t first = (uint32_t)chosen << shift, last = first | ((1u << shift) - 1u);
     float lo = tp_unkey(first), hi = tp_unkey(last);
     lo = lo > floor ? lo : floor;
-    const int64_t c = chosen < 0 ? -1 : gather_between(x, n, lo, hi, ws);
+    const int64_t c = chosen < 0 ? -1 : gather_between(x, e, n, lo, hi, ws);
     if (c <= 0)
         return tp_unkey(weighted_select(x, e, n, floor, max, inv_t, top_p, 1, ws));
-    if (e) {
-        stored_candidate_mass(e, c, ws);
+    if (e)
         return select_stored_candidates(c, floor, max, inv_t, target - above, ws);
-    }
     double listed_z;
     return select_candidates_by_mass(c, floor, max, inv_t, target - above, 0, ws, &listed_z);
 }
@@ -728,6 +853,9 @@ static void tp_keep_f32(const float *x, int64_t n, const tp_rowstat *st, const t
     keep->cand_x = ws->cand_x;
     keep->cand_id = ws->cand_id;
     keep->row_e = NULL;
+    keep->run_sum = NULL;
+    keep->run_per = 0;
+    ws->run_per = 0;
     if (keep->greedy)
         return;
 
@@ -742,7 +870,13 @@ static void tp_keep_f32(const float *x, int64_t n, const tp_rowstat *st, const t
     }
     if (f->min_p > 0.0) {
         float t = tp_min_p_threshold_f32(st->max, f->temperature, f->min_p);
+        if (t > thr)
+            ws->run_per = 0;  /* the run sums are of the tokens >= the nucleus's threshold */
         thr = t > thr ? t : thr;
+    }
+    if (ws->run_per > 0) {
+        keep->run_sum = ws->run_sum;
+        keep->run_per = ws->run_per;
     }
     keep->threshold = thr;
     keep->ncand = c >= 0 ? filter_candidates(ws, c, thr) : -1;
