@@ -188,6 +188,29 @@ def test_min_p(impl):
     assert kept(impl.min_p_mask(f32(0, -700, -600), 1e-300)) == [0, 2]
 
 
+def test_top_k_of_a_large_share_of_long_rows(simd_path):
+    # k beyond the small-k shortcut on rows longer than the candidate list: the
+    # k-th largest comes from a band that a strided sample brackets, or, when the
+    # sample misleads (the decoy row: every sampled token far below the rest),
+    # from the radix select.  Kept: every token >= the k-th largest, ties included.
+    import tokenpick
+    rng = np.random.default_rng(11)
+    V = 40_000
+    flat = rng.standard_normal(V).astype(np.float32)
+    decoy = flat.copy()
+    decoy[::V // 4096] = -40.0
+    ties = np.round(flat * 4) / 4
+    masked = flat.copy()
+    masked[rng.random(V) < 0.4] = NEG
+    rising = np.sort(flat)
+    for x in (flat, decoy, ties, masked, rising):
+        for k in (V // 16 + 1, V // 3, V // 2 + 7, V - 5):
+            kth = np.sort(x)[::-1][k - 1]
+            want = np.nonzero((x >= kth) & (x > NEG))[0].tolist()  # -inf stays -inf
+            assert kept(tokenpick.top_k_mask(x, k)) == want, k
+            assert kept(tokenpick.mask(x[None], top_k=k)[0]) == want, k
+
+
 def test_filter_order_top_k_then_top_p_on_the_renormalized_distribution(impl):
     x = logs(0.4, 0.3, 0.2, 0.1)
     assert kept(impl.mask(x, top_p=0.5)) == [0, 1]

@@ -108,14 +108,22 @@ static uint32_t weighted_select(const float *x, const float *weights, int64_t n,
             }
             merge_mass_copies(copies, nbins, ws);
         } else {
-            memset(ws->count, 0, (size_t)nbins * sizeof ws->count[0]);
+            /* TP_COUNT_COPIES interleaved counts: on flat rows the first
+             * level sees few distinct bins, and with one counter per bin
+             * each increment would wait for the one before */
+            uint32_t *copies = ws->count_copies;
+            memset(copies, 0, TP_COUNT_COPIES * (size_t)nbins * sizeof copies[0]);
             for (int64_t i = 0; i < n; i++) {
                 const uint32_t key = tp_key(x[i]);
                 if (x[i] >= floor && (key & pmask) == prefix)
-                    ws->count[(key >> shift) & dmask]++;
+                    copies[TP_COUNT_COPIES * ((key >> shift) & dmask) + (uint32_t)(i % TP_COUNT_COPIES)]++;
             }
-            for (int b = 0; b < nbins; b++)
-                ws->mass[b] = (double)ws->count[b];
+            for (int b = 0; b < nbins; b++) {
+                uint32_t count = 0;
+                for (int j = 0; j < TP_COUNT_COPIES; j++)
+                    count += copies[TP_COUNT_COPIES * b + j];
+                ws->mass[b] = (double)count;
+            }
         }
 
         if (relative && first) {
@@ -334,6 +342,56 @@ static int64_t filter_candidates(tp_workspace *ws, int64_t c, float t)
     return kept;
 }
 
+/* gather_between, and in the same pass (a chunk at a time, while it is in
+ * L1) *above = the number of x[i] > hi. */
+static int64_t gather_band_count_above(const float *x, int64_t n, float lo, float hi,
+                                       tp_workspace *ws, int64_t *above)
+{
+    const float past_hi = nextafterf(hi, INFINITY);
+    const tp_vf vpast = vf_set1(past_hi);
+    int64_t c = 0, count = 0;
+    for (int64_t at = 0; at < n; at += 2048) {
+        const int64_t end = n - at < 2048 ? n : at + 2048;
+        int64_t i = at;
+        for (; i + TP_VW <= end; i += TP_VW)
+            count += tp_bit_count(vf_ge_bits(vf_load(x + i), vpast));
+        for (; i < end; i++)
+            count += x[i] >= past_hi;
+        if (!gather_range(x, NULL, at, end, lo, hi, 1, ws, &c))
+            return -1;
+    }
+    *above = count;
+    return c;
+}
+
+/* The k-th largest of a row for k too large for the small-k shortcut (more
+ * than a few percent of the row): a strided sample of m values estimates the
+ * sample ranks around k m / n, 4 standard errors (of a binomial count) either
+ * way, and their values [lo, hi] bound a band of the row.  One pass counts
+ * the tokens above hi and gathers the band; if the k-th largest lies in the
+ * band, it is selected there exactly (returns 1).  Otherwise (an unlucky or
+ * misleading sample, or a band too full to gather) returns 0. */
+static int kth_largest_by_band(const float *x, int64_t n, int64_t k, tp_workspace *ws,
+                               float *kth)
+{
+    const int64_t m = n / 16 < 4 * TP_SAMPLE_SIZE ? n / 16 : 4 * TP_SAMPLE_SIZE;
+    const int64_t stride = n / m;
+    float *v = ws->cand_x;  /* free until the band is gathered */
+    for (int64_t j = 0; j < m; j++)
+        v[j] = x[j * stride];
+    const double p = (double)k / (double)n, rank = p * (double)m;
+    const double margin = 4.0 * sqrt((double)m * p * (1.0 - p)) + 4.0;
+    const int64_t r_hi = (int64_t)floor(rank - margin), r_lo = (int64_t)ceil(rank + margin);
+    const float hi = r_hi >= 1 ? kth_largest_quickselect(v, m, r_hi, ws) : INFINITY;
+    const float lo = r_lo <= m ? kth_largest_quickselect(v, m, r_lo, ws) : -INFINITY;
+    int64_t above;
+    const int64_t c = gather_band_count_above(x, n, lo, hi, ws, &above);
+    if (c <= 0 || !(above < k && k <= above + c))
+        return 0;
+    *kth = tp_kth_largest_f32(ws->cand_x, c, k - above, ws);
+    return 1;
+}
+
 /* The k-th largest logit into *kth, exactly, and the candidates >= it:
  * returns their number, or -1 when they are too many to list.
  *
@@ -356,6 +414,8 @@ static int64_t top_k_candidates(const float *x, int64_t n, int64_t k, tp_workspa
             *kth = tp_kth_largest_f32(ws->cand_x, c, k, ws);
             return filter_candidates(ws, c, *kth);
         }
+    } else if (n >= 4 * TP_SAMPLE_SIZE && n > TP_CAND_CAP && kth_largest_by_band(x, n, k, ws, kth)) {
+        return -1;  /* too many to list: a compare pass costs less than gathering them */
     }
     *kth = tp_kth_largest_f32(x, n, k, ws);
     return gather_at_least(x, n, *kth, ws);

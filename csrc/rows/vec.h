@@ -227,4 +227,17 @@ static inline int tp_lowest_bit(uint32_t m)
 #endif
 }
 
+/* The number of set bits of a mask. */
+static inline int tp_bit_count(uint32_t m)
+{
+#if defined(__GNUC__) || defined(__clang__)
+    return __builtin_popcount(m);
+#else
+    int c = 0;
+    for (; m; m &= m - 1)
+        c++;
+    return c;
+#endif
+}
+
 #endif /* TP_VEC_H */
