@@ -50,12 +50,10 @@ typedef struct {
 #define TP_CAND_CAP 16384    /* candidates gathered for an exact selection */
 #define TP_SAMPLE_SIZE 1024  /* a strided sample that estimates top-k thresholds */
 #define TP_MASS_COPIES 4     /* interleaved histograms, see select.c */
-#define TP_COUNT_COPIES 8    /* interleaved counts, see select.c */
 typedef struct {
     double mass[TP_RADIX_BINS];
     int64_t count[TP_RADIX_BINS];
     double mass_copies[TP_MASS_COPIES * TP_RADIX_BINS];  /* interleaved histograms, for long rows */
-    uint32_t count_copies[TP_COUNT_COPIES * TP_RADIX_BINS];
     float cand_x[TP_CAND_CAP];
     int64_t cand_id[TP_CAND_CAP];
     float cand_e[TP_CAND_CAP];  /* their exponentials, where selection needs them */

@@ -108,22 +108,14 @@ static uint32_t weighted_select(const float *x, const float *weights, int64_t n,
             }
             merge_mass_copies(copies, nbins, ws);
         } else {
-            /* TP_COUNT_COPIES interleaved counts: on flat rows the first
-             * level sees few distinct bins, and with one counter per bin
-             * each increment would wait for the one before */
-            uint32_t *copies = ws->count_copies;
-            memset(copies, 0, TP_COUNT_COPIES * (size_t)nbins * sizeof copies[0]);
+            memset(ws->count, 0, (size_t)nbins * sizeof ws->count[0]);
             for (int64_t i = 0; i < n; i++) {
                 const uint32_t key = tp_key(x[i]);
                 if (x[i] >= floor && (key & pmask) == prefix)
-                    copies[TP_COUNT_COPIES * ((key >> shift) & dmask) + (uint32_t)(i % TP_COUNT_COPIES)]++;
+                    ws->count[(key >> shift) & dmask]++;
             }
-            for (int b = 0; b < nbins; b++) {
-                uint32_t count = 0;
-                for (int j = 0; j < TP_COUNT_COPIES; j++)
-                    count += copies[TP_COUNT_COPIES * b + j];
-                ws->mass[b] = (double)count;
-            }
+            for (int b = 0; b < nbins; b++)
+                ws->mass[b] = (double)ws->count[b];
         }
 
         if (relative && first) {
