@@ -47,6 +47,17 @@ first rows of a batch are the same for every B:
   tokens, so that a handful of tokens hold most of the mass;
 * ``flat``: ``N(0, 1)``, whose top-p nucleus holds most of the vocabulary.
 
+Every call gets rows it has not just seen: a case's rows come in a pool of
+batches of at least `POOL_BYTES` of logits in all (at most
+`POOL_MAX_BATCHES` batches), and each timed loop goes through the whole pool.  Calls on the same rows over and over would let the
+CPU's branch predictor learn where their kept tokens lie, which hides the cost
+of finding them (on this project's development machine, top-k 50 on one row
+of 32000 logits took half the time it takes on fresh rows); a server never
+sees the same logits twice.  The pool is small enough to stay in a
+server-class L3 cache, as the output of the model's last layer would.  The
+slow reference is timed on the pool's first row; the call overhead and the
+Python threads sections call one row, as they measure fixed costs.
+
 Timing follows ``timeit``: the number of loops is found by the 1, 2, 5, 10, ...
 search of ``timeit.Timer.autorange``, then the median of several repeats of
 that many loops is kept.  The default run is quick (V = 128256, B = 1 and 8);
@@ -97,6 +108,12 @@ PY_THREADS_V = 128256  # the Python-threads section: one 1-D row of this many lo
 PY_THREADS_COUNTS = (1, 2)
 PY_THREADS_REPEATS = 5  # repeats of each count, interleaved
 PY_THREADS_MIN_TIME = 0.1  # seconds per repeat, unless --min-time is less
+
+# The logits of one case, in as many batches as make up at least this many
+# bytes, which the timed loops cycle through (see the module docstring), but
+# no more batches than POOL_MAX_BATCHES (short rows would need thousands)
+POOL_BYTES = 8 << 20
+POOL_MAX_BATCHES = 64
 
 DATA_SEED = 20240601
 SAMPLE_SEED = 1234
@@ -157,6 +174,20 @@ def make_logits(kind, V, B):
     """
     generate = ROW_GENERATORS[kind]
     return np.stack([generate(np.random.default_rng([DATA_SEED, i]), V) for i in range(B)])
+
+
+def make_pool(kind, V, B):
+    """The batches of one case: ``(B, V)`` float32 arrays of distinct rows,
+    enough of them to hold `POOL_BYTES` (at most `POOL_MAX_BATCHES`), the
+    first being ``make_logits(kind, V, B)``.
+
+    Returns
+    -------
+    list of numpy.ndarray
+    """
+    count = min(POOL_MAX_BATCHES, max(1, -(-POOL_BYTES // (4 * B * V))))
+    rows = make_logits(kind, V, B * count)
+    return [rows[j * B:(j + 1) * B] for j in range(count)]
 
 
 # ----------------------------------------------------------------------------
@@ -452,11 +483,15 @@ def autorange(timer, min_time):
         scale *= 10
 
 
-def median_time(fn, repeats, min_time):
-    """Median seconds per call of `fn` over `repeats` repeats, and the loops per repeat."""
-    timer = timeit.Timer(fn)
+def median_time(fns, repeats, min_time):
+    """Median seconds per call of the functions `fns`, each called once in
+    turn per loop, over `repeats` repeats, and the loops per repeat."""
+    def every():
+        for fn in fns:
+            fn()
+    timer = timeit.Timer(fns[0] if len(fns) == 1 else every)
     loops = autorange(timer, min_time)
-    return statistics.median(timer.repeat(repeats, loops)) / loops, loops
+    return statistics.median(timer.repeat(repeats, loops)) / (loops * len(fns)), loops
 
 
 @contextlib.contextmanager
@@ -474,22 +509,25 @@ def tokenpick_threads(n):
         tokenpick.set_num_threads(previous)
 
 
-def measure(peer, op, logits, min_time):
-    """Time `peer` doing `op` on `logits`, at the peer's thread count.
+def measure(peer, op, pool, min_time):
+    """Time `peer` doing `op` on each batch of `pool` in turn, at the peer's
+    thread count.
 
-    `logits` is a ``(B, V)`` batch, of which a slow peer gets the leading
-    rows, or one 1-D row, which counts as one row.  Never raises for a failing
-    operation: the error is recorded instead.
+    The batches are ``(B, V)`` arrays, or 1-D rows, which count as one row;
+    a slow peer (`Peer.max_rows`) gets only the leading rows of the first.
+    Never raises for a failing operation: the error is recorded instead.
 
     Returns
     -------
     Measurement
     """
-    rows = logits if logits.ndim == 1 else logits[:peer.max_rows]
-    count = 1 if rows.ndim == 1 else len(rows)
+    if peer.max_rows is not None:
+        pool = [pool[0] if pool[0].ndim == 1 else pool[0][:peer.max_rows]]
+    count = 1 if pool[0].ndim == 1 else len(pool[0])
     try:
         with tokenpick_threads(peer.threads):
-            seconds, loops = median_time(peer.bind(op, rows), peer.repeats, min_time)
+            calls = [peer.bind(op, batch) for batch in pool]
+            seconds, loops = median_time(calls, peer.repeats, min_time)
     except NotImplementedError:
         return Measurement(rows=count, error="n/a")
     except Exception as exc:  # report it in the table, keep benchmarking
@@ -563,16 +601,17 @@ class Progress:
 
 
 def batches(settings):
-    """Yield ``(kind, logits)`` for every batch of logits of the run."""
+    """Yield ``(kind, pool)`` for every case's logits of the run (see `make_pool`)."""
     for V in settings["vocabs"]:
         for B in settings["batches"]:
             for kind in settings["logits"]:
-                yield kind, make_logits(kind, V, B)
+                yield kind, make_pool(kind, V, B)
 
 
-def time_case(op, kind, logits, peers, min_time, cache, progress):
+def time_case(op, kind, pool, peers, min_time, cache, progress):
     """Time tokenpick (also at one thread for a large batch, see `scaling_peers`),
-    the floor and every peer doing `op` on `logits`, a batch or one 1-D row.
+    the floor and every peer doing `op` on each batch of `pool` in turn: ``(B, V)``
+    batches or 1-D rows.
 
     Each peer's timing is one step of `progress`.  A measurement of a peer
     limited to the leading rows is looked up in, or added to, `cache`: those
@@ -582,6 +621,7 @@ def time_case(op, kind, logits, peers, min_time, cache, progress):
     -------
     Result
     """
+    logits = pool[0]
     V = logits.shape[-1]
     B = 1 if logits.ndim == 1 else len(logits)
     rows_text = f"B={B}" if logits.ndim == 2 else "one 1-D row"
@@ -591,7 +631,7 @@ def time_case(op, kind, logits, peers, min_time, cache, progress):
         rows = B if peer.max_rows is None else min(B, peer.max_rows)
         key = (peer.name, op.label, kind, V, rows)
         if key not in cache:
-            cache[key] = measure(peer, op, logits, min_time)
+            cache[key] = measure(peer, op, pool, min_time)
         timings[peer.name] = cache[key]
     return Result(op, kind, V, B, timings)
 
@@ -604,8 +644,8 @@ def run_cases(settings, peers, progress):
     list of Result
     """
     cache = {}
-    return [time_case(op, kind, logits, peers, settings["min_time"], cache, progress)
-            for kind, logits in batches(settings) for op in OPS]
+    return [time_case(op, kind, pool, peers, settings["min_time"], cache, progress)
+            for kind, pool in batches(settings) for op in OPS]
 
 
 def overhead_min_time(settings):
@@ -622,7 +662,7 @@ def time_overhead(settings, peers, progress):
     list of Result
     """
     row = make_logits(OVERHEAD_KIND, OVERHEAD_V, 1)[0]
-    return [time_case(op, OVERHEAD_KIND, row, peers, overhead_min_time(settings), {}, progress)
+    return [time_case(op, OVERHEAD_KIND, [row], peers, overhead_min_time(settings), {}, progress)
             for op in OVERHEAD_OPS]
 
 
@@ -930,7 +970,8 @@ def format_results(results, overhead, peers, settings, python_threads=()):
     legend = [
         "",
         f"us/row: median of {TOKENPICK.repeats} repeats of >= {settings['min_time']:g} s "
-        "of calls, divided by B",
+        f"of calls, divided by B; the calls go in turn through batches of fresh rows, "
+        f">= {POOL_BYTES >> 20} MiB of logits per case (at most {POOL_MAX_BATCHES} batches)",
         f"x floor: tokenpick time / {FLOOR.name}(x, axis=-1) time on the same rows",
         scaling_legend(results, settings),
         *(f"{p.name} speedup: {p.name} time / tokenpick time, per row ({p.name} "
