@@ -211,6 +211,33 @@ def test_top_k_of_a_large_share_of_long_rows(simd_path):
             assert kept(tokenpick.mask(x[None], top_k=k)[0]) == want, k
 
 
+def test_top_k_of_a_few_on_long_rows(simd_path):
+    # small k on long rows goes by block maxima: the k-th largest of the
+    # blocks' maxima bounds the row's from below, and only blocks reaching it
+    # are gathered.  Rows where that bound is loose (the top in one block),
+    # tied (blocks sharing one max), mostly -inf (fewer finite blocks than k),
+    # sorted either way, and lengths that leave a short last block.
+    import tokenpick
+    rng = np.random.default_rng(12)
+    for V in (20_000, 32_000, 70_001, 131_072):
+        flat = rng.standard_normal(V).astype(np.float32)
+        clumped = flat.copy()
+        clumped[V // 3:V // 3 + 200] += 10.0  # the top 200 in a few adjacent blocks
+        tail = flat.copy()
+        tail[-7:] += 10.0  # the largest in the short last block
+        ties = np.round(flat * 2) / 2
+        plateau = np.minimum(flat, np.float32(1.0))  # ~16% of tokens tie at the max
+        sparse = np.full(V, NEG, dtype=np.float32)
+        sparse[rng.choice(V, 30, replace=False)] = rng.standard_normal(30)
+        rising = np.sort(flat)
+        for x in (flat, clumped, tail, ties, plateau, sparse, rising, rising[::-1].copy()):
+            for k in (1, 2, 17, 50, 100, V // 300):
+                kth = np.sort(x)[::-1][k - 1]
+                want = np.nonzero((x >= kth) & (x > NEG))[0].tolist()
+                assert kept(tokenpick.top_k_mask(x, k)) == want, (V, k)
+                assert kept(tokenpick.mask(x[None], top_k=k)[0]) == want, (V, k)
+
+
 def test_filter_order_top_k_then_top_p_on_the_renormalized_distribution(impl):
     x = logs(0.4, 0.3, 0.2, 0.1)
     assert kept(impl.mask(x, top_p=0.5)) == [0, 1]

@@ -156,6 +156,32 @@ static float kth_largest_small(const float *x, int64_t n, int64_t k)
     return top[k - 1];
 }
 
+/* A pivot for rank k of x[0..n) (the k-th largest): on short inputs the
+ * median of 3; on longer ones the value of a sorted sample of 32 at the
+ * rank where the k-th largest would be, two places lower, so that the
+ * round most likely keeps a little more than k values above the pivot and
+ * hands the next round only those (a median pivot would take a few rounds
+ * to get there when k is far from n / 2, as for top-k). */
+#define TP_PIVOT_SAMPLE 32
+static float quickselect_pivot(const float *x, int64_t n, int64_t k)
+{
+    if (n < 12 * TP_PIVOT_SAMPLE) {
+        const float a = x[0], b = x[n / 2], d = x[n - 1];
+        return a < b ? (b < d ? b : (a < d ? d : a)) : (a < d ? a : (b < d ? d : b));
+    }
+    float s[TP_PIVOT_SAMPLE];  /* descending */
+    const int64_t stride = n / TP_PIVOT_SAMPLE;
+    for (int j = 0; j < TP_PIVOT_SAMPLE; j++) {
+        const float v = x[j * stride];
+        int i = j;
+        for (; i > 0 && s[i - 1] < v; i--)
+            s[i] = s[i - 1];
+        s[i] = v;
+    }
+    int64_t r = k * TP_PIVOT_SAMPLE / n + 4;  /* 0-based rank in the sample */
+    return s[r < TP_PIVOT_SAMPLE ? r : TP_PIVOT_SAMPLE - 1];
+}
+
 /* The k-th largest of x[0..n) for n <= TP_CAND_CAP, by quickselect without
  * branches on the data: each round reads the values left and writes those
  * above a pivot to the front of a scratch buffer and those below it to the
@@ -164,7 +190,7 @@ static float kth_largest_small(const float *x, int64_t n, int64_t k)
  * holding rank k is the next round's input, in the other buffer, or the
  * pivot is the answer.  The scratch is ws->cand_e and ws->mass_copies, which
  * no caller passes as x.  Rounds that shrink too little (a pattern that
- * defeats the median-of-3 pivot) hand the rest to the radix select, so the
+ * defeats the pivot) hand the rest to the radix select, so the
  * cost stays linear.  (x holds no NaN.) */
 static float kth_largest_quickselect(const float *x, int64_t n, int64_t k, tp_workspace *ws)
 {
@@ -183,8 +209,7 @@ static float kth_largest_quickselect(const float *x, int64_t n, int64_t k, tp_wo
             return tp_unkey(weighted_select(src, NULL, n, -INFINITY, 0.0f, 0.0, (double)k, 0, ws));
         }
         budget -= n;
-        const float a = src[0], b = src[n / 2], d = src[n - 1];
-        const float pivot = a < b ? (b < d ? b : (a < d ? d : a)) : (a < d ? a : (b < d ? d : b));
+        const float pivot = quickselect_pivot(src, n, k);
         float *dst = buf[round & 1];
         int64_t above = 0, top = n - 1;  /* dst[0..above) > pivot, dst(top..n) < pivot */
         for (int64_t i = 0; i < n; i++) {
@@ -249,12 +274,43 @@ static inline int gather_hits(const float *x, const float *e, int64_t i, uint32_
 /* Appends every x[i] >= lo (and, if bounded, <= hi) for i in [from, to), in
  * ascending i, to the *c candidates (with e[i] if e is not NULL); false past
  * TP_CAND_CAP.  Two vectors a step: most have no hit, and then cost two
- * compares and a branch. */
+ * compares and a branch, and the hits of the others one branch each.
+ *
+ * Where hits are dense (a band of a few percent of the row, so that most
+ * steps have some), an instruction set that packs lanes (TP_VCOMPRESS)
+ * appends a vector's hits at once instead, without a branch per hit.  Where
+ * they are sparse, the packing's six vector stores cost more than the
+ * branches. */
 TP_FORCE_INLINE int gather_range(const float *x, const float *e, int64_t from, int64_t to,
-                                 float lo, float hi, int bounded, tp_workspace *ws, int64_t *c)
+                                 float lo, float hi, int bounded, int dense, tp_workspace *ws,
+                                 int64_t *c)
 {
     const tp_vf vlo = vf_set1(lo), vhi = vf_set1(hi);
     int64_t i = from;
+    (void)dense;
+#if TP_VCOMPRESS
+    /* while there is room for two whole vectors */
+    for (; dense && i + 2 * TP_VW <= to && *c <= TP_CAND_CAP - 2 * TP_VW; i += 2 * TP_VW) {
+        const tp_vf v0 = vf_load(x + i), v1 = vf_load(x + i + TP_VW);
+        uint32_t h0 = vf_ge_bits(v0, vlo), h1 = vf_ge_bits(v1, vlo);
+        if (bounded) {
+            h0 &= vf_ge_bits(vhi, v0);
+            h1 &= vf_ge_bits(vhi, v1);
+        }
+        if (h0 | h1) {
+            const int64_t c1 = *c + tp_bit_count(h0);
+            vf_compress_store(ws->cand_x + *c, h0, v0);
+            vf_compress_store(ws->cand_x + c1, h1, v1);
+            if (e) {
+                vf_compress_store(ws->cand_e + *c, h0, vf_load(e + i));
+                vf_compress_store(ws->cand_e + c1, h1, vf_load(e + i + TP_VW));
+            }
+            vf_compress_ids(ws->cand_id + *c, h0, i);
+            vf_compress_ids(ws->cand_id + c1, h1, i + TP_VW);
+            *c = c1 + tp_bit_count(h1);
+        }
+    }
+#endif
     for (; i + 2 * TP_VW <= to; i += 2 * TP_VW) {
         const tp_vf v0 = vf_load(x + i), v1 = vf_load(x + i + TP_VW);
         uint32_t h0 = vf_ge_bits(v0, vlo), h1 = vf_ge_bits(v1, vlo);
@@ -278,13 +334,13 @@ static int64_t gather_between(const float *x, const float *e, int64_t n, float l
                               tp_workspace *ws)
 {
     int64_t c = 0;
-    return gather_range(x, e, 0, n, lo, hi, 1, ws, &c) ? c : -1;
+    return gather_range(x, e, 0, n, lo, hi, 1, 1, ws, &c) ? c : -1;
 }
 
 static int64_t gather_at_least(const float *x, int64_t n, float t, tp_workspace *ws)
 {
     int64_t c = 0;
-    return gather_range(x, NULL, 0, n, t, INFINITY, 0, ws, &c) ? c : -1;
+    return gather_range(x, NULL, 0, n, t, INFINITY, 0, 0, ws, &c) ? c : -1;
 }
 
 /* The length of the runs of a row of n tokens whose sums ws->run_sum holds:
@@ -314,7 +370,7 @@ static int64_t gather_band_and_above(const float *x, const float *e, int64_t n, 
         const double run = sum_stored_store(x + i, e + i, len, past_hi, NULL);
         ws->run_sum[i / per] = run;
         s += run;
-        if (!gather_range(x, e, i, i + len, lo, hi, 1, ws, &c))
+        if (!gather_range(x, e, i, i + len, lo, hi, 1, 1, ws, &c))
             return -1;
     }
     *above = s;
@@ -349,7 +405,7 @@ static int64_t gather_band_count_above(const float *x, int64_t n, float lo, floa
             count += tp_bit_count(vf_ge_bits(vf_load(x + i), vpast));
         for (; i < end; i++)
             count += x[i] >= past_hi;
-        if (!gather_range(x, NULL, at, end, lo, hi, 1, ws, &c))
+        if (!gather_range(x, NULL, at, end, lo, hi, 1, 1, ws, &c))
             return -1;
     }
     *above = count;
@@ -384,6 +440,45 @@ static int kth_largest_by_band(const float *x, int64_t n, int64_t k, tp_workspac
     return 1;
 }
 
+/* The block maxima route of top_k_candidates: the row is cut into blocks
+ * of bs tokens (a power of two, at least 32), about TP_TOP_BLOCKS of them,
+ * at least 8 k and at most TP_SAMPLE_SIZE, and one pass stores each block's
+ * max in ws->sample.  The k-th largest of those, t,
+ * bounds the row's k-th largest from below (k blocks have a token >= t),
+ * and every token >= t lies in a block whose max is >= t: those blocks, k
+ * or a few more, are all that is gathered.  No branch depends on where the
+ * row's large logits lie but the one per block, which is taken about k
+ * times.  Returns the number of candidates (every token >= t, at least k),
+ * or -1 past TP_CAND_CAP (ties or -inf filling most blocks). */
+#define TP_TOP_BLOCKS 512
+static int64_t gather_top_blocks(const float *x, int64_t n, int64_t k, int64_t bs,
+                                 tp_workspace *ws)
+{
+    const int64_t nb = (n + bs - 1) / bs;
+    float *bmax = ws->sample;
+    for (int64_t b = 0; b < n / bs; b++) {
+        const float *p = x + b * bs;
+        tp_vf m = vf_load(p);
+        for (int64_t i = TP_VW; i < bs; i += TP_VW)
+            m = vf_max(m, vf_load(p + i));
+        bmax[b] = vf_hmax(m);
+    }
+    if (nb > n / bs) {  /* a last, shorter block */
+        float m = -INFINITY;
+        for (int64_t i = (nb - 1) * bs; i < n; i++)
+            m = x[i] > m ? x[i] : m;
+        bmax[nb - 1] = m;
+    }
+    const float t = tp_kth_largest_f32(bmax, nb, k, ws);
+    int64_t c = 0;
+    for (int64_t b = 0; b < nb; b++) {
+        const int64_t end = (b + 1) * bs < n ? (b + 1) * bs : n;
+        if (bmax[b] >= t && !gather_range(x, NULL, b * bs, end, t, INFINITY, 0, 0, ws, &c))
+            return -1;
+    }
+    return c;
+}
+
 /* The k-th largest logit into *kth, exactly, and the candidates >= it:
  * returns their number, or -1 when they are too many to list.
  *
@@ -393,7 +488,16 @@ static int kth_largest_by_band(const float *x, int64_t n, int64_t k, tp_workspac
 static int64_t top_k_candidates(const float *x, int64_t n, int64_t k, tp_workspace *ws,
                                 float *kth)
 {
-    if (n >= 4 * TP_SAMPLE_SIZE && k <= n / 16) {
+    int64_t bs = 32;  /* about TP_TOP_BLOCKS blocks, more if k needs them */
+    while (n > bs * TP_SAMPLE_SIZE || (n > bs * TP_TOP_BLOCKS && n / (2 * bs) >= 8 * k))
+        bs *= 2;
+    if (n >= 4 * TP_SAMPLE_SIZE && k <= n / bs / 8) {
+        const int64_t c = gather_top_blocks(x, n, k, bs, ws);
+        if (c >= k) {
+            *kth = tp_kth_largest_f32(ws->cand_x, c, k, ws);
+            return filter_candidates(ws, c, *kth);
+        }
+    } else if (n >= 4 * TP_SAMPLE_SIZE && k <= n / 16) {
         /* runs of 16 consecutive logits (a cache line each), spread evenly */
         const int64_t runs = TP_SAMPLE_SIZE / 16, stride = n / runs;
         for (int64_t r = 0; r < runs; r++)

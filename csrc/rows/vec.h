@@ -64,6 +64,24 @@ static inline tp_vf vf_exp2_int(tp_vf s)
     const __m512i bits = _mm512_slli_epi32(_mm512_castps_si512(s), 23);
     return _mm512_castsi512_ps(_mm512_add_epi32(bits, _mm512_set1_epi32(127 << 23)));
 }
+/* Where the instruction set packs vector lanes (AVX-512), TP_VCOMPRESS is 1:
+ * vf_compress_store(dst, m, a) writes the lanes of a whose bit is set in m,
+ * in order, to dst, and vf_compress_ids(ids, m, base) their indices
+ * base + lane; each writes TP_VW values, of which the first popcount(m) count. */
+#define TP_VCOMPRESS 1
+static inline void vf_compress_store(float *dst, uint32_t m, tp_vf a)
+{
+    _mm512_storeu_ps(dst, _mm512_maskz_compress_ps((__mmask16)m, a));
+}
+static inline void vf_compress_ids(int64_t *ids, uint32_t m, int64_t base)
+{
+    const __m512i lanes = _mm512_set_epi32(15, 14, 13, 12, 11, 10, 9, 8, 7, 6, 5, 4, 3, 2, 1, 0);
+    const __m512i packed = _mm512_maskz_compress_epi32((__mmask16)m, lanes);
+    const __m512i b = _mm512_set1_epi64(base);
+    _mm512_storeu_si512(ids, _mm512_add_epi64(b, _mm512_cvtepu32_epi64(_mm512_castsi512_si256(packed))));
+    _mm512_storeu_si512(ids + 8, _mm512_add_epi64(
+        b, _mm512_cvtepu32_epi64(_mm512_extracti64x4_epi64(packed, 1))));
+}
 static inline float vf_hsum(tp_vf a)
 {
     __m256 h = _mm256_add_ps(_mm512_castps512_ps256(a),
@@ -210,6 +228,9 @@ static inline uint32_t vf_ge_bits(tp_vf a, tp_vf b) { return a >= b; }
 
 #ifndef TP_VARITH
 #define TP_VARITH 0
+#endif
+#ifndef TP_VCOMPRESS
+#define TP_VCOMPRESS 0
 #endif
 
 /* Index of the lowest set bit of a nonzero mask. */
