@@ -158,7 +158,7 @@ static float kth_largest_small(const float *x, int64_t n, int64_t k)
 
 /* A pivot for rank k of x[0..n) (the k-th largest): on short inputs the
  * median of 3; on longer ones the value of a sorted sample of 32 at the
- * rank where the k-th largest would be, two places lower, so that the
+ * rank where the k-th largest would be, four places lower, so that the
  * round most likely keeps a little more than k values above the pivot and
  * hands the next round only those (a median pivot would take a few rounds
  * to get there when k is far from n / 2, as for top-k). */
@@ -446,9 +446,9 @@ static int kth_largest_by_band(const float *x, int64_t n, int64_t k, tp_workspac
  * max in ws->sample.  The k-th largest of those, t,
  * bounds the row's k-th largest from below (k blocks have a token >= t),
  * and every token >= t lies in a block whose max is >= t: those blocks, k
- * or a few more, are all that is gathered.  No branch depends on where the
- * row's large logits lie but the one per block, which is taken about k
- * times.  Returns the number of candidates (every token >= t, at least k),
+ * or a few more, are all that is gathered.  The only branches that depend
+ * on where the row's large logits lie are one per block, taken about k
+ * times, and those of the gather in the blocks taken.  Returns the number of candidates (every token >= t, at least k),
  * or -1 past TP_CAND_CAP (ties or -inf filling most blocks). */
 #define TP_TOP_BLOCKS 512
 static int64_t gather_top_blocks(const float *x, int64_t n, int64_t k, int64_t bs,
@@ -482,9 +482,12 @@ static int64_t gather_top_blocks(const float *x, int64_t n, int64_t k, int64_t b
 /* The k-th largest logit into *kth, exactly, and the candidates >= it:
  * returns their number, or -1 when they are too many to list.
  *
- * For small k, a sample of the row estimates a threshold that a few times k
- * tokens pass; if at least k pass, the k-th largest is among them.
- * An unlucky sample (or k too large for the shortcut) costs the radix select. */
+ * For k up to an eighth of the blocks of gather_top_blocks, the blocks whose
+ * maxima are among the k largest hold the candidates.  For larger k up to
+ * n / 16, a sample of the row estimates a threshold that a few times k
+ * tokens pass; if at least k pass, the k-th largest is among them.  Larger
+ * k on long rows go by kth_largest_by_band; the rest, and the rare
+ * candidate lists too long or too short, by a selection over the row. */
 static int64_t top_k_candidates(const float *x, int64_t n, int64_t k, tp_workspace *ws,
                                 float *kth)
 {
