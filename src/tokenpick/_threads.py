@@ -2,11 +2,11 @@
 
 The kernels release the GIL (``sample`` keeps it only for calls under 8192
 logits, far too short to spread over threads), so ``concurrent.futures``
-threads run them in parallel.  Idle workers block on the pool's queue (they never spin), a call
-with one row, or too little work, never wakes a thread, and the calling
-thread always takes the first share itself.  Rows are independent and each
-is computed the same way wherever it runs, so results are bitwise identical
-for any thread count.  After ``fork()`` the child starts with no pool and
+threads run them in parallel.  Idle workers block on the pool's queue (they
+never spin), a call with one row, or too little work, never wakes a thread,
+and the calling thread always takes the first share itself.  Rows are
+independent and each is computed the same way wherever it runs, so results
+are bitwise identical for any thread count.  After ``fork()`` the child starts with no pool and
 makes a fresh one when it first needs it.
 """
 

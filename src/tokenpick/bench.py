@@ -37,8 +37,8 @@ so that it takes about a second.
 Last, a section on Python threads: one, then two Python threads each call
 ``tokenpick.sample`` back to back on one 1-D row of V = 128256 peaked logits
 (tokenpick's own threads: one), and the calls per second of all of them are
-compared; since the kernels release the GIL on rows this long, two threads should reach close
-to twice the throughput of one on two cores.
+compared; since the kernels release the GIL on rows this long, two threads
+should reach close to twice the throughput of one on two cores.
 
 Two kinds of logits are generated with a fixed seed, row by row, so that the
 first rows of a batch are the same for every B:
@@ -49,9 +49,10 @@ first rows of a batch are the same for every B:
 
 Every call gets rows it has not just seen: a case's rows come in a pool of
 batches of at least `POOL_BYTES` of logits in all (at most
-`POOL_MAX_BATCHES` batches), and each timed loop goes through the whole pool.  Calls on the same rows over and over would let the
-CPU's branch predictor learn where their kept tokens lie, which hides the cost
-of finding them (on this project's development machine, top-k 50 on one row
+`POOL_MAX_BATCHES` batches), and each timed loop goes through the whole
+pool.  Calls on the same rows over and over would let the CPU's branch
+predictor learn where their kept tokens lie, which hides the cost of finding
+them (on this project's development machine, top-k 50 on one row
 of 32000 logits took half the time it takes on fresh rows); a server never
 sees the same logits twice.  The pool is small enough to stay in a
 server-class L3 cache, as the output of the model's last layer would.  The
