@@ -46,9 +46,7 @@ int main(int argc, char **argv)
     };
     tp_workspace *ws = calloc(1, sizeof *ws);
     float *x = malloc(131072 * sizeof *x);
-    ws->row_e = malloc(131072 * sizeof *ws->row_e);
-    ws->row_e_cap = 131072;
-    if (!ws || !x || !ws->row_e)
+    if (!ws || !x)
         return 2;
     for (int t = 0; t < nnames; t++) {
         const tp_kernels *k = tp_kernels_for(names[t]);
@@ -75,7 +73,6 @@ int main(int argc, char **argv)
             }
         }
     }
-    free(ws->row_e);
     free(ws);
     free(x);
     return 0;

@@ -50,6 +50,7 @@ typedef struct {
 #define TP_CAND_CAP 16384    /* candidates gathered for an exact selection */
 #define TP_SAMPLE_SIZE 1024  /* a strided sample that estimates top-k thresholds */
 #define TP_MASS_COPIES 4     /* interleaved histograms, see select.c */
+#define TP_CHUNK 2048        /* tokens a pass over the row works on at a time, in L1 */
 typedef struct {
     double mass[TP_RADIX_BINS];
     int64_t count[TP_RADIX_BINS];
@@ -62,11 +63,8 @@ typedef struct {
      * on its way (run_per > 0); see tp_keep.run_sum. */
     double run_sum[TP_RADIX_BINS];
     int64_t run_per;
-    /* Room for one exponential per token of a row, owned by the caller, which
-     * grows it (row_e_cap floats) before the kernels run; NULL/0 is allowed,
-     * and then the kernels recompute what they would have stored. */
-    float *row_e;
-    int64_t row_e_cap;
+    int64_t run_first[TP_RADIX_BINS];  /* the first candidate of each run, see select.c */
+    float chunk_e[TP_CHUNK];  /* the exponentials of one chunk of a row */
 } tp_workspace;
 
 /* The kept set of a row: every token with x >= threshold, or, for greedy
@@ -83,9 +81,6 @@ typedef struct {
     int64_t ncand;
     const float *cand_x;
     const int64_t *cand_id;
-    /* NULL, or the exponentials exp((x[i] - max) / T) of the whole row (0
-     * below some value <= threshold), stored by selection in the workspace. */
-    const float *row_e;
     /* NULL, or the sum of exp((x[i] - max) / T) over the kept tokens of each
      * run of run_per tokens (a multiple of 256), found by selection. */
     const double *run_sum;

@@ -166,11 +166,18 @@ def make_row(rng, kind, V):
         x = make_row(rng, "peaked" if rng.random() < 0.5 else "flat", V)
         return x + float(rng.choice([1e3, -1e3, 1e5, -1e5]))
     if kind == "decoy":
-        # Flat, but every 32nd token (those a strided sample of a long row
-        # reads) is far below the rest: estimates from such a sample are
-        # wrong, and the exact fallbacks must take over.
+        # Flat, but the tokens the kernels' samples of a long row read are far
+        # below the rest: every 32nd (a strided sample) and the runs of 16 that
+        # top-p's sample takes (select.c: nucleus_sample, sample_runs).
+        # Estimates from such samples are wrong, and the exact fallbacks must
+        # take over.
         x = rng.standard_normal(V)
         x[::32] = -40.0
+        m = min(V // 16, 4096)
+        runs = (m - m % 16) // 16
+        if runs:
+            starts = np.arange(runs) * (V // runs)
+            x[(starts[:, None] + np.arange(16)).ravel()] = -40.0
         return x
     # invalid rows
     if kind == "nan":

@@ -173,10 +173,10 @@ static void tp_filtered_probs_f32(const float *x, int64_t n, const tp_keep *keep
  * probability at which run, the sum so far, exceeds target; if rounding
  * keeps it short, the last token of positive probability (else fallback).
  * The exponentials are computed TP_BLOCK at a time, vectorized, into
- * scratch (or read from stored[0..len) if not NULL); a block whose sum
+ * scratch; a block whose sum
  * leaves run at or below target is passed whole, so only the block of the
  * crossing is walked token by token. */
-static int64_t first_crossing(const float *v, const float *stored, const int64_t *ids,
+static int64_t first_crossing(const float *v, const int64_t *ids,
                               int64_t first_id, int64_t len, float max, double k,
                               float threshold, double run, double target, int64_t fallback,
                               float *scratch)
@@ -184,9 +184,7 @@ static int64_t first_crossing(const float *v, const float *stored, const int64_t
     int64_t last_positive = fallback;
     for (int64_t lo = 0; lo < len; lo += TP_BLOCK) {
         const int64_t m = len - lo < TP_BLOCK ? len - lo : TP_BLOCK;
-        const double block = stored
-            ? sum_stored_store(v + lo, stored + lo, m, threshold, scratch)
-            : sum_exp_store(v + lo, m, max, k, threshold, scratch);
+        const double block = sum_exp_store(v + lo, m, max, k, threshold, scratch);
         if (!(run + block > target)) {  /* passed whole: only its last positive token matters */
             for (int64_t j = m - 1; j >= 0; j--)
                 if (scratch[j] > 0.0f) {
@@ -212,12 +210,12 @@ static int64_t first_crossing(const float *v, const float *stored, const int64_t
 static int64_t sample_listed(const tp_keep *keep, double k, double u, tp_workspace *ws, double *z)
 {
     *z = sum_exp(keep->cand_x, keep->ncand, keep->max, k, -INFINITY);
-    return first_crossing(keep->cand_x, NULL, keep->cand_id, 0, keep->ncand, keep->max, k,
+    return first_crossing(keep->cand_x, keep->cand_id, 0, keep->ncand, keep->max, k,
                           -INFINITY, 0.0, u * *z, keep->argmax, ws->cand_e);
 }
 
 /* The draw over the whole row, reading it once and a block of it again: one
- * pass of exponentials (or of those selection stored) stores the sum of each
+ * pass of exponentials stores the sum of each
  * block in the workspace, the block where the running sum crosses u * total
  * is found from those sums, and only that block is walked.  When selection
  * left the sums of the kept mass of each run of the row, those are the
@@ -240,7 +238,7 @@ static int64_t sample_blocks(const float *x, int64_t n, const tp_keep *keep, dou
         while ((n + per - 1) / per > TP_RADIX_BINS)
             per *= 2;
         nblocks = (n + per - 1) / per;
-        *z = sum_exp_by_run(x, keep->row_e, n, max, k, thr, per, ws->mass);
+        *z = sum_exp_by_run(x, n, max, k, thr, per, ws->mass);
         block_sum = ws->mass;
     }
 
@@ -264,8 +262,8 @@ static int64_t sample_blocks(const float *x, int64_t n, const tp_keep *keep, dou
         target = INFINITY;
     }
     const int64_t lo = block * per, len = n - lo < per ? n - lo : per;
-    return first_crossing(x + lo, keep->row_e ? keep->row_e + lo : NULL, NULL, lo, len, max, k,
-                          thr, before, target, keep->argmax, ws->cand_e);
+    return first_crossing(x + lo, NULL, lo, len, max, k, thr, before, target,
+                          keep->argmax, ws->cand_e);
 }
 
 static int64_t tp_sample_f32(const float *x, int64_t n, const tp_keep *keep, double u,

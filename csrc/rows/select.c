@@ -254,27 +254,28 @@ static float tp_kth_largest_f32(const float *x, int64_t n, int64_t k, tp_workspa
  * selection falls back to the radix select over the whole row. */
 
 /* Appends the tokens of the set bits of hits (lanes of the vector at i) to
- * the candidates, with their stored exponentials if e is not NULL; false
- * when they would pass TP_CAND_CAP. */
-static inline int gather_hits(const float *x, const float *e, int64_t i, uint32_t hits,
+ * the candidates, with their exponentials from ev (those of the vector's
+ * lanes) if ev is not NULL; false when they would pass TP_CAND_CAP. */
+static inline int gather_hits(const float *x, const float *ev, int64_t i, uint32_t hits,
                               tp_workspace *ws, int64_t *c)
 {
     for (; hits; hits &= hits - 1) {
         if (*c == TP_CAND_CAP)
             return 0;
-        const int64_t at = i + tp_lowest_bit(hits);
-        ws->cand_x[*c] = x[at];
-        if (e)
-            ws->cand_e[*c] = e[at];
-        ws->cand_id[(*c)++] = at;
+        const int lane = tp_lowest_bit(hits);
+        ws->cand_x[*c] = x[i + lane];
+        if (ev)
+            ws->cand_e[*c] = ev[lane];
+        ws->cand_id[(*c)++] = i + lane;
     }
     return 1;
 }
 
 /* Appends every x[i] >= lo (and, if bounded, <= hi) for i in [from, to), in
- * ascending i, to the *c candidates (with e[i] if e is not NULL); false past
- * TP_CAND_CAP.  Two vectors a step: most have no hit, and then cost two
- * compares and a branch, and the hits of the others one branch each.
+ * ascending i, to the *c candidates (with their exponentials e[i - from] if
+ * e is not NULL); false past TP_CAND_CAP.  Two vectors a step: most have no
+ * hit, and then cost two compares and a branch, and the hits of the others
+ * one branch each.  Without ids, the packing below may leave the ids out.
  *
  * Where hits are dense (a band of a few percent of the row, so that most
  * steps have some), an instruction set that packs lanes (TP_VCOMPRESS)
@@ -282,35 +283,47 @@ static inline int gather_hits(const float *x, const float *e, int64_t i, uint32_
  * they are sparse, the packing's six vector stores cost more than the
  * branches. */
 TP_FORCE_INLINE int gather_range(const float *x, const float *e, int64_t from, int64_t to,
-                                 float lo, float hi, int bounded, int dense, tp_workspace *ws,
-                                 int64_t *c)
+                                 float lo, float hi, int bounded, int dense, int ids,
+                                 tp_workspace *ws, int64_t *c)
 {
     const tp_vf vlo = vf_set1(lo), vhi = vf_set1(hi);
     int64_t i = from;
     (void)dense;
+    (void)ids;
 #if TP_VCOMPRESS
     /* while there is room for two whole vectors; a loop of its own, as one
      * loop choosing per step between packing and gather_hits measured a
-     * third slower on flat top-p (V=128256: 156 against 119 us) */
-    for (; dense && i + 2 * TP_VW <= to && *c <= TP_CAND_CAP - 2 * TP_VW; i += 2 * TP_VW) {
-        const tp_vf v0 = vf_load(x + i), v1 = vf_load(x + i + TP_VW);
-        uint32_t h0 = vf_ge_bits(v0, vlo), h1 = vf_ge_bits(v1, vlo);
-        if (bounded) {
-            h0 &= vf_ge_bits(vhi, v0);
-            h1 &= vf_ge_bits(vhi, v1);
-        }
-        if (h0 | h1) {
-            const int64_t c1 = *c + tp_bit_count(h0);
-            vf_compress_store(ws->cand_x + *c, h0, v0);
-            vf_compress_store(ws->cand_x + c1, h1, v1);
-            if (e) {
-                vf_compress_store(ws->cand_e + *c, h0, vf_load(e + i));
-                vf_compress_store(ws->cand_e + c1, h1, vf_load(e + i + TP_VW));
+     * third slower on flat top-p (V=128256: 156 against 119 us).  The count
+     * and the lists are held in locals: through *c and ws, each store of an
+     * id (an int64_t, as *c is) would make the compiler reload them. */
+    if (dense) {
+        int64_t got = *c;
+        float *cx = ws->cand_x, *ce = ws->cand_e;
+        int64_t *cid = ws->cand_id;
+        for (; i + 2 * TP_VW <= to && got <= TP_CAND_CAP - 2 * TP_VW; i += 2 * TP_VW) {
+            const tp_vf v0 = vf_load(x + i), v1 = vf_load(x + i + TP_VW);
+            uint32_t h0 = vf_ge_bits(v0, vlo), h1 = vf_ge_bits(v1, vlo);
+            if (bounded) {
+                h0 &= vf_ge_bits(vhi, v0);
+                h1 &= vf_ge_bits(vhi, v1);
             }
-            vf_compress_ids(ws->cand_id + *c, h0, i);
-            vf_compress_ids(ws->cand_id + c1, h1, i + TP_VW);
-            *c = c1 + tp_bit_count(h1);
+            if (h0 | h1) {
+                const int64_t c1 = got + tp_bit_count(h0);
+                const tp_vpack p0 = vf_pack(h0), p1 = vf_pack(h1);
+                vf_compress_store(cx + got, p0, v0);
+                vf_compress_store(cx + c1, p1, v1);
+                if (e) {
+                    vf_compress_store(ce + got, p0, vf_load(e + (i - from)));
+                    vf_compress_store(ce + c1, p1, vf_load(e + (i - from) + TP_VW));
+                }
+                if (ids) {
+                    vf_compress_ids(cid + got, p0, i);
+                    vf_compress_ids(cid + c1, p1, i + TP_VW);
+                }
+                got = c1 + tp_bit_count(h1);
+            }
         }
+        *c = got;
     }
 #endif
     for (; i + 2 * TP_VW <= to; i += 2 * TP_VW) {
@@ -320,63 +333,53 @@ TP_FORCE_INLINE int gather_range(const float *x, const float *e, int64_t from, i
             h0 &= vf_ge_bits(vhi, v0);
             h1 &= vf_ge_bits(vhi, v1);
         }
+        const float *ev = e ? e + (i - from) : NULL;
         if ((h0 | h1)
-            && !(gather_hits(x, e, i, h0, ws, c) && gather_hits(x, e, i + TP_VW, h1, ws, c)))
+            && !(gather_hits(x, ev, i, h0, ws, c)
+                 && gather_hits(x, ev ? ev + TP_VW : NULL, i + TP_VW, h1, ws, c)))
             return 0;
     }
     for (; i < to; i++)
-        if (x[i] >= lo && (!bounded || x[i] <= hi) && !gather_hits(x, e, i, 1u, ws, c))
+        if (x[i] >= lo && (!bounded || x[i] <= hi)
+            && !gather_hits(x, e ? e + (i - from) : NULL, i, 1u, ws, c))
             return 0;
     return 1;
 }
 
-/* Gathers every x[i] in [lo, hi], with e[i] if e is not NULL; returns their
- * number, or -1 past TP_CAND_CAP. */
-static int64_t gather_between(const float *x, const float *e, int64_t n, float lo, float hi,
-                              tp_workspace *ws)
+/* Gathers every x[i] in [lo, hi]; returns their number, or -1 past
+ * TP_CAND_CAP. */
+static int64_t gather_between(const float *x, int64_t n, float lo, float hi, tp_workspace *ws)
 {
     int64_t c = 0;
-    return gather_range(x, e, 0, n, lo, hi, 1, 1, ws, &c) ? c : -1;
+    return gather_range(x, NULL, 0, n, lo, hi, 1, 1, 1, ws, &c) ? c : -1;
 }
 
 static int64_t gather_at_least(const float *x, int64_t n, float t, tp_workspace *ws)
 {
     int64_t c = 0;
-    return gather_range(x, NULL, 0, n, t, INFINITY, 0, 0, ws, &c) ? c : -1;
+    return gather_range(x, NULL, 0, n, t, INFINITY, 0, 0, 1, ws, &c) ? c : -1;
 }
 
 /* The length of the runs of a row of n tokens whose sums ws->run_sum holds:
- * 2048 tokens (16 KB of logits and exponentials, in L1 while a pass works
- * on them), or more on rows of over TP_RADIX_BINS such runs. */
+ * TP_CHUNK tokens (16 KB of logits and exponentials, in L1 while a pass
+ * works on them), or a multiple on rows of over TP_RADIX_BINS such runs. */
 static int64_t run_length(int64_t n)
 {
-    int64_t per = 2048;
+    int64_t per = TP_CHUNK;
     while ((n + per - 1) / per > TP_RADIX_BINS)
         per *= 2;
     return per;
 }
 
-/* gather_between with the stored exponentials e, and in the same pass (a
- * run at a time, while it is in L1) the sum of e[i] for x[i] > hi: in
- * ws->run_sum for each run of run_length(n) tokens, and in total in *above;
- * summed like sum_stored_store. */
-static int64_t gather_band_and_above(const float *x, const float *e, int64_t n, float lo,
-                                     float hi, tp_workspace *ws, double *above)
+/* A sample of m values (a multiple of 16, 16 <= m <= n) of a row of n
+ * tokens into dst: runs of 16 consecutive logits (a cache line each, where
+ * the row is aligned), spread evenly, so that it costs m / 16 cache lines
+ * of the row where a strided sample would cost up to m. */
+static void sample_runs(const float *x, int64_t n, int64_t m, float *dst)
 {
-    const float past_hi = nextafterf(hi, INFINITY);
-    const int64_t per = run_length(n);
-    double s = 0.0;
-    int64_t c = 0;
-    for (int64_t i = 0; i < n; i += per) {
-        const int64_t len = n - i < per ? n - i : per;
-        const double run = sum_stored_store(x + i, e + i, len, past_hi, NULL);
-        ws->run_sum[i / per] = run;
-        s += run;
-        if (!gather_range(x, e, i, i + len, lo, hi, 1, 1, ws, &c))
-            return -1;
-    }
-    *above = s;
-    return c;
+    const int64_t runs = m / 16, stride = n / runs;
+    for (int64_t r = 0; r < runs; r++)
+        memcpy(dst + 16 * r, x + r * stride, 16 * sizeof(float));
 }
 
 /* Keeps the candidates >= t, in order; returns how many remain. */
@@ -407,7 +410,7 @@ static int64_t gather_band_count_above(const float *x, int64_t n, float lo, floa
             count += tp_bit_count(vf_ge_bits(vf_load(x + i), vpast));
         for (; i < end; i++)
             count += x[i] >= past_hi;
-        if (!gather_range(x, NULL, at, end, lo, hi, 1, 1, ws, &c))
+        if (!gather_range(x, NULL, at, end, lo, hi, 1, 1, 1, ws, &c))
             return -1;
     }
     *above = count;
@@ -476,7 +479,7 @@ static int64_t gather_top_blocks(const float *x, int64_t n, int64_t k, int64_t b
     int64_t c = 0;
     for (int64_t b = 0; b < nb; b++) {
         const int64_t end = (b + 1) * bs < n ? (b + 1) * bs : n;
-        if (bmax[b] >= t && !gather_range(x, NULL, b * bs, end, t, INFINITY, 0, 0, ws, &c))
+        if (bmax[b] >= t && !gather_range(x, NULL, b * bs, end, t, INFINITY, 0, 0, 1, ws, &c))
             return -1;
     }
     return c;
@@ -504,11 +507,8 @@ static int64_t top_k_candidates(const float *x, int64_t n, int64_t k, tp_workspa
             return filter_candidates(ws, c, *kth);
         }
     } else if (n >= 4 * TP_SAMPLE_SIZE && k <= n / 16) {
-        /* runs of 16 consecutive logits (a cache line each), spread evenly */
-        const int64_t runs = TP_SAMPLE_SIZE / 16, stride = n / runs;
-        for (int64_t r = 0; r < runs; r++)
-            memcpy(ws->sample + 16 * r, x + r * stride, 16 * sizeof(float));
-        /* expect about twice k above the estimate, and at least 8 * stride */
+        sample_runs(x, n, TP_SAMPLE_SIZE, ws->sample);
+        /* expect about twice k above the estimate, and at least 8 runs' worth */
         const int64_t r = (int64_t)(2.0 * (double)k * TP_SAMPLE_SIZE / (double)n) + 8;
         const float estimate = tp_kth_largest_f32(ws->sample, TP_SAMPLE_SIZE, r, ws);
         const int64_t c = gather_at_least(x, n, estimate, ws);
@@ -727,29 +727,25 @@ static void weighted_value_range(const float *v, const float *w, int64_t n, floa
     *lo = bottom;
 }
 
-/* From a strided sample of the row of n tokens (m values, stride apart),
- * a value range [*lo, *hi] that holds the sample's values of ranks r - half
+/* From the sample of the row of n tokens (m values and their exponentials in
+ * ws->cand_x and ws->cand_e, each standing for n / m tokens of the row), a
+ * value range [*lo, *hi] that holds the sample's values of ranks r - half
  * to r + half from the top, where r estimates the sample rank of the
  * nucleus boundary: the tokens below it hold 1 - top_p of the row's mass z,
- * and the sample's tokens below r, each standing for n / m of the row,
- * estimate that mass.  (Estimated from the bottom, where each token weighs
- * little, the rank errs far less than from the sample's own total at low
- * temperatures.)  The ranks come from a histogram of the sample in
+ * and the sample's tokens below r estimate that mass.  (Estimated from the
+ * bottom, where each token weighs little, the rank errs far less than from
+ * the sample's own total at low temperatures; but z is known only once a
+ * pass has summed the row, and z <= 0 takes the sample's total times n / m
+ * instead.)  The ranks come from a histogram of the sample in
  * TP_VALUE_BINS bins of equal width (counts and mass); each end of the
  * range is widened to the edge of the bin holding its rank.  Returns 0
  * when the sample has no mass or spans too wide or too narrow a range for
  * bins. */
-static int sample_band(const float *x, int64_t n, int64_t m, int64_t stride, float floor,
-                       float max, double inv_t, double top_p, double z, int64_t half,
-                       tp_workspace *ws, float *lo, float *hi)
+static int sample_band(int64_t n, int64_t m, float floor, float max, double top_p, double z,
+                       int64_t half, tp_workspace *ws, float *lo, float *hi)
 {
     enum { NB = TP_VALUE_BINS };
-    float *v = ws->cand_x, *w = ws->cand_e;  /* free until the row's candidates are gathered */
-    for (int64_t j = 0; j < m; j++)
-        v[j] = x[j * stride];
-    /* the sample's exponentials, as the row's were computed (the row's own,
-     * read at a stride, would cost twice the cache lines) */
-    sum_exp_store(v, m, max, TP_LOG2E * inv_t, floor, w);
+    const float *v = ws->cand_x, *w = ws->cand_e;
     float bottom, top;
     weighted_value_range(v, w, m, floor, &bottom, &top);
     if (!(bottom < top) || !(top - bottom < 1e38f))
@@ -785,6 +781,8 @@ static int sample_band(const float *x, int64_t n, int64_t m, int64_t stride, flo
     }
     if (!(total > 0.0))
         return 0;
+    if (!(z > 0.0))
+        z = total * ((double)n / (double)m);
 
     /* the crossing rank r, interpolated within its bin */
     const double part = total - (1.0 - top_p) * z * ((double)m / (double)n);
@@ -820,50 +818,71 @@ static int sample_band(const float *x, int64_t n, int64_t m, int64_t stride, flo
     return 1;
 }
 
-/* The first of the c candidates (in ascending id) from first on whose id
- * is >= id, or c. */
-static int64_t first_candidate_from(const tp_workspace *ws, int64_t first, int64_t c, int64_t id)
-{
-    while (first < c) {
-        const int64_t mid = first + (c - first) / 2;
-        if (ws->cand_id[mid] < id)
-            first = mid + 1;
-        else
-            c = mid;
-    }
-    return first;
-}
-
 /* Completes ws->run_sum, which holds the mass above the band of each run of
- * per tokens, to the kept mass: adds the band's c candidates >= t, a run's
- * candidates at a time, and sets ws->run_per. */
-static void add_band_to_runs(int64_t c, float t, int64_t per, tp_workspace *ws)
+ * per tokens of a row of n, to the kept mass: adds the band's candidates
+ * >= t, a run's at a time (those of run r start at ws->run_first[r], and
+ * all c end at c), and sets ws->run_per. */
+static void add_band_to_runs(int64_t n, int64_t c, float t, int64_t per, tp_workspace *ws)
 {
-    for (int64_t j = 0; j < c;) {
-        const int64_t run = ws->cand_id[j] / per;
-        const int64_t end = first_candidate_from(ws, j, c, (run + 1) * per);
-        ws->run_sum[run] += sum_stored_store(ws->cand_x + j, ws->cand_e + j, end - j, t, NULL);
-        j = end;
+    const int64_t runs = (n + per - 1) / per;
+    for (int64_t r = 0; r < runs; r++) {
+        const int64_t first = ws->run_first[r], end = r + 1 < runs ? ws->run_first[r + 1] : c;
+        ws->run_sum[r] += sum_stored_store(ws->cand_x + first, ws->cand_e + first, end - first, t,
+                                           NULL);
     }
     ws->run_per = per;
 }
 
-/* The nucleus boundary of a wide nucleus, bracketed from a strided sample of
- * the row with its stored exponentials e (z their sum): the sample
- * estimates where the mass from the top crosses top_p of it, and a band of
- * sample ranks around that crossing, small enough that the row's tokens
- * within it fit the candidate list, gives a value range [lo, hi].  One pass
- * sums the mass above hi and gathers [lo, hi]; if the crossing is indeed
- * within, the candidates finish the selection exactly and *t gets the
- * threshold (returns 1).  Otherwise (an unlucky sample, or a row that the
- * sample misrepresents) it returns 0, having cost a pass over the row
- * already in cache, and the histogram decides. */
-static int bracketed_nucleus_threshold(const float *x, const float *e, int64_t n, float floor,
-                                       float max, double inv_t, double top_p, double z,
+/* One pass over the row for a wide nucleus, a chunk of TP_CHUNK tokens at a
+ * time, while the chunk is in L1: the chunk's exponentials go to
+ * ws->chunk_e; their sum over the tokens >= floor to *z; the mass above hi
+ * of each run of run_length(n) tokens to ws->run_sum, and in all to *above;
+ * and the tokens in [lo, hi] with their exponentials to the candidates,
+ * without their ids (the run of each is known from ws->run_first, which
+ * is all that is asked of them).  Returns the candidates' number, or -1
+ * past TP_CAND_CAP (the sums are complete either way). */
+static int64_t band_pass(const float *x, int64_t n, float floor, float max, double k, float lo,
+                         float hi, tp_workspace *ws, double *z, double *above)
+{
+    const float past_hi = nextafterf(hi, INFINITY);
+    const int64_t per = run_length(n);  /* a multiple of TP_CHUNK */
+    double total = 0.0, high = 0.0;
+    int64_t c = 0;
+    int room = 1;
+    for (int64_t i = 0; i < n; i += TP_CHUNK) {
+        const int64_t len = n - i < TP_CHUNK ? n - i : TP_CHUNK;
+        double run;
+        total += sum_exp_store_split(x + i, len, max, k, floor, past_hi, ws->chunk_e, &run);
+        if (i % per == 0) {
+            ws->run_sum[i / per] = 0.0;
+            ws->run_first[i / per] = c;
+        }
+        ws->run_sum[i / per] += run;
+        high += run;
+        room = room && gather_range(x, ws->chunk_e, i, i + len, lo, hi, 1, 1, 0, ws, &c);
+    }
+    *z = total;
+    *above = high;
+    return room ? c : -1;
+}
+
+/* The nucleus boundary of a wide nucleus, bracketed from the row's sample
+ * (m values and their exponentials in ws->cand_x and ws->cand_e): the sample
+ * estimates where the mass from the top crosses top_p of the row's total
+ * (*z if known, > 0, else estimated from the sample), and a band of sample
+ * ranks around that crossing, small enough that the row's tokens within it
+ * fit the candidate list, gives a value range [lo, hi].  One pass
+ * (band_pass) sums the row and the mass above hi and gathers [lo, hi]; if
+ * the crossing is indeed within, the candidates finish the selection
+ * exactly and *t gets the threshold (returns 1).  Otherwise (an unlucky
+ * sample, or a row that the sample misrepresents) it returns 0, with the
+ * row's total in *z if the pass ran, and the histogram decides. */
+static int bracketed_nucleus_threshold(const float *x, int64_t n, int64_t m, float floor,
+                                       float max, double inv_t, double top_p, double *z,
                                        tp_workspace *ws, float *t)
 {
-    const double target = top_p * z;
-    const int64_t m = n / 16 < 4 * TP_SAMPLE_SIZE ? n / 16 : 4 * TP_SAMPLE_SIZE;
+    if (m < 16)
+        return 0;
     const int64_t stride = n / m;
     /* Half the band's width in sample ranks.  On flat N(0, 1) rows
      * (T from 0.3 to 2, top_p from 0.5 to 0.99) the estimated rank errs by
@@ -876,45 +895,69 @@ static int bracketed_nucleus_threshold(const float *x, const float *e, int64_t n
     const int64_t by_room = (3 * TP_CAND_CAP / (4 * stride) - 1) / 2;
     const int64_t half = by_error < by_room ? by_error : by_room;
     float lo, hi;
-    if (!sample_band(x, n, m, stride, floor, max, inv_t, top_p, z, half, ws, &lo, &hi))
+    if (!sample_band(n, m, floor, max, top_p, *z, half, ws, &lo, &hi))
         return 0;
 
     double mass_above;
-    const int64_t c = gather_band_and_above(x, e, n, lo, hi, ws, &mass_above);
+    const int64_t c = band_pass(x, n, floor, max, TP_LOG2E * inv_t, lo, hi, ws, z, &mass_above);
+    const double target = top_p * *z;
     if (c <= 0 || !(mass_above < target))
         return 0;
     const double band = sum_stored_store(ws->cand_e, ws->cand_e, c, -INFINITY, NULL);
     if (!(mass_above + band >= target))
         return 0;
     *t = select_stored_candidates(c, floor, max, inv_t, target - mass_above, ws);
-    add_band_to_runs(c, *t, run_length(n), ws);
+    add_band_to_runs(n, c, *t, run_length(n), ws);
     return 1;
 }
 
+/* The sample of a row of n tokens for top-p: about n / 16 logits, at most
+ * 4 TP_SAMPLE_SIZE, in whole runs of 16; its values go to ws->cand_x and
+ * their exponentials to ws->cand_e, and it returns their number, m (0 for
+ * rows under 256 tokens).  Their sum is at most the row's total. */
+static int64_t nucleus_sample(const float *x, int64_t n, float floor, float max, double k,
+                              tp_workspace *ws, double *sum)
+{
+    int64_t m = n / 16 < 4 * TP_SAMPLE_SIZE ? n / 16 : 4 * TP_SAMPLE_SIZE;
+    m -= m % 16;
+    if (m > 0)
+        sample_runs(x, n, m, ws->cand_x);
+    *sum = sum_exp_store(ws->cand_x, m, max, k, floor, ws->cand_e);
+    return m;
+}
+
 /* The nucleus of a row where it holds too many tokens to gather (flat
- * distributions): the first radix level runs over the whole row, on the
- * exponentials stored in e (or, if NULL, computed a chunk at a time); the
- * tokens of the one level-0 bin where the mass crosses the target are then
- * gathered by value range and finished as candidates.  z is the row's total. */
-static float wide_nucleus_threshold(const float *x, const float *e, int64_t n, float floor,
-                                    float max, double inv_t, double top_p, double z,
-                                    tp_workspace *ws)
+ * distributions), the sample of m values being in ws->cand_x and
+ * ws->cand_e and the row's total z known if > 0: bracketed from the sample
+ * if it can be, and if that fails with z unknown (its estimate from the
+ * sample errs most at low temperatures), once more with the z that the
+ * failed attempt's pass found.  Otherwise the first radix level runs over
+ * the whole row, on exponentials computed a chunk at a time, and the tokens
+ * of the one level-0 bin where the mass crosses the target are gathered by
+ * value range and finished as candidates. */
+static float wide_nucleus_threshold(const float *x, int64_t n, int64_t m, float floor, float max,
+                                    double inv_t, double top_p, double z, tp_workspace *ws)
 {
     const int shift = TP_LEVEL0_SHIFT, nbins = 1 << TP_LEVEL0_BITS;
+    const double k = TP_LOG2E * inv_t;
+    const int z_known = z > 0.0;
     float bracketed;
-    if (e && bracketed_nucleus_threshold(x, e, n, floor, max, inv_t, top_p, z, ws, &bracketed))
+    if (bracketed_nucleus_threshold(x, n, m, floor, max, inv_t, top_p, &z, ws, &bracketed))
         return bracketed;
+    if (!z_known && z > 0.0) {
+        double sample_sum;
+        m = nucleus_sample(x, n, floor, max, k, ws, &sample_sum);  /* the pass overwrote it */
+        if (bracketed_nucleus_threshold(x, n, m, floor, max, inv_t, top_p, &z, ws, &bracketed))
+            return bracketed;
+    }
+    if (!(z > 0.0))
+        z = sum_exp(x, n, max, k, floor);
     double *copies = ws->mass_copies;
     memset(copies, 0, TP_MASS_COPIES * (size_t)nbins * sizeof copies[0]);
-    if (e) {
-        add_level0_mass(x, e, n, copies);
-    } else {
-        float *chunk = ws->cand_x;  /* scratch for one chunk of exponentials */
-        for (int64_t i = 0; i < n; i += TP_CAND_CAP) {
-            const int64_t len = n - i < TP_CAND_CAP ? n - i : TP_CAND_CAP;
-            sum_exp_store(x + i, len, max, TP_LOG2E * inv_t, floor, chunk);
-            add_level0_mass(x + i, chunk, len, copies);
-        }
+    for (int64_t i = 0; i < n; i += TP_CHUNK) {
+        const int64_t len = n - i < TP_CHUNK ? n - i : TP_CHUNK;
+        sum_exp_store(x + i, len, max, k, floor, ws->chunk_e);
+        add_level0_mass(x + i, ws->chunk_e, len, copies);
     }
     merge_mass_copies(copies, nbins, ws);
 
@@ -924,59 +967,104 @@ static float wide_nucleus_threshold(const float *x, const float *e, int64_t n, f
     const uint32_t first = (uint32_t)chosen << shift, last = first | ((1u << shift) - 1u);
     float lo = tp_unkey(first), hi = tp_unkey(last);
     lo = lo > floor ? lo : floor;
-    const int64_t c = chosen < 0 ? -1 : gather_between(x, e, n, lo, hi, ws);
+    const int64_t c = chosen < 0 ? -1 : gather_between(x, n, lo, hi, ws);
     if (c <= 0)
-        return tp_unkey(weighted_select(x, e, n, floor, max, inv_t, top_p, 1, ws));
-    if (e)
-        return select_stored_candidates(c, floor, max, inv_t, target - above, ws);
+        return tp_unkey(weighted_select(x, NULL, n, floor, max, inv_t, top_p, 1, ws));
     double listed_z;
     return select_candidates_by_mass(c, floor, max, inv_t, target - above, 0, ws, &listed_z);
 }
 
-/* Whether a strided sample of the row says that clearly more than
- * TP_CAND_CAP tokens are >= t (a gather would fill the workspace, at some
- * cost per token, only to give up).  The sample's count has a standard error
- * under 1.6% of n, so a margin of 25% of TP_CAND_CAP errs rarely, and an
- * error costs only time: either way the selection is exact. */
-static int surely_too_many(const float *x, int64_t n, float t)
+/* Whether the row's sample (m values in v, each standing for n / m tokens)
+ * says that clearly more than TP_CAND_CAP tokens are >= t (a gather would
+ * fill the workspace, at some cost per token, only to give up).  The
+ * sample's count has a standard error under 1.6% of n, so a margin of 25%
+ * of TP_CAND_CAP errs rarely, and an error costs only time: either way the
+ * selection is exact. */
+static int surely_too_many(const float *v, int64_t m, int64_t n, float t)
 {
-    if (n <= TP_CAND_CAP)
+    if (n <= TP_CAND_CAP || m == 0)
         return 0;
-    const int64_t stride = n / TP_SAMPLE_SIZE;
     int64_t hits = 0;
-    for (int64_t s = 0; s < TP_SAMPLE_SIZE; s++)
-        hits += x[s * stride] >= t;
-    return 4 * hits * n > 5 * TP_CAND_CAP * (int64_t)TP_SAMPLE_SIZE;
+    for (int64_t j = 0; j < m; j++)
+        hits += v[j] >= t;
+    return 4 * hits * n > 5 * TP_CAND_CAP * m;
+}
+
+/* One pass of exponentials over the row: returns the sum of
+ * exp((x - max) / T) over the tokens >= floor, and gathers every token
+ * >= t (t >= floor) into the candidates, a chunk at a time while the chunk
+ * is in L1; *c gets their number, or -1 past TP_CAND_CAP. */
+static double sum_exp_gather(const float *x, int64_t n, float floor, float max, double k, float t,
+                             tp_workspace *ws, int64_t *c)
+{
+    double z = 0.0;
+    int64_t got = 0;
+    int room = 1;
+    for (int64_t i = 0; i < n; i += TP_CHUNK) {
+        const int64_t len = n - i < TP_CHUNK ? n - i : TP_CHUNK;
+        z += sum_exp(x + i, len, max, k, floor);
+        room = room && gather_range(x, NULL, i, i + len, t, INFINITY, 0, 0, 1, ws, &got);
+    }
+    *c = room ? got : -1;
+    return z;
+}
+
+/* The bound t0 of nucleus_threshold for a row of n tokens of mass z:
+ * tokens below it hold less than half of 1 - top_p of z. */
+static float nucleus_bound(int64_t n, float floor, float max, double inv_t, double top_p, double z)
+{
+    const double below = log(0.5 * (1.0 - top_p) * z / (double)n) / inv_t;
+    const float t0 = nextafterf((float)((double)max + below), -INFINITY);
+    return t0 > floor ? t0 : floor;
 }
 
 /* The smallest logit of the top-p nucleus among the tokens >= floor.
  * *c is the number of listed candidates (all tokens >= floor), or -1; on
- * return it lists a superset of the nucleus, or is -1.  When the row is
- * not listed, its exponentials go to the workspace's row buffer if it is
- * large enough, and *row_e points to them (else NULL). */
+ * return it lists a superset of the nucleus, or is -1 (and then, for the
+ * draw, ws->run_sum holds the kept mass of each run, if ws->run_per > 0).
+ *
+ * The nucleus needs the row's total mass z, which takes a pass of
+ * exponentials; the same pass gathers the tokens that may be in the
+ * nucleus, so the row is read once more after the checking pass: those
+ * above a bound t0 when they are few, or a band around the boundary (see
+ * bracketed_nucleus_threshold) when a sample of the row says they are
+ * many. */
 static float nucleus_threshold(const float *x, int64_t n, float floor, float max, double inv_t,
-                               double top_p, tp_workspace *ws, int64_t *c, const float **row_e)
+                               double top_p, tp_workspace *ws, int64_t *c)
 {
-    double z;
-    *row_e = NULL;
+    const double k = TP_LOG2E * inv_t;
+    double z = 0.0, listed_z;
     if (*c >= 0)  /* the top-k candidates are the whole kept set */
-        return select_candidates_by_mass(*c, floor, max, inv_t, top_p, 1, ws, &z);
+        return select_candidates_by_mass(*c, floor, max, inv_t, top_p, 1, ws, &listed_z);
 
     /* Every token below t0 has probability below exp((t0 - max) / T), so all
      * of them together hold less than n times that: choose t0 so that this is
-     * half of 1 - p of the mass, and the nucleus lies above t0 (rounded down,
-     * so that float rounding only lets more tokens through). */
-    float *e = n <= ws->row_e_cap ? ws->row_e : NULL;
-    z = sum_exp_store(x, n, max, TP_LOG2E * inv_t, floor, e);
-    *row_e = e;
-    const double below = log(0.5 * (1.0 - top_p) * z / (double)n) / inv_t;
-    float t0 = nextafterf((float)((double)max + below), -INFINITY);
-    t0 = t0 > floor ? t0 : floor;
-    *c = surely_too_many(x, n, t0) ? -1 : gather_at_least(x, n, t0, ws);
-    double listed_z;
-    if (*c >= 0)
-        return select_candidates_by_mass(*c, floor, max, inv_t, top_p * z, 0, ws, &listed_z);
-    return wide_nucleus_threshold(x, e, n, floor, max, inv_t, top_p, z, ws);
+     * half of 1 - p of the mass z, and the nucleus lies above t0 (rounded
+     * down, so that float rounding only lets more tokens through).  z is
+     * known only after the pass, so t0 comes first from the sample's
+     * estimate of z (its sum times n / m, or the max's own 1); the tokens
+     * >= t0 then hold the nucleus if their mass reaches top_p of the exact
+     * z, and if not (the estimate was too high), they are gathered again
+     * from the t0 of the exact z. */
+    double sample_sum;
+    int64_t m = nucleus_sample(x, n, floor, max, k, ws, &sample_sum);
+    const double z_est = m > 0 && sample_sum * ((double)n / (double)m) > 1.0
+        ? sample_sum * ((double)n / (double)m) : 1.0;
+    const float t0 = nucleus_bound(n, floor, max, inv_t, top_p, z_est);
+    if (!surely_too_many(ws->cand_x, m, n, t0)) {
+        z = sum_exp_gather(x, n, floor, max, k, t0, ws, c);
+        if (*c >= 0) {
+            listed_z = sum_exp_store(ws->cand_x, *c, max, k, floor, ws->cand_e);
+            if (listed_z >= top_p * z)
+                return select_stored_candidates(*c, floor, max, inv_t, top_p * z, ws);
+            *c = gather_at_least(x, n, nucleus_bound(n, floor, max, inv_t, top_p, z), ws);
+            if (*c >= 0)
+                return select_candidates_by_mass(*c, floor, max, inv_t, top_p * z, 0, ws,
+                                                  &listed_z);
+        }
+        m = nucleus_sample(x, n, floor, max, k, ws, &sample_sum);  /* the gather overwrote it */
+    }
+    return wide_nucleus_threshold(x, n, m, floor, max, inv_t, top_p, z, ws);
 }
 
 /* min-p keeps x when (x - max) / T >= log(m), evaluated in double exactly as
@@ -1014,7 +1102,6 @@ static void tp_keep_f32(const float *x, int64_t n, const tp_rowstat *st, const t
     keep->ncand = -1;
     keep->cand_x = ws->cand_x;
     keep->cand_id = ws->cand_id;
-    keep->row_e = NULL;
     keep->run_sum = NULL;
     keep->run_per = 0;
     ws->run_per = 0;
@@ -1026,8 +1113,7 @@ static void tp_keep_f32(const float *x, int64_t n, const tp_rowstat *st, const t
     if (f->top_k > 0 && f->top_k < n)
         c = top_k_candidates(x, n, f->top_k, ws, &thr);
     if (f->top_p < 1.0) {
-        float t = nucleus_threshold(x, n, thr, st->max, keep->inv_t, f->top_p, ws, &c,
-                                    &keep->row_e);
+        float t = nucleus_threshold(x, n, thr, st->max, keep->inv_t, f->top_p, ws, &c);
         thr = t > thr ? t : thr;
     }
     if (f->min_p > 0.0) {

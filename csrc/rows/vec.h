@@ -35,6 +35,34 @@
 
 #include "../tp_internal.h"  /* TP_HAVE_FMA */
 
+/* Index of the lowest set bit of a nonzero mask. */
+static inline int tp_lowest_bit(uint32_t m)
+{
+#if defined(__GNUC__) || defined(__clang__)
+    return __builtin_ctz(m);
+#else
+    int i = 0;
+    while (!(m & 1u)) {
+        m >>= 1;
+        i++;
+    }
+    return i;
+#endif
+}
+
+/* The number of set bits of a mask. */
+static inline int tp_bit_count(uint32_t m)
+{
+#if defined(__GNUC__) || defined(__clang__)
+    return __builtin_popcount(m);
+#else
+    int c = 0;
+    for (; m; m &= m - 1)
+        c++;
+    return c;
+#endif
+}
+
 #if defined(__AVX512F__)
 #include <immintrin.h>
 #define TP_VW 16
@@ -64,19 +92,23 @@ static inline tp_vf vf_exp2_int(tp_vf s)
     const __m512i bits = _mm512_slli_epi32(_mm512_castps_si512(s), 23);
     return _mm512_castsi512_ps(_mm512_add_epi32(bits, _mm512_set1_epi32(127 << 23)));
 }
-/* Where the instruction set packs vector lanes (AVX-512), TP_VCOMPRESS is 1:
- * vf_compress_store(dst, m, a) writes the lanes of a whose bit is set in m,
- * in order, to dst, and vf_compress_ids(ids, m, base) their indices
- * base + lane; each writes TP_VW values, of which the first popcount(m) count. */
+/* Where the instruction set packs vector lanes (AVX-512, and AVX2 by a
+ * permutation), TP_VCOMPRESS is 1: vf_pack(m) prepares the packing of the
+ * lanes whose bit is set in m, vf_compress_store(dst, pk, a) writes those
+ * lanes of a, in order, to dst, and vf_compress_ids(ids, pk, base) their
+ * indices base + lane; each writes TP_VW values, of which the first
+ * popcount(m) count. */
 #define TP_VCOMPRESS 1
-static inline void vf_compress_store(float *dst, uint32_t m, tp_vf a)
+typedef __mmask16 tp_vpack;
+static inline tp_vpack vf_pack(uint32_t m) { return (__mmask16)m; }
+static inline void vf_compress_store(float *dst, tp_vpack m, tp_vf a)
 {
-    _mm512_storeu_ps(dst, _mm512_maskz_compress_ps((__mmask16)m, a));
+    _mm512_storeu_ps(dst, _mm512_maskz_compress_ps(m, a));
 }
-static inline void vf_compress_ids(int64_t *ids, uint32_t m, int64_t base)
+static inline void vf_compress_ids(int64_t *ids, tp_vpack m, int64_t base)
 {
     const __m512i lanes = _mm512_set_epi32(15, 14, 13, 12, 11, 10, 9, 8, 7, 6, 5, 4, 3, 2, 1, 0);
-    const __m512i packed = _mm512_maskz_compress_epi32((__mmask16)m, lanes);
+    const __m512i packed = _mm512_maskz_compress_epi32(m, lanes);
     const __m512i b = _mm512_set1_epi64(base);
     _mm512_storeu_si512(ids, _mm512_add_epi64(b, _mm512_cvtepu32_epi64(_mm512_castsi512_si256(packed))));
     _mm512_storeu_si512(ids + 8, _mm512_add_epi64(
@@ -151,6 +183,75 @@ static inline float vf_hsum(tp_vf a)
     return _mm_cvtss_f32(q);
 }
 #endif
+/* AVX2 has no compress instruction; a permutation packs the lanes instead.
+ * Byte j of tp_pack8[m] is the lane of the j-th set bit of the 8-bit mask m
+ * (the bytes past the last set bit do not matter).  The table is made by
+ * the preprocessor from that of a 4-bit mask, TP_PACK4_m, its count of set
+ * bits, TP_BITS4_m, and TP_PACK8(h, l), which appends the lanes of the high
+ * half h (plus 4) to those of the low half l. */
+#define TP_VCOMPRESS 1
+typedef __m256i tp_vpack;
+#define TP_PACK4_0 0x00000000u
+#define TP_PACK4_1 0x00000000u
+#define TP_PACK4_2 0x00000001u
+#define TP_PACK4_3 0x00000100u
+#define TP_PACK4_4 0x00000002u
+#define TP_PACK4_5 0x00000200u
+#define TP_PACK4_6 0x00000201u
+#define TP_PACK4_7 0x00020100u
+#define TP_PACK4_8 0x00000003u
+#define TP_PACK4_9 0x00000300u
+#define TP_PACK4_10 0x00000301u
+#define TP_PACK4_11 0x00030100u
+#define TP_PACK4_12 0x00000302u
+#define TP_PACK4_13 0x00030200u
+#define TP_PACK4_14 0x00030201u
+#define TP_PACK4_15 0x03020100u
+#define TP_BITS4_0 0
+#define TP_BITS4_1 1
+#define TP_BITS4_2 1
+#define TP_BITS4_3 2
+#define TP_BITS4_4 1
+#define TP_BITS4_5 2
+#define TP_BITS4_6 2
+#define TP_BITS4_7 3
+#define TP_BITS4_8 1
+#define TP_BITS4_9 2
+#define TP_BITS4_10 2
+#define TP_BITS4_11 3
+#define TP_BITS4_12 2
+#define TP_BITS4_13 3
+#define TP_BITS4_14 3
+#define TP_BITS4_15 4
+#define TP_PACK8(h, l) \
+    ((uint64_t)TP_PACK4_##l | ((uint64_t)TP_PACK4_##h + 0x04040404u) << (8 * TP_BITS4_##l))
+#define TP_PACK8_ROW(h)                                                                     \
+    TP_PACK8(h, 0), TP_PACK8(h, 1), TP_PACK8(h, 2), TP_PACK8(h, 3), TP_PACK8(h, 4),         \
+    TP_PACK8(h, 5), TP_PACK8(h, 6), TP_PACK8(h, 7), TP_PACK8(h, 8), TP_PACK8(h, 9),         \
+    TP_PACK8(h, 10), TP_PACK8(h, 11), TP_PACK8(h, 12), TP_PACK8(h, 13), TP_PACK8(h, 14),    \
+    TP_PACK8(h, 15)
+static const uint64_t tp_pack8[256] = {
+    TP_PACK8_ROW(0), TP_PACK8_ROW(1), TP_PACK8_ROW(2), TP_PACK8_ROW(3),
+    TP_PACK8_ROW(4), TP_PACK8_ROW(5), TP_PACK8_ROW(6), TP_PACK8_ROW(7),
+    TP_PACK8_ROW(8), TP_PACK8_ROW(9), TP_PACK8_ROW(10), TP_PACK8_ROW(11),
+    TP_PACK8_ROW(12), TP_PACK8_ROW(13), TP_PACK8_ROW(14), TP_PACK8_ROW(15),
+};
+static inline tp_vpack vf_pack(uint32_t m)
+{
+    return _mm256_cvtepu8_epi32(_mm_loadl_epi64((const __m128i *)&tp_pack8[m & 255u]));
+}
+static inline void vf_compress_store(float *dst, tp_vpack pk, tp_vf a)
+{
+    _mm256_storeu_ps(dst, _mm256_permutevar8x32_ps(a, pk));
+}
+static inline void vf_compress_ids(int64_t *ids, tp_vpack pk, int64_t base)
+{
+    const __m256i b = _mm256_set1_epi64x(base);
+    _mm256_storeu_si256((__m256i *)ids,
+                        _mm256_add_epi64(b, _mm256_cvtepu32_epi64(_mm256_castsi256_si128(pk))));
+    _mm256_storeu_si256((__m256i *)(ids + 4), _mm256_add_epi64(
+        b, _mm256_cvtepu32_epi64(_mm256_extracti128_si256(pk, 1))));
+}
 
 #elif defined(__SSE2__) || defined(_M_X64)
 #include <emmintrin.h>
@@ -232,33 +333,5 @@ static inline uint32_t vf_ge_bits(tp_vf a, tp_vf b) { return a >= b; }
 #ifndef TP_VCOMPRESS
 #define TP_VCOMPRESS 0
 #endif
-
-/* Index of the lowest set bit of a nonzero mask. */
-static inline int tp_lowest_bit(uint32_t m)
-{
-#if defined(__GNUC__) || defined(__clang__)
-    return __builtin_ctz(m);
-#else
-    int i = 0;
-    while (!(m & 1u)) {
-        m >>= 1;
-        i++;
-    }
-    return i;
-#endif
-}
-
-/* The number of set bits of a mask. */
-static inline int tp_bit_count(uint32_t m)
-{
-#if defined(__GNUC__) || defined(__clang__)
-    return __builtin_popcount(m);
-#else
-    int c = 0;
-    for (; m; m &= m - 1)
-        c++;
-    return c;
-#endif
-}
 
 #endif /* TP_VEC_H */

@@ -19,7 +19,7 @@ right before each row is used, when they are the call's own.
 """
 
 from libc.stdint cimport int64_t, uint64_t
-from libc.stdlib cimport calloc, free, malloc, realloc
+from libc.stdlib cimport calloc, free, malloc
 
 cimport numpy as cnp
 
@@ -51,8 +51,7 @@ cdef extern from "tokenpick.h" nogil:
         int greedy
 
     ctypedef struct tp_workspace:
-        float *row_e
-        int64_t row_e_cap
+        pass
 
     ctypedef struct tp_kernels:
         const char *name
@@ -281,9 +280,7 @@ cdef inline const tp_rowstat *_row_stat(_Checked *c, int64_t i) noexcept nogil:
 
 
 cdef class _Workspace:
-    """Scratch for selection, of a size independent of V, and a row buffer
-    of V floats (grown to the longest row seen) for the exponentials that
-    top-p computes once and the draw reuses."""
+    """Scratch for selection, of a size independent of V."""
     cdef tp_workspace *ws
 
     def __cinit__(self):
@@ -292,20 +289,7 @@ cdef class _Workspace:
             raise MemoryError()
 
     def __dealloc__(self):
-        if self.ws != NULL:
-            free(self.ws.row_e)
         free(self.ws)
-
-    cdef int reserve(self, int64_t n) except -1:
-        """Room for n exponentials in the row buffer."""
-        cdef float *grown
-        if n > self.ws.row_e_cap:
-            grown = <float *>realloc(self.ws.row_e, n * sizeof(float))
-            if grown == NULL:
-                raise MemoryError()
-            self.ws.row_e = grown
-            self.ws.row_e_cap = n
-        return 0
 
 
 _per_thread = threading.local()
@@ -427,7 +411,6 @@ cdef int _kept(bint probs, cnp.ndarray x, stats, temperature, top_k, top_p, min_
     cdef tp_keep keep
     _checked_rows(&c, stats, x)
     _filters(&f, temperature, top_k, top_p, min_p)
-    w.reserve(V)
     with nogil:
         for i in range(start, stop):
             st = _row_stat(&c, i)
@@ -494,7 +477,6 @@ cdef int _sample(cnp.ndarray x, stats, temperature, top_k, top_p, min_p, uniform
     cdef _Scalar us, ss, os_
     _checked_rows(&c, stats, x)
     _filters(&f, temperature, top_k, top_p, min_p)
-    w.reserve(V)
     d.given = uniforms is not None
     if d.given:
         _column(uniforms, cnp.NPY_FLOAT64, &d.u, &us)
