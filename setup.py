@@ -104,7 +104,7 @@ extension = Extension(
                    ("NPY_TARGET_VERSION", "NPY_1_23_API_VERSION"),
                    ("NPY_NO_DEPRECATED_API", "NPY_1_23_API_VERSION")],
     depends=["csrc/tokenpick.h", "csrc/tp_internal.h", "csrc/rows/rows.c",
-             "csrc/rows/kernels.c", "csrc/rows/select.c", "csrc/rows/sums.c",
+             "csrc/rows/kernels.c", "csrc/rows/scan.c", "csrc/rows/select.c", "csrc/rows/sums.c",
              "csrc/rows/vec.h"],
 )
 

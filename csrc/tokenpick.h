@@ -29,10 +29,14 @@ enum {
     TP_ERR_ALL_NEGINF = 3    /* every value of the row is -inf */
 };
 
-/* What one pass over a row learns: its max and the lowest index holding it. */
+/* What one pass over a row learns: its max and the lowest index holding it;
+ * and, from scan_top_k, the max of each block of bmax_bs tokens, which
+ * top-k reads (bmax NULL otherwise; it points into the workspace). */
 typedef struct {
     float max;
     int64_t argmax;
+    const float *bmax;
+    int64_t bmax_bs;
 } tp_rowstat;
 
 /* ---- selection ---------------------------------------------------------- */
@@ -95,6 +99,9 @@ typedef struct {
 
     /* One pass: fills *st and returns TP_OK, or the first problem found. */
     int (*scan)(const float *x, int64_t n, tp_rowstat *st);
+    /* scan for a row that keep will filter with top-k of k: the same pass
+     * also leaves in ws (st->bmax) what top-k would read the row again for. */
+    int (*scan_top_k)(const float *x, int64_t n, int64_t k, tp_workspace *ws, tp_rowstat *st);
 
     /* out[i] = exp((x[i] - max) / T) / sum; out may be x itself. */
     void (*softmax)(const float *x, int64_t n, const tp_rowstat *st, double T, float *out);

@@ -5,68 +5,11 @@
 #include "../tp_internal.h"
 #include "vec.h"
 
-/* The first index holding the value v (n >= 1; returns 0 if none does). */
-static int64_t first_equal(const float *x, int64_t n, float v)
-{
-    const tp_vf vv = vf_set1(v);
-    int64_t i = 0;
-    for (; i + TP_VW <= n; i += TP_VW) {
-        uint32_t hits = vf_eq_bits(vf_load(x + i), vv);
-        if (hits)
-            return i + tp_lowest_bit(hits);
-    }
-    for (; i < n; i++)
-        if (x[i] == v)
-            return i;
-    return 0;
-}
-
-/* The max (with four vector accumulators, to hide the latency of max) and
- * whether a NaN is present, in one pass over blocks that fit in L1; the
- * first block whose max beats all before it is remembered, so the first
- * index of the max is then looked for in that block only. */
-#define TP_SCAN_BLOCK 4096
+/* The checking pass: max, argmax and the problems of the row, in blocks of
+ * TP_SCAN_BLOCK (scan.c). */
 static int tp_scan_f32(const float *x, int64_t n, tp_rowstat *st)
 {
-    float max = -INFINITY;
-    int64_t best = 0;  /* the block where max first appears */
-    uint32_t nan = 0;
-    for (int64_t at = 0; at < n; at += TP_SCAN_BLOCK) {
-        const int64_t end = n - at < TP_SCAN_BLOCK ? n : at + TP_SCAN_BLOCK;
-        float block_max = -INFINITY;
-        int64_t i = at;
-        if (end - i >= 4 * TP_VW) {
-            tp_vf m0 = vf_set1(-INFINITY), m1 = m0, m2 = m0, m3 = m0;
-            for (; i + 4 * TP_VW <= end; i += 4 * TP_VW) {
-                tp_vf a = vf_load(x + i), b = vf_load(x + i + TP_VW);
-                tp_vf c = vf_load(x + i + 2 * TP_VW), d = vf_load(x + i + 3 * TP_VW);
-                nan |= vf_nan_bits(a) | vf_nan_bits(b) | vf_nan_bits(c) | vf_nan_bits(d);
-                m0 = vf_max(m0, a);
-                m1 = vf_max(m1, b);
-                m2 = vf_max(m2, c);
-                m3 = vf_max(m3, d);
-            }
-            block_max = vf_hmax(vf_max(vf_max(m0, m1), vf_max(m2, m3)));
-        }
-        for (; i < end; i++) {
-            nan |= x[i] != x[i];
-            block_max = x[i] > block_max ? x[i] : block_max;
-        }
-        if (block_max > max) {
-            max = block_max;
-            best = at;
-        }
-    }
-    if (nan)
-        return TP_ERR_NAN;
-    st->max = max;
-    const int64_t len = n - best < TP_SCAN_BLOCK ? n - best : TP_SCAN_BLOCK;
-    st->argmax = best + first_equal(x + best, len, max);
-    if (max == INFINITY)
-        return TP_ERR_POSINF;
-    if (max == -INFINITY)
-        return TP_ERR_ALL_NEGINF;
-    return TP_OK;
+    return scan_blocks(x, n, TP_SCAN_BLOCK, NULL, st);
 }
 
 /* One-hot at the argmax: the T == 0 form of every distribution. */

@@ -10,6 +10,7 @@
 
 #include "vec.h"
 #include "sums.c"
+#include "scan.c"
 #include "select.c"
 #include "kernels.c"
 
@@ -21,6 +22,7 @@
 const tp_kernels TP_CAT(tp_kernels_, TP_ISA) = {
     TP_STR(TP_ISA),
     tp_scan_f32,
+    tp_scan_top_k_f32,
     tp_softmax_f32,
     tp_log_softmax_f32,
     tp_logsumexp_f32,

@@ -458,22 +458,14 @@ static int kth_largest_by_band(const float *x, int64_t n, int64_t k, tp_workspac
  * (ties or -inf filling most blocks). */
 #define TP_TOP_BLOCKS 512
 static int64_t gather_top_blocks(const float *x, int64_t n, int64_t k, int64_t bs,
-                                 tp_workspace *ws)
+                                 const tp_rowstat *st, tp_workspace *ws)
 {
     const int64_t nb = (n + bs - 1) / bs;
-    float *bmax = ws->sample;
-    for (int64_t b = 0; b < n / bs; b++) {
-        const float *p = x + b * bs;
-        tp_vf m = vf_load(p);
-        for (int64_t i = TP_VW; i < bs; i += TP_VW)
-            m = vf_max(m, vf_load(p + i));
-        bmax[b] = vf_hmax(m);
-    }
-    if (nb > n / bs) {  /* a last, shorter block */
-        float m = -INFINITY;
-        for (int64_t i = (nb - 1) * bs; i < n; i++)
-            m = x[i] > m ? x[i] : m;
-        bmax[nb - 1] = m;
+    const float *bmax = st->bmax;
+    if (!bmax || st->bmax_bs != bs) {  /* the checking pass did not leave them */
+        tp_rowstat again;
+        scan_blocks(x, n, bs, ws->sample, &again);
+        bmax = ws->sample;
     }
     const float t = tp_kth_largest_f32(bmax, nb, k, ws);
     int64_t c = 0;
@@ -485,6 +477,32 @@ static int64_t gather_top_blocks(const float *x, int64_t n, int64_t k, int64_t b
     return c;
 }
 
+/* The size of the blocks of gather_top_blocks for top-k of k (0 < k < n) on
+ * a row of n tokens: about TP_TOP_BLOCKS blocks, more if k needs them, but
+ * at most TP_SAMPLE_SIZE; 0 where the route does not apply (short rows, k
+ * over an eighth of the blocks). */
+static int64_t top_k_block_size(int64_t n, int64_t k)
+{
+    int64_t bs = 32;
+    while (n > bs * TP_SAMPLE_SIZE || (n > bs * TP_TOP_BLOCKS && n / (2 * bs) >= 8 * k))
+        bs *= 2;
+    return n >= 4 * TP_SAMPLE_SIZE && k <= n / bs / 8 ? bs : 0;
+}
+
+/* scan_top_k: the checking pass, which for a row that top-k's block route
+ * will filter also stores the block maxima it reads, in ws->sample. */
+static int tp_scan_top_k_f32(const float *x, int64_t n, int64_t k, tp_workspace *ws,
+                             tp_rowstat *st)
+{
+    const int64_t bs = k > 0 && k < n ? top_k_block_size(n, k) : 0;
+    if (!bs)
+        return scan_blocks(x, n, TP_SCAN_BLOCK, NULL, st);
+    const int code = scan_blocks(x, n, bs, ws->sample, st);
+    st->bmax = ws->sample;
+    st->bmax_bs = bs;
+    return code;
+}
+
 /* The k-th largest logit into *kth, exactly, and the candidates >= it:
  * returns their number, or -1 when they are too many to list.
  *
@@ -494,14 +512,12 @@ static int64_t gather_top_blocks(const float *x, int64_t n, int64_t k, int64_t b
  * tokens pass; if at least k pass, the k-th largest is among them.  Larger
  * k on long rows go by kth_largest_by_band; the rest, and the rare
  * candidate lists too long or too short, by a selection over the row. */
-static int64_t top_k_candidates(const float *x, int64_t n, int64_t k, tp_workspace *ws,
-                                float *kth)
+static int64_t top_k_candidates(const float *x, int64_t n, int64_t k, const tp_rowstat *st,
+                                tp_workspace *ws, float *kth)
 {
-    int64_t bs = 32;  /* about TP_TOP_BLOCKS blocks, more if k needs them */
-    while (n > bs * TP_SAMPLE_SIZE || (n > bs * TP_TOP_BLOCKS && n / (2 * bs) >= 8 * k))
-        bs *= 2;
-    if (n >= 4 * TP_SAMPLE_SIZE && k <= n / bs / 8) {
-        const int64_t c = gather_top_blocks(x, n, k, bs, ws);
+    const int64_t bs = top_k_block_size(n, k);
+    if (bs) {
+        const int64_t c = gather_top_blocks(x, n, k, bs, st, ws);
         if (c >= k) {
             *kth = tp_kth_largest_f32(ws->cand_x, c, k, ws);
             return filter_candidates(ws, c, *kth);
@@ -1111,7 +1127,7 @@ static void tp_keep_f32(const float *x, int64_t n, const tp_rowstat *st, const t
     float thr = -INFINITY;
     int64_t c = -1;  /* listed candidates: every token >= thr, or -1 */
     if (f->top_k > 0 && f->top_k < n)
-        c = top_k_candidates(x, n, f->top_k, ws, &thr);
+        c = top_k_candidates(x, n, f->top_k, st, ws, &thr);
     if (f->top_p < 1.0) {
         float t = nucleus_threshold(x, n, thr, st->max, keep->inv_t, f->top_p, ws, &c);
         thr = t > thr ? t : thr;

@@ -56,6 +56,8 @@ cdef extern from "tokenpick.h" nogil:
     ctypedef struct tp_kernels:
         const char *name
         int (*scan)(const float *x, int64_t n, tp_rowstat *st) noexcept nogil
+        int (*scan_top_k)(const float *x, int64_t n, int64_t k, tp_workspace *ws,
+                          tp_rowstat *st) noexcept nogil
         void (*softmax)(const float *x, int64_t n, const tp_rowstat *st, double T,
                         float *out) noexcept nogil
         void (*log_softmax)(const float *x, int64_t n, const tp_rowstat *st, double T,
@@ -268,11 +270,17 @@ cdef int _checked_rows(_Checked *c, stats, cnp.ndarray x) except -1:
     return 0
 
 
-cdef inline const tp_rowstat *_row_stat(_Checked *c, int64_t i) noexcept nogil:
-    """Row i's stats, or NULL if it is a bad row (recorded in c)."""
+cdef inline const tp_rowstat *_row_stat(_Checked *c, int64_t i, const tp_filter *f,
+                                        tp_workspace *ws) noexcept nogil:
+    """Row i's stats, or NULL if it is a bad row (recorded in c).  A row
+    checked here that keep will filter by f (if not NULL) with top-k gets from
+    the same pass what top-k would read it again for (in ws)."""
     if c.given != NULL:
         return &c.given[i]
-    c.code = K.scan(c.rows + i * c.V, c.V, &c.own)
+    if f != NULL and f.temperature != 0.0 and 0 < f.top_k < c.V:
+        c.code = K.scan_top_k(c.rows + i * c.V, c.V, f.top_k, ws, &c.own)
+    else:
+        c.code = K.scan(c.rows + i * c.V, c.V, &c.own)
     if c.code != TP_OK:
         c.bad = i
         return NULL
@@ -352,7 +360,7 @@ cdef int _by_temperature(_ByTemperature op, cnp.ndarray x, stats, temperature,
     _column(temperature, cnp.NPY_FLOAT64, &t, &ts)
     with nogil:
         for i in range(start, stop):
-            st = _row_stat(&c, i)
+            st = _row_stat(&c, i, NULL, NULL)
             if st == NULL:
                 break
             if op == SOFTMAX:
@@ -389,7 +397,7 @@ def greedy(cnp.ndarray x not None, stats, cnp.ndarray out not None, int64_t star
     _checked_rows(&c, stats, x)
     with nogil:
         for i in range(start, stop):
-            st = _row_stat(&c, i)
+            st = _row_stat(&c, i, NULL, NULL)
             if st == NULL:
                 break
             dest[i] = st.argmax
@@ -413,10 +421,10 @@ cdef int _kept(bint probs, cnp.ndarray x, stats, temperature, top_k, top_p, min_
     _filters(&f, temperature, top_k, top_p, min_p)
     with nogil:
         for i in range(start, stop):
-            st = _row_stat(&c, i)
+            _filter_row(&f, i, &row)
+            st = _row_stat(&c, i, &row, w.ws)
             if st == NULL:
                 break
-            _filter_row(&f, i, &row)
             K.keep(rows + i * V, V, st, &row, w.ws, &keep)
             if probs:
                 K.filtered_probs(rows + i * V, V, &keep, dest + i * V)
@@ -457,10 +465,10 @@ cdef void _sample_rows(_Checked *c, const _Filters *f, const _Draws *d, tp_works
     cdef double u
     cdef int64_t i
     for i in range(start, stop):
-        st = _row_stat(c, i)
+        _filter_row(f, i, &row)
+        st = _row_stat(c, i, &row, ws)
         if st == NULL:
             break
-        _filter_row(f, i, &row)
         K.keep(c.rows + i * c.V, c.V, st, &row, ws, &keep)
         u = _f64(&d.u, i) if d.given else tp_uniform(_u64(&d.seed, i), _u64(&d.offset, i))
         token[i] = K.sample(c.rows + i * c.V, c.V, &keep, u, ws, &logprob[i])
@@ -528,7 +536,7 @@ def top_logprobs(cnp.ndarray x not None, stats, temperature, int64_t m,
     _column(temperature, cnp.NPY_FLOAT64, &t, &ts)
     with nogil:
         for i in range(start, stop):
-            st = _row_stat(&c, i)
+            st = _row_stat(&c, i, NULL, NULL)
             if st == NULL:
                 break
             K.top_logprobs(rows + i * V, V, st, _f64(&t, i), m, w.ws,
