@@ -4,7 +4,7 @@ The kernels release the GIL (``sample`` keeps it only for calls under 8192
 logits, far too short to spread over threads), so ``concurrent.futures``
 threads run them in parallel.  Idle workers block on the pool's queue (they
 never spin), a call with one row, or too little work, never wakes a thread,
-and the calling thread always takes the first share itself.  Rows are
+and the calling thread works through the rows with them.  Rows are
 independent and each is computed the same way wherever it runs, so results
 are bitwise identical for any thread count.  After ``fork()`` the child starts with no pool and
 makes a fresh one when it first needs it.
@@ -65,25 +65,44 @@ def thread_count(nrows, vocab, num_threads=None, per_thread=MIN_LOGITS_PER_THREA
     return max(1, min(limit, nrows, work_threads))
 
 
+# Ranges of rows per thread in a call: more than one, so that a thread that
+# is slowed (by another process on its core, or by slower rows) takes fewer
+# of them while the others take more; few enough that handing one out (a lock
+# and a call into the core, a few microseconds) stays far below its work.
+RANGES_PER_THREAD = 4
+
+
 def run_rows(kernel, threads, nrows, *args):
-    """Call ``kernel(*args, start, stop)`` on ``threads`` threads, over row
-    ranges covering [0, nrows); the calling thread takes the first range.
+    """Call ``kernel(*args, start, stop)`` over row ranges covering [0, nrows),
+    on ``threads`` threads, the calling thread among them: each takes the next
+    range not yet taken until none is left.
 
     Every range runs to its end; if some raised, the exception of the first
     such range (the one with the lowest rows) is raised, so an error names
     the same row whatever the thread count.
     """
-    bounds = [nrows * t // threads for t in range(threads + 1)]
+    count = min(nrows, threads * RANGES_PER_THREAD)
+    bounds = [nrows * r // count for r in range(count + 1)]
+    taken = [0]
+    take = threading.Lock()
+    errors = {}
+
+    def work():
+        while True:
+            with take:
+                r = taken[0]
+                taken[0] = r + 1
+            if r >= count:
+                return
+            try:
+                kernel(*args, bounds[r], bounds[r + 1])
+            except BaseException as exc:  # re-raised below, once every range is done
+                errors[r] = exc
+
     pool = _workers(threads - 1)
-    others = [pool.submit(kernel, *args, bounds[t], bounds[t + 1]) for t in range(1, threads)]
-    errors = []
-    try:
-        kernel(*args, bounds[0], bounds[1])
-    except BaseException as exc:  # re-raised below, once the other ranges are done
-        errors.append(exc)
+    others = [pool.submit(work) for _ in range(threads - 1)]
+    work()
     for future in others:
-        exc = future.exception()
-        if exc is not None:
-            errors.append(exc)
+        future.result()
     if errors:
-        raise errors[0]
+        raise errors[min(errors)]
