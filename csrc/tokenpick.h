@@ -31,7 +31,9 @@ enum {
 
 /* What one pass over a row learns: its max and the lowest index holding it;
  * and, from scan_top_k, the max of each block of bmax_bs tokens, which
- * top-k reads (bmax NULL otherwise; it points into the workspace). */
+ * top-k reads (bmax NULL otherwise).  bmax points into the workspace, so it
+ * holds for that row only until the workspace is used again: scan_top_k
+ * a row, then keep the same row, before anything else uses the workspace. */
 typedef struct {
     float max;
     int64_t argmax;
@@ -52,7 +54,7 @@ typedef struct {
 /* Scratch for selection; its size does not depend on the row length. */
 #define TP_RADIX_BINS 2048
 #define TP_CAND_CAP 16384    /* candidates gathered for an exact selection */
-#define TP_SAMPLE_SIZE 1024  /* a strided sample that estimates top-k thresholds */
+#define TP_SAMPLE_SIZE 1024  /* samples and block maxima of a row (select.c) */
 #define TP_MASS_COPIES 4     /* interleaved histograms, see select.c */
 #define TP_CHUNK 2048        /* tokens a pass over the row works on at a time, in L1 */
 typedef struct {

@@ -236,6 +236,62 @@ def test_top_k_of_a_few_on_long_rows(simd_path):
                 want = np.nonzero((x >= kth) & (x > NEG))[0].tolist()
                 assert kept(tokenpick.top_k_mask(x, k)) == want, (V, k)
                 assert kept(tokenpick.mask(x[None], top_k=k)[0]) == want, (V, k)
+                # with out=, every row is checked before any is written, by a
+                # pass that leaves no block maxima: top-k finds them itself
+                out = np.empty((1, V), dtype=np.float32)
+                tokenpick.mask(x[None], top_k=k, out=out)
+                assert kept(out[0]) == want, (V, k)
+
+
+def test_sample_is_the_same_whichever_pass_found_the_block_maxima(simd_path):
+    # a row checked right before use hands top-k its block maxima from that
+    # pass; a batch checked up front (out= given) does not: the same rows must
+    # give the same bits either way, and the same as one row at a time
+    import tokenpick
+    rng = np.random.default_rng(13)
+    x = (2.0 * rng.standard_normal((6, 128_256))).astype(np.float32)
+    x[:, rng.choice(128_256, 300, replace=False)] += 12.0
+    for k in (1, 50, 400):
+        want = tokenpick.filtered_probs(x, temperature=0.8, top_k=k)
+        out = np.empty_like(x)
+        tokenpick.filtered_probs(x, temperature=0.8, top_k=k, out=out)
+        assert np.array_equal(out, want), k
+        for i in range(len(x)):
+            assert np.array_equal(tokenpick.filtered_probs(x[i], temperature=0.8, top_k=k),
+                                  want[i]), (k, i)
+
+
+def _top_p_sample_positions(V):
+    """The tokens top-p's sample of a row of V reads (select.c: nucleus_sample,
+    sample_runs): runs of 16, spread evenly."""
+    m = min(V // 16, 4096)
+    runs = (m - m % 16) // 16
+    starts = np.arange(runs) * (V // runs)
+    return (starts[:, None] + np.arange(16)).ravel()
+
+
+def test_top_p_when_the_sample_misleads(simd_path):
+    # top-p estimates the row's mass and the nucleus boundary from a sample,
+    # then checks the estimates against the exact mass of its one pass.  A
+    # flat row whose sampled tokens are raised misleads the sample about both:
+    # the band around the estimated boundary misses it, the band is tried
+    # again with the exact mass (and misses again, the sample being what it
+    # is), and the histogram over the whole row finds the boundary.  The kept
+    # set and the draw must be the reference's all the same.
+    import tokenpick
+    from tokenpick import reference
+    rng = np.random.default_rng(14)
+    V = 131_072
+    x = rng.standard_normal(V)
+    x[_top_p_sample_positions(V)] += 2.5
+    x = x.astype(np.float32)
+    for T, p in ((0.8, 0.9), (1.0, 0.5), (0.4, 0.95)):
+        want = kept(reference.top_p_mask(x, p, temperature=T))
+        assert kept(tokenpick.top_p_mask(x, p, temperature=T)) == want, (T, p)
+        u = rng.random(4)
+        got = tokenpick.sample(np.tile(x, (4, 1)), temperature=T, top_p=p, uniforms=u)
+        ref = reference.sample(np.tile(x, (4, 1)), temperature=T, top_p=p, uniforms=u)
+        assert got.tolist() == ref.tolist(), (T, p)
 
 
 def test_filter_order_top_k_then_top_p_on_the_renormalized_distribution(impl):

@@ -403,8 +403,8 @@ static int64_t gather_band_count_above(const float *x, int64_t n, float lo, floa
     const float past_hi = nextafterf(hi, INFINITY);
     const tp_vf vpast = vf_set1(past_hi);
     int64_t c = 0, count = 0;
-    for (int64_t at = 0; at < n; at += 2048) {
-        const int64_t end = n - at < 2048 ? n : at + 2048;
+    for (int64_t at = 0; at < n; at += TP_CHUNK) {
+        const int64_t end = n - at < TP_CHUNK ? n : at + TP_CHUNK;
         int64_t i = at;
         for (; i + TP_VW <= end; i += TP_VW)
             count += tp_bit_count(vf_ge_bits(vf_load(x + i), vpast));
@@ -498,8 +498,10 @@ static int tp_scan_top_k_f32(const float *x, int64_t n, int64_t k, tp_workspace 
     if (!bs)
         return scan_blocks(x, n, TP_SCAN_BLOCK, NULL, st);
     const int code = scan_blocks(x, n, bs, ws->sample, st);
-    st->bmax = ws->sample;
-    st->bmax_bs = bs;
+    if (code == TP_OK) {
+        st->bmax = ws->sample;
+        st->bmax_bs = bs;
+    }
     return code;
 }
 
@@ -901,12 +903,15 @@ static int bracketed_nucleus_threshold(const float *x, int64_t n, int64_t m, flo
         return 0;
     const int64_t stride = n / m;
     /* Half the band's width in sample ranks.  On flat N(0, 1) rows
-     * (T from 0.3 to 2, top_p from 0.5 to 0.99) the estimated rank errs by
-     * 10 to 26 sample ranks (standard deviation, simulated for m = 4096;
-     * none of 1500 rows at T = 1, top_p = 0.9 erred by 80), so the band
-     * spans 3 sqrt(m) / 2 ranks either way (and each end is widened to a
-     * whole bin); but it holds at most 3/4 of TP_CAND_CAP tokens, each
-     * sample value standing for stride of them. */
+     * (T from 0.3 to 2, top_p from 0.5 to 0.99) the rank estimated with the
+     * exact z errs by 10 to 26 sample ranks (standard deviation, simulated
+     * for a strided sample of m = 4096; none of 1500 rows at T = 1,
+     * top_p = 0.9 erred by 80), so the band spans 3 sqrt(m) / 2 ranks either
+     * way (and each end is widened to a whole bin); but it holds at most 3/4
+     * of TP_CAND_CAP tokens, each sample value standing for stride of them.
+     * Estimated with z from the sample, the rank errs more at low T: of 40
+     * flat rows of 128256 at T = 0.8 and top_p from 0.5 to 0.99, 1 missed
+     * the band; at T = 0.3, 1 to 23 (retried with the exact z, none missed). */
     const int64_t by_error = 3 * (int64_t)sqrt((double)m) / 2;
     const int64_t by_room = (3 * TP_CAND_CAP / (4 * stride) - 1) / 2;
     const int64_t half = by_error < by_room ? by_error : by_room;
@@ -992,10 +997,11 @@ static float wide_nucleus_threshold(const float *x, int64_t n, int64_t m, float 
 
 /* Whether the row's sample (m values in v, each standing for n / m tokens)
  * says that clearly more than TP_CAND_CAP tokens are >= t (a gather would
- * fill the workspace, at some cost per token, only to give up).  The
- * sample's count has a standard error under 1.6% of n, so a margin of 25%
- * of TP_CAND_CAP errs rarely, and an error costs only time: either way the
- * selection is exact. */
+ * fill the workspace, at some cost per token, only to give up).  On a row
+ * whose neighbouring logits are independent the sample's count has a
+ * standard error under 1.6% of n, so a margin of 25% of TP_CAND_CAP errs
+ * rarely (runs of alike neighbours make it err more), and an error costs
+ * only time: either way the selection is exact. */
 static int surely_too_many(const float *v, int64_t m, int64_t n, float t)
 {
     if (n <= TP_CAND_CAP || m == 0)
@@ -1045,8 +1051,9 @@ static float nucleus_bound(int64_t n, float floor, float max, double inv_t, doub
  * above a bound t0 when they are few, or a band around the boundary (see
  * bracketed_nucleus_threshold) when a sample of the row says they are
  * many. */
-static float nucleus_threshold(const float *x, int64_t n, float floor, float max, double inv_t,
-                               double top_p, tp_workspace *ws, int64_t *c)
+static float nucleus_threshold(const float *x, int64_t n, float floor, float max,
+                               int64_t argmax, double inv_t, double top_p, tp_workspace *ws,
+                               int64_t *c)
 {
     const double k = TP_LOG2E * inv_t;
     double z = 0.0, listed_z;
@@ -1058,20 +1065,26 @@ static float nucleus_threshold(const float *x, int64_t n, float floor, float max
      * half of 1 - p of the mass z, and the nucleus lies above t0 (rounded
      * down, so that float rounding only lets more tokens through).  z is
      * known only after the pass, so t0 comes first from the sample's
-     * estimate of z (its sum times n / m, or the max's own 1); the tokens
-     * >= t0 then hold the nucleus if their mass reaches top_p of the exact
-     * z, and if not (the estimate was too high), they are gathered again
-     * from the t0 of the exact z. */
+     * estimate of z: the max's own 1, and the rest of the sample's sum times
+     * n / m (the max, in the sample, would stand for n / m tokens as large).
+     * The tokens >= t0 then hold the nucleus if their mass reaches top_p of
+     * the exact z (with room for the rounding of the two sums), and if not
+     * (the estimate was too high), they are gathered again from the t0 of
+     * the exact z. */
     double sample_sum;
     int64_t m = nucleus_sample(x, n, floor, max, k, ws, &sample_sum);
-    const double z_est = m > 0 && sample_sum * ((double)n / (double)m) > 1.0
-        ? sample_sum * ((double)n / (double)m) : 1.0;
-    const float t0 = nucleus_bound(n, floor, max, inv_t, top_p, z_est);
+    if (m > 0) {
+        const int64_t stride = n / (m / 16), run = argmax / stride;
+        if (run < m / 16 && argmax - run * stride < 16)
+            sample_sum -= 1.0;  /* the max's exponential, exactly 1 */
+    }
+    const double rest = m > 0 && sample_sum > 0.0 ? sample_sum * ((double)n / (double)m) : 0.0;
+    const float t0 = nucleus_bound(n, floor, max, inv_t, top_p, 1.0 + rest);
     if (!surely_too_many(ws->cand_x, m, n, t0)) {
         z = sum_exp_gather(x, n, floor, max, k, t0, ws, c);
         if (*c >= 0) {
             listed_z = sum_exp_store(ws->cand_x, *c, max, k, floor, ws->cand_e);
-            if (listed_z >= top_p * z)
+            if (listed_z >= top_p * z * (1.0 + 4e-7))
                 return select_stored_candidates(*c, floor, max, inv_t, top_p * z, ws);
             *c = gather_at_least(x, n, nucleus_bound(n, floor, max, inv_t, top_p, z), ws);
             if (*c >= 0)
@@ -1129,7 +1142,8 @@ static void tp_keep_f32(const float *x, int64_t n, const tp_rowstat *st, const t
     if (f->top_k > 0 && f->top_k < n)
         c = top_k_candidates(x, n, f->top_k, st, ws, &thr);
     if (f->top_p < 1.0) {
-        float t = nucleus_threshold(x, n, thr, st->max, keep->inv_t, f->top_p, ws, &c);
+        float t = nucleus_threshold(x, n, thr, st->max, st->argmax, keep->inv_t, f->top_p, ws,
+                                    &c);
         thr = t > thr ? t : thr;
     }
     if (f->min_p > 0.0) {

@@ -79,13 +79,20 @@ def run_rows(kernel, threads, nrows, *args):
 
     Every range runs to its end; if some raised, the exception of the first
     such range (the one with the lowest rows) is raised, so an error names
-    the same row whatever the thread count.
+    the same row whatever the thread count.  An interrupt (KeyboardInterrupt,
+    SystemExit) stops the handing out of ranges and is raised once the ranges
+    under way are done.
     """
     count = min(nrows, threads * RANGES_PER_THREAD)
     bounds = [nrows * r // count for r in range(count + 1)]
     taken = [0]
     take = threading.Lock()
     errors = {}
+    interrupts = []
+
+    def stop():  # no more ranges handed out
+        with take:
+            taken[0] = count
 
     def work():
         while True:
@@ -96,13 +103,23 @@ def run_rows(kernel, threads, nrows, *args):
                 return
             try:
                 kernel(*args, bounds[r], bounds[r + 1])
-            except BaseException as exc:  # re-raised below, once every range is done
+            except Exception as exc:  # re-raised below, once every range is done
                 errors[r] = exc
+            except BaseException as exc:  # KeyboardInterrupt, SystemExit: stop early
+                interrupts.append(exc)
+                stop()
+                return
 
     pool = _workers(threads - 1)
     others = [pool.submit(work) for _ in range(threads - 1)]
-    work()
-    for future in others:
-        future.result()
+    try:
+        work()
+    finally:
+        stop()
+        for future in others:  # one that has not started has taken no range
+            if not future.cancel():
+                future.result()
+    if interrupts:
+        raise interrupts[0]
     if errors:
         raise errors[min(errors)]
