@@ -382,6 +382,13 @@ static void sample_runs(const float *x, int64_t n, int64_t m, float *dst)
         memcpy(dst + 16 * r, x + r * stride, 16 * sizeof(float));
 }
 
+/* Whether token i of the row is in its sample_runs sample of m values. */
+static int in_sample_runs(int64_t n, int64_t m, int64_t i)
+{
+    const int64_t runs = m / 16, stride = n / runs, run = i / stride;
+    return run < runs && i - run * stride < 16;
+}
+
 /* Keeps the candidates >= t, in order; returns how many remain. */
 static int64_t filter_candidates(tp_workspace *ws, int64_t c, float t)
 {
@@ -490,7 +497,8 @@ static int64_t top_k_block_size(int64_t n, int64_t k)
 }
 
 /* scan_top_k: the checking pass, which for a row that top-k's block route
- * will filter also stores the block maxima it reads, in ws->sample. */
+ * will filter also stores the block maxima it reads, in ws->sample; for
+ * any other k (0 for none), the plain checking pass. */
 static int tp_scan_top_k_f32(const float *x, int64_t n, int64_t k, tp_workspace *ws,
                              tp_rowstat *st)
 {
@@ -869,8 +877,8 @@ static int64_t band_pass(const float *x, int64_t n, float floor, float max, doub
     int room = 1;
     for (int64_t i = 0; i < n; i += TP_CHUNK) {
         const int64_t len = n - i < TP_CHUNK ? n - i : TP_CHUNK;
-        double run;
-        total += sum_exp_store_split(x + i, len, max, k, floor, past_hi, ws->chunk_e, &run);
+        total += sum_exp_store(x + i, len, max, k, floor, ws->chunk_e);
+        const double run = sum_stored_store(x + i, ws->chunk_e, len, past_hi, NULL);
         if (i % per == 0) {
             ws->run_sum[i / per] = 0.0;
             ws->run_first[i / per] = c;
@@ -1073,11 +1081,8 @@ static float nucleus_threshold(const float *x, int64_t n, float floor, float max
      * the exact z. */
     double sample_sum;
     int64_t m = nucleus_sample(x, n, floor, max, k, ws, &sample_sum);
-    if (m > 0) {
-        const int64_t stride = n / (m / 16), run = argmax / stride;
-        if (run < m / 16 && argmax - run * stride < 16)
-            sample_sum -= 1.0;  /* the max's exponential, exactly 1 */
-    }
+    if (m > 0 && in_sample_runs(n, m, argmax))
+        sample_sum -= 1.0;  /* the max's exponential, exactly 1 */
     const double rest = m > 0 && sample_sum > 0.0 ? sample_sum * ((double)n / (double)m) : 0.0;
     const float t0 = nucleus_bound(n, floor, max, inv_t, top_p, 1.0 + rest);
     if (!surely_too_many(ws->cand_x, m, n, t0)) {

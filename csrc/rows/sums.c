@@ -61,14 +61,13 @@ TP_FORCE_INLINE tp_vf vexp(tp_vf x, tp_vexparg a)
 }
 
 /* The sum over one whole block of TP_BLOCK logits, of exponentials
- * computed or (from) read from e[]; with store, out[i] too; with split, the
- * sum over the logits >= split_at into *high. */
+ * computed or (from) read from e[]; with store, out[i] too. */
 TP_FORCE_INLINE float block_sum_exp(const float *x, const float *e, int from, const tp_exparg *a,
                                     tp_vexparg va, float threshold, int cut, int store,
-                                    float *out, int split, float split_at, float *high)
+                                    float *out)
 {
-    const tp_vf thr = vf_set1(threshold), at = vf_set1(split_at);
-    tp_vf acc0 = vf_set1(0.0f), acc1 = vf_set1(0.0f), hi0 = acc0, hi1 = acc0;
+    const tp_vf thr = vf_set1(threshold);
+    tp_vf acc0 = vf_set1(0.0f), acc1 = vf_set1(0.0f);
     (void)a;
     for (int b = 0; b < TP_BLOCK; b += 2 * TP_VW) {
         const tp_vf x0 = vf_load(x + b), x1 = vf_load(x + b + TP_VW);
@@ -84,23 +83,17 @@ TP_FORCE_INLINE float block_sum_exp(const float *x, const float *e, int from, co
         }
         acc0 = vf_add(acc0, e0);
         acc1 = vf_add(acc1, e1);
-        if (split) {
-            hi0 = vf_add(hi0, vf_ge_or_zero(e0, x0, at));
-            hi1 = vf_add(hi1, vf_ge_or_zero(e1, x1, at));
-        }
     }
-    if (split)
-        *high = vf_hsum(vf_add(hi0, hi1));
     return vf_hsum(vf_add(acc0, acc1));
 }
 
 /* The same over the nvec whole vectors of a row's tail (shorter than a block). */
 TP_FORCE_INLINE float tail_sum_exp(const float *x, const float *e, int from, int64_t nvec,
                                    const tp_exparg *a, tp_vexparg va, float threshold, int cut,
-                                   int store, float *out, int split, float split_at, float *high)
+                                   int store, float *out)
 {
-    const tp_vf thr = vf_set1(threshold), at = vf_set1(split_at);
-    tp_vf acc = vf_set1(0.0f), hi = acc;
+    const tp_vf thr = vf_set1(threshold);
+    tp_vf acc = vf_set1(0.0f);
     (void)a;
     for (int64_t b = 0; b < nvec * TP_VW; b += TP_VW) {
         const tp_vf xv = vf_load(x + b);
@@ -110,11 +103,7 @@ TP_FORCE_INLINE float tail_sum_exp(const float *x, const float *e, int from, int
         if (store)
             vf_store(out + b, ev);
         acc = vf_add(acc, ev);
-        if (split)
-            hi = vf_add(hi, vf_ge_or_zero(ev, xv, at));
     }
-    if (split)
-        *high = vf_hsum(hi);
     return vf_hsum(acc);
 }
 #else
@@ -127,13 +116,12 @@ TP_FORCE_INLINE tp_vexparg vexp_setup(const tp_exparg *a)
 }
 
 /* The sum over one whole block of TP_BLOCK logits, of exponentials
- * computed or (from) read from e[]; with store, out[i] too; with split, the
- * sum over the logits >= split_at into *high. */
+ * computed or (from) read from e[]; with store, out[i] too. */
 TP_FORCE_INLINE float block_sum_exp(const float *x, const float *e, int from, const tp_exparg *a,
                                     tp_vexparg va, float threshold, int cut, int store,
-                                    float *out, int split, float split_at, float *high)
+                                    float *out)
 {
-    float lane[TP_LANES] = {0.0f}, hi[TP_LANES] = {0.0f};
+    float lane[TP_LANES] = {0.0f};
     (void)va;
     for (int b = 0; b < TP_BLOCK; b += TP_LANES)
         for (int j = 0; j < TP_LANES; j++) {
@@ -141,76 +129,58 @@ TP_FORCE_INLINE float block_sum_exp(const float *x, const float *e, int from, co
             if (store)
                 out[b + j] = ev;
             lane[j] += ev;
-            if (split)
-                hi[j] += x[b + j] >= split_at ? ev : 0.0f;
         }
     for (int w = TP_LANES / 2; w > 0; w /= 2)
-        for (int j = 0; j < w; j++) {
+        for (int j = 0; j < w; j++)
             lane[j] += lane[j + w];
-            hi[j] += hi[j + w];
-        }
-    if (split)
-        *high = hi[0];
     return lane[0];
 }
 
 /* Without vector arithmetic, TP_VW is 1 or 4 and the tail goes token by token. */
 TP_FORCE_INLINE float tail_sum_exp(const float *x, const float *e, int from, int64_t nvec,
                                    const tp_exparg *a, tp_vexparg va, float threshold, int cut,
-                                   int store, float *out, int split, float split_at, float *high)
+                                   int store, float *out)
 {
-    float s = 0.0f, h = 0.0f;
+    float s = 0.0f;
     (void)va;
     for (int64_t j = 0; j < nvec * TP_VW; j++) {
         const float ev = cut_exp(x[j], from ? e + j : e, from, a, threshold, cut);
         if (store)
             out[j] = ev;
         s += ev;
-        h += x[j] >= split_at ? ev : 0.0f;
     }
-    if (split)
-        *high = h;
     return s;
 }
 #endif
 
 /* The sum over x[0..n); per > 0 (a multiple of TP_BLOCK) also stores the sum
- * of each run of per logits in run_sum[]; split also sums the part of the
- * logits >= split_at into *high. */
+ * of each run of per logits in run_sum[]. */
 TP_FORCE_INLINE double sum_exp_runs(const float *x, const float *e, int from, int64_t n,
                                     const tp_exparg *a, float threshold, int cut, int store,
-                                    float *out, int64_t per, double *run_sum, int split,
-                                    float split_at, double *high)
+                                    float *out, int64_t per, double *run_sum)
 {
     const tp_vexparg va = vexp_setup(a);
-    double z = 0.0, zh = 0.0;
+    double z = 0.0;
     for (int64_t lo = 0; lo < n; lo += per) {
         const int64_t hi = n - lo < per ? n : lo + per;
         double s = 0.0;
         int64_t i = lo;
-        float part = 0.0f;
-        for (; i + TP_BLOCK <= hi; i += TP_BLOCK) {
+        for (; i + TP_BLOCK <= hi; i += TP_BLOCK)
             s += block_sum_exp(x + i, from ? e + i : e, from, a, va, threshold, cut, store,
-                               store ? out + i : out, split, split_at, &part);
-            zh += part;
-        }
+                               store ? out + i : out);
         s += tail_sum_exp(x + i, from ? e + i : e, from, (hi - i) / TP_VW, a, va, threshold,
-                          cut, store, store ? out + i : out, split, split_at, &part);
-        zh += part;
+                          cut, store, store ? out + i : out);
         i += (hi - i) / TP_VW * TP_VW;
         for (; i < hi; i++) {
             const float ev = cut_exp(x[i], from ? e + i : e, from, a, threshold, cut);
             if (store)
                 out[i] = ev;
             s += ev;
-            zh += x[i] >= split_at ? ev : 0.0f;
         }
         if (run_sum)
             run_sum[lo / per] = s;
         z += s;
     }
-    if (split)
-        *high = zh;
     return z;
 }
 
@@ -225,7 +195,7 @@ static double sum_exp_any(const float *x, const float *e, int64_t n, float max, 
     if (per <= 0)
         per = n > 0 ? n : 1;
 #define TP_SUM_RUNS(from, cut_, store) \
-    sum_exp_runs(x, e, from, n, &a, threshold, cut_, store, out, per, run_sum, 0, 0.0f, NULL)
+    sum_exp_runs(x, e, from, n, &a, threshold, cut_, store, out, per, run_sum)
     if (e)
         return out ? (cut ? TP_SUM_RUNS(1, 1, 1) : TP_SUM_RUNS(1, 0, 1))
                    : (cut ? TP_SUM_RUNS(1, 1, 0) : TP_SUM_RUNS(1, 0, 0));
@@ -248,17 +218,6 @@ static double sum_exp(const float *x, int64_t n, float max, double k, float thre
     return sum_exp_any(x, NULL, n, max, k, threshold, NULL, 0, NULL);
 }
 
-/* sum_exp_store of n <= TP_CHUNK logits into out, which also sums the part of
- * the logits >= split_at into *high. */
-static double sum_exp_store_split(const float *x, int64_t n, float max, double k, float threshold,
-                                  float split_at, float *out, double *high)
-{
-    const tp_exparg a = tp_exp_setup(max, k);
-    if (threshold > -INFINITY)
-        return sum_exp_runs(x, NULL, 0, n, &a, threshold, 1, 1, out, n, NULL, 1, split_at, high);
-    return sum_exp_runs(x, NULL, 0, n, &a, threshold, 0, 1, out, n, NULL, 1, split_at, high);
-}
-
 /* sum_exp_store of exponentials already computed: e[i] where x[i] >= threshold. */
 static double sum_stored_store(const float *x, const float *e, int64_t n, float threshold,
                                float *out)
@@ -266,8 +225,6 @@ static double sum_stored_store(const float *x, const float *e, int64_t n, float 
     return sum_exp_any(x, e, n, 0.0f, 1.0, threshold, out, 0, NULL);
 }
 
-/* sum_exp, which also stores the sum of each run of per logits (per a
- * multiple of TP_BLOCK) in run_sum[]. */
 static double sum_exp_by_run(const float *x, int64_t n, float max, double k, float threshold,
                              int64_t per, double *run_sum)
 {

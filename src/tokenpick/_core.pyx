@@ -277,10 +277,8 @@ cdef inline const tp_rowstat *_row_stat(_Checked *c, int64_t i, const tp_filter 
     the same pass what top-k would read it again for (in ws)."""
     if c.given != NULL:
         return &c.given[i]
-    if f != NULL and f.temperature != 0.0 and 0 < f.top_k < c.V:
-        c.code = K.scan_top_k(c.rows + i * c.V, c.V, f.top_k, ws, &c.own)
-    else:
-        c.code = K.scan(c.rows + i * c.V, c.V, &c.own)
+    cdef int64_t top_k = f.top_k if f != NULL and f.temperature != 0.0 else 0
+    c.code = K.scan_top_k(c.rows + i * c.V, c.V, top_k, ws, &c.own)
     if c.code != TP_OK:
         c.bad = i
         return NULL
