@@ -71,6 +71,7 @@ typedef struct {
     int64_t run_per;
     int64_t run_first[TP_RADIX_BINS];  /* the first candidate of each run, see select.c */
     float chunk_e[TP_CHUNK];  /* the exponentials of one chunk of a row */
+    float part[2 * TP_CAND_CAP];  /* values and weights of a selection by partition */
 } tp_workspace;
 
 /* The kept set of a row: every token with x >= threshold, or, for greedy

@@ -697,6 +697,128 @@ static int select_by_value_bins(const float *v, const float *w, int64_t n, doubl
     return 1;
 }
 
+#if TP_VCOMPRESS
+/* The median of up to nine values of positive weight spread over v[0..c)
+ * (each the first of positive weight at or after its place, within a
+ * vector's length); 0 if none has weight. */
+static int spread_median(const float *v, const float *w, int64_t c, float *median)
+{
+    float pick[9];
+    int got = 0;
+    for (int k = 0; k < 9; k++) {
+        const int64_t at = (2 * k + 1) * c / 18;
+        for (int64_t j = at; j < c && j < at + TP_VW; j++)
+            if (w[j] > 0.0f) {
+                pick[got++] = v[j];
+                break;
+            }
+    }
+    if (got == 0)
+        return 0;
+    for (int i = 1; i < got; i++)  /* insertion sort */
+        for (int j = i; j > 0 && pick[j - 1] > pick[j]; j--) {
+            const float t = pick[j];
+            pick[j] = pick[j - 1];
+            pick[j - 1] = t;
+        }
+    *median = pick[got / 2];
+    return 1;
+}
+
+/* The mass of the values >= pivot, and of those > pivot, among v[0..c) with
+ * weights w: float lanes over each TP_BLOCK values, the blocks in double. */
+static void mass_from_pivot(const float *v, const float *w, int64_t c, float pivot, double *ge,
+                            double *gt)
+{
+    const float past = nextafterf(pivot, INFINITY);
+    const tp_vf vp = vf_set1(pivot), vpast = vf_set1(past);
+    double sge = 0.0, sgt = 0.0;
+    int64_t j = 0;
+    while (j + TP_VW <= c) {
+        const int64_t end = c - j < TP_BLOCK ? j + (c - j) / TP_VW * TP_VW : j + TP_BLOCK;
+        tp_vf a = vf_set1(0.0f), b = vf_set1(0.0f);
+        for (; j < end; j += TP_VW) {
+            const tp_vf x = vf_load(v + j), e = vf_load(w + j);
+            a = vf_add(a, vf_ge_or_zero(e, x, vp));
+            b = vf_add(b, vf_ge_or_zero(e, x, vpast));
+        }
+        sge += vf_hsum(a);
+        sgt += vf_hsum(b);
+    }
+    for (; j < c; j++) {
+        sge += v[j] >= pivot ? w[j] : 0.0f;
+        sgt += v[j] >= past ? w[j] : 0.0f;
+    }
+    *ge = sge;
+    *gt = sgt;
+}
+
+/* Packs the values of positive weight above pivot (if above) or below it
+ * (if not), with their weights, from v and w into dv and dw, in order;
+ * returns their number.  dv and dw may be v and w themselves. */
+static int64_t pack_side(const float *v, const float *w, int64_t c, float pivot, int above,
+                         float *dv, float *dw)
+{
+    const float past = nextafterf(pivot, INFINITY);
+    const tp_vf vp = vf_set1(above ? past : pivot), tiny = vf_set1(0x1p-149f);
+    int64_t got = 0, j = 0;
+    for (; j + TP_VW <= c; j += TP_VW) {
+        const tp_vf x = vf_load(v + j), e = vf_load(w + j);
+        const uint32_t side = above ? vf_ge_bits(x, vp) : ~vf_ge_bits(x, vp);
+        const uint32_t keep = side & vf_ge_bits(e, tiny);
+        const tp_vpack pk = vf_pack(keep);
+        vf_compress_store(dv + got, pk, x);
+        vf_compress_store(dw + got, pk, e);
+        got += tp_bit_count(keep & ((1u << TP_VW) - 1u));
+    }
+    for (; j < c; j++)
+        if (w[j] > 0.0f && (above ? v[j] >= past : v[j] < pivot)) {
+            dv[got] = v[j];
+            dw[got++] = w[j];
+        }
+    return got;
+}
+
+/* weighted_select by mass for more values than select_by_mass_small takes,
+ * where the instruction set packs lanes: a quickselect by mass, with
+ * vector passes.  A round takes the median of nine values spread over the
+ * list as pivot, sums the mass at and above it, and packs the side where
+ * the mass from the top reaches the target into ws->part (the values of
+ * positive weight only); select_by_mass_small finishes once the list is
+ * short.  The list of v and w itself is left as it is.  Returns 0 (for
+ * the radix select) when the list has no weight where the pivot is looked
+ * for. */
+static int select_by_partition(const float *v, const float *w, int64_t c, double target,
+                               tp_workspace *ws, float *result)
+{
+    float *pv = ws->part, *pw = ws->part + TP_CAND_CAP;
+    double above = 0.0;  /* the mass of the values above the list */
+    float lowest = -INFINITY;  /* the smallest value of weight above the list */
+    while (c > TP_SMALL_SELECT) {
+        float pivot;
+        double ge, gt;
+        if (!spread_median(v, w, c, &pivot))
+            return 0;
+        mass_from_pivot(v, w, c, pivot, &ge, &gt);
+        if (above + gt >= target) {
+            c = pack_side(v, w, c, pivot, 1, pv, pw);
+        } else if (above + ge >= target) {
+            *result = pivot;
+            return 1;
+        } else {
+            above += ge;
+            lowest = pivot;
+            c = pack_side(v, w, c, pivot, 0, pv, pw);
+        }
+        v = pv;
+        w = pw;
+    }
+    const float t = select_by_mass_small(v, w, c, target - above, ws->sample);
+    *result = t > -INFINITY ? t : lowest;
+    return 1;
+}
+#endif
+
 /* Among the c gathered candidates, whose exponentials are in ws->cand_e, the
  * smallest logit whose mass from the top reaches target. */
 static float select_stored_candidates(int64_t c, float floor, float max, double inv_t,
@@ -705,8 +827,13 @@ static float select_stored_candidates(int64_t c, float floor, float max, double 
     float t;
     if (c <= TP_SMALL_SELECT)
         return select_by_mass_small(ws->cand_x, ws->cand_e, c, target, ws->sample);
+#if TP_VCOMPRESS
+    if (select_by_partition(ws->cand_x, ws->cand_e, c, target, ws, &t))
+        return t;
+#else
     if (select_by_value_bins(ws->cand_x, ws->cand_e, c, target, ws, &t))
         return t;
+#endif
     return tp_unkey(weighted_select(ws->cand_x, ws->cand_e, c, floor, max, inv_t, target, 0, ws));
 }
 
@@ -877,15 +1004,22 @@ static int64_t band_pass(const float *x, int64_t n, float floor, float max, doub
     int room = 1;
     for (int64_t i = 0; i < n; i += TP_CHUNK) {
         const int64_t len = n - i < TP_CHUNK ? n - i : TP_CHUNK;
-        total += sum_exp_store(x + i, len, max, k, floor, ws->chunk_e);
-        const double run = sum_stored_store(x + i, ws->chunk_e, len, past_hi, NULL);
         if (i % per == 0) {
             ws->run_sum[i / per] = 0.0;
             ws->run_first[i / per] = c;
         }
+        double sum, run;
+#if TP_VARITH && TP_VCOMPRESS
+        room = exp_band_chunk(x + i, len, max, k, floor, lo, past_hi, ws, room ? &c : NULL, &sum,
+                              &run);
+#else
+        sum = sum_exp_store(x + i, len, max, k, floor, ws->chunk_e);
+        run = sum_stored_store(x + i, ws->chunk_e, len, past_hi, NULL);
+        room = room && gather_range(x, ws->chunk_e, i, i + len, lo, hi, 1, 1, 0, ws, &c);
+#endif
+        total += sum;
         ws->run_sum[i / per] += run;
         high += run;
-        room = room && gather_range(x, ws->chunk_e, i, i + len, lo, hi, 1, 1, 0, ws, &c);
     }
     *z = total;
     *above = high;

@@ -184,6 +184,105 @@ TP_FORCE_INLINE double sum_exp_runs(const float *x, const float *e, int from, in
     return z;
 }
 
+#if TP_VARITH && TP_VCOMPRESS
+/* One block of TP_BLOCK logits for exp_band_chunk: the sum of the
+ * exponentials (0 below floor, if cut), and of those whose logit is >=
+ * past_hi, each as block_sum_exp gives it, and the logits in [lo, past_hi)
+ * appended with their exponentials at cx + *c and ce + *c (which need room
+ * for TP_BLOCK). */
+TP_FORCE_INLINE void block_exp_band(const float *x, tp_vexparg va, float floor, int cut,
+                                    float lo, float past_hi, float *cx, float *ce, int64_t *c,
+                                    float *sum, float *high)
+{
+    const tp_vf vfloor = vf_set1(floor), vlo = vf_set1(lo), vhi = vf_set1(past_hi);
+    tp_vf acc0 = vf_set1(0.0f), acc1 = vf_set1(0.0f);
+    tp_vf top0 = vf_set1(0.0f), top1 = vf_set1(0.0f);
+    int64_t got = *c;
+    for (int b = 0; b < TP_BLOCK; b += 2 * TP_VW) {
+        const tp_vf x0 = vf_load(x + b), x1 = vf_load(x + b + TP_VW);
+        tp_vf e0 = vexp(x0, va), e1 = vexp(x1, va);
+        if (cut) {
+            e0 = vf_ge_or_zero(e0, x0, vfloor);
+            e1 = vf_ge_or_zero(e1, x1, vfloor);
+        }
+        acc0 = vf_add(acc0, e0);
+        acc1 = vf_add(acc1, e1);
+        top0 = vf_add(top0, vf_ge_or_zero(e0, x0, vhi));
+        top1 = vf_add(top1, vf_ge_or_zero(e1, x1, vhi));
+        const uint32_t h0 = vf_within_bits(x0, vlo, vhi), h1 = vf_within_bits(x1, vlo, vhi);
+        const int64_t got1 = got + tp_bit_count(h0);
+        const tp_vpack p0 = vf_pack(h0), p1 = vf_pack(h1);
+        vf_compress_store(cx + got, p0, x0);
+        vf_compress_store(ce + got, p0, e0);
+        vf_compress_store(cx + got1, p1, x1);
+        vf_compress_store(ce + got1, p1, e1);
+        got = got1 + tp_bit_count(h1);
+    }
+    *c = got;
+    *sum = vf_hsum(vf_add(acc0, acc1));
+    *high = vf_hsum(vf_add(top0, top1));
+}
+
+/* For a wide nucleus's band (select.c's band_pass), one pass over the len
+ * logits of a chunk: *sum gets the sum of their exponentials >= floor, and
+ * *high that of those whose logit is >= past_hi, bit for bit as
+ * sum_exp_store and then sum_stored_store over the stored exponentials
+ * give them; the logits in [lo, past_hi) (lo >= floor) are appended with
+ * their exponentials to ws->cand_x and ws->cand_e, if c is not NULL and
+ * *c + len fits TP_CAND_CAP.  Returns whether it gathered them.  Branch-free
+ * packing: the band holds a few percent of a flat row, so most vectors have
+ * a token in it, at no predictable place. */
+static int exp_band_chunk(const float *x, int64_t len, float max, double k, float floor,
+                          float lo, float past_hi, tp_workspace *ws, int64_t *c, double *sum,
+                          double *high)
+{
+    const tp_exparg a = tp_exp_setup(max, k);
+    const tp_vexparg va = vexp_setup(&a);
+    const int room = c && *c + len <= TP_CAND_CAP, cut = floor > -INFINITY;
+    double s = 0.0, h = 0.0;
+    int64_t i = 0;
+    for (; i + TP_BLOCK <= len; i += TP_BLOCK) {
+        float bs, bh;
+        if (room) {
+            if (cut)
+                block_exp_band(x + i, va, floor, 1, lo, past_hi, ws->cand_x, ws->cand_e, c, &bs,
+                               &bh);
+            else
+                block_exp_band(x + i, va, floor, 0, lo, past_hi, ws->cand_x, ws->cand_e, c, &bs,
+                               &bh);
+        } else {
+            bs = block_sum_exp(x + i, NULL, 0, &a, va, floor, 1, 1, ws->chunk_e);
+            bh = block_sum_exp(x + i, ws->chunk_e, 1, &a, va, past_hi, 1, 0, NULL);
+        }
+        s += bs;
+        h += bh;
+    }
+    /* the rest, under a block: stored, then summed and gathered as band_pass
+     * does without packing */
+    if (i < len) {
+        const int64_t nvec = (len - i) / TP_VW, scalar = i + nvec * TP_VW;
+        float *e = ws->chunk_e;
+        s += tail_sum_exp(x + i, NULL, 0, nvec, &a, va, floor, 1, 1, e);
+        for (int64_t j = scalar; j < len; j++) {
+            e[j - i] = cut_exp(x[j], NULL, 0, &a, floor, 1);
+            s += e[j - i];
+        }
+        h += tail_sum_exp(x + i, e, 1, nvec, &a, va, past_hi, 1, 0, NULL);
+        for (int64_t j = scalar; j < len; j++)
+            h += cut_exp(x[j], e + (j - i), 1, &a, past_hi, 1);
+        if (room)
+            for (int64_t j = i; j < len; j++)
+                if (x[j] >= lo && !(x[j] >= past_hi)) {
+                    ws->cand_x[*c] = x[j];
+                    ws->cand_e[(*c)++] = e[j - i];
+                }
+    }
+    *sum = s;
+    *high = h;
+    return room;
+}
+#endif
+
 /* The loops above, specialized: a threshold of -inf cuts nothing, the
  * exponentials are computed or read from e (if not NULL), and storing is the
  * caller's choice; each combination compiles on its own. */

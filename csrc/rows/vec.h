@@ -14,6 +14,8 @@
  *   vf_nan_bits(a)      nonzero iff some lane is NaN
  *   vf_eq_bits(a, b)    bit j set iff lane j of a equals lane j of b
  *   vf_ge_bits(a, b)    bit j set iff lane j of a >= lane j of b
+ *   vf_within_bits(a, lo, past_hi)  (AVX-512, AVX2) bit j set iff
+ *                       lo <= lane j of a < past_hi
  *
  * Where the instruction set has fused multiply-add (AVX2 with FMA, AVX-512,
  * aarch64), TP_VARITH is 1 and there is arithmetic too, for the vectorized
@@ -77,6 +79,10 @@ static inline uint32_t vf_nan_bits(tp_vf a) { return _mm512_cmp_ps_mask(a, a, _C
 static inline uint32_t vf_eq_bits(tp_vf a, tp_vf b) { return _mm512_cmp_ps_mask(a, b, _CMP_EQ_OQ); }
 static inline uint32_t vf_ge_bits(tp_vf a, tp_vf b) { return _mm512_cmp_ps_mask(a, b, _CMP_GE_OQ); }
 #define TP_VARITH 1
+static inline uint32_t vf_within_bits(tp_vf a, tp_vf lo, tp_vf past_hi)
+{
+    return _mm512_mask_cmp_ps_mask(_mm512_cmp_ps_mask(a, lo, _CMP_GE_OQ), a, past_hi, _CMP_LT_OQ);
+}
 static inline tp_vf vf_add(tp_vf a, tp_vf b) { return _mm512_add_ps(a, b); }
 static inline tp_vf vf_sub(tp_vf a, tp_vf b) { return _mm512_sub_ps(a, b); }
 static inline tp_vf vf_mul(tp_vf a, tp_vf b) { return _mm512_mul_ps(a, b); }
@@ -157,6 +163,11 @@ static inline uint32_t vf_eq_bits(tp_vf a, tp_vf b)
 static inline uint32_t vf_ge_bits(tp_vf a, tp_vf b)
 {
     return (uint32_t)_mm256_movemask_ps(_mm256_cmp_ps(a, b, _CMP_GE_OQ));
+}
+static inline uint32_t vf_within_bits(tp_vf a, tp_vf lo, tp_vf past_hi)
+{
+    return (uint32_t)_mm256_movemask_ps(_mm256_andnot_ps(_mm256_cmp_ps(a, past_hi, _CMP_GE_OQ),
+                                                         _mm256_cmp_ps(a, lo, _CMP_GE_OQ)));
 }
 #if TP_HAVE_FMA
 #define TP_VARITH 1
