@@ -1019,13 +1019,13 @@ static void add_band_to_runs(int64_t n, int64_t c, float t, int64_t per, tp_work
 }
 
 /* One pass over the row for a wide nucleus, a chunk of TP_CHUNK tokens at a
- * time, while the chunk is in L1: the chunk's exponentials go to
- * ws->chunk_e; their sum over the tokens >= floor to *z; the mass above hi
- * of each run of run_length(n) tokens to ws->run_sum, and in all to *above;
- * and the tokens in [lo, hi] with their exponentials to the candidates,
- * without their ids (the run of each is known from ws->run_first, which
- * is all that is asked of them).  Returns the candidates' number, or -1
- * past TP_CAND_CAP (the sums are complete either way). */
+ * time, while the chunk is in L1: the sum of the exponentials over the
+ * tokens >= floor to *z; the mass above hi of each run of run_length(n)
+ * tokens to ws->run_sum, and in all to *above; and the tokens in [lo, hi]
+ * to the candidates, values only (the caller computes their exponentials
+ * again, and the run of each is known from ws->run_first, which is all
+ * that is asked of their ids).  Returns the candidates' number, or -1 past
+ * TP_CAND_CAP (the sums are complete either way). */
 static int64_t band_pass(const float *x, int64_t n, float floor, float max, double k, float lo,
                          float hi, tp_workspace *ws, double *z, double *above)
 {
@@ -1047,7 +1047,7 @@ static int64_t band_pass(const float *x, int64_t n, float floor, float max, doub
 #else
         sum = sum_exp_store(x + i, len, max, k, floor, ws->chunk_e);
         run = sum_stored_store(x + i, ws->chunk_e, len, past_hi, NULL);
-        room = room && gather_range(x, ws->chunk_e, i, i + len, lo, hi, 1, 1, 0, ws, &c);
+        room = room && gather_range(x, NULL, i, i + len, lo, hi, 1, 1, 0, ws, &c);
 #endif
         total += sum;
         ws->run_sum[i / per] += run;
@@ -1098,7 +1098,7 @@ static int bracketed_nucleus_threshold(const float *x, int64_t n, int64_t m, flo
     const double target = top_p * *z;
     if (c <= 0 || !(mass_above < target))
         return 0;
-    const double band = sum_stored_store(ws->cand_e, ws->cand_e, c, -INFINITY, NULL);
+    const double band = sum_exp_store(ws->cand_x, c, max, TP_LOG2E * inv_t, floor, ws->cand_e);
     if (!(mass_above + band >= target))
         return 0;
     *t = select_stored_candidates(c, floor, max, inv_t, target - mass_above, ws);

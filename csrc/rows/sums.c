@@ -188,11 +188,10 @@ TP_FORCE_INLINE double sum_exp_runs(const float *x, const float *e, int from, in
 /* One block of TP_BLOCK logits for exp_band_chunk: the sum of the
  * exponentials (0 below floor, if cut), and of those whose logit is >=
  * past_hi, each as block_sum_exp gives it, and the logits in [lo, past_hi)
- * appended with their exponentials at cx + *c and ce + *c (which need room
- * for TP_BLOCK). */
+ * appended at cx + *c (which needs room for TP_BLOCK). */
 TP_FORCE_INLINE void block_exp_band(const float *x, tp_vexparg va, float floor, int cut,
-                                    float lo, float past_hi, float *cx, float *ce, int64_t *c,
-                                    float *sum, float *high)
+                                    float lo, float past_hi, float *cx, int64_t *c, float *sum,
+                                    float *high)
 {
     const tp_vf vfloor = vf_set1(floor), vlo = vf_set1(lo), vhi = vf_set1(past_hi);
     tp_vf acc0 = vf_set1(0.0f), acc1 = vf_set1(0.0f);
@@ -211,11 +210,8 @@ TP_FORCE_INLINE void block_exp_band(const float *x, tp_vexparg va, float floor, 
         top1 = vf_add(top1, vf_ge_or_zero(e1, x1, vhi));
         const uint32_t h0 = vf_within_bits(x0, vlo, vhi), h1 = vf_within_bits(x1, vlo, vhi);
         const int64_t got1 = got + tp_bit_count(h0);
-        const tp_vpack p0 = vf_pack(h0), p1 = vf_pack(h1);
-        vf_compress_store(cx + got, p0, x0);
-        vf_compress_store(ce + got, p0, e0);
-        vf_compress_store(cx + got1, p1, x1);
-        vf_compress_store(ce + got1, p1, e1);
+        vf_compress_store(cx + got, vf_pack(h0), x0);
+        vf_compress_store(cx + got1, vf_pack(h1), x1);
         got = got1 + tp_bit_count(h1);
     }
     *c = got;
@@ -227,9 +223,10 @@ TP_FORCE_INLINE void block_exp_band(const float *x, tp_vexparg va, float floor, 
  * logits of a chunk: *sum gets the sum of their exponentials >= floor, and
  * *high that of those whose logit is >= past_hi, bit for bit as
  * sum_exp_store and then sum_stored_store over the stored exponentials
- * give them; the logits in [lo, past_hi) (lo >= floor) are appended with
- * their exponentials to ws->cand_x and ws->cand_e, if c is not NULL and
- * *c + len fits TP_CAND_CAP.  Returns whether it gathered them.  Branch-free
+ * give them; the logits in [lo, past_hi) (lo >= floor) are appended to
+ * ws->cand_x, if c is not NULL and *c + len fits TP_CAND_CAP (their
+ * exponentials, a few thousand, cost less computed again than packed
+ * here).  Returns whether it gathered them.  Branch-free
  * packing: the band holds a few percent of a flat row, so most vectors have
  * a token in it, at no predictable place. */
 static int exp_band_chunk(const float *x, int64_t len, float max, double k, float floor,
@@ -245,11 +242,9 @@ static int exp_band_chunk(const float *x, int64_t len, float max, double k, floa
         float bs, bh;
         if (room) {
             if (cut)
-                block_exp_band(x + i, va, floor, 1, lo, past_hi, ws->cand_x, ws->cand_e, c, &bs,
-                               &bh);
+                block_exp_band(x + i, va, floor, 1, lo, past_hi, ws->cand_x, c, &bs, &bh);
             else
-                block_exp_band(x + i, va, floor, 0, lo, past_hi, ws->cand_x, ws->cand_e, c, &bs,
-                               &bh);
+                block_exp_band(x + i, va, floor, 0, lo, past_hi, ws->cand_x, c, &bs, &bh);
         } else {
             bs = block_sum_exp(x + i, NULL, 0, &a, va, floor, 1, 1, ws->chunk_e);
             bh = block_sum_exp(x + i, ws->chunk_e, 1, &a, va, past_hi, 1, 0, NULL);
@@ -272,10 +267,8 @@ static int exp_band_chunk(const float *x, int64_t len, float max, double k, floa
             h += cut_exp(x[j], e + (j - i), 1, &a, past_hi, 1);
         if (room)
             for (int64_t j = i; j < len; j++)
-                if (x[j] >= lo && !(x[j] >= past_hi)) {
-                    ws->cand_x[*c] = x[j];
-                    ws->cand_e[(*c)++] = e[j - i];
-                }
+                if (x[j] >= lo && !(x[j] >= past_hi))
+                    ws->cand_x[(*c)++] = x[j];
     }
     *sum = s;
     *high = h;
