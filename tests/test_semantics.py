@@ -294,6 +294,57 @@ def test_top_p_when_the_sample_misleads(simd_path):
         assert got.tolist() == ref.tolist(), (T, p)
 
 
+def test_top_k_on_short_rows(simd_path):
+    # k from 17 to 64 of up to 1024 logits goes by bisection on integer keys
+    # that order like the floats: -0.0 and +0.0 are one value, -inf and the
+    # extremes of float32 sort where they belong, and ties at the k-th
+    # largest are all kept.
+    import tokenpick
+    rng = np.random.default_rng(15)
+    big = np.finfo(np.float32).max
+    tiny = np.finfo(np.float32).smallest_subnormal
+    for V in (17, 64, 100, 513, 1000, 1024):
+        flat = rng.standard_normal(V).astype(np.float32)
+        zeros = rng.choice(f32(-0.0, 0.0, tiny, -tiny, 1.0, -1.0), V)
+        extremes = rng.choice(f32(-big, big, -1e-38, 1e-38, 0.0, NEG), V)
+        extremes[0] = big  # not all -inf
+        ties = np.round(flat * 2) / 2
+        masked = np.where(rng.random(V) < 0.5, NEG, flat).astype(np.float32)
+        masked[0] = 0.0
+        for x in (flat, zeros, extremes, ties, masked, np.sort(flat), np.sort(flat)[::-1].copy()):
+            for k in {17, 18, 50, 64, V}:
+                if k > V:
+                    continue
+                kth = np.sort(x)[::-1][k - 1]
+                want = np.nonzero((x >= kth) & (x > NEG))[0].tolist()
+                assert kept(tokenpick.top_k_mask(x, k)) == want, (V, k)
+
+
+def test_top_p_among_many_candidates(simd_path):
+    # more than 512 candidates (a flat row's nucleus, or top-k's survivors)
+    # are selected by a quickselect by mass: ties at the boundary stay
+    # together, tokens of no probability (-inf, or underflowed at a low
+    # temperature) never count, and the kept set is the reference's
+    import tokenpick
+    from tokenpick import reference
+    import _compare as C
+    rng = np.random.default_rng(16)
+    for V in (600, 3000, 20_000):
+        flat = rng.standard_normal(V).astype(np.float32)
+        ties = (np.round(flat * 8) / 8).astype(np.float32)
+        plateau = np.minimum(flat, np.float32(0.5))
+        masked = np.where(rng.random(V) < 0.3, NEG, flat).astype(np.float32)
+        wide = flat * np.float32(300.0)  # at T = 0.3 most tokens underflow to 0
+        for x in (flat, ties, plateau, masked, wide):
+            for T, k, p in ((1.0, 0, 0.9), (0.3, 0, 0.5), (2.0, 0, 0.99), (1.0, 700, 0.8)):
+                got = np.isfinite(tokenpick.mask(x, temperature=T, top_k=k, top_p=p))
+                strict, loose = C.kept_bounds(x, T, k, p, 0.0)
+                assert not (strict & ~got).any() and not (got & ~loose).any(), (V, T, k, p)
+                want = np.isfinite(reference.mask(x, temperature=T, top_k=k, top_p=p))
+                if not (strict != loose).any():
+                    assert np.array_equal(got, want), (V, T, k, p)
+
+
 def test_filter_order_top_k_then_top_p_on_the_renormalized_distribution(impl):
     x = logs(0.4, 0.3, 0.2, 0.1)
     assert kept(impl.mask(x, top_p=0.5)) == [0, 1]
