@@ -242,10 +242,14 @@ static float kth_largest_quickselect(const float *x, int64_t n, int64_t k, tp_wo
 #define TP_BISECT_MAX 1024
 static float kth_largest_bisect(const float *x, int64_t n, int64_t k)
 {
+    float v[TP_BISECT_MAX];
     int32_t key[TP_BISECT_MAX];
-    for (int64_t i = 0; i < n; i++) {
-        const int32_t b = (int32_t)tp_float_to_bits(x[i] + 0.0f);
-        key[i] = b >= 0 ? b : b ^ 0x7FFFFFFF;
+    for (int64_t i = 0; i < n; i++)
+        v[i] = x[i] + 0.0f;  /* -0.0 as +0.0 */
+    memcpy(key, v, (size_t)n * sizeof key[0]);
+    for (int64_t i = 0; i < n; i++) {  /* negative floats: the magnitude bits reversed */
+        const uint32_t u = (uint32_t)key[i];
+        key[i] = (int32_t)(u ^ (u >> 31) * 0x7FFFFFFFu);
     }
     int64_t lo = INT32_MIN, hi = INT32_MAX;  /* at least k keys >= lo; fewer than k > hi */
     while (lo < hi) {
