@@ -823,17 +823,20 @@ static int64_t pack_side(const float *v, const float *w, int64_t c, float pivot,
  * positive weight only); select_by_mass_small finishes once the list is
  * short.  The list of v and w itself is left as it is.  Returns 0 (for
  * the radix select) when the list has no weight where the pivot is looked
- * for. */
+ * for, or when rounds shrink it too little (pivots that an order of the
+ * values defeats), so that the cost stays linear. */
 static int select_by_partition(const float *v, const float *w, int64_t c, double target,
                                tp_workspace *ws, float *result)
 {
     float *pv = ws->part, *pw = ws->part + TP_CAND_CAP;
     double above = 0.0;  /* the mass of the values above the list */
     float lowest = -INFINITY;  /* the smallest value of weight above the list */
+    int64_t budget = 4 * c;  /* values all rounds may read before the fallback */
     while (c > TP_SMALL_SELECT) {
         float pivot;
         double ge, gt;
-        if (!spread_median(v, w, c, &pivot))
+        budget -= c;
+        if (budget < 0 || !spread_median(v, w, c, &pivot))
             return 0;
         mass_from_pivot(v, w, c, pivot, &ge, &gt);
         if (above + gt >= target) {
