@@ -253,7 +253,7 @@ static float kth_largest_bisect(const float *x, int64_t n, int64_t k)
     }
     int64_t lo = INT32_MIN, hi = INT32_MAX;  /* at least k keys >= lo; fewer than k > hi */
     while (lo < hi) {
-        const int32_t mid = (int32_t)((lo + hi + 1) >> 1);
+        const int32_t mid = (int32_t)(lo + (hi - lo + 1) / 2);  /* rounded up: lo < mid <= hi */
         int32_t count = 0;
         for (int64_t i = 0; i < n; i++)
             count += key[i] >= mid;
