@@ -682,8 +682,11 @@ static void value_range(const float *v, int64_t n, float *lo, float *hi)
     *hi = top;
 }
 
-/* weighted_select by mass for more values than select_by_mass_small takes
- * (the candidates of a wide nucleus: a few thousand, in a narrow range): one
+#if !TP_VCOMPRESS
+/* weighted_select by mass for more values than select_by_mass_small takes,
+ * where the instruction set does not pack lanes (select_by_partition does
+ * it where it does) (the candidates of a wide nucleus: a few thousand, in a
+ * narrow range): one
  * pass histograms their mass into bins of equal width in value, the walk
  * finds the bin where the mass from the top reaches the target, and the
  * partition finishes on that bin's few values.  Returns 0, leaving the work
@@ -732,6 +735,7 @@ static int select_by_value_bins(const float *v, const float *w, int64_t n, doubl
     *result = partition_select(val, wt, c, target - above);
     return 1;
 }
+#endif
 
 #if TP_VCOMPRESS
 /* The median of up to nine values of positive weight spread over v[0..c)
@@ -759,34 +763,6 @@ static int spread_median(const float *v, const float *w, int64_t c, float *media
         }
     *median = pick[got / 2];
     return 1;
-}
-
-/* The mass of the values >= pivot, and of those > pivot, among v[0..c) with
- * weights w: float lanes over each TP_BLOCK values, the blocks in double. */
-static void mass_from_pivot(const float *v, const float *w, int64_t c, float pivot, double *ge,
-                            double *gt)
-{
-    const float past = nextafterf(pivot, INFINITY);
-    const tp_vf vp = vf_set1(pivot), vpast = vf_set1(past);
-    double sge = 0.0, sgt = 0.0;
-    int64_t j = 0;
-    while (j + TP_VW <= c) {
-        const int64_t end = c - j < TP_BLOCK ? j + (c - j) / TP_VW * TP_VW : j + TP_BLOCK;
-        tp_vf a = vf_set1(0.0f), b = vf_set1(0.0f);
-        for (; j < end; j += TP_VW) {
-            const tp_vf x = vf_load(v + j), e = vf_load(w + j);
-            a = vf_add(a, vf_ge_or_zero(e, x, vp));
-            b = vf_add(b, vf_ge_or_zero(e, x, vpast));
-        }
-        sge += vf_hsum(a);
-        sgt += vf_hsum(b);
-    }
-    for (; j < c; j++) {
-        sge += v[j] >= pivot ? w[j] : 0.0f;
-        sgt += v[j] >= past ? w[j] : 0.0f;
-    }
-    *ge = sge;
-    *gt = sgt;
 }
 
 /* Packs the values of positive weight above pivot (if above) or below it
@@ -838,7 +814,8 @@ static int select_by_partition(const float *v, const float *w, int64_t c, double
         budget -= c;
         if (budget < 0 || !spread_median(v, w, c, &pivot))
             return 0;
-        mass_from_pivot(v, w, c, pivot, &ge, &gt);
+        ge = sum_stored_store(v, w, c, pivot, NULL);  /* the mass at and above the pivot */
+        gt = sum_stored_store(v, w, c, nextafterf(pivot, INFINITY), NULL);
         if (above + gt >= target) {
             c = pack_side(v, w, c, pivot, 1, pv, pw);
         } else if (above + ge >= target) {
