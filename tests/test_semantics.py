@@ -298,7 +298,8 @@ def test_top_k_on_short_rows(simd_path):
     # k from 17 to 64 of up to 1024 logits goes by bisection on integer keys
     # that order like the floats: -0.0 and +0.0 are one value, -inf and the
     # extremes of float32 sort where they belong, and ties at the k-th
-    # largest are all kept.
+    # largest are all kept.  Powers of two from the subnormals to the largest
+    # defeat its splits by value, so that its splits by key finish the search.
     import tokenpick
     rng = np.random.default_rng(15)
     big = np.finfo(np.float32).max
@@ -311,7 +312,10 @@ def test_top_k_on_short_rows(simd_path):
         ties = np.round(flat * 2) / 2
         masked = np.where(rng.random(V) < 0.5, NEG, flat).astype(np.float32)
         masked[0] = 0.0
-        for x in (flat, zeros, extremes, ties, masked, np.sort(flat), np.sort(flat)[::-1].copy()):
+        powers = np.ldexp(rng.choice(f32(-1.0, 1.0), V), rng.integers(-149, 128, V))
+        powers = powers.astype(np.float32)
+        for x in (flat, zeros, extremes, ties, masked, powers, np.sort(flat),
+                  np.sort(flat)[::-1].copy()):
             for k in {17, 18, 50, 64, V}:
                 if k > V:
                     continue
