@@ -9,6 +9,7 @@ import os
 import subprocess
 import sys
 
+import numpy as np
 import pytest
 
 import tokenpick
@@ -192,6 +193,22 @@ def test_bench_at_one_thread_says_it_does_not_time_scaling(tmp_path):
     out = ok(run("-m", "tokenpick", "bench", *SCALING_BENCH, "--threads", "1", cwd=tmp_path))
     assert "x 1 thread" not in out.split("\n\n")[1].splitlines()[0], out
     assert "x 1 thread: not timed" in out, out
+
+
+def test_bench_interleaves_the_repeats_of_thread_counts():
+    # each repeat of one count is followed by one of the other, each at its own count
+    log = []
+
+    def bind(op, logits):
+        return lambda: log.append((op, tokenpick.get_num_threads()))
+
+    peers = [bench.Peer("one", bind, repeats=3, threads=1),
+             bench.Peer("two", bind, repeats=3, threads=2)]
+    pool = [np.zeros((4, 8), np.float32)]
+    got = bench.measure_interleaved(peers, "op", pool, min_time=0.0)
+    assert [got[p.name].loops for p in peers] == [1, 1]   # one call a repeat
+    assert log[-6:] == [("op", 1), ("op", 2)] * 3, log
+    assert all(got[p.name].us_per_row > 0 and got[p.name].rows == 4 for p in peers)
 
 
 def test_bench_restores_the_thread_count():

@@ -10,8 +10,8 @@ table row per (operation, logits, V, B):
   cost of merely reading them (the speed targets are stated in this ratio);
 * x 1 thread, only for B >= 64 (``--full``, or ``--batch 64``): tokenpick's
   time with ``tokenpick.set_num_threads(1)`` over its time at the run's
-  thread count, the throughput its threads add (SPEC.md: >= 1.7 with two);
-  blank for smaller B, and not timed at all when the run has one thread
+  thread count, the throughput its threads add (SPEC.md: >= 1.7 with two),
+  the repeats of the two counts interleaved; blank for smaller B, and not timed at all when the run has one thread
   (the legend says so);
 * <peer> speedup: a peer's time per row over tokenpick's.  The peers are
 
@@ -484,13 +484,18 @@ def autorange(timer, min_time):
         scale *= 10
 
 
-def median_time(fns, repeats, min_time):
-    """Median seconds per call of the functions `fns`, each called once in
-    turn per loop, over `repeats` repeats, and the loops per repeat."""
+def calls_timer(fns):
+    """A ``timeit.Timer`` whose loop calls each of the functions `fns` once, in turn."""
     def every():
         for fn in fns:
             fn()
-    timer = timeit.Timer(fns[0] if len(fns) == 1 else every)
+    return timeit.Timer(fns[0] if len(fns) == 1 else every)
+
+
+def median_time(fns, repeats, min_time):
+    """Median seconds per call of the functions `fns`, each called once in
+    turn per loop, over `repeats` repeats, and the loops per repeat."""
+    timer = calls_timer(fns)
     loops = autorange(timer, min_time)
     return statistics.median(timer.repeat(repeats, loops)) / (loops * len(fns)), loops
 
@@ -534,6 +539,45 @@ def measure(peer, op, pool, min_time):
     except Exception as exc:  # report it in the table, keep benchmarking
         return Measurement(rows=count, error=f"{type(exc).__name__}: {exc}")
     return Measurement(seconds * 1e6 / count, count, loops, peer.repeats)
+
+
+def measure_interleaved(peers, op, pool, min_time):
+    """`measure` for each of `peers` (tokenpick at different thread counts),
+    with their repeats taken in turn: one repeat of each, then the next.
+
+    A change in the machine's speed while they are timed (another process
+    taking a core for a while, a clock change) then weighs on them alike, so
+    that the ratio of their times, the throughput that threads add, is not
+    skewed by when each happened to run.
+
+    Returns
+    -------
+    dict
+        Peer name -> Measurement.
+    """
+    count = 1 if pool[0].ndim == 1 else len(pool[0])
+    timed, results = [], {}
+    for peer in peers:
+        try:
+            with tokenpick_threads(peer.threads):
+                timer = calls_timer([peer.bind(op, batch) for batch in pool])
+                timed.append((peer, timer, autorange(timer, min_time), []))
+        except Exception as exc:  # report it in the table, keep benchmarking
+            results[peer.name] = Measurement(rows=count, error=f"{type(exc).__name__}: {exc}")
+    for r in range(max((peer.repeats for peer, *_ in timed), default=0)):
+        for peer, timer, loops, seconds in timed:
+            if r < peer.repeats and peer.name not in results:
+                try:
+                    with tokenpick_threads(peer.threads):
+                        seconds.append(timer.timeit(loops))
+                except Exception as exc:
+                    results[peer.name] = Measurement(
+                        rows=count, error=f"{type(exc).__name__}: {exc}")
+    for peer, _, loops, seconds in timed:
+        if peer.name not in results:
+            per_call = statistics.median(seconds) / (loops * len(pool))
+            results[peer.name] = Measurement(per_call * 1e6 / count, count, loops, peer.repeats)
+    return results
 
 
 # ----------------------------------------------------------------------------
@@ -627,10 +671,18 @@ def time_case(op, kind, pool, peers, min_time, cache, progress):
     B = 1 if logits.ndim == 1 else len(logits)
     rows_text = f"B={B}" if logits.ndim == 2 else "one 1-D row"
     timings = {}
-    for peer in (TOKENPICK, *scaling_peers(B), FLOOR, *peers):
-        progress.step(f"{peer.name}: {op.label}, {kind} logits, V={V}, {rows_text}")
+    scaling = scaling_peers(B)
+    for peer in (TOKENPICK, *scaling, FLOOR, *peers):
         rows = B if peer.max_rows is None else min(B, peer.max_rows)
         key = (peer.name, op.label, kind, V, rows)
+        if peer is TOKENPICK and scaling:  # timed with the scaling peers, in turn
+            names = ", ".join(p.name for p in (peer, *scaling))
+            progress.step(f"{names} interleaved: {op.label}, {kind} logits, V={V}, {rows_text}")
+            together = measure_interleaved([peer, *scaling], op, pool, min_time)
+            for name, measurement in together.items():
+                cache[(name, *key[1:])] = measurement
+        else:
+            progress.step(f"{peer.name}: {op.label}, {kind} logits, V={V}, {rows_text}")
         if key not in cache:
             cache[key] = measure(peer, op, pool, min_time)
         timings[peer.name] = cache[key]
@@ -913,7 +965,8 @@ def scaling_legend(results, settings):
     """The legend's line on "x 1 thread": what it is, or why it is not there."""
     if timed_at_one_thread(results):
         return (f"x 1 thread: tokenpick time with set_num_threads(1) / its time at "
-                f"{tokenpick.get_num_threads()} threads, for B >= {SCALING_MIN_BATCH}")
+                f"{tokenpick.get_num_threads()} threads, for B >= {SCALING_MIN_BATCH} "
+                f"(their repeats interleaved)")
     if max(settings["batches"]) < SCALING_MIN_BATCH:
         return (f"x 1 thread: timed for B >= {SCALING_MIN_BATCH} only "
                 f"(--full, or --batch {SCALING_MIN_BATCH})")
