@@ -43,7 +43,7 @@ TP_FORCE_INLINE int scan_blocks(const float *x, int64_t n, int64_t bs, float *bm
         for (; i + 4 * TP_VW <= end; i += 4 * TP_VW) {
             tp_vf a = vf_load(x + i), b = vf_load(x + i + TP_VW);
             tp_vf c = vf_load(x + i + 2 * TP_VW), d = vf_load(x + i + 3 * TP_VW);
-            nan |= vf_nan_bits(a) | vf_nan_bits(b) | vf_nan_bits(c) | vf_nan_bits(d);
+            nan |= vf_nan2_bits(a, b) | vf_nan2_bits(c, d);
             m0 = vf_max(m0, a);
             m1 = vf_max(m1, b);
             m2 = vf_max(m2, c);

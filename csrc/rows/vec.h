@@ -12,6 +12,8 @@
  *   vf_hmax(a)          the largest lane
  *   vf_min(a, b), vf_hmin(a)  the same for the smaller, the smallest
  *   vf_nan_bits(a)      nonzero iff some lane is NaN
+ *   vf_nan2_bits(a, b)  nonzero iff some lane of a or of b is NaN (one
+ *                       unordered compare where the instruction set has it)
  *   vf_eq_bits(a, b)    bit j set iff lane j of a equals lane j of b
  *   vf_ge_bits(a, b)    bit j set iff lane j of a >= lane j of b
  *   vf_within_bits(a, lo, past_hi)  (AVX-512, AVX2) bit j set iff
@@ -76,6 +78,7 @@ static inline float vf_hmax(tp_vf a) { return _mm512_reduce_max_ps(a); }
 static inline tp_vf vf_min(tp_vf a, tp_vf b) { return _mm512_min_ps(a, b); }
 static inline float vf_hmin(tp_vf a) { return _mm512_reduce_min_ps(a); }
 static inline uint32_t vf_nan_bits(tp_vf a) { return _mm512_cmp_ps_mask(a, a, _CMP_UNORD_Q); }
+static inline uint32_t vf_nan2_bits(tp_vf a, tp_vf b) { return _mm512_cmp_ps_mask(a, b, _CMP_UNORD_Q); }
 static inline uint32_t vf_eq_bits(tp_vf a, tp_vf b) { return _mm512_cmp_ps_mask(a, b, _CMP_EQ_OQ); }
 static inline uint32_t vf_ge_bits(tp_vf a, tp_vf b) { return _mm512_cmp_ps_mask(a, b, _CMP_GE_OQ); }
 #define TP_VARITH 1
@@ -155,6 +158,10 @@ static inline float vf_hmin(tp_vf a)
 static inline uint32_t vf_nan_bits(tp_vf a)
 {
     return (uint32_t)_mm256_movemask_ps(_mm256_cmp_ps(a, a, _CMP_UNORD_Q));
+}
+static inline uint32_t vf_nan2_bits(tp_vf a, tp_vf b)
+{
+    return (uint32_t)_mm256_movemask_ps(_mm256_cmp_ps(a, b, _CMP_UNORD_Q));
 }
 static inline uint32_t vf_eq_bits(tp_vf a, tp_vf b)
 {
@@ -285,6 +292,10 @@ static inline float vf_hmin(tp_vf a)
     return _mm_cvtss_f32(m);
 }
 static inline uint32_t vf_nan_bits(tp_vf a) { return (uint32_t)_mm_movemask_ps(_mm_cmpunord_ps(a, a)); }
+static inline uint32_t vf_nan2_bits(tp_vf a, tp_vf b)
+{
+    return (uint32_t)_mm_movemask_ps(_mm_cmpunord_ps(a, b));
+}
 static inline uint32_t vf_eq_bits(tp_vf a, tp_vf b) { return (uint32_t)_mm_movemask_ps(_mm_cmpeq_ps(a, b)); }
 static inline uint32_t vf_ge_bits(tp_vf a, tp_vf b) { return (uint32_t)_mm_movemask_ps(_mm_cmpge_ps(a, b)); }
 
@@ -299,6 +310,10 @@ static inline float vf_hmax(tp_vf a) { return vmaxvq_f32(a); }
 static inline tp_vf vf_min(tp_vf a, tp_vf b) { return vminq_f32(a, b); }
 static inline float vf_hmin(tp_vf a) { return vminvq_f32(a); }
 static inline uint32_t vf_nan_bits(tp_vf a) { return vmaxvq_u32(vmvnq_u32(vceqq_f32(a, a))); }
+static inline uint32_t vf_nan2_bits(tp_vf a, tp_vf b)
+{
+    return vmaxvq_u32(vmvnq_u32(vandq_u32(vceqq_f32(a, a), vceqq_f32(b, b))));
+}
 static inline uint32_t tp_neon_bits(uint32x4_t m)
 {
     static const uint32_t lane_bit[4] = {1, 2, 4, 8};
@@ -334,6 +349,7 @@ static inline float vf_hmax(tp_vf a) { return a; }
 static inline tp_vf vf_min(tp_vf a, tp_vf b) { return a < b ? a : b; }
 static inline float vf_hmin(tp_vf a) { return a; }
 static inline uint32_t vf_nan_bits(tp_vf a) { return a != a; }
+static inline uint32_t vf_nan2_bits(tp_vf a, tp_vf b) { return (a != a) | (b != b); }
 static inline uint32_t vf_eq_bits(tp_vf a, tp_vf b) { return a == b; }
 static inline uint32_t vf_ge_bits(tp_vf a, tp_vf b) { return a >= b; }
 #endif
