@@ -258,3 +258,28 @@ def test_torch_tensors_give_the_float32_results(rng):
                 mod.softmax(bad)
             with pytest.raises(TypeError):
                 mod.sample(bad, seed=1)
+
+
+def test_scalar_filters_take_the_short_way_only_where_the_long_one_agrees():
+    # Python numbers in range are checked in one C call (_core.plain_filters);
+    # whatever it accepts must convert as the general path converts the same
+    # values given as arrays, and whatever it declines is left to that path
+    import itertools
+    from tokenpick import _core
+    from tokenpick import _params as P
+    V = 50
+    temps = [0, 0.0, -0.0, 0.5, 3, 2**62, 1e308, float("inf"), float("nan"), -1, True]
+    ks = [-2, -1, 0, 1, 49, 50, 2**63 - 1, 2**63, 2**64, True, 3.0]
+    ps = [0, 0.0, 1e-300, 0.9, 1, 1.0, 1.5, float("nan"), False]
+    ms = [0, 0.0, 0.05, 1, 1.0, 1.01, -0.0, float("nan")]
+    taken = 0
+    for t, k, p, m in itertools.product(temps, ks, ps, ms):
+        plain = _core.plain_filters(V, t, k, p, m)
+        if plain is None:
+            continue
+        taken += 1
+        assert [type(v) for v in plain] == [float, int, float, float], (t, k, p, m)
+        arrays = [np.asarray([v]) for v in (t, k, p, m)]
+        general = P.filters(1, V, *arrays)
+        assert plain == tuple(np.asarray(g).reshape(-1)[0].item() for g in general), (t, k, p, m)
+    assert taken > 100

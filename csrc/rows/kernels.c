@@ -111,14 +111,42 @@ static void tp_filtered_probs_f32(const float *x, int64_t n, const tp_keep *keep
     normalized_exp(x, n, keep->max, k, keep->threshold, out);
 }
 
+/* One block of the walk of the draw: m exponentials e[j] of tokens ids[j]
+ * (or first_id + j when ids is NULL), of sum block (as sum_exp_store gave
+ * it).  Returns the first token of positive probability at which *run, the
+ * sum so far, exceeds target, or -1 if none does; a block that leaves *run
+ * at or below target is passed whole, added to *run as block.  *last_positive
+ * follows the last token of positive probability passed. */
+static int64_t crossing_in_block(const float *e, const int64_t *ids, int64_t first_id, int64_t m,
+                                 double block, double *run, double target,
+                                 int64_t *last_positive)
+{
+    if (!(*run + block > target)) {
+        for (int64_t j = m - 1; j >= 0; j--)
+            if (e[j] > 0.0f) {
+                *last_positive = ids ? ids[j] : first_id + j;
+                break;
+            }
+        *run += block;
+        return -1;
+    }
+    for (int64_t j = 0; j < m; j++) {
+        if (e[j] > 0.0f) {
+            *last_positive = ids ? ids[j] : first_id + j;
+            *run += e[j];
+            if (*run > target)
+                return *last_positive;
+        }
+    }
+    return -1;
+}
+
 /* The walk of the draw over len tokens with logits v[0..len) and ids ids[j]
  * (or first_id + j when ids is NULL): the first token of positive
  * probability at which run, the sum so far, exceeds target; if rounding
  * keeps it short, the last token of positive probability (else fallback).
  * The exponentials are computed TP_BLOCK at a time, vectorized, into
- * scratch; a block whose sum
- * leaves run at or below target is passed whole, so only the block of the
- * crossing is walked token by token. */
+ * scratch, and walked by crossing_in_block. */
 static int64_t first_crossing(const float *v, const int64_t *ids,
                               int64_t first_id, int64_t len, float max, double k,
                               float threshold, double run, double target, int64_t fallback,
@@ -128,30 +156,36 @@ static int64_t first_crossing(const float *v, const int64_t *ids,
     for (int64_t lo = 0; lo < len; lo += TP_BLOCK) {
         const int64_t m = len - lo < TP_BLOCK ? len - lo : TP_BLOCK;
         const double block = sum_exp_store(v + lo, m, max, k, threshold, scratch);
-        if (!(run + block > target)) {  /* passed whole: only its last positive token matters */
-            for (int64_t j = m - 1; j >= 0; j--)
-                if (scratch[j] > 0.0f) {
-                    last_positive = ids ? ids[lo + j] : first_id + lo + j;
-                    break;
-                }
-            run += block;
-            continue;
-        }
-        for (int64_t j = 0; j < m; j++) {
-            if (scratch[j] > 0.0f) {
-                last_positive = ids ? ids[lo + j] : first_id + lo + j;
-                run += scratch[j];
-                if (run > target)
-                    return last_positive;
-            }
-        }
+        const int64_t token = crossing_in_block(scratch, ids ? ids + lo : NULL, first_id + lo, m,
+                                                block, &run, target, &last_positive);
+        if (token >= 0)
+            return token;
     }
     return last_positive;
+}
+
+/* The draw over at most TP_BLOCK tokens (logits v, ids as for
+ * first_crossing): one pass computes, stores and sums their exponentials,
+ * which is the total, and the walk reads them (first_crossing would compute
+ * the same block of them again). */
+static int64_t sample_one_block(const float *v, const int64_t *ids, int64_t len, float max,
+                                double k, float threshold, double u, int64_t fallback,
+                                float *scratch, double *z)
+{
+    *z = sum_exp_store(v, len, max, k, threshold, scratch);
+    double run = 0.0;
+    int64_t last_positive = fallback;
+    const int64_t token = crossing_in_block(scratch, ids, 0, len, *z, &run, u * *z,
+                                            &last_positive);
+    return token >= 0 ? token : last_positive;
 }
 
 /* The draw over the listed kept tokens. */
 static int64_t sample_listed(const tp_keep *keep, double k, double u, tp_workspace *ws, double *z)
 {
+    if (keep->ncand <= TP_BLOCK)
+        return sample_one_block(keep->cand_x, keep->cand_id, keep->ncand, keep->max, k,
+                                -INFINITY, u, keep->argmax, ws->cand_e, z);
     *z = sum_exp(keep->cand_x, keep->ncand, keep->max, k, -INFINITY);
     return first_crossing(keep->cand_x, keep->cand_id, 0, keep->ncand, keep->max, k,
                           -INFINITY, 0.0, u * *z, keep->argmax, ws->cand_e);
@@ -167,6 +201,8 @@ static int64_t sample_blocks(const float *x, int64_t n, const tp_keep *keep, dou
                              tp_workspace *ws, double *z)
 {
     const float max = keep->max, thr = keep->threshold;
+    if (!keep->run_sum && n <= TP_BLOCK)
+        return sample_one_block(x, NULL, n, max, k, thr, u, keep->argmax, ws->cand_e, z);
     const double *block_sum;
     int64_t per, nblocks;
     if (keep->run_sum) {

@@ -237,10 +237,7 @@ def sample(logits, *, temperature=1.0, top_k=0, top_p=1.0, min_p=0.0, seed=None,
         P.positive_int("num_threads", num_threads)
     u, seeds, offsets = P.uniforms_or_seeds(nrows, seed, offset, uniforms)
     if x.ndim == 1:  # the shortest way to the kernel: no thread to consider, no arrays made
-        token, logprob = _core.sample_row(x, *f, u, seeds, offsets)
-        if return_logprobs:
-            return np.int64(token), np.float32(logprob)
-        return np.int64(token)
+        return _core.sample_row(x, *f, u, seeds, offsets, return_logprobs)
     tokens = np.empty(nrows, dtype=np.int64)
     logprobs = np.empty(nrows, dtype=np.float32)
     if nrows == 1:  # no thread to consider: the shortest way to the kernel

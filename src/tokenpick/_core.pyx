@@ -18,6 +18,9 @@ the caller's, so that a call that raises leaves them untouched; row by row,
 right before each row is used, when they are the call's own.
 """
 
+from cpython.float cimport PyFloat_AS_DOUBLE, PyFloat_CheckExact
+from cpython.long cimport PyLong_AsLongLongAndOverflow, PyLong_CheckExact
+from libc.math cimport INFINITY
 from libc.stdint cimport int64_t, uint64_t
 from libc.stdlib cimport calloc, free, malloc
 
@@ -214,6 +217,38 @@ cdef int _filters(_Filters *f, temperature, top_k, top_p, min_p) except -1:
     _column(top_p, cnp.NPY_FLOAT64, &f.p, &f.ps)
     _column(min_p, cnp.NPY_FLOAT64, &f.m, &f.ms)
     return 0
+
+
+cdef bint _plain_number(object v, double *out) except -1:
+    """Whether v is a Python float, or a Python int of C's long long, into *out
+    (as float(v) gives it)."""
+    cdef int overflow = 0
+    cdef long long i
+    if PyFloat_CheckExact(v):
+        out[0] = PyFloat_AS_DOUBLE(v)
+        return True
+    if PyLong_CheckExact(v):
+        i = PyLong_AsLongLongAndOverflow(v, &overflow)
+        out[0] = <double>i
+        return overflow == 0
+    return False
+
+
+def plain_filters(int64_t vocab, temperature, top_k, top_p, min_p):
+    """The filters (T, k, p, min_p) as the core takes them, when each is a
+    plain Python number in its range (top_k an int, made 0 where it disables
+    top-k): the common case, decided here at the cost of one call.  None
+    otherwise, for tokenpick._params to convert, or reject, the general way."""
+    cdef double t, p, m
+    cdef long long k
+    cdef int overflow = 0
+    if not (_plain_number(temperature, &t) and _plain_number(top_p, &p)
+            and _plain_number(min_p, &m) and PyLong_CheckExact(top_k)):
+        return None
+    k = PyLong_AsLongLongAndOverflow(top_k, &overflow)
+    if overflow or k < -1 or not (0.0 <= t < INFINITY and 0.0 < p <= 1.0 and 0.0 <= m <= 1.0):
+        return None
+    return t, (k if 0 < k < vocab else 0), p, m
 
 
 cdef inline void _filter_row(const _Filters *f, int64_t i, tp_filter *row) noexcept nogil:
@@ -507,15 +542,26 @@ def sample(cnp.ndarray x not None, stats, temperature, top_k, top_p, min_p,
             start, stop)
 
 
+cdef extern from "numpy/arrayobject.h":
+    object PyArray_Scalar(void *data, cnp.dtype descr, object base)
+
+cdef cnp.dtype _INT64 = cnp.PyArray_DescrFromType(cnp.NPY_INT64)
+cdef cnp.dtype _FLOAT32 = cnp.PyArray_DescrFromType(cnp.NPY_FLOAT32)
+
+
 def sample_row(cnp.ndarray x not None, temperature, top_k, top_p, min_p, uniforms, seeds,
-               offsets):
-    """sample for x of one row: (token, logprob) as Python numbers, with no
-    arrays made for them."""
+               offsets, bint return_logprob):
+    """sample for x of one row: the token as a numpy int64, with its logprob
+    as a numpy float32 if return_logprob (a pair), made here with no arrays
+    (numpy's own constructors cost more than the kernel on a short row)."""
     cdef int64_t token = 0
     cdef float logprob = 0.0
     _sample(x, None, temperature, top_k, top_p, min_p, uniforms, seeds, offsets,
             &token, &logprob, 0, 1)
-    return token, logprob
+    if return_logprob:
+        return (PyArray_Scalar(&token, _INT64, None),
+                PyArray_Scalar(&logprob, _FLOAT32, None))
+    return PyArray_Scalar(&token, _INT64, None)
 
 
 def top_logprobs(cnp.ndarray x not None, stats, temperature, int64_t m,

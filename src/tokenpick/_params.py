@@ -214,17 +214,9 @@ def filters(nrows, vocab, temperature, top_k, top_p, min_p):
 
     top_k values that disable the filter (0, -1, k >= V) all become 0.
     """
-    numbers = (float, int)
-    if (type(temperature) in numbers and type(top_p) in numbers and type(min_p) in numbers
-            and type(top_k) is int and 0 <= temperature < math.inf and 0 < top_p <= 1
-            and 0 <= min_p <= 1 and -1 <= top_k < U64_END):
-        # the common case of valid Python scalars, kept cheap (a B = 1 call
-        # on a short row costs about a microsecond in the kernels)
-        try:
-            return (float(temperature), top_k if 0 < top_k < vocab else 0,
-                    float(top_p), float(min_p))
-        except OverflowError:
-            pass  # an int temperature beyond float64's range: raise below
+    plain = _core.plain_filters(vocab, temperature, top_k, top_p, min_p)
+    if plain is not None:  # valid Python numbers, the common case, checked in one C call
+        return plain
     t = temperatures(temperature, nrows)
     if type(top_k) is int and -1 <= top_k < U64_END:  # the common case, kept cheap
         k = top_k if 0 < top_k < vocab else 0
@@ -237,6 +229,9 @@ def filters(nrows, vocab, temperature, top_k, top_p, min_p):
 
 def uniforms_or_seeds(nrows, seed, offset, uniforms):
     """``(uniforms, seeds, offsets)`` for sample: either the first or the other two is None."""
+    if (uniforms is None and type(seed) is int and type(offset) is int
+            and 0 <= seed < U64_END and 0 <= offset < U64_END):
+        return None, seed, offset  # the common case, kept cheap
     if uniforms is not None:
         if seed is not None:
             raise ValueError("give either seed or uniforms, not both")
