@@ -236,15 +236,11 @@ def sample(logits, *, temperature=1.0, top_k=0, top_p=1.0, min_p=0.0, seed=None,
     if num_threads is not None:
         P.positive_int("num_threads", num_threads)
     u, seeds, offsets = P.uniforms_or_seeds(nrows, seed, offset, uniforms)
-    if x.ndim == 1:  # the shortest way to the kernel: no thread to consider, no arrays made
-        return _core.sample_row(x, *f, u, seeds, offsets, return_logprobs)
+    if nrows == 1:  # the shortest way to the kernel: no thread to consider, results made there
+        return _core.sample_row(x, *f, u, seeds, offsets, return_logprobs, x.ndim == 2)
     tokens = np.empty(nrows, dtype=np.int64)
     logprobs = np.empty(nrows, dtype=np.float32)
-    if nrows == 1:  # no thread to consider: the shortest way to the kernel
-        _core.sample(x, None, *f, u, seeds, offsets, tokens, logprobs, 0, 1)
-    else:
-        _run(_core.sample, x, *f, u, seeds, offsets, tokens, logprobs,
-             num_threads=num_threads)
+    _run(_core.sample, x, *f, u, seeds, offsets, tokens, logprobs, num_threads=num_threads)
     if return_logprobs:
         return _per_row_result(tokens, x), _per_row_result(logprobs, x)
     return _per_row_result(tokens, x)

@@ -23,6 +23,7 @@ from cpython.long cimport PyLong_AsLongLongAndOverflow, PyLong_CheckExact
 from libc.math cimport INFINITY
 from libc.stdint cimport int64_t, uint64_t
 from libc.stdlib cimport calloc, free, malloc
+from libc.string cimport memcpy
 
 cimport numpy as cnp
 
@@ -549,19 +550,29 @@ cdef cnp.dtype _INT64 = cnp.PyArray_DescrFromType(cnp.NPY_INT64)
 cdef cnp.dtype _FLOAT32 = cnp.PyArray_DescrFromType(cnp.NPY_FLOAT32)
 
 
+cdef object _one(void *value, cnp.dtype dtype, bint as_array):
+    """A numpy scalar of dtype from *value, or (as_array) an array of shape (1,)."""
+    if not as_array:
+        return PyArray_Scalar(value, dtype, None)
+    cdef cnp.npy_intp one = 1
+    cdef cnp.ndarray a = cnp.PyArray_SimpleNew(1, &one, dtype.type_num)
+    memcpy(cnp.PyArray_DATA(a), value, dtype.itemsize)
+    return a
+
+
 def sample_row(cnp.ndarray x not None, temperature, top_k, top_p, min_p, uniforms, seeds,
-               offsets, bint return_logprob):
-    """sample for x of one row: the token as a numpy int64, with its logprob
-    as a numpy float32 if return_logprob (a pair), made here with no arrays
-    (numpy's own constructors cost more than the kernel on a short row)."""
+               offsets, bint return_logprob, bint as_arrays):
+    """sample for x of one row, (V,) or (1, V): the token as a numpy int64,
+    with its logprob as a numpy float32 if return_logprob (a pair), or
+    (as_arrays) each as an array of shape (1,); made here, as numpy's own
+    constructors cost more than the kernel on a short row."""
     cdef int64_t token = 0
     cdef float logprob = 0.0
     _sample(x, None, temperature, top_k, top_p, min_p, uniforms, seeds, offsets,
             &token, &logprob, 0, 1)
     if return_logprob:
-        return (PyArray_Scalar(&token, _INT64, None),
-                PyArray_Scalar(&logprob, _FLOAT32, None))
-    return PyArray_Scalar(&token, _INT64, None)
+        return _one(&token, _INT64, as_arrays), _one(&logprob, _FLOAT32, as_arrays)
+    return _one(&token, _INT64, as_arrays)
 
 
 def top_logprobs(cnp.ndarray x not None, stats, temperature, int64_t m,
