@@ -247,16 +247,9 @@ static float kth_largest_quickselect(const float *x, int64_t n, int64_t k, tp_wo
 #define TP_BISECT_MAX 1024
 #define TP_BISECT_BY_VALUE 12
 
-static inline int32_t bisect_key(float v)
-{
-    const uint32_t u = tp_float_to_bits(v + 0.0f);  /* -0.0 as +0.0 */
-    return (int32_t)(u ^ (u >> 31) * 0x7FFFFFFFu);  /* negative: the magnitude bits reversed */
-}
-
-static inline float bisect_unkey(int32_t b)
-{
-    return tp_bits_to_float((uint32_t)(b >= 0 ? b : b ^ 0x7FFFFFFF));
-}
+/* tp_key with its top bit flipped: a signed key, which vectors compare. */
+static inline int32_t bisect_key(float v) { return (int32_t)(tp_key(v) ^ 0x80000000u); }
+static inline float bisect_unkey(int32_t b) { return tp_unkey((uint32_t)b ^ 0x80000000u); }
 
 static float kth_largest_bisect(const float *x, int64_t n, int64_t k)
 {
