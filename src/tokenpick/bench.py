@@ -11,8 +11,8 @@ table row per (operation, logits, V, B):
 * x 1 thread, only for B >= 64 (``--full``, or ``--batch 64``): tokenpick's
   time with ``tokenpick.set_num_threads(1)`` over its time at the run's
   thread count, the throughput its threads add (SPEC.md: >= 1.7 with two),
-  the repeats of the two counts interleaved; blank for smaller B, and not timed at all when the run has one thread
-  (the legend says so);
+  the repeats of the two counts interleaved; blank for smaller B, and not
+  timed at all when the run has one thread (the legend says so);
 * <peer> speedup: a peer's time per row over tokenpick's.  The peers are
 
   - ``reference``: ``tokenpick.reference``, the pure-numpy oracle; being
@@ -492,14 +492,6 @@ def calls_timer(fns):
     return timeit.Timer(fns[0] if len(fns) == 1 else every)
 
 
-def median_time(fns, repeats, min_time):
-    """Median seconds per call of the functions `fns`, each called once in
-    turn per loop, over `repeats` repeats, and the loops per repeat."""
-    timer = calls_timer(fns)
-    loops = autorange(timer, min_time)
-    return statistics.median(timer.repeat(repeats, loops)) / (loops * len(fns)), loops
-
-
 @contextlib.contextmanager
 def tokenpick_threads(n):
     """Run the block with ``tokenpick.set_num_threads(n)``, then restore the count
@@ -521,62 +513,64 @@ def measure(peer, op, pool, min_time):
 
     The batches are ``(B, V)`` arrays, or 1-D rows, which count as one row;
     a slow peer (`Peer.max_rows`) gets only the leading rows of the first.
-    Never raises for a failing operation: the error is recorded instead.
+    Never raises for a failing operation: the error is recorded instead
+    ("n/a" for an operation the peer lacks).
 
     Returns
     -------
     Measurement
     """
-    if peer.max_rows is not None:
-        pool = [pool[0] if pool[0].ndim == 1 else pool[0][:peer.max_rows]]
-    count = 1 if pool[0].ndim == 1 else len(pool[0])
-    try:
-        with tokenpick_threads(peer.threads):
-            calls = [peer.bind(op, batch) for batch in pool]
-            seconds, loops = median_time(calls, peer.repeats, min_time)
-    except NotImplementedError:
-        return Measurement(rows=count, error="n/a")
-    except Exception as exc:  # report it in the table, keep benchmarking
-        return Measurement(rows=count, error=f"{type(exc).__name__}: {exc}")
-    return Measurement(seconds * 1e6 / count, count, loops, peer.repeats)
+    return measure_interleaved([peer], op, pool, min_time)[peer.name]
+
+
+def _failed(exc, rows):
+    """The Measurement of a call that raised `exc`."""
+    if isinstance(exc, NotImplementedError):
+        return Measurement(rows=rows, error="n/a")
+    return Measurement(rows=rows, error=f"{type(exc).__name__}: {exc}")
 
 
 def measure_interleaved(peers, op, pool, min_time):
-    """`measure` for each of `peers` (tokenpick at different thread counts),
-    with their repeats taken in turn: one repeat of each, then the next.
+    """`measure` for each of `peers`, with their repeats taken in turn: one
+    repeat of each, then the next.
 
-    A change in the machine's speed while they are timed (another process
-    taking a core for a while, a clock change) then weighs on them alike, so
-    that the ratio of their times, the throughput that threads add, is not
-    skewed by when each happened to run.
+    For tokenpick at different thread counts: a change in the machine's
+    speed while they are timed (another process taking a core for a while,
+    a clock change) then weighs on them alike, so that the ratio of their
+    times, the throughput that threads add, is not skewed by when each
+    happened to run.
 
     Returns
     -------
     dict
         Peer name -> Measurement.
     """
-    count = 1 if pool[0].ndim == 1 else len(pool[0])
     timed, results = [], {}
     for peer in peers:
+        batches = pool
+        if peer.max_rows is not None:
+            batches = [pool[0] if pool[0].ndim == 1 else pool[0][:peer.max_rows]]
+        rows = 1 if batches[0].ndim == 1 else len(batches[0])
         try:
             with tokenpick_threads(peer.threads):
-                timer = calls_timer([peer.bind(op, batch) for batch in pool])
-                timed.append((peer, timer, autorange(timer, min_time), []))
+                timer = calls_timer([peer.bind(op, batch) for batch in batches])
+                loops = autorange(timer, min_time)
         except Exception as exc:  # report it in the table, keep benchmarking
-            results[peer.name] = Measurement(rows=count, error=f"{type(exc).__name__}: {exc}")
+            results[peer.name] = _failed(exc, rows)
+            continue
+        timed.append((peer, timer, loops, rows, len(batches), []))
     for r in range(max((peer.repeats for peer, *_ in timed), default=0)):
-        for peer, timer, loops, seconds in timed:
+        for peer, timer, loops, rows, _, seconds in timed:
             if r < peer.repeats and peer.name not in results:
                 try:
                     with tokenpick_threads(peer.threads):
                         seconds.append(timer.timeit(loops))
                 except Exception as exc:
-                    results[peer.name] = Measurement(
-                        rows=count, error=f"{type(exc).__name__}: {exc}")
-    for peer, _, loops, seconds in timed:
+                    results[peer.name] = _failed(exc, rows)
+    for peer, _, loops, rows, calls, seconds in timed:
         if peer.name not in results:
-            per_call = statistics.median(seconds) / (loops * len(pool))
-            results[peer.name] = Measurement(per_call * 1e6 / count, count, loops, peer.repeats)
+            per_call = statistics.median(seconds) / (loops * calls)
+            results[peer.name] = Measurement(per_call * 1e6 / rows, rows, loops, peer.repeats)
     return results
 
 
