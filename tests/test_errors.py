@@ -162,6 +162,7 @@ BAD_PARAMS = {   # parameter -> [(id, value, error type, row index)]
     "num_threads": [
         ("0", 0, ValueError, None), ("negative", -1, ValueError, None),
         ("float", 1.5, TypeError, None), ("str", "2", TypeError, None),
+        ("bool", True, TypeError, None),
     ],
     "n": [
         ("0", 0, ValueError, None), ("V+1", V + 1, ValueError, None),

@@ -367,6 +367,8 @@ def sample(logits, *, temperature=1.0, top_k=0, top_p=1.0, min_p=0.0, seed=None,
     x, was_1d = _logits(logits)
     F = _filters(x.shape[0], x.shape[1], temperature, top_k, top_p, min_p)
     if num_threads is not None:
+        if isinstance(num_threads, (bool, np.bool_)):  # a count, as top_logprobs's n
+            raise TypeError(f"num_threads must be an integer, got {num_threads!r}")
         n = operator.index(num_threads)
         if n < 1:
             raise ValueError(f"num_threads must be >= 1, got {n}")
