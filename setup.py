@@ -4,6 +4,9 @@ Environment switches (all off by default):
 
 * ``TOKENPICK_CYTHON_CHECKS=1``: compile the Cython module with bounds checks,
   wraparound and initialization checks turned back on, for debugging.
+* ``TOKENPICK_COUNT_ROUTES=1`` (GCC and Clang): count the routes selection
+  takes (``tokenpick._core.route_counts``), for the tests that show every
+  route runs; a shared counter per route, so not for production.
 * ``TOKENPICK_SANITIZE=1`` (GCC and Clang): compile and link everything with
   AddressSanitizer and UndefinedBehaviorSanitizer, any UB report fatal; the
   interpreter must then preload the ASan runtime (``.ci/sanitize`` does).
@@ -16,6 +19,7 @@ separately and chosen at run time), and the kernels rely on ``-inf`` and NaN.
 import os
 import sys
 import sysconfig
+from pathlib import Path
 
 from Cython.Build import cythonize
 import numpy
@@ -24,7 +28,7 @@ from setuptools.command.build_ext import build_ext
 
 # Compiled once, with the extension's flags (the baseline of the target).
 CSRC = ["csrc/tp_rows_baseline.c", "csrc/tp_dispatch.c", "csrc/tp_philox.c",
-        "csrc/tp_config.c"]
+        "csrc/tp_config.c", "csrc/tp_workspace.c", "csrc/tp_routes.c"]
 
 # The same row kernels again, for wider instruction sets; csrc/tp_dispatch.c
 # picks one at run time.  name: (source, GCC/Clang flags, MSVC flags)
@@ -102,10 +106,10 @@ extension = Extension(
     define_macros=[("TOKENPICK_COMPILER_FLAGS", '"' + " ".join(_compile_args()) + '"'),
                    # the oldest numpy the package runs with (pyproject's dependencies)
                    ("NPY_TARGET_VERSION", "NPY_1_23_API_VERSION"),
-                   ("NPY_NO_DEPRECATED_API", "NPY_1_23_API_VERSION")],
-    depends=["csrc/tokenpick.h", "csrc/tp_internal.h", "csrc/rows/rows.c",
-             "csrc/rows/kernels.c", "csrc/rows/scan.c", "csrc/rows/select.c", "csrc/rows/sums.c",
-             "csrc/rows/vec.h"],
+                   ("NPY_NO_DEPRECATED_API", "NPY_1_23_API_VERSION"),
+                   *([("TP_COUNT_ROUTES", "1")] if _flag("TOKENPICK_COUNT_ROUTES") else [])],
+    depends=["csrc/tokenpick.h", "csrc/tp_internal.h", "csrc/tp_workspace.h",
+             *sorted(str(p) for p in Path("csrc/rows").iterdir())],
 )
 
 setup(ext_modules=cythonize([extension], compiler_directives=directives),

@@ -44,7 +44,7 @@ int main(int argc, char **argv)
         {0.8, 0, 1.0, 0.0}, {1.0, 50, 1.0, 0.0}, {1.0, 0, 0.9, 0.0},
         {1.0, 50, 0.9, 0.05}, {0.0, 0, 1.0, 0.0}, {1.5, 0, 0.5, 0.0},
     };
-    tp_workspace *ws = calloc(1, sizeof *ws);
+    tp_workspace *ws = tp_workspace_new();
     float *x = malloc(131072 * sizeof *x);
     if (!ws || !x)
         return 2;
@@ -73,7 +73,7 @@ int main(int argc, char **argv)
             }
         }
     }
-    free(ws);
+    tp_workspace_free(ws);
     free(x);
     return 0;
 }

@@ -7,8 +7,8 @@
  * reports these), parameters in range.  No kernel allocates, takes a lock or
  * touches global mutable state, so any number of threads may call them at once.
  *
- * Semantics are those of SPEC.md; tokenpick.reference is their executable
- * form and the oracle the tests compare these kernels with.
+ * Semantics are those of docs/semantics.md; tokenpick.reference is their
+ * executable form and the oracle the tests compare these kernels with.
  */
 #ifndef TOKENPICK_H
 #define TOKENPICK_H
@@ -43,7 +43,7 @@ typedef struct {
 
 /* ---- selection ---------------------------------------------------------- */
 
-/* The filters of one row, in SPEC.md's order: temperature, top-k, top-p, min-p. */
+/* The filters of one row, in their order: temperature, top-k, top-p, min-p. */
 typedef struct {
     double temperature;  /* >= 0; 0 = greedy */
     int64_t top_k;       /* k > 0 and k < n is active; anything else keeps all */
@@ -51,28 +51,11 @@ typedef struct {
     double min_p;        /* in [0, 1]; 0 keeps all */
 } tp_filter;
 
-/* Scratch for selection; its size does not depend on the row length. */
-#define TP_RADIX_BINS 2048
-#define TP_CAND_CAP 16384    /* candidates gathered for an exact selection */
-#define TP_SAMPLE_SIZE 1024  /* samples and block maxima of a row (select.c) */
-#define TP_MASS_COPIES 4     /* interleaved histograms, see select.c */
-#define TP_CHUNK 2048        /* tokens a pass over the row works on at a time, in L1 */
-typedef struct {
-    double mass[TP_RADIX_BINS];
-    int64_t count[TP_RADIX_BINS];
-    double mass_copies[TP_MASS_COPIES * TP_RADIX_BINS];  /* interleaved histograms, for long rows */
-    float cand_x[TP_CAND_CAP];
-    int64_t cand_id[TP_CAND_CAP];
-    float cand_e[TP_CAND_CAP];  /* their exponentials, where selection needs them */
-    float sample[TP_SAMPLE_SIZE];
-    /* The kept mass of each run of run_per tokens, when selection found it
-     * on its way (run_per > 0); see tp_keep.run_sum. */
-    double run_sum[TP_RADIX_BINS];
-    int64_t run_per;
-    int64_t run_first[TP_RADIX_BINS];  /* the first candidate of each run, see select.c */
-    float chunk_e[TP_CHUNK];  /* the exponentials of one chunk of a row */
-    float part[2 * TP_CAND_CAP];  /* values and weights of a selection by partition */
-} tp_workspace;
+/* Scratch of the row kernels, one per thread: its size does not depend on
+ * the row length; its parts are private to the kernels (tp_workspace.h). */
+typedef struct tp_workspace tp_workspace;
+tp_workspace *tp_workspace_new(void);  /* NULL when out of memory */
+void tp_workspace_free(tp_workspace *ws);
 
 /* The kept set of a row: every token with x >= threshold, or, for greedy
  * rows, only the argmax.  Tokens at -inf may be "kept" but have probability 0.
@@ -130,17 +113,44 @@ typedef struct {
      * lowest id first on ties: ids[0..m) and their log-probabilities lps[0..m). */
     void (*top_logprobs)(const float *x, int64_t n, const tp_rowstat *st, double T, int64_t m,
                          tp_workspace *ws, int64_t *ids, float *lps);
+
+    /* For tests, the selections by name: the k-th largest of x[0..n)
+     * (1 <= k <= n), and the smallest v[j] whose mass from the top by
+     * weights w[] reaches target (n <= 16384), each by one route
+     * (TP_ROUTE_KTH_*, TP_ROUTE_MASS_*; < 0 for the route the kernels
+     * choose); NaN where a route does not take the inputs or gives up. */
+    float (*kth_largest)(const float *x, int64_t n, int64_t k, int route, tp_workspace *ws);
+    float (*select_by_mass)(const float *v, const float *w, int64_t n, double target, int route,
+                            tp_workspace *ws);
 } tp_kernels;
 
 /* The table of an instruction set ("baseline", "avx2", "avx512"), or NULL if
  * this build lacks it or this CPU (with its operating system) cannot run it. */
 const tp_kernels *tp_kernels_for(const char *name);
 
+/* ---- routes, for tests ------------------------------------------------------ */
+/* The ways selection can go (csrc/rows/topk.c, topp.c, kth.c, mass.c list them
+ * in fallback order).  A build with TOKENPICK_COUNT_ROUTES=1 counts how often
+ * each is taken, so that tests can show every route runs; other builds count
+ * nothing and tp_route_counting() is 0. */
+enum {
+    TP_ROUTE_KTH_SMALL, TP_ROUTE_KTH_BISECT, TP_ROUTE_KTH_QUICKSELECT, TP_ROUTE_KTH_RADIX,
+    TP_ROUTE_TOPK_BLOCKS, TP_ROUTE_TOPK_PROBE, TP_ROUTE_TOPK_BAND, TP_ROUTE_TOPK_ROW,
+    TP_ROUTE_MASS_SMALL, TP_ROUTE_MASS_PARTITION, TP_ROUTE_MASS_VALUE_BINS, TP_ROUTE_MASS_RADIX,
+    TP_ROUTE_TOPP_LISTED, TP_ROUTE_TOPP_BOUND, TP_ROUTE_TOPP_BOUND_EXACT, TP_ROUTE_TOPP_BAND,
+    TP_ROUTE_TOPP_BAND_EXACT, TP_ROUTE_TOPP_HISTOGRAM, TP_ROUTE_TOPP_RADIX,
+    TP_ROUTE_COUNT
+};
+int tp_route_counting(void);
+const char *tp_route_name(int route);
+/* Adds the counts since the last call to out[0..TP_ROUTE_COUNT) and zeroes them. */
+void tp_route_take(int64_t *out);
+
 /* ---- randomness ----------------------------------------------------------- */
 
 /* Philox4x32-10 (Salmon et al., SC 2011). */
 void tp_philox4x32_10(const uint32_t ctr[4], const uint32_t key[2], uint32_t out[4]);
-/* The uniform in [0, 1) of SPEC.md for (seed, offset): 53 bits of Philox's first two words. */
+/* The uniform in [0, 1) of the draw for (seed, offset): 53 bits of Philox's first two words. */
 double tp_uniform(uint64_t seed, uint64_t offset);
 
 /* ---- build and machine ---------------------------------------------------- */

@@ -55,55 +55,60 @@ static inline uint32_t tp_float_to_bits(float v)
     return b;
 }
 
-/* 2**f for |f| <= 1/2 (a little more is fine; any f in [-1, 1] gives a
- * finite value): degree-5 polynomial, fitted for relative error with the
- * constant fixed at 1, by Horner's scheme.  Relative error 1.7e-7 in float
- * with multiply-adds, where SPEC.md allows 1e-5.  Horner's scheme takes the
- * fewest operations, and the loops keep many independent rows of it in
- * flight, so its chain of dependencies costs nothing. */
+/* 2**f for |f| <= 1/2 (any f in [-1, 1] gives a finite value): a degree-5
+ * polynomial fitted for relative error with the constant fixed at 1, by
+ * Horner's scheme; relative error 1.7e-7 in float with multiply-adds.  The
+ * vector form (sums.c) uses the same coefficients, operation for operation. */
+#define TP_EXP2_C5 1.326470054e-03f
+#define TP_EXP2_C4 9.671534412e-03f
+#define TP_EXP2_C3 5.550733954e-02f
+#define TP_EXP2_C2 2.402224243e-01f
+#define TP_EXP2_C1 6.931470037e-01f
 static inline float tp_exp2_reduced(float f)
 {
-    float p = TP_MADD(1.326470054e-03f, f, 9.671534412e-03f);
-    p = TP_MADD(p, f, 5.550733954e-02f);
-    p = TP_MADD(p, f, 2.402224243e-01f);
-    p = TP_MADD(p, f, 6.931470037e-01f);
+    float p = TP_MADD(TP_EXP2_C5, f, TP_EXP2_C4);
+    p = TP_MADD(p, f, TP_EXP2_C3);
+    p = TP_MADD(p, f, TP_EXP2_C2);
+    p = TP_MADD(p, f, TP_EXP2_C1);
     return TP_MADD(p, f, 1.0f);
 }
 
 /*
  * exp((x - max) / T) for x <= max, as 2**t with t = (x - max) * log2(e) / T.
- * tp_exp_setup takes the row's max and k = log2(e) / T once; tp_exp_apply
+ * tp_exp_setup takes the row's max and rate = log2(e) / T once; tp_exp_apply
  * then costs about 17 vector operations per lane, without branches, so loops
  * over it vectorize.  t splits into n = round(t), which goes into the
  * exponent, and f = t - n, which goes to the polynomial; f must be accurate
  * in absolute terms even when |t| is large, and there are two ways:
  *
- * - with fused multiply-add (AVX2, AVX-512, aarch64), all in float: k as a
- *   float pair k_hi + k_lo, and f = d * k_hi - n formed exactly by an FMA.
+ * - with fused multiply-add (AVX2, AVX-512, aarch64), all in float: the
+ *   rate as a float pair rate_hi + rate_lo, and f = d * rate_hi - n formed
+ *   exactly by an FMA.
  *   What remains is the rounding of d = x - max, at most 6e-8 |t|, so about
  *   4e-6 relative for probabilities down to 1e-30.
  * - without (the SSE2 baseline), t in double.
  *
  * Results below 2**-126 (including x = -inf) are flushed to 0: such a token's
- * probability is below 1e-37, which SPEC.md's accuracy rules ignore.
+ * probability is below 1e-37, which the accuracy rules ignore.
  */
 typedef struct {
     float scale;      /* d = x * scale - max_scaled: x - max, times a power of 2 */
     float max_scaled;
-    float k_hi, k_lo; /* k / scale = k_hi + k_lo, each a float */
-    double k, max;    /* for the double form */
+    float rate_hi, rate_lo; /* rate / scale = rate_hi + rate_lo, each a float */
+    double rate, max;       /* for the double form */
 } tp_exparg;
 
-static inline tp_exparg tp_exp_setup(float max, double k)
+static inline tp_exparg tp_exp_setup(float max, double rate)
 {
     /* x - max overflows float when max > 0 and x < max - FLT_MAX: with a
-     * positive max, halve both (exact for the x where it matters) and double k.
-     * k beyond float's range (T < 4e-39): scale d up by 2**30 and k down,
+     * positive max, halve both (exact for the x where it matters) and double
+     * the rate.  A rate beyond float's range (T < 4e-39): scale d up by 2**30
+     * and the rate down,
      * unless |max| >= 2**97, where every nonzero d is at least 2**73 and
      * gives t = -inf anyway; past 2**157 every nonzero d gives t < -150
-     * either way, so k may saturate. */
+     * either way, so the rate may saturate. */
     const float half = max > 0x1p-64f ? 0.5f : 1.0f;
-    double ks = k / (double)half;
+    double ks = rate / (double)half;
     float up = 1.0f;
     if (ks > 0x1p120 && fabsf(max) < 0x1p97f) {
         up = 0x1p30f;
@@ -112,9 +117,9 @@ static inline tp_exparg tp_exp_setup(float max, double k)
     tp_exparg a;
     a.scale = half * up;
     a.max_scaled = max * half * up;  /* exact: a power of 2 times max, within range */
-    a.k_hi = ks < (double)FLT_MAX ? (float)ks : FLT_MAX;
-    a.k_lo = ks < (double)FLT_MAX ? (float)(ks - (double)a.k_hi) : 0.0f;
-    a.k = k;
+    a.rate_hi = ks < (double)FLT_MAX ? (float)ks : FLT_MAX;
+    a.rate_lo = ks < (double)FLT_MAX ? (float)(ks - (double)a.rate_hi) : 0.0f;
+    a.rate = rate;
     a.max = max;
     return a;
 }
@@ -125,10 +130,10 @@ static inline tp_exparg tp_exp_setup(float max, double k)
 static inline float tp_exp_apply(float x, const tp_exparg *a)
 {
     const float d = fmaf(x, a->scale, -a->max_scaled);  /* <= 0, or -inf */
-    const float t = d * a->k_hi;                         /* may be -inf, never NaN */
+    const float t = d * a->rate_hi;                      /* may be -inf, never NaN */
     const float s = (t > -127.0f ? t : -127.0f) + TP_SHIFTER;
     const float n = s - TP_SHIFTER;                      /* round(t), in [-127, 0] */
-    float f = fmaf(d, a->k_lo, fmaf(d, a->k_hi, -n));
+    float f = fmaf(d, a->rate_lo, fmaf(d, a->rate_hi, -n));
     f = f > -1.0f ? f : -1.0f;  /* only when t < -127 (then n is -127), or NaN at -inf */
     /* s's low mantissa bits hold n: shifted into the exponent field, they
      * give 2**n, and 0 for n = -127, which flushes. */
@@ -138,7 +143,7 @@ static inline float tp_exp_apply(float x, const tp_exparg *a)
 #else
 static inline float tp_exp_apply(float x, const tp_exparg *a)
 {
-    double t = ((double)x - a->max) * a->k;
+    double t = ((double)x - a->max) * a->rate;
     t = t < -127.0 ? -127.0 : t;                  /* also maps x = -inf */
     const double shifter = 6755399441055744.0;    /* 1.5 * 2**52: round to nearest */
     const double n = (t + shifter) - shifter;

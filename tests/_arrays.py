@@ -168,7 +168,7 @@ def make_row(rng, kind, V):
     if kind == "decoy":
         # Flat, but the tokens the kernels' samples of a long row read are far
         # below the rest: every 32nd (a strided sample) and the runs of 16 that
-        # top-p's sample takes (select.c: nucleus_sample, sample_runs).
+        # top-p's probe takes (csrc/rows/gather.c: probe_lines).
         # Estimates from such samples are wrong, and the exact fallbacks must
         # take over.
         x = rng.standard_normal(V)

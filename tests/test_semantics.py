@@ -262,8 +262,8 @@ def test_sample_is_the_same_whichever_pass_found_the_block_maxima(simd_path):
 
 
 def _top_p_sample_positions(V):
-    """The tokens top-p's sample of a row of V reads (select.c: nucleus_sample,
-    sample_runs): runs of 16, spread evenly."""
+    """The tokens top-p's probe of a row of V reads (csrc/rows/gather.c:
+    probe_size, probe_lines): lines of 16, spread evenly."""
     m = min(V // 16, 4096)
     runs = (m - m % 16) // 16
     starts = np.arange(runs) * (V // runs)

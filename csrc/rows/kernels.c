@@ -1,8 +1,9 @@
 /*
  * Row kernels: the checking pass, softmax and friends, masks, the filtered
- * distribution, the draw and top_logprobs.  Sums are accumulated in double.
+ * distribution and top_logprobs (the draw is in draw.c).  Sums are
+ * accumulated in double.
  */
-#include "../tp_internal.h"
+#include "row.h"
 #include "vec.h"
 
 /* The checking pass: max, argmax and the problems of the row, in blocks of
@@ -22,10 +23,10 @@ static void one_hot(int64_t n, int64_t at, float on, float off, float *out)
 
 /* out[i] = exp((x[i] - max) / T) / z over x[i] >= threshold, 0 elsewhere.
  * The exponentials go to out first and are scaled in place, so out may be x. */
-static void normalized_exp(const float *x, int64_t n, float max, double k, float threshold,
+static void normalized_exp(const float *x, int64_t n, float max, double rate, float threshold,
                            float *out)
 {
-    const double z = sum_exp_store(x, n, max, k, threshold, out);
+    const double z = sum_exp_store(x, n, max, rate, threshold, out);
     const float inv_z = (float)(1.0 / z);
     for (int64_t i = 0; i < n; i++)
         out[i] *= inv_z;
@@ -63,8 +64,8 @@ static float tp_logsumexp_f32(const float *x, int64_t n, const tp_rowstat *st, d
             ties += x[i] == max;
         return (float)log((double)ties);
     }
-    const double k = TP_LOG2E * tp_inv_temperature(T);
-    return (float)((double)max / T + log(sum_exp(x, n, max, k, -INFINITY)));
+    const double rate = TP_LOG2E * tp_inv_temperature(T);
+    return (float)((double)max / T + log(sum_exp(x, n, max, rate, -INFINITY)));
 }
 
 static void tp_mask_f32(const float *x, int64_t n, const tp_keep *keep, float *out)
@@ -92,9 +93,9 @@ static void tp_filtered_probs_f32(const float *x, int64_t n, const tp_keep *keep
         one_hot(n, keep->argmax, 1.0f, 0.0f, out);
         return;
     }
-    const double k = TP_LOG2E * keep->inv_t;
+    const double rate = TP_LOG2E * keep->inv_t;
     if (keep->ncand >= 0) {  /* only the listed tokens are exponentiated, once */
-        const tp_exparg a = tp_exp_setup(keep->max, k);
+        const tp_exparg a = tp_exp_setup(keep->max, rate);
         double z = 0.0;  /* summed in id order */
         for (int64_t i = 0; i < n; i++)
             out[i] = 0.0f;
@@ -108,156 +109,7 @@ static void tp_filtered_probs_f32(const float *x, int64_t n, const tp_keep *keep
             out[keep->cand_id[j]] = (float)(out[keep->cand_id[j]] * inv_z);
         return;
     }
-    normalized_exp(x, n, keep->max, k, keep->threshold, out);
-}
-
-/* One block of the walk of the draw: m exponentials e[j] of tokens ids[j]
- * (or first_id + j when ids is NULL), of sum block (as sum_exp_store gave
- * it).  Returns the first token of positive probability at which *run, the
- * sum so far, exceeds target, or -1 if none does; a block that leaves *run
- * at or below target is passed whole, added to *run as block.  *last_positive
- * follows the last token of positive probability passed. */
-static int64_t crossing_in_block(const float *e, const int64_t *ids, int64_t first_id, int64_t m,
-                                 double block, double *run, double target,
-                                 int64_t *last_positive)
-{
-    if (!(*run + block > target)) {
-        for (int64_t j = m - 1; j >= 0; j--)
-            if (e[j] > 0.0f) {
-                *last_positive = ids ? ids[j] : first_id + j;
-                break;
-            }
-        *run += block;
-        return -1;
-    }
-    for (int64_t j = 0; j < m; j++) {
-        if (e[j] > 0.0f) {
-            *last_positive = ids ? ids[j] : first_id + j;
-            *run += e[j];
-            if (*run > target)
-                return *last_positive;
-        }
-    }
-    return -1;
-}
-
-/* The walk of the draw over len tokens with logits v[0..len) and ids ids[j]
- * (or first_id + j when ids is NULL): the first token of positive
- * probability at which run, the sum so far, exceeds target; if rounding
- * keeps it short, the last token of positive probability (else fallback).
- * The exponentials are computed TP_BLOCK at a time, vectorized, into
- * scratch, and walked by crossing_in_block. */
-static int64_t first_crossing(const float *v, const int64_t *ids,
-                              int64_t first_id, int64_t len, float max, double k,
-                              float threshold, double run, double target, int64_t fallback,
-                              float *scratch)
-{
-    int64_t last_positive = fallback;
-    for (int64_t lo = 0; lo < len; lo += TP_BLOCK) {
-        const int64_t m = len - lo < TP_BLOCK ? len - lo : TP_BLOCK;
-        const double block = sum_exp_store(v + lo, m, max, k, threshold, scratch);
-        const int64_t token = crossing_in_block(scratch, ids ? ids + lo : NULL, first_id + lo, m,
-                                                block, &run, target, &last_positive);
-        if (token >= 0)
-            return token;
-    }
-    return last_positive;
-}
-
-/* The draw over at most TP_BLOCK tokens (logits v, ids as for
- * first_crossing): one pass computes, stores and sums their exponentials,
- * which is the total, and the walk reads them (first_crossing would compute
- * the same block of them again). */
-static int64_t sample_one_block(const float *v, const int64_t *ids, int64_t len, float max,
-                                double k, float threshold, double u, int64_t fallback,
-                                float *scratch, double *z)
-{
-    *z = sum_exp_store(v, len, max, k, threshold, scratch);
-    double run = 0.0;
-    int64_t last_positive = fallback;
-    const int64_t token = crossing_in_block(scratch, ids, 0, len, *z, &run, u * *z,
-                                            &last_positive);
-    return token >= 0 ? token : last_positive;
-}
-
-/* The draw over the listed kept tokens. */
-static int64_t sample_listed(const tp_keep *keep, double k, double u, tp_workspace *ws, double *z)
-{
-    if (keep->ncand <= TP_BLOCK)
-        return sample_one_block(keep->cand_x, keep->cand_id, keep->ncand, keep->max, k,
-                                -INFINITY, u, keep->argmax, ws->cand_e, z);
-    *z = sum_exp(keep->cand_x, keep->ncand, keep->max, k, -INFINITY);
-    return first_crossing(keep->cand_x, keep->cand_id, 0, keep->ncand, keep->max, k,
-                          -INFINITY, 0.0, u * *z, keep->argmax, ws->cand_e);
-}
-
-/* The draw over the whole row, reading it once and a block of it again: one
- * pass of exponentials stores the sum of each
- * block in the workspace, the block where the running sum crosses u * total
- * is found from those sums, and only that block is walked.  When selection
- * left the sums of the kept mass of each run of the row, those are the
- * blocks, and the pass is saved. */
-static int64_t sample_blocks(const float *x, int64_t n, const tp_keep *keep, double k, double u,
-                             tp_workspace *ws, double *z)
-{
-    const float max = keep->max, thr = keep->threshold;
-    if (!keep->run_sum && n <= TP_BLOCK)
-        return sample_one_block(x, NULL, n, max, k, thr, u, keep->argmax, ws->cand_e, z);
-    const double *block_sum;
-    int64_t per, nblocks;
-    if (keep->run_sum) {
-        per = keep->run_per;
-        nblocks = (n + per - 1) / per;
-        block_sum = keep->run_sum;
-        *z = 0.0;
-        for (int64_t b = 0; b < nblocks; b++)
-            *z += block_sum[b];
-    } else {
-        per = TP_BLOCK;  /* a multiple of TP_BLOCK, so each block sums in lanes */
-        while ((n + per - 1) / per > TP_RADIX_BINS)
-            per *= 2;
-        nblocks = (n + per - 1) / per;
-        *z = sum_exp_by_run(x, n, max, k, thr, per, ws->mass);
-        block_sum = ws->mass;
-    }
-
-    /* The block where the running sum first exceeds u * z; if rounding leaves
-     * u * z at or above every partial sum, the last block of positive mass,
-     * and its last token of positive probability. */
-    double target = u * *z, before = 0.0;
-    int64_t block = -1, last_positive_block = 0;
-    for (int64_t b = 0; b < nblocks; b++) {
-        if (block_sum[b] <= 0.0)
-            continue;
-        last_positive_block = b;
-        if (before + block_sum[b] > target) {
-            block = b;
-            break;
-        }
-        before += block_sum[b];
-    }
-    if (block < 0) {
-        block = last_positive_block;
-        target = INFINITY;
-    }
-    const int64_t lo = block * per, len = n - lo < per ? n - lo : per;
-    return first_crossing(x + lo, NULL, lo, len, max, k, thr, before, target,
-                          keep->argmax, ws->cand_e);
-}
-
-static int64_t tp_sample_f32(const float *x, int64_t n, const tp_keep *keep, double u,
-                             tp_workspace *ws, float *logprob)
-{
-    if (keep->greedy) {
-        *logprob = 0.0f;
-        return keep->argmax;
-    }
-    const double k = TP_LOG2E * keep->inv_t;
-    double z;
-    const int64_t token = keep->ncand >= 0 ? sample_listed(keep, k, u, ws, &z)
-                                           : sample_blocks(x, n, keep, k, u, ws, &z);
-    *logprob = (float)(((double)x[token] - (double)keep->max) * keep->inv_t - log(z));
-    return token;
+    normalized_exp(x, n, keep->max, rate, keep->threshold, out);
 }
 
 /* ---- top_logprobs --------------------------------------------------------- */
@@ -298,8 +150,8 @@ static void sort_by_rank(const float *x, int64_t *ids, int64_t m)
     }
 }
 
-static void tp_top_logprobs_f32(const float *x, int64_t n, const tp_rowstat *st, double T, int64_t m,
-                         tp_workspace *ws, int64_t *ids, float *lps)
+static void tp_top_logprobs_f32(const float *x, int64_t n, const tp_rowstat *st, double T,
+                                int64_t m, tp_workspace *ws, int64_t *ids, float *lps)
 {
     if (T == 0.0) {  /* log of the one-hot: 0 at the argmax, then -inf by id */
         ids[0] = st->argmax;

@@ -3,16 +3,81 @@
  * set: csrc/tp_rows_<isa>.c defines TP_ISA and includes this file, and
  * setup.py compiles each with its own flags.  All is static but the table
  * tp_kernels_<isa>, which tp_dispatch.c hands out.
+ *
+ * From a public function to its kernel: tokenpick.sample -> _core.pyx ->
+ * the table's keep (keep.c: topk.c, topp.c, min-p) and sample (draw.c);
+ * softmax, log_softmax, logsumexp, mask, filtered_probs, top_logprobs ->
+ * kernels.c; the checking pass -> scan.c.  csrc/README.md has the design.
  */
 #ifndef TP_ISA
 #error "define TP_ISA (baseline, avx2, avx512) before including rows/rows.c"
 #endif
 
+#include "row.h"
 #include "vec.h"
-#include "sums.c"
-#include "scan.c"
-#include "select.c"
-#include "kernels.c"
+
+#include "sums.c"    /* sums of exponentials */
+#include "scan.c"    /* the checking pass */
+#include "radix.c"   /* the radix select and histograms of weight */
+#include "kth.c"     /* the k-th largest */
+#include "gather.c"  /* gathering candidates; probes of the row */
+#include "mass.c"    /* selection by mass among candidates */
+#include "topk.c"    /* top-k's routes */
+#include "topp.c"    /* top-p's routes */
+#include "keep.c"    /* the filters in order, and min-p */
+#include "kernels.c" /* softmax and friends, mask, filtered_probs, top_logprobs */
+#include "draw.c"    /* the draw */
+
+/* The k-th largest by one route (route < 0: the route tp_kth_largest_f32
+ * chooses), for tests; NaN where the route does not take these inputs. */
+static float kth_largest_by_route(const float *x, int64_t n, int64_t k, int route,
+                                  tp_workspace *ws)
+{
+    switch (route) {
+    case TP_ROUTE_KTH_SMALL:
+        return k <= TP_SMALL_K ? kth_largest_small(x, n, k) : NAN;
+    case TP_ROUTE_KTH_BISECT:
+        return n <= TP_BISECT_MAX ? kth_largest_bisect(x, n, k) : NAN;
+    case TP_ROUTE_KTH_QUICKSELECT:
+        return n <= TP_CAND_CAP ? kth_largest_quickselect(x, n, k, ws) : NAN;
+    case TP_ROUTE_KTH_RADIX:
+        return radix_select_count(x, n, k, &ws->hist);
+    default:
+        return route < 0 ? tp_kth_largest_f32(x, n, k, ws) : NAN;
+    }
+}
+
+/* Selection by mass by one route (route < 0: select_stored's choice), for
+ * tests: the smallest of v[0..n) (n <= TP_CAND_CAP) whose mass from the top,
+ * by weights w, reaches target; NaN where the route does not take these
+ * inputs, or does not exist on this instruction set, or gives up. */
+static float select_by_mass_by_route(const float *v, const float *w, int64_t n, double target,
+                                     int route, tp_workspace *ws)
+{
+    const tp_row r = {v, n, 0.0f, 0, 1.0, TP_LOG2E, -INFINITY, ws};
+    float t = NAN;
+    if (n > TP_CAND_CAP)
+        return NAN;
+    switch (route) {
+    case TP_ROUTE_MASS_SMALL:
+        return n <= TP_SMALL_SELECT ? select_by_mass_small(v, w, n, target, ws) : NAN;
+#if TP_VCOMPRESS
+    case TP_ROUTE_MASS_PARTITION:
+        return select_by_partition(v, w, n, target, ws, &t) ? t : NAN;
+#else
+    case TP_ROUTE_MASS_VALUE_BINS:
+        return select_by_value_bins(v, w, n, target, ws, &t) ? t : NAN;
+#endif
+    case TP_ROUTE_MASS_RADIX:
+        return radix_select_mass(&r, v, w, n, target, 0);
+    default:
+        if (route >= 0)
+            return NAN;
+        memcpy(ws->cand.x, v, (size_t)n * sizeof *v);
+        memcpy(ws->cand.e, w, (size_t)n * sizeof *w);
+        return select_stored(&r, n, target);
+    }
+}
 
 #define TP_CAT2(a, b) a##b
 #define TP_CAT(a, b) TP_CAT2(a, b)
@@ -31,4 +96,6 @@ const tp_kernels TP_CAT(tp_kernels_, TP_ISA) = {
     tp_filtered_probs_f32,
     tp_sample_f32,
     tp_top_logprobs_f32,
+    kth_largest_by_route,
+    select_by_mass_by_route,
 };

@@ -1,9 +1,9 @@
 /*
  * The checking pass over a row: its max, the first index of the max, and
  * whether it holds NaN or +inf or only -inf; and, on the way, the max of each
- * block of the row, which top-k's block route reads (select.c).
+ * block of the row, which top-k's block route reads (topk.c).
  */
-#include "../tp_internal.h"
+#include "row.h"
 #include "vec.h"
 
 /* The first index holding the value v (n >= 1; returns 0 if none does). */
@@ -22,7 +22,7 @@ static int64_t first_equal(const float *x, int64_t n, float v)
     return 0;
 }
 
-/* One pass over blocks of bs tokens (a power of two, at least 32; those of
+/* One pass over blocks of bs tokens (a power of two, at least 32; blocks of
  * TP_SCAN_BLOCK fit in L1): the max of each block, with four vector
  * accumulators where the block has room for them (to hide the latency of
  * max), into bmax[] if not NULL, and whether a NaN is present.  The first

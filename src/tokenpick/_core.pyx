@@ -76,7 +76,18 @@ cdef extern from "tokenpick.h" nogil:
                           tp_workspace *ws, float *logprob) noexcept nogil
         void (*top_logprobs)(const float *x, int64_t n, const tp_rowstat *st, double T,
                              int64_t m, tp_workspace *ws, int64_t *ids, float *lps) noexcept nogil
+        float (*kth_largest)(const float *x, int64_t n, int64_t k, int route,
+                             tp_workspace *ws) noexcept nogil
+        float (*select_by_mass)(const float *v, const float *w, int64_t n, double target,
+                                int route, tp_workspace *ws) noexcept nogil
 
+    tp_workspace *tp_workspace_new() noexcept
+    void tp_workspace_free(tp_workspace *ws) noexcept
+    enum:
+        TP_ROUTE_COUNT
+    int tp_route_counting() noexcept
+    const char *tp_route_name(int route) noexcept
+    void tp_route_take(int64_t *out) noexcept
     const tp_kernels *tp_kernels_for(const char *name) noexcept
     double tp_uniform(uint64_t seed, uint64_t offset) noexcept
     const char *tp_compiler() noexcept
@@ -326,12 +337,12 @@ cdef class _Workspace:
     cdef tp_workspace *ws
 
     def __cinit__(self):
-        self.ws = <tp_workspace *>calloc(1, sizeof(tp_workspace))
+        self.ws = tp_workspace_new()
         if self.ws == NULL:
             raise MemoryError()
 
     def __dealloc__(self):
-        free(self.ws)
+        tp_workspace_free(self.ws)
 
 
 _per_thread = threading.local()
@@ -341,7 +352,7 @@ cdef _Workspace _workspace():
     """This thread's workspace: made once per thread, freed with the thread.
 
     A call never runs inside another on the same thread, so one per thread is
-    enough, and reusing it saves a ~530 KB allocation per call.
+    enough, and reusing it saves a ~560 KB allocation per call.
     """
     cdef _Workspace w = getattr(_per_thread, "workspace", None)
     if w is None:
@@ -610,3 +621,54 @@ def uniform(seeds, offsets, cnp.ndarray out not None):
     with nogil:
         for i in range(cnp.PyArray_SIZE(out)):
             dest[i] = tp_uniform(_u64(&sc, i), _u64(&oc, i))
+
+
+# ---- the selections by name and the routes taken, for tests -------------------
+
+def route_names():
+    """The names of the routes selection can take, in the order of route_counts."""
+    return [tp_route_name(r).decode() for r in range(TP_ROUTE_COUNT)]
+
+
+def route_counts():
+    """How often each route was taken since the last call, as {name: count},
+    or None in a build that does not count them (TOKENPICK_COUNT_ROUTES=1)."""
+    if not tp_route_counting():
+        return None
+    cdef int64_t counts[TP_ROUTE_COUNT]
+    cdef int r
+    for r in range(TP_ROUTE_COUNT):
+        counts[r] = 0
+    tp_route_take(counts)
+    return {tp_route_name(r).decode(): counts[r] for r in range(TP_ROUTE_COUNT)}
+
+
+def _route_number(route):
+    if route is None:
+        return -1
+    return route_names().index(route)
+
+
+def kth_largest(cnp.ndarray x not None, int64_t k, route=None):
+    """The k-th largest of float32 x (1-D, C-contiguous, no NaN, 1 <= k <= len)
+    by the named route (route_names(): kth_*) or, with None, the kernels'
+    choice; NaN where the route does not take these inputs."""
+    cdef int64_t n = cnp.PyArray_SIZE(x)
+    if cnp.PyArray_TYPE(x) != cnp.NPY_FLOAT32 or not cnp.PyArray_IS_C_CONTIGUOUS(x) or not 1 <= k <= n:
+        raise ValueError("kth_largest needs C-contiguous float32 and 1 <= k <= len(x)")
+    return K.kth_largest(<const float *>cnp.PyArray_DATA(x), n, k, _route_number(route),
+                         _workspace().ws)
+
+
+def select_by_mass(cnp.ndarray v not None, cnp.ndarray w not None, double target, route=None):
+    """The smallest of float32 v whose mass from the top by float32 weights w
+    reaches target, by the named route (route_names(): mass_*) or, with None,
+    the kernels' choice; NaN where the route does not take these inputs, does
+    not exist on this SIMD path, or gives up."""
+    cdef int64_t n = cnp.PyArray_SIZE(v)
+    if (cnp.PyArray_TYPE(v) != cnp.NPY_FLOAT32 or cnp.PyArray_TYPE(w) != cnp.NPY_FLOAT32
+            or not cnp.PyArray_IS_C_CONTIGUOUS(v) or not cnp.PyArray_IS_C_CONTIGUOUS(w)
+            or cnp.PyArray_SIZE(w) != n):
+        raise ValueError("select_by_mass needs C-contiguous float32 v and w of one length")
+    return K.select_by_mass(<const float *>cnp.PyArray_DATA(v), <const float *>cnp.PyArray_DATA(w),
+                            n, target, _route_number(route), _workspace().ws)

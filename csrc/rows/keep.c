@@ -1,0 +1,73 @@
+/*
+ * The kept set of a row under the filters, in their order: temperature,
+ * top-k (topk.c), top-p on what top-k kept (topp.c), min-p; then the set is
+ * every token at or above one threshold, listed when a route gathered it.
+ */
+#include "row.h"
+#include "vec.h"
+
+/* min-p keeps x when (x - max) / T >= log(m), evaluated in double exactly as
+ * written (the reference evaluates the same expression). */
+static int min_p_keeps(float v, float max, double T, double log_m)
+{
+    return ((double)v - (double)max) / T >= log_m;
+}
+
+/* The smallest float that min-p keeps, by bisection over the keys: 32 steps,
+ * no special cases for huge or tiny T. */
+static float tp_min_p_threshold_f32(float max, double T, double min_p)
+{
+    const double log_m = log(min_p);
+    uint32_t lo = tp_key(-INFINITY);  /* fails: -inf / T < log_m for min_p > 0 */
+    uint32_t hi = tp_key(max);        /* passes: 0 >= log_m */
+    while (hi - lo > 1) {
+        uint32_t mid = lo + (hi - lo) / 2;
+        if (min_p_keeps(tp_unkey(mid), max, T, log_m))
+            hi = mid;
+        else
+            lo = mid;
+    }
+    return tp_unkey(hi);
+}
+
+static void tp_keep_f32(const float *x, int64_t n, const tp_rowstat *st, const tp_filter *f,
+                        tp_workspace *ws, tp_keep *keep)
+{
+    keep->argmax = st->argmax;
+    keep->max = st->max;
+    keep->greedy = f->temperature == 0.0;
+    keep->threshold = -INFINITY;
+    keep->inv_t = keep->greedy ? 0.0 : tp_inv_temperature(f->temperature);
+    keep->ncand = -1;
+    keep->cand_x = ws->cand.x;
+    keep->cand_id = ws->cand.id;
+    keep->run_sum = NULL;
+    keep->run_per = 0;
+    ws->runs.per = 0;
+    if (keep->greedy)
+        return;
+
+    tp_row r = {x, n, st->max, st->argmax, keep->inv_t, TP_LOG2E * keep->inv_t, -INFINITY, ws};
+    float thr = -INFINITY;
+    int64_t c = -1;  /* listed candidates: every token >= thr, or -1 */
+    if (f->top_k > 0 && f->top_k < n) {
+        c = top_k_candidates(x, n, f->top_k, st, ws, &thr);
+        r.cutoff = thr;
+    }
+    if (f->top_p < 1.0) {
+        const float t = nucleus_threshold(&r, f->top_p, &c);
+        thr = t > thr ? t : thr;
+    }
+    if (f->min_p > 0.0) {
+        const float t = tp_min_p_threshold_f32(st->max, f->temperature, f->min_p);
+        if (t > thr)
+            ws->runs.per = 0;  /* the run sums are of the tokens >= the nucleus's threshold */
+        thr = t > thr ? t : thr;
+    }
+    if (ws->runs.per > 0) {
+        keep->run_sum = ws->runs.sum;
+        keep->run_per = ws->runs.per;
+    }
+    keep->threshold = thr;
+    keep->ncand = c >= 0 ? filter_candidates(&ws->cand, c, thr) : -1;
+}
