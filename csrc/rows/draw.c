@@ -23,7 +23,7 @@ typedef struct {
     int64_t last_positive;
 } tp_walk;
 
-static inline int64_t list_id(tp_list list, int64_t j)
+TP_FORCE_INLINE int64_t list_id(tp_list list, int64_t j)
 {
     return list.ids ? list.ids[j] : list.first_id + j;
 }
@@ -33,7 +33,7 @@ static inline int64_t list_id(tp_list list, int64_t j)
  * positive probability at which the walk's sum exceeds its target, or -1 if
  * none does; a tile that leaves the sum at or below the target is passed
  * whole, added as tile_sum. */
-static int64_t crossing_in_tile(const float *e, tp_list tile, double tile_sum, tp_walk *w)
+TP_FORCE_INLINE int64_t crossing_in_tile(const float *e, tp_list tile, double tile_sum, tp_walk *w)
 {
     if (!(w->run + tile_sum > w->target)) {
         for (int64_t j = tile.len - 1; j >= 0; j--)
@@ -77,7 +77,7 @@ static int64_t first_crossing(const tp_keep *keep, tp_list list, float threshold
 /* The draw over a list of at most TP_TILE tokens: one pass computes, stores
  * and sums their exponentials, which is the total *z, and the walk reads
  * them. */
-static int64_t draw_one_tile(const tp_keep *keep, tp_list list, float threshold, double u,
+TP_FORCE_INLINE int64_t draw_one_tile(const tp_keep *keep, tp_list list, float threshold, double u,
                              tp_workspace *ws, double *z)
 {
     *z = sum_exp_store(list.v, list.len, keep->max, TP_LOG2E * keep->inv_t, threshold,

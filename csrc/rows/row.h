@@ -10,8 +10,10 @@
 
 #if defined(_MSC_VER)
 #define TP_FORCE_INLINE static __forceinline
+#define TP_NOINLINE static __declspec(noinline)
 #else
 #define TP_FORCE_INLINE static inline __attribute__((always_inline))
+#define TP_NOINLINE static __attribute__((noinline))
 #endif
 
 /* A row under selection: its logits, what the checking pass found and the

@@ -67,19 +67,21 @@ TP_FORCE_INLINE float tile_sum_exp(const float *x, int64_t i, const tp_sumop *op
                                    const tp_exparg *a, tp_vexparg va)
 {
     const tp_vf thr = vf_set1(op->threshold);
+    const float *xt = x + i, *et = op->from ? op->e + i : NULL;
+    float *ot = op->store ? op->out + i : NULL;
     tp_vf acc0 = vf_set1(0.0f), acc1 = vf_set1(0.0f);
     (void)a;
-    for (int64_t b = i; b < i + TP_TILE; b += 2 * TP_VW) {
-        const tp_vf x0 = vf_load(x + b), x1 = vf_load(x + b + TP_VW);
-        tp_vf e0 = op->from ? vf_load(op->e + b) : vexp(x0, va);
-        tp_vf e1 = op->from ? vf_load(op->e + b + TP_VW) : vexp(x1, va);
+    for (int b = 0; b < TP_TILE; b += 2 * TP_VW) {
+        const tp_vf x0 = vf_load(xt + b), x1 = vf_load(xt + b + TP_VW);
+        tp_vf e0 = op->from ? vf_load(et + b) : vexp(x0, va);
+        tp_vf e1 = op->from ? vf_load(et + b + TP_VW) : vexp(x1, va);
         if (op->cut) {
             e0 = vf_ge_or_zero(e0, x0, thr);
             e1 = vf_ge_or_zero(e1, x1, thr);
         }
         if (op->store) {
-            vf_store(op->out + b, e0);
-            vf_store(op->out + b + TP_VW, e1);
+            vf_store(ot + b, e0);
+            vf_store(ot + b + TP_VW, e1);
         }
         acc0 = vf_add(acc0, e0);
         acc1 = vf_add(acc1, e1);
@@ -92,15 +94,17 @@ TP_FORCE_INLINE float vectors_sum_exp(const float *x, int64_t i, int64_t nvec,
                                       const tp_sumop *op, const tp_exparg *a, tp_vexparg va)
 {
     const tp_vf thr = vf_set1(op->threshold);
+    const float *xt = x + i, *et = op->from ? op->e + i : NULL;
+    float *ot = op->store ? op->out + i : NULL;
     tp_vf acc = vf_set1(0.0f);
     (void)a;
-    for (int64_t b = i; b < i + nvec * TP_VW; b += TP_VW) {
-        const tp_vf xv = vf_load(x + b);
-        tp_vf ev = op->from ? vf_load(op->e + b) : vexp(xv, va);
+    for (int64_t b = 0; b < nvec * TP_VW; b += TP_VW) {
+        const tp_vf xv = vf_load(xt + b);
+        tp_vf ev = op->from ? vf_load(et + b) : vexp(xv, va);
         if (op->cut)
             ev = vf_ge_or_zero(ev, xv, thr);
         if (op->store)
-            vf_store(op->out + b, ev);
+            vf_store(ot + b, ev);
         acc = vf_add(acc, ev);
     }
     return vf_hsum(acc);
@@ -179,8 +183,9 @@ TP_FORCE_INLINE double sum_exp_runs(const float *x, int64_t n, const tp_sumop *o
 
 /* The loops above, specialized: a threshold of -inf cuts nothing, the
  * exponentials are computed or read from e (if not NULL), and storing is the
- * caller's choice; each combination compiles on its own. */
-static double sum_exp_any(const float *x, int64_t n, const float *e, float *out,
+ * caller's choice; each combination compiles on its own, once (inlined into
+ * its callers, its eight loops would be copied into each). */
+TP_NOINLINE double sum_exp_any(const float *x, int64_t n, const float *e, float *out,
                           float threshold, const tp_exparg *a)
 {
     const int cut = threshold > -INFINITY;
@@ -219,7 +224,7 @@ static double sum_stored_store(const float *x, const float *e, int64_t n, float 
 }
 
 /* sum_exp, and the sum of each run of runs->per logits in runs->sum. */
-static double sum_exp_by_run(const float *x, int64_t n, float max, double rate, float threshold,
+TP_NOINLINE double sum_exp_by_run(const float *x, int64_t n, float max, double rate, float threshold,
                              tp_runs *runs)
 {
     const tp_exparg a = tp_exp_setup(max, rate);
