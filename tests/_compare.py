@@ -1,4 +1,5 @@
-"""SPEC.md's tolerances as code, and the helpers that decide which rows they excuse.
+"""The tolerances of docs/semantics.md ("Accuracy against the reference") as code, and the
+helpers that decide which rows they excuse.
 
 Pass rule of every comparison: the package and ``tokenpick.reference`` both raise the same
 error type, or both return and agree:
@@ -190,7 +191,7 @@ def scores(x, T):
 
 
 def draw_ambiguous(x, T, k, p, m, u, rel=REL_BOUND):
-    """True if the token drawn from one row with uniform u is not fixed by SPEC.md: the
+    """True if the token drawn from one row with uniform u is not fixed by docs/semantics.md: the
     kept set is ambiguous, or u * total lies within ``rel`` (relative) of a cumulative-sum
     boundary (absolute floor 1e-30 * total)."""
     strict, loose = kept_bounds(x, T, k, p, m)

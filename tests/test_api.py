@@ -1,5 +1,5 @@
-"""The public surface: names and signatures of SPEC.md's table (and the reference's twins),
-the compiled core, configuration, SIMD dispatch and thread settings."""
+"""The public surface: names and signatures of the table of docs/semantics.md (and the
+reference's twins), the compiled core, configuration, SIMD dispatch and thread settings."""
 
 import inspect
 import os
@@ -35,6 +35,25 @@ def test_signature(name):
     assert got == SIGNATURES[name], f"tokenpick.{name}{got}"
     assert str(inspect.signature(getattr(ref, name))) == SIGNATURES[name], "reference twin"
     assert getattr(tp, name).__doc__, f"tokenpick.{name} has no docstring"
+
+
+DOCS = os.path.join(os.path.dirname(os.path.abspath(__file__)), os.pardir, "docs", "semantics.md")
+
+
+@pytest.mark.skipif(not os.path.exists(DOCS), reason="docs/ is not beside these tests")
+def test_docs_list_every_public_function_with_its_signature():
+    """docs/semantics.md's table of functions names every public function, with the
+    signature it has, so that the documentation grows with the API."""
+    import re
+    with open(DOCS, encoding="utf-8") as f:
+        table = f.read().split("## Functions", 1)[1].split("\n## ", 1)[0]
+    first_cells = [line.split("|")[1] for line in table.splitlines() if line.startswith("|")]
+    documented = {m.group(1): m.group(2).replace('"', "'")
+                  for cell in first_cells for m in re.finditer(r"`(\w+)(\([^`]*\))`", cell)}
+    public = {name for name in tp.__all__ if callable(getattr(tp, name))}
+    assert set(documented) == public, "documented but not public, or public but not documented"
+    for name in public:
+        assert documented[name] == str(inspect.signature(getattr(tp, name))), name
 
 
 def test_thread_and_config_functions_exist():

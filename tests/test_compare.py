@@ -1,5 +1,5 @@
 """Every public function against tokenpick.reference on the generated inputs (tests/_arrays.py),
-under every SIMD path, with SPEC.md's tolerances (tests/_compare.py).
+under every SIMD path, with the tolerances of docs/semantics.md (tests/_compare.py).
 
 Pass rule: both raise the same error type, or both return and agree.  Hypothesis draws
 the recipes (a failure prints ``build(Recipe(...))``, which rebuilds the arrays); a few

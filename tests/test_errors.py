@@ -1,9 +1,11 @@
-"""Every error of SPEC.md "Inputs and errors", for every public function, as a table.
+"""Every error of docs/semantics.md "Inputs and errors", for every public function, as a table.
 
-Each row: a function, the arguments that are wrong, the error type SPEC.md requires and,
-for per-row values, the row index the message must name.  For each: the package raises
-that type, the reference raises the same type, and a raising call leaves ``out=`` (a
-sentinel-filled buffer) and an in-place input (``out=logits``) as they were.
+Each row: a function, the arguments that are wrong, the error type docs/semantics.md
+requires and, for per-row values, the row index the message must name.  For each: the
+package raises that type, the reference raises the same error (type and message), the
+message states a range as a user writes it (2**64, not its 20 digits), and a raising call
+leaves ``out=`` (a sentinel-filled buffer) and an in-place input (``out=logits``) as they
+were.
 """
 
 import re
@@ -108,7 +110,7 @@ BAD_PARAMS = {   # parameter -> [(id, value, error type, row index)]
     "top_k": [
         ("-2", -2, ValueError, None), ("2.5", 2.5, ValueError, None),
         ("nan", np.nan, ValueError, None), ("inf", np.inf, ValueError, None),
-        ("2**64", 2 ** 64, ValueError, None),
+        ("-2**64", -2 ** 64, ValueError, None),
         ("per-row-negative", per_row(-5, 3), ValueError, BAD),
         ("per-row-fraction", per_row(1.5, 3.0), ValueError, BAD),
         ("per-row-list", per_row(-5, 3).tolist(), ValueError, BAD),
@@ -199,6 +201,14 @@ def _message_names_row(message, row):
     return re.search(rf"(?<![\d.]){row}(?![\d.])", message) is not None
 
 
+def _check_message(got, want):
+    """The package's message is the reference's, and what it says of the valid values
+    (before "; got" and the value given) has no number a user must count digits of."""
+    assert str(got) == str(want), f"tokenpick: {got!r}; the reference: {want!r}"
+    rule = str(got).split("; got ")[0]
+    assert not re.search(r"\d{7,}", rule), f"a range a user cannot read: {got!r}"
+
+
 @pytest.mark.parametrize("name, make, extra, exc, row", list(_cases()))
 def test_error(name, make, extra, exc, row):
     kwargs = {**BASE[name], **extra}
@@ -213,10 +223,12 @@ def test_error(name, make, extra, exc, row):
     with pytest.raises(Exception) as got:
         getattr(tp, name)(logits, **kwargs)
     assert want.type is exc, (
-        f"the reference raised {want.type.__name__}({want.value}), SPEC.md says {exc.__name__}")
+        f"the reference raised {want.type.__name__}({want.value}), docs/semantics.md says "
+        f"{exc.__name__}")
     assert got.type is exc, (
-        f"tokenpick.{name} raised {got.type.__name__}({got.value}); SPEC.md (and the "
-        f"reference) say {exc.__name__}")
+        f"tokenpick.{name} raised {got.type.__name__}({got.value}); docs/semantics.md (and "
+        f"the reference) say {exc.__name__}")
+    _check_message(got.value, want.value)
     if row is not None:
         assert _message_names_row(str(got.value), row), (
             f"the message should name row {row}: {got.value!r}")
@@ -278,6 +290,7 @@ def test_out_errors(name, ndim):
         assert got.type is exc, (
             f"out={cid}: tokenpick.{name} raised {got.type.__name__}({got.value}), "
             f"want {exc.__name__}")
+        _check_message(got.value, want.value)
         np.testing.assert_array_equal(np.asarray(out), snapshot,
                                       err_msg=f"out={cid}: a raising call wrote into out")
     np.testing.assert_array_equal(logits, before)
@@ -306,6 +319,7 @@ def test_uniform_errors(args, exc):
         tp.uniform(*args)
     assert want.type is exc, f"the reference raised {want.type.__name__}({want.value})"
     assert got.type is exc, f"tokenpick.uniform raised {got.type.__name__}({got.value})"
+    _check_message(got.value, want.value)
 
 
 # ----------------------------------------------------------------------------
@@ -325,6 +339,9 @@ def test_valid_edge_values_are_accepted():
     x = good_logits()
     tp.sample(x, temperature=0.0, top_k=-1, top_p=1.0, min_p=1.0, seed=0, offset=0)
     tp.sample(x, top_k=2 ** 63, top_p=1e-300, min_p=0.0, seed=2 ** 64 - 1, offset=2 ** 64 - 1)
+    for k in (2 ** 64, 2 ** 100, [2 ** 70] * B, np.full(B, 1e300)):   # k >= V: top-k is off
+        for mod in (tp, ref):
+            assert mod.sample(x, top_k=k, seed=3).tolist() == mod.sample(x, seed=3).tolist()
     tp.sample(x, top_k=np.full(B, 2.0), seed=np.full(B, 2 ** 64 - 1, dtype=np.uint64),
               offset=np.array([2 ** 64 - 1] * B, dtype=object))
     tp.sample(x, uniforms=np.zeros(B), num_threads=1)

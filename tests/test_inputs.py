@@ -248,7 +248,7 @@ def test_torch_tensors_give_the_float32_results(rng):
     out = np.empty(x.shape, dtype=np.float32)
     assert tp.softmax(t, out=out) is out
     torch_out = torch.empty(x.shape, dtype=torch.float32)
-    with pytest.raises(TypeError):   # out= must be a numpy array (SPEC.md); nothing written
+    with pytest.raises(TypeError):   # out= must be a numpy array; nothing written
         tp.softmax(t, out=torch_out.tolist())
     # Tensors numpy cannot read: TypeError, as for any object that is not an array of reals.
     for bad in (t.to(torch.bfloat16), t.clone().requires_grad_(True),
@@ -283,3 +283,25 @@ def test_scalar_filters_take_the_short_way_only_where_the_long_one_agrees():
         general = P.filters(1, V, *arrays)
         assert plain == tuple(np.asarray(g).reshape(-1)[0].item() for g in general), (t, k, p, m)
     assert taken > 100
+
+
+def test_the_short_way_takes_its_ranges_from_the_rules():
+    # The valid values of the four filters are defined once (tokenpick._params's
+    # rules); _core.plain_filters is given them at import.  At each end of each range,
+    # and a float's step either side of it, it accepts exactly what the rule allows.
+    from tokenpick import _core
+    from tokenpick import _params as P
+    plain = dict(temperature=1.0, top_k=0, top_p=1.0, min_p=0.0)
+    for name, rule in (("temperature", P.TEMPERATURE), ("top_k", P.TOP_K),
+                       ("top_p", P.TOP_P), ("min_p", P.MIN_P)):
+        ends = [e for e in (rule.lo, rule.hi) if e is not None]
+        values = [v for e in ends for v in (e, np.nextafter(e, -np.inf), np.nextafter(e, np.inf))]
+        values += [np.inf, -np.inf, np.nan, 1e300, -1e300]
+        if rule.integer:
+            values = [int(v) for v in values if np.isfinite(v) and v == int(v)]
+            values += [v + d for v in values for d in (-1, 1)] + [2 ** 63 - 1, -2 ** 63]
+            values = [v for v in values if -2 ** 63 <= v < 2 ** 63]   # beyond: the long way
+        for v in values:
+            v = v if rule.integer else float(v)
+            got = _core.plain_filters(50, **{**plain, name: v}) is not None
+            assert got == bool(rule.holds(v)), (name, v, got)

@@ -1,5 +1,5 @@
-"""Known answers for SPEC.md's semantics, worked by hand, checked on both the reference
-and the package (``impl`` is parametrized: ``-k reference`` runs the reference half).
+"""Known answers for the semantics of docs/semantics.md, worked by hand, checked on both the
+reference and the package (``impl`` is parametrized: ``-k reference`` runs the reference half).
 
 The inputs are chosen so that no answer sits on a tolerance boundary.
 """

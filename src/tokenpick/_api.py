@@ -4,8 +4,8 @@ Logits are 1-D ``(V,)`` or 2-D ``(B, V)``; the vocabulary is the last axis.
 Per-row parameters are a scalar or a 1-D array of length B.  1-D logits give
 scalar-shaped results, as ``np.argmax`` does.  Every check happens before any
 output is written, so a call that raises leaves the caller's arrays as they
-were.  SPEC.md holds the semantics; :mod:`tokenpick.reference` is their
-executable form.
+were.  docs/semantics.md states the semantics; :mod:`tokenpick.reference` is
+their executable form.
 """
 
 import numpy as np
@@ -234,7 +234,7 @@ def sample(logits, *, temperature=1.0, top_k=0, top_p=1.0, min_p=0.0, seed=None,
     nrows = P.nrows(x)
     f = P.filters(nrows, x.shape[-1], temperature, top_k, top_p, min_p)
     if num_threads is not None:
-        P.positive_int("num_threads", num_threads)
+        P.thread_limit("num_threads", num_threads)
     u, seeds, offsets = P.uniforms_or_seeds(nrows, seed, offset, uniforms)
     if nrows == 1:  # the shortest way to the kernel: no thread to consider, results made there
         return _core.sample_row(x, *f, u, seeds, offsets, return_logprobs, x.ndim == 2)
@@ -264,10 +264,7 @@ def top_logprobs(logits, n, temperature=1.0):
         The matching values of :func:`log_softmax`.
     """
     x = P.as_logits(logits)
-    n = P.integer("n", n)
-    vocab = x.shape[-1]
-    if not 1 <= n <= vocab:
-        raise ValueError(f"n must be in [1, V] = [1, {vocab}], got {n}")
+    n = P.top_logprobs_n(n, x.shape[-1])
     t = P.temperatures(temperature, P.nrows(x))
     ids = np.empty(x.shape[:-1] + (n,), dtype=np.int64)
     lps = np.empty(x.shape[:-1] + (n,), dtype=np.float32)
@@ -301,8 +298,8 @@ def uniform(seed, offset=0):
     if len(shape) > 1:
         raise ValueError("seed and offset must be scalars or 1-D")
     nrows = shape[0] if shape else 1
-    seeds = P.uint64_rows("seed", seed, nrows)
-    offsets = P.uint64_rows("offset", offset, nrows)
+    seeds = P.uint64_rows("seed", seed, nrows, P.SEED)
+    offsets = P.uint64_rows("offset", offset, nrows, P.OFFSET)
     res = np.empty(nrows, dtype=np.float64)
     _core.uniform(seeds, offsets, res)
     return res if shape else res[0]

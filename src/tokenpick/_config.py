@@ -8,7 +8,7 @@ import warnings
 import numpy as np
 
 from . import _core
-from ._params import positive_int
+from ._params import thread_limit
 from ._version import __version__
 
 
@@ -23,7 +23,7 @@ def _initial_threads():
     env = os.environ.get("TOKENPICK_NUM_THREADS", "").strip()
     if env:
         try:
-            return positive_int("TOKENPICK_NUM_THREADS", int(env))
+            return thread_limit("TOKENPICK_NUM_THREADS", int(env))
         except (TypeError, ValueError):
             warnings.warn(f"TOKENPICK_NUM_THREADS={env!r} is not an integer >= 1; ignored",
                           RuntimeWarning, stacklevel=2)
@@ -42,7 +42,7 @@ def set_num_threads(n):
         At least 1.  Results are bitwise identical for any value.
     """
     global _num_threads
-    _num_threads = positive_int("num_threads", n)
+    _num_threads = thread_limit("num_threads", n)
 
 
 def get_num_threads():

@@ -20,7 +20,7 @@ right before each row is used, when they are the call's own.
 
 from cpython.float cimport PyFloat_AS_DOUBLE, PyFloat_CheckExact
 from cpython.long cimport PyLong_AsLongLongAndOverflow, PyLong_CheckExact
-from libc.math cimport INFINITY
+from libc.math cimport INFINITY, nextafter
 from libc.stdint cimport int64_t, uint64_t
 from libc.stdlib cimport calloc, free, malloc
 from libc.string cimport memcpy
@@ -246,11 +246,47 @@ cdef bint _plain_number(object v, double *out) except -1:
     return False
 
 
+cdef struct _Range:
+    # The valid values of a filter: the doubles v with lo <= v <= hi (an open
+    # end is stored as the next double inside it, which is the same set).
+    double lo, hi
+
+
+# temperature, top_k, top_p, min_p; empty (so plain_filters declines every
+# call) until set_filter_ranges
+cdef _Range _filter_ranges[4]
+
+
+cdef void _empty_filter_ranges() noexcept:
+    cdef int i
+    for i in range(4):
+        _filter_ranges[i].lo = 1.0
+        _filter_ranges[i].hi = 0.0
+
+
+_empty_filter_ranges()
+
+
+def set_filter_ranges(temperature, top_k, top_p, min_p):
+    """Take the valid ranges of the four filters, each (lo, hi, lo_open,
+    hi_open), from where they are defined: tokenpick._params, at its import."""
+    cdef int i
+    for i, (lo, hi, lo_open, hi_open) in enumerate((temperature, top_k, top_p, min_p)):
+        _filter_ranges[i] = _Range(nextafter(lo, INFINITY) if lo_open else lo,
+                                   nextafter(hi, -INFINITY) if hi_open else hi)
+
+
+cdef inline bint _in_range(double v, const _Range *r) noexcept:
+    """Whether v is in r; NaN never is."""
+    return r.lo <= v <= r.hi
+
+
 def plain_filters(int64_t vocab, temperature, top_k, top_p, min_p):
     """The filters (T, k, p, min_p) as the core takes them, when each is a
-    plain Python number in its range (top_k an int, made 0 where it disables
-    top-k): the common case, decided here at the cost of one call.  None
-    otherwise, for tokenpick._params to convert, or reject, the general way."""
+    plain Python number in the range set_filter_ranges gave (top_k an int,
+    made 0 where it disables top-k): the common case, decided here at the
+    cost of one call.  None otherwise, for tokenpick._params to convert, or
+    reject, the general way."""
     cdef double t, p, m
     cdef long long k
     cdef int overflow = 0
@@ -258,7 +294,10 @@ def plain_filters(int64_t vocab, temperature, top_k, top_p, min_p):
             and _plain_number(min_p, &m) and PyLong_CheckExact(top_k)):
         return None
     k = PyLong_AsLongLongAndOverflow(top_k, &overflow)
-    if overflow or k < -1 or not (0.0 <= t < INFINITY and 0.0 < p <= 1.0 and 0.0 <= m <= 1.0):
+    if overflow or not (_in_range(t, &_filter_ranges[0])
+                        and _in_range(<double>k, &_filter_ranges[1])
+                        and _in_range(p, &_filter_ranges[2])
+                        and _in_range(m, &_filter_ranges[3])):
         return None
     return t, (k if 0 < k < vocab else 0), p, m
 

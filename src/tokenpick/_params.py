@@ -2,7 +2,8 @@
 
 Each helper returns exactly what the compiled core expects (C-contiguous
 float32 logits, 1-D per-row parameter arrays of length B) or raises the
-TypeError/ValueError that SPEC.md asks for, naming the offending row.
+TypeError/ValueError of docs/semantics.md ("Inputs and errors"), naming the
+offending row.
 """
 
 import math
@@ -14,6 +15,74 @@ import numpy as np
 from . import _core
 
 U64_END = 1 << 64
+
+
+# ---- the valid values of every parameter, defined once ----------------------------
+# The checks below, their messages, and the fast path of _core.plain_filters (given
+# the four filters' ranges by _core.set_filter_ranges, at the end of this module) all
+# read these.  tokenpick.reference restates them on its own, as an oracle should.
+
+class Rule:
+    """The valid values of a parameter: numbers from lo to hi, each end open or
+    closed; None for no bound (a real number must still be finite); integers
+    only if ``integer``.  ``text`` says it to a user, ``note`` adds why."""
+
+    __slots__ = ("lo", "hi", "lo_open", "hi_open", "integer", "text")
+
+    def __init__(self, lo, hi, *, lo_open=False, hi_open=False, integer=False, note=""):
+        self.lo, self.hi, self.lo_open, self.hi_open = lo, hi, lo_open, hi_open
+        self.integer = integer
+        kind = "an integer" if integer else "a finite number" if hi is None else "a number"
+        if hi is None:
+            self.text = f"{kind} {'>' if lo_open else '>='} {_bound(lo)}"
+        else:
+            self.text = (f"{kind} in {'(' if lo_open else '['}{_bound(lo)}, "
+                         f"{_bound(hi)}{')' if hi_open else ']'}")
+        if note:
+            self.text += f" ({note})"
+
+    def holds(self, v):
+        """Whether v, a number or (elementwise) an ndarray, is in range; NaN never is."""
+        if isinstance(v, np.ndarray) and v.dtype.kind in "iu":
+            return _int_in_range(v, self)
+        ok = (v > self.lo) if self.lo_open else (v >= self.lo)
+        if self.hi is None:
+            return ok & (v < math.inf) if not self.integer else ok
+        return ok & ((v < self.hi) if self.hi_open else (v <= self.hi))
+
+
+def _bound(v):
+    """A bound as a user reads it: 2**64, not 18446744073709551616."""
+    if isinstance(v, int) and v > 1 << 32 and v & (v - 1) == 0:
+        return f"2**{v.bit_length() - 1}"
+    return repr(v)
+
+
+TEMPERATURE = Rule(0, None, note="0 means greedy")
+TOP_K = Rule(-1, None, integer=True, note="0 or -1 disables it")
+TOP_P = Rule(0, 1, lo_open=True, note="1 disables it")
+MIN_P = Rule(0, 1, note="0 disables it")
+UNIFORMS = Rule(0, 1, hi_open=True)
+SEED = OFFSET = Rule(0, U64_END, hi_open=True, integer=True)
+NUM_THREADS = Rule(1, None, integer=True)
+
+
+def _int_in_range(a, rule):
+    """rule.holds for an integer ndarray, exact under numpy 1.x too (which would
+    not compare a uint64 array with 2**64 or -1 exactly)."""
+    info = np.iinfo(a.dtype)
+    ok = np.ones(a.shape, bool)
+    if rule.lo > info.min:
+        ok &= a > rule.lo if rule.lo_open else a >= rule.lo
+    if rule.hi is not None and rule.hi <= info.max:
+        ok &= a < rule.hi if rule.hi_open else a <= rule.hi
+    return ok
+
+
+def _bad_value(name, row, value, what):
+    """The ValueError for a value that is not ``what``; row None for a scalar."""
+    where = name if row is None else f"{name} for row {row}"
+    return ValueError(f"{where} must be {what}; got {value!r}")
 
 
 # ---- logits and outputs ------------------------------------------------------------
@@ -87,23 +156,23 @@ def _shape_check(name, a, nrows):
 def _fail(name, a, ok, what):
     """Raise ValueError naming the first row of a whose value is not ok."""
     if a.ndim == 0:
-        raise ValueError(f"{name} is {a.item()!r}; it must be {what}")
+        raise _bad_value(name, None, a.item(), what)
     i = int(np.flatnonzero(~ok)[0])
-    raise ValueError(f"{name} for row {i} is {a.tolist()[i]!r}; it must be {what}")
+    raise _bad_value(name, i, a.tolist()[i], what)
 
 
-def float_rows(name, value, nrows, ok, what):
+def float_rows(name, value, nrows, rule):
     """A float64 per-row parameter: a Python float, or a float64 array of shape (nrows,).
 
     Python numbers stay scalars (the core reads them as every row's value).
     """
     if type(value) is float or type(value) is int:  # the common case, kept cheap
         try:
-            good = ok(float(value))
+            good = rule.holds(float(value))
         except OverflowError:  # an int beyond float64's range
             good = False
         if not good:
-            raise ValueError(f"{name} is {value!r}; it must be {what}")
+            raise _bad_value(name, None, value, rule.text)
         return float(value)
     if value is None:
         raise TypeError(f"{name} must be a number or a 1-D array, not None")
@@ -113,9 +182,9 @@ def float_rows(name, value, nrows, ok, what):
     _shape_check(name, a, nrows)
     a = a.astype(np.float64, copy=False)
     with np.errstate(invalid="ignore"):
-        good = ok(a)
+        good = rule.holds(a)
     if not np.all(good):
-        _fail(name, a, good, what)
+        _fail(name, a, good, rule.text)
     return np.broadcast_to(a, (nrows,))
 
 
@@ -136,14 +205,13 @@ def _object_ints(name, a, allow_float):
     for i, v in enumerate(vals):
         if not isinstance(v, int):   # a float (Python's or numpy's) that was allowed
             if not (math.isfinite(v) and float(v).is_integer()):
-                where = f"{name}[{i}]" if a.ndim else name
-                raise ValueError(f"{where} is {v!r}; it must be a whole number")
+                raise _bad_value(name, i if a.ndim else None, v, "a whole number")
             vals[i] = int(v)
     return np.array(vals, dtype=object).reshape(a.shape)
 
 
-def int_rows(name, value, nrows, lo, hi, allow_float=False):
-    """An integer per-row parameter in [lo, hi), as an object or integer array.
+def int_rows(name, value, nrows, rule, allow_float=False):
+    """An integer per-row parameter that rule allows, as an object or integer array.
 
     Lists are read exactly (numpy would turn [2**63, -1] into float64).
     Floats are accepted only if allow_float and only when integral.
@@ -165,27 +233,19 @@ def int_rows(name, value, nrows, lo, hi, allow_float=False):
         if not np.all(good):
             _fail(name, a, good, "a whole number")
     if kind == "O":
-        good = np.array([lo <= v < hi for v in a.reshape(-1).tolist()]).reshape(a.shape)
+        good = np.array([rule.holds(v) for v in a.reshape(-1).tolist()]).reshape(a.shape)
     else:
-        good = (a >= lo) & (a < hi) if kind == "f" else _int_in_range(a, lo, hi)
+        good = rule.holds(a)
     if not np.all(good):
-        _fail(name, a, good, f"an integer in [{lo}, {hi})")
+        _fail(name, a, good, rule.text)
     return a
 
 
-def _int_in_range(a, lo, hi):
-    # compare in Python-int-exact terms: numpy integer vs Python bound
-    info = np.iinfo(a.dtype)
-    lo_ok = np.ones(a.shape, bool) if lo <= info.min else a >= lo
-    hi_ok = np.ones(a.shape, bool) if hi > info.max else a < hi
-    return lo_ok & hi_ok
-
-
-def uint64_rows(name, value, nrows):
-    """seed / offset: a Python int, or a uint64 array of shape (nrows,), in [0, 2**64)."""
-    if type(value) is int and 0 <= value < U64_END:  # the common case, kept cheap
+def uint64_rows(name, value, nrows, rule):
+    """seed / offset: a Python int, or a uint64 array of shape (nrows,), as rule allows."""
+    if type(value) is int and rule.holds(value):  # the common case, kept cheap
         return value
-    a = int_rows(name, value, nrows, 0, U64_END)
+    a = int_rows(name, value, nrows, rule)
     return np.broadcast_to(a.astype(np.uint64), (nrows,))
 
 
@@ -195,12 +255,11 @@ def fresh_seeds(nrows):
 
 
 def temperatures(value, nrows):
-    return float_rows("temperature", value, nrows, lambda t: (t >= 0) & (t < np.inf),
-                      "finite and >= 0 (0 means greedy)")
+    return float_rows("temperature", value, nrows, TEMPERATURE)
 
 
 def _top_k_rows(top_k, nrows, vocab):
-    k = int_rows("top_k", top_k, nrows, -1, U64_END, allow_float=True)
+    k = int_rows("top_k", top_k, nrows, TOP_K, allow_float=True)
     if k.dtype.kind == "O":
         k = np.array([v if 0 < v < vocab else 0 for v in k.reshape(-1).tolist()], dtype=np.int64)
     else:
@@ -218,27 +277,26 @@ def filters(nrows, vocab, temperature, top_k, top_p, min_p):
     if plain is not None:  # valid Python numbers, the common case, checked in one C call
         return plain
     t = temperatures(temperature, nrows)
-    if type(top_k) is int and -1 <= top_k < U64_END:  # the common case, kept cheap
+    if type(top_k) is int and top_k >= TOP_K.lo:  # the common case, kept cheap
         k = top_k if 0 < top_k < vocab else 0
     else:
         k = _top_k_rows(top_k, nrows, vocab)
-    p = float_rows("top_p", top_p, nrows, lambda p: (p > 0) & (p <= 1), "in (0, 1]")
-    m = float_rows("min_p", min_p, nrows, lambda m: (m >= 0) & (m <= 1), "in [0, 1]")
+    p = float_rows("top_p", top_p, nrows, TOP_P)
+    m = float_rows("min_p", min_p, nrows, MIN_P)
     return t, k, p, m
 
 
 def uniforms_or_seeds(nrows, seed, offset, uniforms):
     """``(uniforms, seeds, offsets)`` for sample: either the first or the other two is None."""
     if (uniforms is None and type(seed) is int and type(offset) is int
-            and 0 <= seed < U64_END and 0 <= offset < U64_END):
+            and 0 <= seed < U64_END and 0 <= offset < U64_END):  # SEED's and OFFSET's range
         return None, seed, offset  # the common case, kept cheap
     if uniforms is not None:
         if seed is not None:
             raise ValueError("give either seed or uniforms, not both")
-        u = float_rows("uniforms", uniforms, nrows, lambda u: (u >= 0) & (u < 1), "in [0, 1)")
-        return u, None, None
-    offsets = uint64_rows("offset", offset, nrows)
-    seeds = fresh_seeds(nrows) if seed is None else uint64_rows("seed", seed, nrows)
+        return float_rows("uniforms", uniforms, nrows, UNIFORMS), None, None
+    offsets = uint64_rows("offset", offset, nrows, OFFSET)
+    seeds = fresh_seeds(nrows) if seed is None else uint64_rows("seed", seed, nrows, SEED)
     return None, seeds, offsets
 
 
@@ -252,8 +310,29 @@ def integer(name, value):
         raise TypeError(f"{name} must be an integer, got {type(value).__name__}") from None
 
 
-def positive_int(name, value):
+def thread_limit(name, value):
+    """A largest thread count (NUM_THREADS), as a Python int."""
     n = integer(name, value)
-    if n < 1:
-        raise ValueError(f"{name} must be >= 1, got {n}")
+    if not NUM_THREADS.holds(n):
+        raise _bad_value(name, None, n, NUM_THREADS.text)
     return n
+
+
+def top_logprobs_n(value, vocab):
+    """top_logprobs' n: an integer in [1, V]."""
+    n = integer("n", value)
+    if not 1 <= n <= vocab:
+        raise _bad_value("n", None, n, f"an integer in [1, V] = [1, {vocab}]")
+    return n
+
+
+def _set_core_ranges():
+    """Give _core.plain_filters the ranges of the four filters, as the C doubles it compares."""
+    def bounds(rule):   # a missing upper bound is +inf, excluded: a finite number
+        hi_open = rule.hi_open if rule.hi is not None else True
+        hi = float(rule.hi) if rule.hi is not None else math.inf
+        return float(rule.lo), hi, rule.lo_open, hi_open
+    _core.set_filter_ranges(*(bounds(r) for r in (TEMPERATURE, TOP_K, TOP_P, MIN_P)))
+
+
+_set_core_ranges()

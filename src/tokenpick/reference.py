@@ -1,7 +1,7 @@
 """Pure-numpy, float64, sort-based twins of tokenpick's public functions.
 
-This module is the executable form of SPEC.md's semantics and the oracle the
-tests compare the compiled kernels with.  It is written to be obviously right,
+This module is the executable form of the semantics in docs/semantics.md and
+the oracle the tests compare the compiled kernels with.  It is written to be obviously right,
 not fast: every row is handled on its own, every selection sorts, every sum is
 a float64 ``cumsum``.  It imports nothing else of tokenpick's.
 
@@ -13,7 +13,8 @@ Differences from the compiled API, all deliberate:
 Everything else -- argument checking, the errors raised and their types,
 broadcasting of per-row parameters, the scalar shape of results for 1-D
 logits -- follows the contract, so a test can require that both sides raise
-the same error type or agree within SPEC.md's tolerances.
+the same error (type and message) or agree within the tolerances of
+docs/semantics.md ("Accuracy").
 """
 
 import operator
@@ -56,7 +57,17 @@ def _uniform_scalar(seed, offset):
 
 
 # ----------------------------------------------------------------------------
-# Argument checking: same rules and error types as the compiled API.
+# Argument checking: same rules, error types and messages as the compiled API,
+# written out again here rather than imported, so that the oracle stands apart.
+# The valid values of each parameter, as the messages state them:
+
+_TEMPERATURE = "a finite number >= 0 (0 means greedy)"
+_TOP_K = "an integer >= -1 (0 or -1 disables it)"
+_TOP_P = "a number in (0, 1] (1 disables it)"
+_MIN_P = "a number in [0, 1] (0 disables it)"
+_UNIFORMS = "a number in [0, 1)"
+_U64 = "an integer in [0, 2**64)"
+_NUM_THREADS = "an integer >= 1"
 
 def _logits(logits):
     """Return (float64 (B, V) copy of the float32 logits, was_1d); values unchecked."""
@@ -65,9 +76,10 @@ def _logits(logits):
     except (TypeError, ValueError, MemoryError, RecursionError):
         raise
     except Exception as exc:   # the object's own failure, e.g. a torch tensor needing grad
-        raise TypeError(f"logits could not be read as an array: {exc!r}") from exc
+        raise TypeError(f"logits could not be read as an array: {type(exc).__name__}: {exc}") \
+            from exc
     if a.dtype.kind != "f":
-        raise TypeError(f"logits must be a real floating array, got dtype {a.dtype}")
+        raise TypeError(f"logits must be a real floating-point array, got dtype {a.dtype}")
     if a.ndim not in (1, 2):
         raise ValueError(f"logits must be 1-D (V,) or 2-D (B, V), got {a.ndim}-D")
     if a.shape[-1] == 0:
@@ -76,6 +88,16 @@ def _logits(logits):
         x = a.astype(np.float32).astype(np.float64)
     was_1d = x.ndim == 1
     return x.reshape(-1, x.shape[-1]), was_1d
+
+
+def _integer(name, value):
+    """A single integer argument, a count: bools and floats are TypeErrors."""
+    if isinstance(value, (bool, np.bool_)):
+        raise TypeError(f"{name} must be an integer, got {value!r}")
+    try:
+        return operator.index(value)
+    except TypeError:
+        raise TypeError(f"{name} must be an integer, got {type(value).__name__}") from None
 
 
 def _check_rows(x):
@@ -96,6 +118,8 @@ def _row_values(name, value, nrows, kind):
     integral value are accepted only by the callers that say so).
     """
     if value is None:
+        if kind == "int":
+            raise TypeError(f"{name} must be an integer or a 1-D array of integers, not None")
         raise TypeError(f"{name} must be a number or a 1-D array, not None")
     if kind == "int" and isinstance(value, (list, tuple)):
         a = np.array(value, dtype=object)  # exactly: numpy reads [2**63, -1] as float64
@@ -108,7 +132,8 @@ def _row_values(name, value, nrows, kind):
     else:
         a = np.asarray(value)
     if a.dtype.kind == "b" or a.dtype.kind not in "iuf" + ("O" if kind == "int" else ""):
-        raise TypeError(f"{name} must be real numbers, got dtype {a.dtype}")
+        what = "integers" if kind == "int" else "real numbers"
+        raise TypeError(f"{name} must be {what}, got dtype {a.dtype}")
     if a.ndim > 1:
         raise ValueError(f"{name} must be a scalar or 1-D, got {a.ndim}-D")
     if a.ndim == 1 and a.shape[0] != nrows:
@@ -117,16 +142,22 @@ def _row_values(name, value, nrows, kind):
     return a.tolist() if a.ndim == 1 else [a.item()] * max(nrows, 1)
 
 
-def _check_each(name, vals, ok, what):
+def _bad_value(name, value, i, v, what):
+    """The ValueError for row i's value v of the parameter given as value."""
+    where = name if np.ndim(value) == 0 else f"{name} for row {i}"
+    return ValueError(f"{where} must be {what}; got {v!r}")
+
+
+def _check_each(name, value, vals, ok, what):
     for i, v in enumerate(vals):
         if not ok(v):
-            raise ValueError(f"{name} for row {i} is {v!r}; it must be {what}")
+            raise _bad_value(name, value, i, v, what)
 
 
 def _temperatures(temperature, nrows):
     vals = [float(v) for v in _row_values("temperature", temperature, nrows, "float")]
-    _check_each("temperature", vals, lambda t: np.isfinite(t) and t >= 0,
-                "finite and >= 0 (0 means greedy)")
+    _check_each("temperature", temperature, vals, lambda t: np.isfinite(t) and t >= 0,
+                _TEMPERATURE)
     return vals
 
 
@@ -141,7 +172,7 @@ def _int_type_check(where, v, allow_integral_float):
         raise TypeError(f"{where} must be an integer, got {v!r}")
 
 
-def _int_values(name, value, nrows, lo, hi, allow_integral_float):
+def _int_values(name, value, nrows, ok, what, allow_integral_float):
     # Types first, before any shape or value: a wrong type is reported before a wrong shape.
     if value is not None:
         a = np.array(value, dtype=object) if isinstance(value, (list, tuple)) else np.asarray(value)
@@ -153,31 +184,37 @@ def _int_values(name, value, nrows, lo, hi, allow_integral_float):
     vals = _row_values(name, value, nrows, "int")
     for i, v in enumerate(vals):
         if isinstance(v, (float, np.floating)) and not (np.isfinite(v) and float(v).is_integer()):
-            raise ValueError(f"{name} for row {i} is {v!r}; it must be a whole number")
+            raise _bad_value(name, value, i, v, "a whole number")
     vals = [int(v) for v in vals]
-    _check_each(name, vals, lambda v: lo <= v < hi, f"in [{lo}, {hi})")
+    _check_each(name, value, vals, ok, what)
     return vals
+
+
+def _u64_values(name, value, nrows):
+    return _int_values(name, value, nrows, lambda v: 0 <= v < _U64_END, _U64, False)
 
 
 def _filters(nrows, V, temperature, top_k, top_p, min_p):
     T = _temperatures(temperature, nrows)
-    K = _int_values("top_k", top_k, nrows, -1, _U64_END, True)
+    K = _int_values("top_k", top_k, nrows, lambda k: k >= -1, _TOP_K, True)
     P = [float(v) for v in _row_values("top_p", top_p, nrows, "float")]
-    _check_each("top_p", P, lambda p: 0.0 < p <= 1.0, "in (0, 1]")
+    _check_each("top_p", top_p, P, lambda p: 0.0 < p <= 1.0, _TOP_P)
     M = [float(v) for v in _row_values("min_p", min_p, nrows, "float")]
-    _check_each("min_p", M, lambda m: 0.0 <= m <= 1.0, "in [0, 1]")
+    _check_each("min_p", min_p, M, lambda m: 0.0 <= m <= 1.0, _MIN_P)
     return list(zip(T, K, P, M))
 
 
 def _out(out, shape):
     if out is None:
         return
-    if not isinstance(out, np.ndarray) or out.dtype != np.float32:
-        raise TypeError("out must be a float32 numpy array")
+    if not isinstance(out, np.ndarray):
+        raise TypeError(f"out must be a numpy array, got {type(out).__name__}")
+    if out.dtype != np.float32:
+        raise TypeError(f"out must have dtype float32 (native byte order), got {out.dtype}")
     if out.shape != shape:
         raise ValueError(f"out has shape {out.shape}, expected {shape}")
-    if not out.flags.c_contiguous:
-        raise ValueError("out must be C-contiguous")
+    if not (out.flags.c_contiguous and out.flags.aligned):
+        raise ValueError("out must be C-contiguous (and aligned)")
     if not out.flags.writeable:
         raise ValueError("out must be writable")
 
@@ -351,13 +388,13 @@ def _uniforms(nrows, seed, offset, uniforms):
         if seed is not None:
             raise ValueError("give either seed or uniforms, not both")
         U = [float(v) for v in _row_values("uniforms", uniforms, nrows, "float")]
-        _check_each("uniforms", U, lambda u: 0.0 <= u < 1.0, "in [0, 1)")
+        _check_each("uniforms", uniforms, U, lambda u: 0.0 <= u < 1.0, _UNIFORMS)
         return U
-    offsets = _int_values("offset", offset, nrows, 0, _U64_END, False)
+    offsets = _u64_values("offset", offset, nrows)
     if seed is None:
         seeds = [int.from_bytes(os.urandom(8), "little") for _ in range(nrows)]
     else:
-        seeds = _int_values("seed", seed, nrows, 0, _U64_END, False)
+        seeds = _u64_values("seed", seed, nrows)
     return [_uniform_scalar(s, o) for s, o in zip(seeds, offsets)]
 
 
@@ -367,11 +404,9 @@ def sample(logits, *, temperature=1.0, top_k=0, top_p=1.0, min_p=0.0, seed=None,
     x, was_1d = _logits(logits)
     F = _filters(x.shape[0], x.shape[1], temperature, top_k, top_p, min_p)
     if num_threads is not None:
-        if isinstance(num_threads, (bool, np.bool_)):  # a count, as top_logprobs's n
-            raise TypeError(f"num_threads must be an integer, got {num_threads!r}")
-        n = operator.index(num_threads)
+        n = _integer("num_threads", num_threads)
         if n < 1:
-            raise ValueError(f"num_threads must be >= 1, got {n}")
+            raise ValueError(f"num_threads must be {_NUM_THREADS}; got {n}")
     U = _uniforms(x.shape[0], seed, offset, uniforms)
     _check_rows(x)
     tokens, logprobs = [], []
@@ -400,12 +435,10 @@ def top_logprobs(logits, n, temperature=1.0):
     log-probability -inf, a tie, so they follow the argmax in id order.
     """
     x, was_1d = _logits(logits)
-    if isinstance(n, (bool, np.bool_)):
-        raise TypeError("n must be an integer")
-    n = operator.index(n)
+    n = _integer("n", n)
     V = x.shape[1]
     if not 1 <= n <= V:
-        raise ValueError(f"n must be in [1, V] = [1, {V}], got {n}")
+        raise ValueError(f"n must be an integer in [1, V] = [1, {V}]; got {n}")
     T = _temperatures(temperature, x.shape[0])
     _check_rows(x)
     lsm = np.atleast_2d(log_softmax(x, temperature=temperature))  # x is already checked
@@ -429,7 +462,7 @@ def uniform(seed, offset=0):
     if len(shape) > 1:
         raise ValueError("seed and offset must be scalars or 1-D")
     n = shape[0] if shape else 1
-    seeds = _int_values("seed", seed, n, 0, _U64_END, False)
-    offsets = _int_values("offset", offset, n, 0, _U64_END, False)
+    seeds = _u64_values("seed", seed, n)
+    offsets = _u64_values("offset", offset, n)
     vals = [_uniform_scalar(s, o) for s, o in zip(seeds, offsets)]
     return np.float64(vals[0]) if not shape else np.array(vals, dtype=np.float64)
