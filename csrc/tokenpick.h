@@ -127,6 +127,8 @@ typedef struct {
 /* The table of an instruction set ("baseline", "avx2", "avx512"), or NULL if
  * this build lacks it or this CPU (with its operating system) cannot run it. */
 const tp_kernels *tp_kernels_for(const char *name);
+/* What emulates that table ("SIMDe 0.7.4"), or NULL where it runs natively. */
+const char *tp_simd_emulation(const char *name);
 
 /* ---- routes, for tests ------------------------------------------------------ */
 /* The ways selection can go (csrc/rows/topk.c, topp.c, kth.c, mass.c list them

@@ -1,4 +1,6 @@
 /* What the core was built with, for show_config(). */
+#include <string.h>
+
 #include "tokenpick.h"
 
 #define TP_STR2(x) #x
@@ -24,4 +26,16 @@ const char *tp_build_flags(void)
 #else
     return "";
 #endif
+}
+
+/* setup.py's TOKENPICK_EMULATE_SIMD=1 compiles the AVX2 and AVX-512 tables
+ * against SIMDe and defines TP_SIMDE_TABLES as its name and version. */
+const char *tp_simd_emulation(const char *name)
+{
+#ifdef TP_SIMDE_TABLES
+    if (strcmp(name, "avx2") == 0 || strcmp(name, "avx512") == 0)
+        return TP_SIMDE_TABLES;
+#endif
+    (void)name;
+    return NULL;
 }

@@ -6,7 +6,9 @@
  * reports its instructions (cpuid) and the operating system saves the
  * registers they use across context switches (OSXSAVE and the XCR0 bits read
  * by xgetbv); an AVX-512 CPU under an OS that does not enable the ZMM state
- * must fall back.
+ * must fall back.  In the emulated build (setup.py's TOKENPICK_EMULATE_SIMD,
+ * which defines TP_SIMDE_TABLES) both tables are compiled for the baseline
+ * against SIMDe, and every CPU runs them.
  */
 #include <string.h>
 
@@ -20,7 +22,10 @@ extern const tp_kernels tp_kernels_avx2;
 extern const tp_kernels tp_kernels_avx512;
 #endif
 
-#if defined(TP_HAVE_AVX2) || defined(TP_HAVE_AVX512)
+#if defined(TP_SIMDE_TABLES)
+enum { CPU_AVX2 = 1, CPU_AVX512 = 2 };
+static int cpu_features(void) { return CPU_AVX2 | CPU_AVX512; }
+#elif defined(TP_HAVE_AVX2) || defined(TP_HAVE_AVX512)
 #if defined(_MSC_VER)
 #include <intrin.h>
 static void cpuid(unsigned leaf, unsigned sub, unsigned r[4])

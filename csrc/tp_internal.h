@@ -16,9 +16,11 @@
 
 /* Whether the instruction set has a fused multiply-add: the AVX2 and AVX-512
  * builds (GCC and Clang say so with __FMA__; MSVC's /arch:AVX2 implies it
- * but defines only __AVX2__), and aarch64. */
+ * but defines only __AVX2__), their emulation by SIMDe (rows/vec_simde.h,
+ * with fmaf), and aarch64. */
 #if defined(__FMA__) || defined(__aarch64__) || defined(_M_ARM64) || \
-    (defined(_MSC_VER) && defined(__AVX2__))
+    (defined(_MSC_VER) && defined(__AVX2__)) || \
+    defined(TP_SIMDE_AVX2) || defined(TP_SIMDE_AVX512)
 #define TP_HAVE_FMA 1
 #else
 #define TP_HAVE_FMA 0

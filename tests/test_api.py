@@ -3,6 +3,7 @@ reference's twins), the compiled core, configuration, SIMD dispatch and thread s
 
 import inspect
 import os
+import re
 import subprocess
 import sys
 
@@ -89,6 +90,16 @@ def test_simd_paths_and_force_simd(simd_path):
     previous = tp._core.force_simd("baseline")
     assert previous == simd_path
     assert tp._core.force_simd(simd_path) == "baseline"
+
+
+def test_show_config_says_whether_the_path_is_emulated(simd_path):
+    """Only the AVX2 and AVX-512 tables of a TOKENPICK_EMULATE_SIMD=1 build are emulated."""
+    by = tp.show_config(mode="dicts")["simd_emulated_by"]
+    assert by == tp._core.simd_emulation()
+    if simd_path in ("avx2", "avx512") and by is not None:
+        assert re.fullmatch(r"SIMDe \d+\.\d+\.\d+", by), by
+    else:
+        assert by is None
 
 
 @pytest.mark.parametrize("bad", ["avx9000", "", "BASELINE?"])

@@ -3,6 +3,8 @@
  * own without -ffast-math (max reductions, NaN tests, first-match searches),
  * for the instruction set this translation unit is compiled for: AVX-512,
  * AVX2, SSE2 (the x86-64 baseline), NEON (the aarch64 baseline), or scalar.
+ * (The AVX-512 or AVX2 section, emulated by SIMDe for any x86-64 CPU, when
+ * setup.py defines TP_SIMDE_AVX512 or TP_SIMDE_AVX2: vec_simde.h.)
  *
  *   TP_VW               lanes per vector
  *   tp_vf               a vector of TP_VW floats
@@ -67,8 +69,12 @@ static inline int tp_bit_count(uint32_t m)
 #endif
 }
 
-#if defined(__AVX512F__)
+#if defined(__AVX512F__) || defined(TP_SIMDE_AVX512)
+#ifdef TP_SIMDE_AVX512
+#include "vec_simde.h"  /* the emulated build: these instructions from SIMDe */
+#else
 #include <immintrin.h>
+#endif
 #define TP_VW 16
 typedef __m512 tp_vf;
 static inline tp_vf vf_load(const float *p) { return _mm512_loadu_ps(p); }
@@ -133,8 +139,12 @@ static inline float vf_hsum(tp_vf a)
     return _mm_cvtss_f32(q);
 }
 
-#elif defined(__AVX2__)
+#elif defined(__AVX2__) || defined(TP_SIMDE_AVX2)
+#ifdef TP_SIMDE_AVX2
+#include "vec_simde.h"
+#else
 #include <immintrin.h>
+#endif
 #define TP_VW 8
 typedef __m256 tp_vf;
 static inline tp_vf vf_load(const float *p) { return _mm256_loadu_ps(p); }

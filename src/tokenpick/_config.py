@@ -65,6 +65,8 @@ def show_config(mode="stdout"):
     info = {
         "version": __version__,
         "simd": _core.simd_path(),
+        # None, or what emulates that path in a test build (setup.py's TOKENPICK_EMULATE_SIMD)
+        "simd_emulated_by": _core.simd_emulation(),
         "simd_available": _core.simd_paths(),
         "num_threads": get_num_threads(),
         "usable_cores": _usable_cores(),
@@ -83,5 +85,7 @@ def show_config(mode="stdout"):
     for key, value in info.items():
         if isinstance(value, list):
             value = ", ".join(value)
+        elif value is None:
+            value = "-"
         print(f"{key:<{width}} : {value}")
     return None

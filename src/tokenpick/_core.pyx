@@ -89,6 +89,7 @@ cdef extern from "tokenpick.h" nogil:
     const char *tp_route_name(int route) noexcept
     void tp_route_take(int64_t *out) noexcept
     const tp_kernels *tp_kernels_for(const char *name) noexcept
+    const char *tp_simd_emulation(const char *name) noexcept
     double tp_uniform(uint64_t seed, uint64_t offset) noexcept
     const char *tp_compiler() noexcept
     const char *tp_build_flags() noexcept
@@ -128,6 +129,12 @@ cdef const tp_kernels *K = tp_kernels_for(_initial_simd().encode())
 def simd_path():
     """The SIMD path the kernels use."""
     return K.name.decode()
+
+
+def simd_emulation():
+    """What emulates the SIMD path in use ("SIMDe 0.7.4"), or None where it runs natively."""
+    cdef const char *by = tp_simd_emulation(K.name)
+    return None if by == NULL else by.decode()
 
 
 def force_simd(name):
