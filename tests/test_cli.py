@@ -246,10 +246,10 @@ def test_bench_plot_without_matplotlib_fails_before_timing(tmp_path, monkeypatch
 
 def test_bench_full_is_the_long_grid():
     parser = cli.configure_parser(argparse.ArgumentParser())
-    settings = cli.settings_from(parser.parse_args(["--full"]), list(cases.LOGIT_KINDS))
+    settings = cli.settings_from(parser.parse_args(["--full"]))
     assert (settings["vocabs"], settings["batches"]) == ([32000, 128256, 262144], [1, 8, 64])
     assert settings["min_time"] == 0.2
-    quick = cli.settings_from(parser.parse_args([]), list(cases.LOGIT_KINDS))
+    quick = cli.settings_from(parser.parse_args([]))
     assert (quick["vocabs"], quick["batches"], quick["min_time"]) == ([128256], [1, 8], 0.02)
 
 

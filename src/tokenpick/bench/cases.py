@@ -116,7 +116,8 @@ class SavedRows:
     rows: np.ndarray
 
     @property
-    def V(self):  # noqa: N802 -- the name the rest of the benchmark uses
+    def V(self):
+        """The file's vocabulary size."""
         return self.rows.shape[1]
 
     def take(self, n):

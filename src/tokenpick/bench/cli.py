@@ -34,9 +34,14 @@ def positive_float(text):
 def configure_parser(parser):
     """Add the benchmark's options to an argparse parser."""
     quick, full = GRIDS["quick"], GRIDS["full"]
+
+    def braced(values):
+        return "{" + ", ".join(map(str, values)) + "}"
+
     parser.add_argument("--full", action="store_true",
-                        help=f"V in {set(full['vocabs'])} and B in {set(full['batches'])} "
-                             f"(default: V={quick['vocabs'][0]}, B in {set(quick['batches'])})")
+                        help=f"V in {braced(full['vocabs'])} and B in {braced(full['batches'])} "
+                             f"(default: V in {braced(quick['vocabs'])}, B in "
+                             f"{braced(quick['batches'])})")
     parser.add_argument("--vocab", "-V", type=positive_int, nargs="+", metavar="V",
                         help="vocabulary sizes of the synthetic logits (overrides the default "
                              "or --full)")
@@ -92,9 +97,10 @@ def _identity(source):
     return os.path.realpath(source.path) if isinstance(source, SavedRows) else source
 
 
-def settings_from(args, sources):
-    """The run's settings (JSON-ready), from the parsed options and the sources of logits."""
+def settings_from(args):
+    """The run's settings (JSON-ready), from the parsed options."""
     grid = GRIDS["full" if args.full else "quick"]
+    sources = args.logits
     return {
         "vocabs": list(args.vocab or grid["vocabs"]),
         "batches": list(args.batch or grid["batches"]),
@@ -122,7 +128,7 @@ def run(args):
     raised (the table says which) or an output file could not be written; 2 if
     ``--plot`` is given without matplotlib (found out before anything is timed)."""
     sources = args.logits
-    settings = settings_from(args, sources)
+    settings = settings_from(args)
     try:
         new_figure = plot.agg_figure_factory() if args.plot else None
     except ImportError:
