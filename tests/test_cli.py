@@ -1,9 +1,10 @@
 """Smoke tests of the command line (``python -m tokenpick``), run as a user would, in a
 subprocess with this interpreter, outside the source tree.  They check that the commands
 exit 0 and print what they are for; the numbers are the business of the other tests.
-The few that simulate a missing optional dependency (torch, matplotlib) call the
-benchmark's ``main`` in this process instead, with the module hidden from ``import``."""
+The few that simulate a missing optional dependency (torch, llama_cpp, matplotlib) call
+the benchmark's ``main`` in this process instead, with the module hidden from ``import``."""
 
+import argparse
 import json
 import os
 import subprocess
@@ -14,6 +15,7 @@ import pytest
 
 import tokenpick
 from tokenpick import bench
+from tokenpick.bench import cases, cli, timing
 
 WORDS = ("wonderful", "cloudy", "nice", "hot", "gloomy", "delicious")
 
@@ -69,7 +71,7 @@ def test_bench_prints_and_saves_the_call_overhead(tmp_path):
     section = out[out.index("Call overhead:"):]
     assert "V=256" in section and "offset=" in section, section
     assert "tokenpick us/call" in section and "np.max us/call" in section, section
-    labels = [op.label for op in bench.OVERHEAD_OPS]
+    labels = [op.label for op in cases.OVERHEAD_OPS]
     assert all(label in section for label in labels), section
     overhead = json.loads(json_path.read_text())["overhead"]
     assert [r["op"] for r in overhead] == labels
@@ -85,10 +87,10 @@ def test_bench_prints_and_saves_the_python_threads_throughput(tmp_path):
     out = ok(run("-m", "tokenpick", "bench", *TINY_BENCH, "--quiet", "--no-reference",
                  "--no-torch", "--json", str(json_path), cwd=tmp_path))
     section = out[out.index("Python threads:"):]
-    assert f"V={bench.PY_THREADS_V}" in section, section
+    assert f"V={cases.PY_THREADS_V}" in section, section
     assert "1 thread calls/s" in section and "2 threads calls/s" in section, section
     entries = json.loads(json_path.read_text())["python_threads"]
-    assert [e["op"] for e in entries] == [op.label for op in bench.PY_THREADS_OPS]
+    assert [e["op"] for e in entries] == [op.label for op in cases.PY_THREADS_OPS]
     for entry in entries:
         assert entry["error"] is None, entry
         rates = entry["calls_per_second"]
@@ -100,7 +102,7 @@ def test_bench_prints_and_saves_the_python_threads_throughput(tmp_path):
 
 def test_python_threads_calls_per_second_counts_every_call():
     calls = []
-    rate = bench.calls_per_second(lambda: calls.append(1), 2, 50)
+    rate = timing.calls_per_second(lambda: calls.append(1), 2, 50)
     assert len(calls) == 100 and rate > 0
 
 
@@ -130,7 +132,8 @@ def hide_modules(monkeypatch, name):
 def test_bench_times_torch_when_it_is_installed(tmp_path):
     torch = pytest.importorskip("torch")
     json_path = tmp_path / "bench.json"
-    proc = run("-m", "tokenpick", "bench", *TINY_BENCH, "--json", str(json_path), cwd=tmp_path)
+    proc = run("-m", "tokenpick", "bench", *TINY_BENCH, "--no-llama", "--json", str(json_path),
+               cwd=tmp_path)
     out = ok(proc)
     assert f"torch {torch.__version__}" in header(out), header(out)
     assert "torch speedup" in out, out
@@ -144,7 +147,7 @@ def test_bench_times_torch_when_it_is_installed(tmp_path):
     # progress: one step per timing of tokenpick, np.max, the reference and torch, then
     # one per op and thread count of the Python-threads section
     steps = (len(data["results"]) + len(data["overhead"])) * 4
-    last = steps + len(bench.PY_THREADS_OPS) * len(bench.PY_THREADS_COUNTS)
+    last = steps + len(cases.PY_THREADS_OPS) * len(cases.PY_THREADS_COUNTS)
     assert f"[{steps}/{last}] torch: " in proc.stderr, proc.stderr[-2000:]
     assert f"[{last}/{last}] " in proc.stderr, proc.stderr[-2000:]
 
@@ -202,10 +205,10 @@ def test_bench_interleaves_the_repeats_of_thread_counts():
     def bind(op, logits):
         return lambda: log.append((op, tokenpick.get_num_threads()))
 
-    peers = [bench.Peer("one", bind, repeats=3, threads=1),
-             bench.Peer("two", bind, repeats=3, threads=2)]
+    peers = [timing.Peer("one", bind, repeats=3, threads=1),
+             timing.Peer("two", bind, repeats=3, threads=2)]
     pool = [np.zeros((4, 8), np.float32)]
-    got = bench.measure_interleaved(peers, "op", pool, min_time=0.0)
+    got = timing.measure_interleaved(peers, "op", pool, min_time=0.0)
     assert [got[p.name].loops for p in peers] == [1, 1]   # one call a repeat
     assert log[-6:] == [("op", 1), ("op", 2)] * 3, log
     assert all(got[p.name].us_per_row > 0 and got[p.name].rows == 4 for p in peers)
@@ -214,7 +217,7 @@ def test_bench_interleaves_the_repeats_of_thread_counts():
 def test_bench_restores_the_thread_count():
     before = tokenpick.get_num_threads()
     with pytest.raises(ZeroDivisionError):
-        with bench.tokenpick_threads(before + 1):
+        with timing.tokenpick_threads(before + 1):
             assert tokenpick.get_num_threads() == before + 1
             1 / 0
     assert tokenpick.get_num_threads() == before
@@ -231,7 +234,7 @@ def test_bench_plot_writes_a_png(tmp_path):
 
 def test_bench_plot_without_matplotlib_fails_before_timing(tmp_path, monkeypatch, capsys):
     hide_modules(monkeypatch, "matplotlib")
-    monkeypatch.setattr(bench, "run_cases", lambda *args: pytest.fail("timed without matplotlib"))
+    monkeypatch.setattr(timing, "run_cases", lambda *args: pytest.fail("timed without matplotlib"))
     png = tmp_path / "bench.png"
     status = bench.main([*TINY_BENCH, "--quiet", "--plot", str(png)])
     captured = capsys.readouterr()
@@ -239,6 +242,192 @@ def test_bench_plot_without_matplotlib_fails_before_timing(tmp_path, monkeypatch
     assert "matplotlib" in captured.err and "tokenpick[plot]" in captured.err, captured.err
     assert captured.out == ""
     assert not png.exists()
+
+
+def test_bench_full_is_the_long_grid():
+    parser = cli.configure_parser(argparse.ArgumentParser())
+    settings = cli.settings_from(parser.parse_args(["--full"]))
+    assert (settings["vocabs"], settings["batches"]) == ([32000, 128256, 262144], [1, 8, 64])
+    assert settings["min_time"] == 0.2
+    quick = cli.settings_from(parser.parse_args([]))
+    assert (quick["vocabs"], quick["batches"], quick["min_time"]) == ([128256], [1, 8], 0.02)
+
+
+def test_bench_full_runs_with_its_grid_overridden(tmp_path):
+    out = ok(run("-m", "tokenpick", "bench", "--full", "--vocab", "97", "--batch", "1",
+                 "--logits", "flat", "--min-time", "0.001", "--quiet", "--no-reference",
+                 "--no-torch", "--no-llama", cwd=tmp_path))
+    assert "greedy" in out and " 97 " in out, out
+
+
+# ----------------------------------------------------------------------------
+# --logits FILE.npy: rows saved from a model
+
+def saved_logits(path, B=3, V=1000, seed=5):
+    """Write `B` rows of LM-like logits to `path` (float64, as a user might save them)."""
+    rng = np.random.default_rng(seed)
+    rows = 2.0 * rng.standard_normal((B, V))
+    rows[:, :40] += 12.0
+    rows[0, -1] = -np.inf  # a masked token is a valid logit
+    np.save(path, rows)
+    return rows
+
+
+def test_bench_times_rows_saved_in_a_npy_file(tmp_path):
+    npy = tmp_path / "model_rows.npy"
+    saved_logits(npy)
+    json_path = tmp_path / "bench.json"
+    out = ok(run("-m", "tokenpick", "bench", "--logits", "peaked", str(npy), "--vocab", "1000",
+                 "97", "--batch", "1", "8", "--min-time", "0.001", "--quiet", "--no-torch",
+                 "--no-llama", "--json", str(json_path), cwd=tmp_path))
+    table = out.split("\n\n")[1]
+    saved = [line for line in table.splitlines() if " model_rows " in line]
+    # the file's rows at their own V only, at every B (8 > its 3 rows: they are cycled)
+    assert len(saved) == 2 * len(cases.OPS) and all(" 1000 " in line for line in saved), table
+    assert f"model_rows logits: the 3 rows of {npy} (V=1000)" in out, out
+    data = json.loads(json_path.read_text())
+    assert data["settings"]["logits"] == ["peaked", "model_rows"]
+    assert data["settings"]["files"] == {"model_rows": {"path": str(npy), "rows": 3, "V": 1000}}
+    got = {(r["logits"], r["V"], r["B"]) for r in data["results"]}
+    assert got == {("peaked", 1000, 1), ("peaked", 1000, 8), ("peaked", 97, 1),
+                   ("peaked", 97, 8), ("model_rows", 1000, 1), ("model_rows", 1000, 8)}
+    for result in data["results"]:
+        assert result["timings"]["tokenpick"]["us_per_row"] > 0, result
+
+
+def test_saved_rows_are_a_pool_of_fresh_rows(tmp_path):
+    npy = tmp_path / "one.npy"
+    rows = saved_logits(npy, B=5, V=64)
+    source = cases.logits_source(str(npy))
+    assert (source.label, source.V) == ("one", 64)
+    assert source.rows.dtype == np.float32 and source.rows.flags.c_contiguous
+    pool = cases.make_pool(source, 64, 2)
+    assert len(pool) == cases.POOL_MAX_BATCHES and all(b.shape == (2, 64) for b in pool)
+    flat = np.concatenate(pool)
+    np.testing.assert_array_equal(flat[:5], rows.astype(np.float32))
+    np.testing.assert_array_equal(flat[5:10], flat[:5])  # cycled
+    # synthetic kinds at every V of the settings, saved rows at their own V only
+    settings = {"vocabs": [97], "batches": [1, 8]}
+    got = [(V, B, cases.source_label(s)) for V, B, s in cases.cases(settings, ["flat", source])]
+    assert got == [(97, 1, "flat"), (97, 8, "flat"), (64, 1, "one"), (64, 8, "one")]
+    one_row = tmp_path / "row.npy"
+    np.save(one_row, rows[1].astype(np.float32))  # a (V,) array is one row
+    assert cases.logits_source(str(one_row)).rows.shape == (1, 64)
+
+
+def bad_arrays():
+    nan = np.zeros((3, 8), np.float32)
+    nan[2, 1] = np.nan
+    inf = np.zeros((2, 8), np.float32)
+    inf[0, 0] = np.inf
+    masked = np.zeros((2, 8), np.float32)
+    masked[1] = -np.inf
+    return {
+        "3-D": (np.zeros((2, 2, 2), np.float32), "shape (2, 2, 2)"),
+        "empty": (np.zeros((2, 0), np.float32), "empty"),
+        "ints": (np.arange(8), "floating-point"),
+        "NaN": (nan, "row 2 holds NaN"),
+        "+inf": (inf, "row 0 holds +inf"),
+        "all -inf": (masked, "row 1 is all -inf"),
+    }
+
+
+@pytest.mark.parametrize("case", list(bad_arrays()))
+def test_bench_refuses_a_bad_npy_file_clearly(tmp_path, case):
+    array, message = bad_arrays()[case]
+    npy = tmp_path / "bad.npy"
+    np.save(npy, array)
+    proc = run("-m", "tokenpick", "bench", "--logits", str(npy), "--quiet", cwd=tmp_path)
+    assert proc.returncode == 2, (proc.returncode, proc.stderr[-2000:])
+    assert "Traceback" not in proc.stderr, proc.stderr[-2000:]
+    assert "--logits" in proc.stderr and str(npy) in proc.stderr, proc.stderr
+    assert message in proc.stderr, proc.stderr
+    assert proc.stdout == ""
+
+
+@pytest.mark.parametrize("name, content, message", [
+    ("missing.npy", None, "no such file"),
+    ("peak", None, "not a kind of synthetic logits: peaked, flat"),
+    ("text.npy", "hello", "not a .npy array"),
+])
+def test_bench_refuses_a_missing_or_unreadable_file(tmp_path, name, content, message):
+    if content is not None:
+        (tmp_path / name).write_text(content)
+    proc = run("-m", "tokenpick", "bench", "--logits", name, "--quiet", cwd=tmp_path)
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr, proc.stderr[-2000:]
+    assert message in proc.stderr, proc.stderr
+
+
+def test_bench_refuses_two_files_of_one_name(tmp_path):
+    for folder in ("a", "b"):
+        (tmp_path / folder).mkdir()
+        saved_logits(tmp_path / folder / "rows.npy")
+    proc = run("-m", "tokenpick", "bench", "--logits", "a/rows.npy", "b/rows.npy", "--quiet",
+               cwd=tmp_path)
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr, proc.stderr[-2000:]
+    assert "labelled 'rows'" in proc.stderr, proc.stderr
+    parser = cli.configure_parser(argparse.ArgumentParser())
+    rows = tmp_path / "a" / "rows.npy"
+    args = parser.parse_args(["--logits", "flat", str(rows), "flat",
+                              str(tmp_path / "b" / ".." / "a" / "rows.npy")])
+    assert [cases.source_label(s) for s in args.logits] == ["flat", "rows"]  # each once
+
+
+# ----------------------------------------------------------------------------
+# The llama.cpp peer
+
+def test_bench_times_llama_cpp_when_it_is_installed(tmp_path):
+    llama_cpp = pytest.importorskip("llama_cpp")
+    json_path = tmp_path / "bench.json"
+    out = ok(run("-m", "tokenpick", "bench", *TINY_BENCH, "--quiet", "--no-torch",
+                 "--no-reference", "--json", str(json_path), cwd=tmp_path))
+    assert f"llama-cpp-python {llama_cpp.__version__}" in header(out), header(out)
+    assert "llama.cpp speedup" in out and "one at a time on one thread" in out, out
+    data = json.loads(json_path.read_text())
+    assert data["environment"]["llama_cpp"] == {"version": llama_cpp.__version__, "threads": 1}
+    for result in data["results"] + data["overhead"]:
+        timing_ = result["timings"]["llama.cpp"]
+        if result["func"] == "softmax":  # llama.cpp has no softmax sampler
+            assert timing_["error"] == "n/a" and result["speedup"]["llama.cpp"] is None
+        else:
+            assert timing_["error"] is None and timing_["us_per_row"] > 0, result
+            assert result["speedup"]["llama.cpp"] > 0, result
+
+
+def test_llama_cpp_chain_draws_what_tokenpick_draws_where_the_draw_is_forced():
+    pytest.importorskip("llama_cpp")
+    from tokenpick.bench import peer_llama
+
+    peer, _ = peer_llama.setup_llama(argparse.Namespace(no_llama=False))
+    logits = cases.make_logits("peaked", 1000, 4)
+    for op in (cases.OPS[0], cases.Op("top_k=1", "sample", {"seed": 3, "top_k": 1}),
+               cases.Op("min_p=1", "sample", {"seed": 3, "temperature": 0.5, "min_p": 1.0})):
+        for row in logits:
+            call = peer.bind(op, row)
+            assert call() == call() == int(np.argmax(row)), op
+    call = peer.bind(cases.SAMPLE_ALL, logits)
+    kept = tokenpick.mask(logits[-1], **{k: v for k, v in cases.SAMPLE_ALL.kwargs.items()
+                                          if k != "seed"})
+    assert all(np.isfinite(kept[call()]) for _ in range(50))  # draws from the kept set
+    with pytest.raises(NotImplementedError):
+        peer.bind(cases.OPS[1], logits)  # softmax
+
+
+def test_bench_no_llama_leaves_the_llama_column_out(tmp_path):
+    out = ok(run("-m", "tokenpick", "bench", *TINY_BENCH, "--quiet", "--no-torch", "--no-llama",
+                 "--no-reference", cwd=tmp_path))
+    assert "llama.cpp: not timed (--no-llama)" in header(out), header(out)
+    assert "llama.cpp speedup" not in out, out
+
+
+def test_bench_without_llama_cpp_installed_says_so(monkeypatch, capsys):
+    hide_modules(monkeypatch, "llama_cpp")
+    status = bench.main(["--vocab", "97", "--batch", "1", "--logits", "flat", "--no-torch",
+                         "--min-time", "0.001", "--quiet", "--no-reference"])
+    out = capsys.readouterr().out
+    assert status == 0, out
+    assert "llama.cpp: absent" in header(out), header(out)
+    assert "llama.cpp speedup" not in out, out
 
 
 @pytest.mark.parametrize("args", [["--version"], ["--help"], ["demo", "--help"],

@@ -1,0 +1,336 @@
+"""Timing: peers, the autorange-and-median loop, interleaved repeats, and the
+three sections of a run (the table's cases, the call overhead, Python threads)."""
+
+import contextlib
+import functools
+import statistics
+import threading
+import time
+import timeit
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, replace
+
+import numpy as np
+
+import tokenpick
+
+from .. import reference
+from .cases import (OPS, OVERHEAD_KIND, OVERHEAD_MIN_TIME, OVERHEAD_OPS, OVERHEAD_V,
+                    PY_THREADS_COUNTS, PY_THREADS_MIN_TIME, PY_THREADS_OPS, PY_THREADS_REPEATS,
+                    PY_THREADS_V, SCALING_MIN_BATCH, Op, cases, make_logits, make_pool, source_label)
+
+
+@dataclass(frozen=True)
+class Peer:
+    """Something timed on the same logits as tokenpick.
+
+    Attributes
+    ----------
+    name : str
+        Name shown in the table and the JSON results.
+    bind : callable
+        ``bind(op, logits)`` returns a function of no arguments that does `op`
+        on every row of the float32 ``(B, V)`` (or ``(V,)``) `logits`.
+        Conversions that a caller would make once belong in `bind`, outside
+        the timing.  It raises NotImplementedError for an operation the peer lacks.
+    repeats : int
+        Number of timed repeats; the median is kept.
+    max_rows : int or None
+        Time only this many leading rows (for slow peers); None for all.
+    threads : int or None
+        ``tokenpick.set_num_threads(threads)`` while it is timed, the run's
+        count restored afterwards; None to time at the run's count.
+    note : str
+        How it is timed, for the table's legend, if not as tokenpick is.
+    """
+
+    name: str
+    bind: Callable
+    repeats: int
+    max_rows: int | None = None
+    threads: int | None = None
+    note: str = ""
+
+
+def bind_api(module):
+    """A `Peer.bind` calling ``module.<op.func>(logits, **op.kwargs)``: tokenpick
+    and its reference share names and signatures."""
+    def bind(op, logits):
+        return functools.partial(getattr(module, op.func), logits, **op.kwargs)
+    return bind
+
+
+def bind_floor(op, logits):
+    """A `Peer.bind` for the floor: one read-only pass, ``np.max(logits, axis=-1)``."""
+    return functools.partial(np.max, logits, axis=-1)
+
+
+TOKENPICK = Peer("tokenpick", bind_api(tokenpick), repeats=7)
+FLOOR = Peer("np.max", bind_floor, repeats=7)
+REFERENCE = Peer("reference", bind_api(reference), repeats=3, max_rows=1)
+ONE_THREAD = replace(TOKENPICK, name="tokenpick 1 thread", threads=1)
+
+
+def scaling_peers(B):
+    """``[ONE_THREAD]`` if a batch of `B` rows is also timed at one thread (B >=
+    `SCALING_MIN_BATCH` in a run of more than one thread), else ``[]``."""
+    return [ONE_THREAD] if B >= SCALING_MIN_BATCH and tokenpick.get_num_threads() > 1 else []
+
+
+@dataclass
+class Measurement:
+    """The timing of one peer on one case, or why there is none.
+
+    `us_per_row` is the median time of one call in microseconds divided by
+    `rows`; `loops` calls make a repeat.  `error` is ``"Type: message"`` if
+    the call raised, ``"n/a"`` if the peer lacks the operation.
+    """
+
+    us_per_row: float | None = None
+    rows: int = 0
+    loops: int = 0
+    repeats: int = 0
+    error: str | None = None
+
+
+def autorange(timer, min_time):
+    """How many loops of `timer` take at least `min_time` seconds: the 1, 2, 5,
+    10, 20, 50, ... search of ``timeit.Timer.autorange``, whose own target is
+    fixed at 0.2 s (a smaller one keeps the quick run quick)."""
+    scale = 1
+    while True:
+        for step in (1, 2, 5):
+            loops = scale * step
+            if timer.timeit(loops) >= min_time:
+                return loops
+        scale *= 10
+
+
+def calls_timer(fns):
+    """A ``timeit.Timer`` whose loop calls each of the functions `fns` once, in turn."""
+    def every():
+        for fn in fns:
+            fn()
+    return timeit.Timer(fns[0] if len(fns) == 1 else every)
+
+
+@contextlib.contextmanager
+def tokenpick_threads(n):
+    """Run the block with ``tokenpick.set_num_threads(n)``, then restore the count
+    it had; with `n` None, leave it alone."""
+    if n is None:
+        yield
+        return
+    previous = tokenpick.get_num_threads()
+    tokenpick.set_num_threads(n)
+    try:
+        yield
+    finally:
+        tokenpick.set_num_threads(previous)
+
+
+def measure(peer, op, pool, min_time):
+    """Time `peer` doing `op` on each batch of `pool` in turn (a 1-D row counts as
+    one row; a slow peer gets only `Peer.max_rows` leading rows of the first).
+    A failing operation is recorded, never raised.  Returns a `Measurement`."""
+    return measure_interleaved([peer], op, pool, min_time)[peer.name]
+
+
+def _failed(exc, rows):
+    """The Measurement of a call that raised `exc`."""
+    if isinstance(exc, NotImplementedError):
+        return Measurement(rows=rows, error="n/a")
+    return Measurement(rows=rows, error=f"{type(exc).__name__}: {exc}")
+
+
+def measure_interleaved(peers, op, pool, min_time):
+    """`measure` for each of `peers`, with their repeats taken in turn: one of
+    each, then the next.
+
+    For tokenpick at two thread counts: a change in the machine's speed while
+    they are timed (another process taking a core, a clock change) then weighs
+    on both alike, so that the ratio of their times is not skewed by when each
+    happened to run.  Returns a dict: peer name -> `Measurement`.
+    """
+    timed, results = [], {}
+    for peer in peers:
+        batches = pool
+        if peer.max_rows is not None:
+            batches = [pool[0] if pool[0].ndim == 1 else pool[0][:peer.max_rows]]
+        rows = 1 if batches[0].ndim == 1 else len(batches[0])
+        try:
+            with tokenpick_threads(peer.threads):
+                timer = calls_timer([peer.bind(op, batch) for batch in batches])
+                loops = autorange(timer, min_time)
+        except Exception as exc:  # report it in the table, keep benchmarking
+            results[peer.name] = _failed(exc, rows)
+            continue
+        timed.append((peer, timer, loops, rows, len(batches), []))
+    for r in range(max((peer.repeats for peer, *_ in timed), default=0)):
+        for peer, timer, loops, rows, _, seconds in timed:
+            if r < peer.repeats and peer.name not in results:
+                try:
+                    with tokenpick_threads(peer.threads):
+                        seconds.append(timer.timeit(loops))
+                except Exception as exc:
+                    results[peer.name] = _failed(exc, rows)
+    for peer, _, loops, rows, calls, seconds in timed:
+        if peer.name not in results:
+            per_call = statistics.median(seconds) / (loops * calls)
+            results[peer.name] = Measurement(per_call * 1e6 / rows, rows, loops, peer.repeats)
+    return results
+
+
+@dataclass
+class Result:
+    """All measurements of one case: an operation on one batch of logits."""
+
+    op: Op
+    logits: str
+    V: int
+    B: int
+    timings: dict  # peer name -> Measurement
+
+    def us_per_row(self, name):
+        """Time per row of peer `name`, or None if it was not timed or raised."""
+        return self.timings[name].us_per_row if name in self.timings else None
+
+    def ratio(self, numerator, denominator):
+        """Time of peer `numerator` over time of peer `denominator`, or None."""
+        top, bottom = self.us_per_row(numerator), self.us_per_row(denominator)
+        if top is None or bottom is None or bottom == 0:
+            return None
+        return top / bottom
+
+    def failed(self):
+        """Whether some call raised."""
+        return any(m.error not in (None, "n/a") for m in self.timings.values())
+
+    def to_json(self, peers):
+        """The result as a JSON-ready dict."""
+        return {
+            "op": self.op.label, "func": self.op.func, "kwargs": self.op.kwargs,
+            "logits": self.logits, "V": self.V, "B": self.B,
+            "timings": {name: asdict(m) for name, m in self.timings.items()},
+            "x_floor": self.ratio(TOKENPICK.name, FLOOR.name),
+            "x_1_thread": self.ratio(ONE_THREAD.name, TOKENPICK.name),
+            "speedup": {p.name: self.ratio(p.name, TOKENPICK.name) for p in peers},
+        }
+
+
+# ----------------------------------------------------------------------------
+# The sections of a run
+
+def time_case(op, kind, pool, peers, min_time, cache, progress):
+    """Time tokenpick (also at one thread for a large batch, the two interleaved),
+    the floor and every peer doing `op` on each batch of `pool` in turn.
+
+    Each peer's timing is one step of `progress`.  A measurement of a peer
+    limited to the leading rows is looked up in, or added to, `cache`: those
+    rows are the same for every B (see `cases.make_pool`).  Returns a `Result`.
+    """
+    logits = pool[0]
+    V = logits.shape[-1]
+    B = 1 if logits.ndim == 1 else len(logits)
+    rows_text = f"B={B}" if logits.ndim == 2 else "one 1-D row"
+    timings = {}
+    scaling = scaling_peers(B)
+    for peer in (TOKENPICK, *scaling, FLOOR, *peers):
+        rows = B if peer.max_rows is None else min(B, peer.max_rows)
+        key = (peer.name, op.label, kind, V, rows)
+        if peer is TOKENPICK and scaling:  # timed with the scaling peers, in turn
+            names = ", ".join(p.name for p in (peer, *scaling))
+            progress.step(f"{names} interleaved: {op.label}, {kind} logits, V={V}, {rows_text}")
+            together = measure_interleaved([peer, *scaling], op, pool, min_time)
+            for name, measurement in together.items():
+                cache[(name, *key[1:])] = measurement
+        else:
+            progress.step(f"{peer.name}: {op.label}, {kind} logits, V={V}, {rows_text}")
+        if key not in cache:
+            cache[key] = measure(peer, op, pool, min_time)
+        timings[peer.name] = cache[key]
+    return Result(op, kind, V, B, timings)
+
+
+def run_cases(settings, sources, peers, progress):
+    """Time every operation on every case of the run (`cases.cases`): a list of `Result`."""
+    cache = {}
+    return [time_case(op, source_label(source), make_pool(source, V, B), peers,
+                      settings["min_time"], cache, progress)
+            for V, B, source in cases(settings, sources) for op in OPS]
+
+
+def overhead_min_time(settings):
+    """A repeat of the call overhead: `OVERHEAD_MIN_TIME`, or ``--min-time`` if less."""
+    return min(settings["min_time"], OVERHEAD_MIN_TIME)
+
+
+def time_overhead(settings, peers, progress):
+    """Time the calls of `OVERHEAD_OPS` on one 1-D row of `OVERHEAD_V` logits."""
+    row = make_logits(OVERHEAD_KIND, OVERHEAD_V, 1)[0]
+    return [time_case(op, OVERHEAD_KIND, [row], peers, overhead_min_time(settings), {}, progress)
+            for op in OVERHEAD_OPS]
+
+
+def calls_per_second(call, threads, calls):
+    """Calls per second of `threads` Python threads each making `calls` calls of `call`,
+    from the moment they are released together until the last one ends."""
+    start = threading.Barrier(threads + 1)
+    errors = []
+
+    def worker():
+        start.wait()
+        try:
+            for _ in range(calls):
+                call()
+        except Exception as exc:  # noqa: BLE001 -- reported by the caller
+            errors.append(exc)
+
+    workers = [threading.Thread(target=worker) for _ in range(threads)]
+    for w in workers:
+        w.start()
+    start.wait()
+    began = time.perf_counter()
+    for w in workers:
+        w.join()
+    elapsed = time.perf_counter() - began
+    if errors:
+        raise errors[0]
+    return threads * calls / elapsed
+
+
+def time_python_threads(settings, progress):
+    """Throughput of `PY_THREADS_OPS` made by 1 and 2 Python threads at once, tokenpick's
+    own threads set to one: per op a dict of its label, V, and the calls per second
+    (median of the repeats) per thread count, or the error met."""
+    row = make_logits(OVERHEAD_KIND, PY_THREADS_V, 1)[0]
+    min_time = min(settings["min_time"], PY_THREADS_MIN_TIME)
+    sections = []
+    for op in PY_THREADS_OPS:
+        call = functools.partial(getattr(tokenpick, op.func), row, **op.kwargs)
+        entry = {"op": op.label, "V": PY_THREADS_V, "logits": OVERHEAD_KIND,
+                 "calls_per_second": {}, "error": None}
+        try:
+            with tokenpick_threads(1):
+                calls = max(10, autorange(timeit.Timer(call), min_time))
+                rates = {n: [] for n in PY_THREADS_COUNTS}
+                for _ in range(PY_THREADS_REPEATS):
+                    for n in PY_THREADS_COUNTS:
+                        rates[n].append(calls_per_second(call, n, calls))
+        except Exception as exc:  # noqa: BLE001 -- shown in the section
+            entry["error"] = f"{type(exc).__name__}: {exc}"
+        else:
+            entry["calls_per_second"] = {n: statistics.median(r) for n, r in rates.items()}
+        for n in PY_THREADS_COUNTS:
+            progress.step(f"{op.label}, {n} Python thread(s)")
+        sections.append(entry)
+    return sections
+
+
+def count_steps(settings, sources, peers):
+    """Number of timings of the run: one per peer (with tokenpick, at one thread too
+    for a large batch, and the floor) and case, the two other sections' included."""
+    main = sum(len(OPS) * (2 + len(scaling_peers(B)) + len(peers))
+               for _, B, _ in cases(settings, sources))
+    return (main + len(OVERHEAD_OPS) * (2 + len(peers))
+            + len(PY_THREADS_OPS) * len(PY_THREADS_COUNTS))
