@@ -1,7 +1,7 @@
 /*
  * Philox4x32-10, the counter-based generator of Salmon, Moraes, Dror and Shaw,
  * "Parallel random numbers: as easy as 1, 2, 3" (SC 2011), and the uniform of
- * SPEC.md built on it: a pure function of (seed, offset), so a row's draw
+ * the draw built on it (docs/semantics.md): a pure function of (seed, offset), so a row's draw
  * never depends on its batch, its position there or the thread that runs it.
  */
 #include "tokenpick.h"
