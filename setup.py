@@ -29,24 +29,39 @@ import sys
 import sysconfig
 from pathlib import Path
 
-from Cython.Build import cythonize
 import numpy
+from Cython.Build import cythonize
 from setuptools import Extension, setup
 from setuptools.command.build_ext import build_ext
 from setuptools.errors import CompileError, PlatformError, PreprocessError
 
 # Compiled once, with the extension's flags (the baseline of the target).
-CSRC = ["csrc/tp_rows_baseline.c", "csrc/tp_dispatch.c", "csrc/tp_philox.c",
-        "csrc/tp_config.c", "csrc/tp_workspace.c", "csrc/tp_routes.c"]
+CSRC = [
+    "csrc/tp_rows_baseline.c",
+    "csrc/tp_dispatch.c",
+    "csrc/tp_philox.c",
+    "csrc/tp_config.c",
+    "csrc/tp_workspace.c",
+    "csrc/tp_routes.c",
+]
 
 # The same row kernels again, for wider instruction sets; csrc/tp_dispatch.c
 # picks one at run time.  name: (source, GCC/Clang flags, MSVC flags)
 X86_VARIANTS = {
     "avx2": ("csrc/tp_rows_avx2.c", ["-mavx2", "-mfma"], ["/arch:AVX2"]),
-    "avx512": ("csrc/tp_rows_avx512.c",
-               ["-mavx512f", "-mavx512dq", "-mavx512bw", "-mavx512vl", "-mavx2", "-mfma",
-                "-mprefer-vector-width=512"],
-               ["/arch:AVX512"]),
+    "avx512": (
+        "csrc/tp_rows_avx512.c",
+        [
+            "-mavx512f",
+            "-mavx512dq",
+            "-mavx512bw",
+            "-mavx512vl",
+            "-mavx2",
+            "-mfma",
+            "-mprefer-vector-width=512",
+        ],
+        ["/arch:AVX512"],
+    ),
 }
 
 
@@ -64,16 +79,28 @@ def _flag(name):
     return os.environ.get(name, "").strip().lower() in ("1", "true", "yes", "on")
 
 
-SANITIZE = ["-fsanitize=address,undefined", "-fno-sanitize-recover=undefined",
-            "-fno-omit-frame-pointer", "-g"]
+SANITIZE = [
+    "-fsanitize=address,undefined",
+    "-fno-sanitize-recover=undefined",
+    "-fno-omit-frame-pointer",
+    "-g",
+]
 
 
 def _compile_args():
     if sys.platform == "win32":
         return ["/O2", "/fp:precise", "/std:c11"]
-    return ["-O3", "-std=c11", "-fno-math-errno", "-fno-trapping-math", "-Wall", "-Wextra",
-            "-Wno-unused-function", "-Wno-unused-parameter",
-            *(SANITIZE if _flag("TOKENPICK_SANITIZE") else [])]
+    return [
+        "-O3",
+        "-std=c11",
+        "-fno-math-errno",
+        "-fno-trapping-math",
+        "-Wall",
+        "-Wextra",
+        "-Wno-unused-function",
+        "-Wno-unused-parameter",
+        *(SANITIZE if _flag("TOKENPICK_SANITIZE") else []),
+    ]
 
 
 def _link_args():
@@ -96,9 +123,10 @@ class BuildExtWithVariants(build_ext):
         # the module of an earlier build whose sources have not changed since:
         # after a change of a switch that changes the flags, build all anew.
         stamp = os.path.join(self.build_temp, "tokenpick-switches")
-        switches = " ".join(f"{name}={_flag(name):d}"
-                            for name in ("TOKENPICK_SANITIZE", "TOKENPICK_EMULATE_SIMD",
-                                         "TOKENPICK_COUNT_ROUTES"))
+        switches = " ".join(
+            f"{name}={_flag(name):d}"
+            for name in ("TOKENPICK_SANITIZE", "TOKENPICK_EMULATE_SIMD", "TOKENPICK_COUNT_ROUTES")
+        )
         try:
             with open(stamp) as f:
                 self.force = self.force or f.read() != switches
@@ -123,14 +151,20 @@ class BuildExtWithVariants(build_ext):
                 if emulate:  # csrc/rows/vec.h then takes the instructions from SIMDe
                     macros, flags = macros + [(f"TP_SIMDE_{name.upper()}", "1")], SIMDE_FLAGS
                 objects = self.compiler.compile(
-                    [source], output_dir=self.build_temp, include_dirs=ext.include_dirs,
-                    macros=macros, extra_postargs=ext.extra_compile_args + flags,
-                    depends=ext.depends)
+                    [source],
+                    output_dir=self.build_temp,
+                    include_dirs=ext.include_dirs,
+                    macros=macros,
+                    extra_postargs=ext.extra_compile_args + flags,
+                    depends=ext.depends,
+                )
                 ext.extra_objects.extend(objects)
                 ext.define_macros.append((f"TP_HAVE_{name.upper()}", "1"))
         elif emulate:
-            raise PlatformError("TOKENPICK_EMULATE_SIMD=1 emulates the x86-64 kernel tables; "
-                                "build for an x86-64 target")
+            raise PlatformError(
+                "TOKENPICK_EMULATE_SIMD=1 emulates the x86-64 kernel tables; "
+                "build for an x86-64 target"
+            )
         super().build_extension(ext)
 
     def _simde_version(self, ext):
@@ -138,17 +172,19 @@ class BuildExtWithVariants(build_ext):
         os.makedirs(self.build_temp, exist_ok=True)
         probe = os.path.join(self.build_temp, "simde_probe.c")
         with open(probe, "w") as f:
-            f.write("#include <simde/x86/avx512.h>\n#include <simde/x86/fma.h>\ntp_simde_version "
-                    "SIMDE_VERSION_MAJOR SIMDE_VERSION_MINOR SIMDE_VERSION_MICRO\n")
+            f.write(
+                "#include <simde/x86/avx512.h>\n#include <simde/x86/fma.h>\ntp_simde_version "
+                "SIMDE_VERSION_MAJOR SIMDE_VERSION_MINOR SIMDE_VERSION_MICRO\n"
+            )
         try:
-            self.compiler.preprocess(probe, output_file=probe + ".i",
-                                     include_dirs=ext.include_dirs)
+            self.compiler.preprocess(probe, output_file=probe + ".i", include_dirs=ext.include_dirs)
         except (CompileError, PreprocessError):  # preprocess() raises either
             raise PlatformError(
                 "TOKENPICK_EMULATE_SIMD=1 needs the SIMDe headers (simde/x86/avx512.h), which "
                 "the compiler did not find: install them (Debian, Ubuntu: apt-get install "
                 "libsimde-dev), or put the directory that holds simde/ on the include path "
-                "(CPATH=/that/dir)") from None
+                "(CPATH=/that/dir)"
+            ) from None
         with open(probe + ".i") as f:  # the numbers may follow line markers
             tail = f.read().rpartition("tp_simde_version")[2].splitlines()
         version = " ".join(line for line in tail if not line.startswith("#")).split()[:3]
@@ -172,14 +208,22 @@ extension = Extension(
     include_dirs=["csrc", numpy.get_include()],
     extra_compile_args=_compile_args(),
     extra_link_args=_link_args(),
-    define_macros=[("TOKENPICK_COMPILER_FLAGS", '"' + " ".join(_compile_args()) + '"'),
-                   # the oldest numpy the package runs with (pyproject's dependencies)
-                   ("NPY_TARGET_VERSION", "NPY_1_23_API_VERSION"),
-                   ("NPY_NO_DEPRECATED_API", "NPY_1_23_API_VERSION"),
-                   *([("TP_COUNT_ROUTES", "1")] if _flag("TOKENPICK_COUNT_ROUTES") else [])],
-    depends=["csrc/tokenpick.h", "csrc/tp_internal.h", "csrc/tp_workspace.h",
-             *sorted(str(p) for p in Path("csrc/rows").iterdir())],
+    define_macros=[
+        ("TOKENPICK_COMPILER_FLAGS", '"' + " ".join(_compile_args()) + '"'),
+        # the oldest numpy the package runs with (pyproject's dependencies)
+        ("NPY_TARGET_VERSION", "NPY_1_23_API_VERSION"),
+        ("NPY_NO_DEPRECATED_API", "NPY_1_23_API_VERSION"),
+        *([("TP_COUNT_ROUTES", "1")] if _flag("TOKENPICK_COUNT_ROUTES") else []),
+    ],
+    depends=[
+        "csrc/tokenpick.h",
+        "csrc/tp_internal.h",
+        "csrc/tp_workspace.h",
+        *sorted(str(p) for p in Path("csrc/rows").iterdir()),
+    ],
 )
 
-setup(ext_modules=cythonize([extension], compiler_directives=directives),
-      cmdclass={"build_ext": BuildExtWithVariants})
+setup(
+    ext_modules=cythonize([extension], compiler_directives=directives),
+    cmdclass={"build_ext": BuildExtWithVariants},
+)

@@ -41,8 +41,8 @@ int main(int argc, char **argv)
     const int nnames = argc > 1 ? argc - 1 : 3;
     const int64_t sizes[] = {1000, 50000, 131072};
     const tp_filter filters[] = {
-        {0.8, 0, 1.0, 0.0}, {1.0, 50, 1.0, 0.0}, {1.0, 0, 0.9, 0.0},
-        {1.0, 50, 0.9, 0.05}, {0.0, 0, 1.0, 0.0}, {1.5, 0, 0.5, 0.0},
+        {0.8, 0, 1.0, 0.0},   {1.0, 50, 1.0, 0.0}, {1.0, 0, 0.9, 0.0},
+        {1.0, 50, 0.9, 0.05}, {0.0, 0, 1.0, 0.0},  {1.5, 0, 0.5, 0.0},
     };
     tp_workspace *ws = tp_workspace_new();
     float *x = malloc(131072 * sizeof *x);
@@ -66,9 +66,8 @@ int main(int argc, char **argv)
                     k->keep(x, n, &st, &filters[fi], ws, &keep);
                     const double u = tp_uniform(2026, (uint64_t)(si * 100 + peaked * 10 + fi));
                     const int64_t token = k->sample(x, n, &keep, u, ws, &lp);
-                    printf("%s n=%lld %s filter=%zu token=%lld logprob=%.7g lse=%.8g\n",
-                           k->name, (long long)n, peaked ? "peaked" : "flat", fi,
-                           (long long)token, lp, lse);
+                    printf("%s n=%lld %s filter=%zu token=%lld logprob=%.7g lse=%.8g\n", k->name,
+                           (long long)n, peaked ? "peaked" : "flat", fi, (long long)token, lp, lse);
                 }
             }
         }

@@ -32,8 +32,13 @@ def logits(rng, kind, B, V):
 
 def draws(exact):
     rng = np.random.default_rng(20261122)
-    calls = [dict(temperature=0.8), dict(top_k=50), dict(top_p=0.9),
-             dict(top_k=50, top_p=0.9, min_p=0.05), dict(temperature=0.0)]
+    calls = [
+        dict(temperature=0.8),
+        dict(top_k=50),
+        dict(top_p=0.9),
+        dict(top_k=50, top_p=0.9, min_p=0.05),
+        dict(temperature=0.0),
+    ]
     for kind in ("peaked", "flat"):
         for V in (1000, 50000):
             x = logits(rng, kind, 4, V)
@@ -46,8 +51,11 @@ def draws(exact):
             exact.update(ids.tobytes() + lps.tobytes())
             yield kind, V, "top_logprobs", ids.tolist(), None
             for T in (1.0, 0.7):
-                exact.update(tp.softmax(x, T).tobytes() + tp.log_softmax(x, T).tobytes()
-                             + tp.logsumexp(x, T).tobytes())
+                exact.update(
+                    tp.softmax(x, T).tobytes()
+                    + tp.log_softmax(x, T).tobytes()
+                    + tp.logsumexp(x, T).tobytes()
+                )
 
 
 def main():
@@ -55,11 +63,19 @@ def main():
     exact = hashlib.sha256()
     results = list(draws(exact))
     digest = hashlib.sha256(json.dumps(results, sort_keys=True, default=str).encode()).hexdigest()
-    json.dump({"module": tp.__file__, "simd": config["simd"], "simd_available": config["simd_available"],
-               "simd_emulated_by": config.get("simd_emulated_by"),
-               "version": config["version"], "calls": len(results), "tokens_sha256": digest,
-               "outputs_sha256": exact.hexdigest()},
-              sys.stdout)
+    json.dump(
+        {
+            "module": tp.__file__,
+            "simd": config["simd"],
+            "simd_available": config["simd_available"],
+            "simd_emulated_by": config.get("simd_emulated_by"),
+            "version": config["version"],
+            "calls": len(results),
+            "tokens_sha256": digest,
+            "outputs_sha256": exact.hexdigest(),
+        },
+        sys.stdout,
+    )
     print()
 
 

@@ -24,9 +24,9 @@ extern "C" {
 
 enum {
     TP_OK = 0,
-    TP_ERR_NAN = 1,          /* the row holds a NaN */
-    TP_ERR_POSINF = 2,       /* the row holds +inf */
-    TP_ERR_ALL_NEGINF = 3    /* every value of the row is -inf */
+    TP_ERR_NAN = 1,       /* the row holds a NaN */
+    TP_ERR_POSINF = 2,    /* the row holds +inf */
+    TP_ERR_ALL_NEGINF = 3 /* every value of the row is -inf */
 };
 
 /* What one pass over a row learns: its max and the lowest index holding it;
@@ -45,16 +45,16 @@ typedef struct {
 
 /* The filters of one row, in their order: temperature, top-k, top-p, min-p. */
 typedef struct {
-    double temperature;  /* >= 0; 0 = greedy */
-    int64_t top_k;       /* k > 0 and k < n is active; anything else keeps all */
-    double top_p;        /* in (0, 1]; 1 keeps all */
-    double min_p;        /* in [0, 1]; 0 keeps all */
+    double temperature; /* >= 0; 0 = greedy */
+    int64_t top_k;      /* k > 0 and k < n is active; anything else keeps all */
+    double top_p;       /* in (0, 1]; 1 keeps all */
+    double min_p;       /* in [0, 1]; 0 keeps all */
 } tp_filter;
 
 /* Scratch of the row kernels, one per thread: its size does not depend on
  * the row length; its parts are private to the kernels (tp_workspace.h). */
 typedef struct tp_workspace tp_workspace;
-tp_workspace *tp_workspace_new(void);  /* NULL when out of memory */
+tp_workspace *tp_workspace_new(void); /* NULL when out of memory */
 void tp_workspace_free(tp_workspace *ws);
 
 /* The kept set of a row: every token with x >= threshold, or, for greedy
@@ -67,7 +67,7 @@ typedef struct {
     int64_t argmax;
     float max;
     float threshold;
-    double inv_t;        /* 1 / T (unused when greedy) */
+    double inv_t; /* 1 / T (unused when greedy) */
     int64_t ncand;
     const float *cand_x;
     const int64_t *cand_id;
@@ -81,7 +81,7 @@ typedef struct {
 /* Temperature T >= 0 everywhere; T == 0 means greedy (one-hot at the argmax). */
 
 typedef struct {
-    const char *name;  /* "baseline", "avx2", "avx512" */
+    const char *name; /* "baseline", "avx2", "avx512" */
 
     /* One pass: fills *st and returns TP_OK, or the first problem found. */
     int (*scan)(const float *x, int64_t n, tp_rowstat *st);
@@ -136,11 +136,25 @@ const char *tp_simd_emulation(const char *name);
  * each is taken, so that tests can show every route runs; other builds count
  * nothing and tp_route_counting() is 0. */
 enum {
-    TP_ROUTE_KTH_SMALL, TP_ROUTE_KTH_BISECT, TP_ROUTE_KTH_QUICKSELECT, TP_ROUTE_KTH_RADIX,
-    TP_ROUTE_TOPK_BLOCKS, TP_ROUTE_TOPK_PROBE, TP_ROUTE_TOPK_BAND, TP_ROUTE_TOPK_ROW,
-    TP_ROUTE_MASS_SMALL, TP_ROUTE_MASS_PARTITION, TP_ROUTE_MASS_VALUE_BINS, TP_ROUTE_MASS_RADIX,
-    TP_ROUTE_TOPP_LISTED, TP_ROUTE_TOPP_BOUND, TP_ROUTE_TOPP_BOUND_EXACT, TP_ROUTE_TOPP_BAND,
-    TP_ROUTE_TOPP_BAND_EXACT, TP_ROUTE_TOPP_HISTOGRAM, TP_ROUTE_TOPP_RADIX,
+    TP_ROUTE_KTH_SMALL,
+    TP_ROUTE_KTH_BISECT,
+    TP_ROUTE_KTH_QUICKSELECT,
+    TP_ROUTE_KTH_RADIX,
+    TP_ROUTE_TOPK_BLOCKS,
+    TP_ROUTE_TOPK_PROBE,
+    TP_ROUTE_TOPK_BAND,
+    TP_ROUTE_TOPK_ROW,
+    TP_ROUTE_MASS_SMALL,
+    TP_ROUTE_MASS_PARTITION,
+    TP_ROUTE_MASS_VALUE_BINS,
+    TP_ROUTE_MASS_RADIX,
+    TP_ROUTE_TOPP_LISTED,
+    TP_ROUTE_TOPP_BOUND,
+    TP_ROUTE_TOPP_BOUND_EXACT,
+    TP_ROUTE_TOPP_BAND,
+    TP_ROUTE_TOPP_BAND_EXACT,
+    TP_ROUTE_TOPP_HISTOGRAM,
+    TP_ROUTE_TOPP_RADIX,
     TP_ROUTE_COUNT
 };
 int tp_route_counting(void);

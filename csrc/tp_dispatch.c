@@ -35,10 +35,7 @@ static void cpuid(unsigned leaf, unsigned sub, unsigned r[4])
     for (int i = 0; i < 4; i++)
         r[i] = (unsigned)regs[i];
 }
-static uint64_t xgetbv0(void)
-{
-    return (uint64_t)_xgetbv(0);
-}
+static uint64_t xgetbv0(void) { return (uint64_t)_xgetbv(0); }
 #else
 #include <cpuid.h>
 static void cpuid(unsigned leaf, unsigned sub, unsigned r[4])
@@ -65,7 +62,7 @@ static int cpu_features(void)
     if (!osxsave || !avx)
         return 0;
     const uint64_t xcr0 = xgetbv0();
-    if ((xcr0 & 0x6) != 0x6)  /* XMM and YMM state */
+    if ((xcr0 & 0x6) != 0x6) /* XMM and YMM state */
         return 0;
     cpuid(7, 0, r7);
     int features = 0;
@@ -75,7 +72,7 @@ static int cpu_features(void)
     const int avx512f = (r7[1] >> 16) & 1, avx512dq = (r7[1] >> 17) & 1;
     const int avx512bw = (r7[1] >> 30) & 1, avx512vl = (r7[1] >> 31) & 1;
     if ((features & CPU_AVX2) && avx512f && avx512dq && avx512bw && avx512vl
-        && (xcr0 & 0xE0) == 0xE0)  /* opmask, upper ZMM0-15, ZMM16-31 state */
+        && (xcr0 & 0xE0) == 0xE0) /* opmask, upper ZMM0-15, ZMM16-31 state */
         features |= CPU_AVX512;
     return features;
 }

@@ -18,9 +18,9 @@
  * builds (GCC and Clang say so with __FMA__; MSVC's /arch:AVX2 implies it
  * but defines only __AVX2__), their emulation by SIMDe (rows/vec_simde.h,
  * with fmaf), and aarch64. */
-#if defined(__FMA__) || defined(__aarch64__) || defined(_M_ARM64) || \
-    (defined(_MSC_VER) && defined(__AVX2__)) || \
-    defined(TP_SIMDE_AVX2) || defined(TP_SIMDE_AVX512)
+#if defined(__FMA__) || defined(__aarch64__) || defined(_M_ARM64)         \
+    || (defined(_MSC_VER) && defined(__AVX2__)) || defined(TP_SIMDE_AVX2) \
+    || defined(TP_SIMDE_AVX512)
 #define TP_HAVE_FMA 1
 #else
 #define TP_HAVE_FMA 0
@@ -94,7 +94,7 @@ static inline float tp_exp2_reduced(float f)
  * probability is below 1e-37, which the accuracy rules ignore.
  */
 typedef struct {
-    float scale;      /* d = x * scale - max_scaled: x - max, times a power of 2 */
+    float scale; /* d = x * scale - max_scaled: x - max, times a power of 2 */
     float max_scaled;
     float rate_hi, rate_lo; /* rate / scale = rate_hi + rate_lo, each a float */
     double rate, max;       /* for the double form */
@@ -118,7 +118,7 @@ static inline tp_exparg tp_exp_setup(float max, double rate)
     }
     tp_exparg a;
     a.scale = half * up;
-    a.max_scaled = max * half * up;  /* exact: a power of 2 times max, within range */
+    a.max_scaled = max * half * up; /* exact: a power of 2 times max, within range */
     a.rate_hi = ks < (double)FLT_MAX ? (float)ks : FLT_MAX;
     a.rate_lo = ks < (double)FLT_MAX ? (float)(ks - (double)a.rate_hi) : 0.0f;
     a.rate = rate;
@@ -126,17 +126,17 @@ static inline tp_exparg tp_exp_setup(float max, double rate)
     return a;
 }
 
-#define TP_SHIFTER 12582912.0f  /* 1.5 * 2**23: x + it rounds x to an integer */
+#define TP_SHIFTER 12582912.0f /* 1.5 * 2**23: x + it rounds x to an integer */
 
 #if TP_HAVE_FMA
 static inline float tp_exp_apply(float x, const tp_exparg *a)
 {
-    const float d = fmaf(x, a->scale, -a->max_scaled);  /* <= 0, or -inf */
-    const float t = d * a->rate_hi;                      /* may be -inf, never NaN */
+    const float d = fmaf(x, a->scale, -a->max_scaled); /* <= 0, or -inf */
+    const float t = d * a->rate_hi;                    /* may be -inf, never NaN */
     const float s = (t > -127.0f ? t : -127.0f) + TP_SHIFTER;
-    const float n = s - TP_SHIFTER;                      /* round(t), in [-127, 0] */
+    const float n = s - TP_SHIFTER; /* round(t), in [-127, 0] */
     float f = fmaf(d, a->rate_lo, fmaf(d, a->rate_hi, -n));
-    f = f > -1.0f ? f : -1.0f;  /* only when t < -127 (then n is -127), or NaN at -inf */
+    f = f > -1.0f ? f : -1.0f; /* only when t < -127 (then n is -127), or NaN at -inf */
     /* s's low mantissa bits hold n: shifted into the exponent field, they
      * give 2**n, and 0 for n = -127, which flushes. */
     const uint32_t scale_bits = (tp_float_to_bits(s) << 23) + (127u << 23);
@@ -146,11 +146,11 @@ static inline float tp_exp_apply(float x, const tp_exparg *a)
 static inline float tp_exp_apply(float x, const tp_exparg *a)
 {
     double t = ((double)x - a->max) * a->rate;
-    t = t < -127.0 ? -127.0 : t;                  /* also maps x = -inf */
-    const double shifter = 6755399441055744.0;    /* 1.5 * 2**52: round to nearest */
+    t = t < -127.0 ? -127.0 : t;               /* also maps x = -inf */
+    const double shifter = 6755399441055744.0; /* 1.5 * 2**52: round to nearest */
     const double n = (t + shifter) - shifter;
     const int32_t e = (int32_t)n;
-    const float scale = tp_bits_to_float((uint32_t)(e + 127) << 23);  /* 0 at -127 */
+    const float scale = tp_bits_to_float((uint32_t)(e + 127) << 23); /* 0 at -127 */
     return tp_exp2_reduced((float)(t - n)) * scale;
 }
 #endif
@@ -162,7 +162,7 @@ static inline float tp_exp_apply(float x, const tp_exparg *a)
  */
 static inline uint32_t tp_key(float v)
 {
-    uint32_t b = tp_float_to_bits(v + 0.0f);      /* -0.0 + 0.0 == +0.0 */
+    uint32_t b = tp_float_to_bits(v + 0.0f); /* -0.0 + 0.0 == +0.0 */
     return (b & 0x80000000u) ? ~b : (b | 0x80000000u);
 }
 

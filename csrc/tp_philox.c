@@ -40,5 +40,5 @@ double tp_uniform(uint64_t seed, uint64_t offset)
     uint32_t out[4];
     tp_philox4x32_10(ctr, key, out);
     const uint64_t bits = (uint64_t)out[0] | ((uint64_t)out[1] << 32);
-    return (double)(bits >> 11) * (1.0 / 9007199254740992.0);  /* 2**-53 */
+    return (double)(bits >> 11) * (1.0 / 9007199254740992.0); /* 2**-53 */
 }

@@ -2,11 +2,10 @@
 #include "tokenpick.h"
 
 static const char *const names[TP_ROUTE_COUNT] = {
-    "kth_small", "kth_bisect", "kth_quickselect", "kth_radix",
-    "topk_blocks", "topk_probe", "topk_band", "topk_row",
-    "mass_small", "mass_partition", "mass_value_bins", "mass_radix",
-    "topp_listed", "topp_bound", "topp_bound_exact", "topp_band",
-    "topp_band_exact", "topp_histogram", "topp_radix",
+    "kth_small",       "kth_bisect",      "kth_quickselect", "kth_radix",  "topk_blocks",
+    "topk_probe",      "topk_band",       "topk_row",        "mass_small", "mass_partition",
+    "mass_value_bins", "mass_radix",      "topp_listed",     "topp_bound", "topp_bound_exact",
+    "topp_band",       "topp_band_exact", "topp_histogram",  "topp_radix",
 };
 
 int64_t tp_route_counts[TP_ROUTE_COUNT];

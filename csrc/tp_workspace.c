@@ -3,12 +3,6 @@
 
 #include "tp_workspace.h"
 
-tp_workspace *tp_workspace_new(void)
-{
-    return calloc(1, sizeof(tp_workspace));
-}
+tp_workspace *tp_workspace_new(void) { return calloc(1, sizeof(tp_workspace)); }
 
-void tp_workspace_free(tp_workspace *ws)
-{
-    free(ws);
-}
+void tp_workspace_free(tp_workspace *ws) { free(ws); }

@@ -24,14 +24,14 @@
 typedef struct {
     float x[TP_CAND_CAP];
     int64_t id[TP_CAND_CAP];
-    float e[TP_CAND_CAP];  /* their exponentials, where a selection computed them */
+    float e[TP_CAND_CAP]; /* their exponentials, where a selection computed them */
 } tp_cands;
 
 /* A histogram of weights: one radix level, or bins of equal width in value. */
 typedef struct {
     double mass[TP_RADIX_BINS];
     int64_t count[TP_RADIX_BINS];
-    double copies[TP_HIST_COPIES * TP_RADIX_BINS];  /* interleaved, merged into mass */
+    double copies[TP_HIST_COPIES * TP_RADIX_BINS]; /* interleaved, merged into mass */
 } tp_hist;
 
 /* A probe of the row: lines of 16 logits spread over it, and their exponentials. */
@@ -44,7 +44,7 @@ typedef struct {
  * TP_TILE), found by top-p on its way or by the draw; per == 0: not known. */
 typedef struct {
     double sum[TP_RUNS_MAX];
-    int64_t first[TP_RUNS_MAX];  /* top-p's band: the first candidate of each run */
+    int64_t first[TP_RUNS_MAX]; /* top-p's band: the first candidate of each run */
     int64_t per;
 } tp_runs;
 
@@ -53,11 +53,11 @@ struct tp_workspace {
     tp_hist hist;
     tp_probe probe;
     tp_runs runs;
-    float block_max[TP_BLOCKS_MAX];      /* top-k's block maxima (tp_rowstat.bmax) */
-    float work[2][TP_CAND_CAP];          /* the two lists of the selection under way */
-    float small[2][TP_SMALL_SELECT];     /* values and weights partitioned in place */
-    float chunk_e[TP_CHUNK];             /* the exponentials of one chunk of the row */
-    float tile_e[TP_TILE];               /* the exponentials of the tile the draw walks */
+    float block_max[TP_BLOCKS_MAX];  /* top-k's block maxima (tp_rowstat.bmax) */
+    float work[2][TP_CAND_CAP];      /* the two lists of the selection under way */
+    float small[2][TP_SMALL_SELECT]; /* values and weights partitioned in place */
+    float chunk_e[TP_CHUNK];         /* the exponentials of one chunk of the row */
+    float tile_e[TP_TILE];           /* the exponentials of the tile the draw walks */
 };
 
 #endif /* TP_WORKSPACE_H */

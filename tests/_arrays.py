@@ -35,61 +35,71 @@ import numpy as np
 from hypothesis import strategies as st
 
 VOCAB_SIZES = (1, 2, 11, 97, 1536, 131072)
-SMALL_VOCAB_SIZES = (1, 2, 11, 97, 1536)   # the reference sorts: 131072 only in a few fixed cases
-ROW_KINDS = ("peaked", "flat", "ties", "masked", "one_left", "huge", "tiny", "offset",
-             "decoy")
+SMALL_VOCAB_SIZES = (1, 2, 11, 97, 1536)  # the reference sorts: 131072 only in a few fixed cases
+ROW_KINDS = ("peaked", "flat", "ties", "masked", "one_left", "huge", "tiny", "offset", "decoy")
 INVALID_ROW_KINDS = ("nan", "posinf", "all_neginf")
-LAYOUTS = ("c32", "f16", "f64", "strided", "fortran", "readonly", "be32", "unaligned",
-           "broadcast", "1d")
+LAYOUTS = (
+    "c32",
+    "f16",
+    "f64",
+    "strided",
+    "fortran",
+    "readonly",
+    "be32",
+    "unaligned",
+    "broadcast",
+    "1d",
+)
 
 # Parameter choices.  "rand" draws from the row's numpy stream; "V"/"V+1" are relative to V.
 TEMPERATURES = (0.0, 1e-6, 1.0, 1e6, "rand", 1e-40, 1e-300, 1e-310, 1e39, 1e300)
-TOP_KS = (0, -1, 1, 2, 5, 50, "V", "V+1", "rand", 2 ** 62)
+TOP_KS = (0, -1, 1, 2, 5, 50, "V", "V+1", "rand", 2**62)
 TOP_PS = (1.0, 0.9, 0.5, 1e-9, 0.999999, "rand")
 MIN_PS = (0.0, 0.05, 0.5, 1.0, 1e-40, "rand", 1e-300)
-UNIFORM_CHOICES = ("rand", 0.0, 1.0 - 2.0 ** -53, 0.5)
-SEED_CHOICES = ("rand", 0, 2 ** 32 - 1, 2 ** 32, 2 ** 64 - 1)
-OFFSET_CHOICES = ("rand", 0, 1, 2 ** 32 - 1, 2 ** 32, 2 ** 64 - 1)
+UNIFORM_CHOICES = ("rand", 0.0, 1.0 - 2.0**-53, 0.5)
+SEED_CHOICES = ("rand", 0, 2**32 - 1, 2**32, 2**64 - 1)
+OFFSET_CHOICES = ("rand", 0, 1, 2**32 - 1, 2**32, 2**64 - 1)
 
 
 @dataclasses.dataclass(frozen=True)
 class Recipe:
     """Everything needed to rebuild a case; its repr is what a failing test prints."""
+
     seed: int
     V: int
-    kinds: tuple                       # one per row
+    kinds: tuple  # one per row
     layout: str = "c32"
-    temperature: tuple = (1.0,)        # one choice per row (or one for all if not per_row)
+    temperature: tuple = (1.0,)  # one choice per row (or one for all if not per_row)
     top_k: tuple = (0,)
     top_p: tuple = (1.0,)
     min_p: tuple = (0.0,)
-    per_row: bool = False              # per-row parameter arrays, or Python scalars
-    use_uniforms: bool = False         # uniforms= rather than seed=/offset=
+    per_row: bool = False  # per-row parameter arrays, or Python scalars
+    use_uniforms: bool = False  # uniforms= rather than seed=/offset=
     uniform: tuple = ("rand",)
     seed_choice: tuple = ("rand",)
     offset_choice: tuple = ("rand",)
-    n_top: int = 1                     # n for top_logprobs, clipped to [1, V]
-    param_form: str = "array"          # per-row values as: array, list, narrow, strided
+    n_top: int = 1  # n for top_logprobs, clipped to [1, V]
+    param_form: str = "array"  # per-row values as: array, list, narrow, strided
 
 
 @dataclasses.dataclass
 class Case:
     recipe: Recipe
-    logits: object                 # what is passed to the function (any layout)
-    x32: np.ndarray                # float32 (B, V) C-contiguous copy of what the function sees
+    logits: object  # what is passed to the function (any layout)
+    x32: np.ndarray  # float32 (B, V) C-contiguous copy of what the function sees
     was_1d: bool
-    temperature: object            # as passed: Python scalar or 1-D numpy array
+    temperature: object  # as passed: Python scalar or 1-D numpy array
     top_k: object
     top_p: object
     min_p: object
-    seed: object                   # None when use_uniforms
+    seed: object  # None when use_uniforms
     offset: object
-    uniforms: object               # None unless use_uniforms
-    T: list                        # per-row expanded values (Python floats / ints)
+    uniforms: object  # None unless use_uniforms
+    T: list  # per-row expanded values (Python floats / ints)
     K: list
     P: list
     M: list
-    U: list                        # per-row uniform actually used, in [0, 1)
+    U: list  # per-row uniform actually used, in [0, 1)
     n_top: int
 
     @property
@@ -101,8 +111,9 @@ class Case:
         return self.x32.shape[1]
 
     def filters(self):
-        return dict(temperature=self.temperature, top_k=self.top_k, top_p=self.top_p,
-                    min_p=self.min_p)
+        return dict(
+            temperature=self.temperature, top_k=self.top_k, top_p=self.top_p, min_p=self.min_p
+        )
 
     def randomness(self):
         if self.uniforms is not None:
@@ -114,8 +125,10 @@ class Case:
         if self.recipe.layout == "broadcast":
             kinds = kinds[:1] * len(kinds)
         kind = kinds[b] if b < len(kinds) else "?"
-        return (f"row {b} (kind {kind!r}, V={self.V}): T={self.T[b]!r} top_k={self.K[b]!r} "
-                f"top_p={self.P[b]!r} min_p={self.M[b]!r} u={self.U[b]!r}")
+        return (
+            f"row {b} (kind {kind!r}, V={self.V}): T={self.T[b]!r} top_k={self.K[b]!r} "
+            f"top_p={self.P[b]!r} min_p={self.M[b]!r} u={self.U[b]!r}"
+        )
 
     def __repr__(self):
         # Hypothesis prints this for a falsifying example: the recipe rebuilds everything.
@@ -124,6 +137,7 @@ class Case:
 
 # ----------------------------------------------------------------------------
 # Rows.
+
 
 def make_row(rng, kind, V):
     """One row of float64 values (cast to float32 by the layout, except for f64)."""
@@ -137,8 +151,9 @@ def make_row(rng, kind, V):
     if kind == "flat":
         return rng.standard_normal(V)
     if kind == "ties":
-        values = rng.choice(np.array([-2.0, -0.5, 0.0, 0.25, 1.0, 3.0]),
-                            size=int(rng.integers(1, 4)), replace=False)
+        values = rng.choice(
+            np.array([-2.0, -0.5, 0.0, 0.25, 1.0, 3.0]), size=int(rng.integers(1, 4)), replace=False
+        )
         return rng.choice(values, size=V)
     if kind == "masked":
         x = make_row(rng, "peaked" if rng.random() < 0.5 else "flat", V)
@@ -155,13 +170,14 @@ def make_row(rng, kind, V):
     if kind == "huge":
         x = rng.standard_normal(V) * 1e37
         big = rng.random(V) < 0.3
-        x[big] = rng.choice(np.array([-1e38, 1e38, -3.4e38, 3.4e38]), size=int(big.sum()),
-                            p=[0.4, 0.4, 0.1, 0.1])
+        x[big] = rng.choice(
+            np.array([-1e38, 1e38, -3.4e38, 3.4e38]), size=int(big.sum()), p=[0.4, 0.4, 0.1, 0.1]
+        )
         return x
     if kind == "tiny":
-        return rng.choice(np.array([0.0, -0.0, 1e-38, -1e-38, 2e-38, -3e-38, 1e-45, -1e-45,
-                                    3e-45]),
-                          size=V)
+        return rng.choice(
+            np.array([0.0, -0.0, 1e-38, -1e-38, 2e-38, -3e-38, 1e-45, -1e-45, 3e-45]), size=V
+        )
     if kind == "offset":
         x = make_row(rng, "peaked" if rng.random() < 0.5 else "flat", V)
         return x + float(rng.choice([1e3, -1e3, 1e5, -1e5]))
@@ -205,7 +221,9 @@ def _layout(x64, layout):
         if layout == "f64":
             return x64.copy()
         if layout == "strided":
-            buf = np.full((B, 2 * V), np.nan, dtype=np.float32)  # a kernel that ignores strides sees NaN
+            buf = np.full(
+                (B, 2 * V), np.nan, dtype=np.float32
+            )  # a kernel that ignores strides sees NaN
             buf[:, ::2] = x32
             return buf[:, ::2]
         if layout == "fortran":
@@ -238,10 +256,14 @@ def to_x32(logits):
 # ----------------------------------------------------------------------------
 # Parameters.
 
+
 def _pick(rng, choice, V, what):
     if what == "temperature":
-        return float(math.exp(rng.uniform(math.log(0.05), math.log(20.0)))) \
-            if choice == "rand" else float(choice)
+        return (
+            float(math.exp(rng.uniform(math.log(0.05), math.log(20.0))))
+            if choice == "rand"
+            else float(choice)
+        )
     if what == "top_k":
         if choice == "V":
             return V
@@ -257,13 +279,18 @@ def _pick(rng, choice, V, what):
     if what == "uniform":
         return float(rng.random()) if choice == "rand" else float(choice)
     if what in ("seed", "offset"):
-        return int(rng.integers(0, 2 ** 64, dtype=np.uint64)) if choice == "rand" else int(choice)
+        return int(rng.integers(0, 2**64, dtype=np.uint64)) if choice == "rand" else int(choice)
     raise ValueError(what)
 
 
 PARAM_FORMS = ("array", "list", "narrow", "strided")
-_NARROW = {"temperature": np.float32, "top_p": np.float32, "min_p": np.float32,
-           "uniform": np.float32, "top_k": np.int32}
+_NARROW = {
+    "temperature": np.float32,
+    "top_p": np.float32,
+    "min_p": np.float32,
+    "uniform": np.float32,
+    "top_k": np.int32,
+}
 
 
 def _narrow(what, vals):
@@ -274,10 +301,10 @@ def _narrow(what, vals):
     with np.errstate(over="ignore", under="ignore"):
         a = np.array(vals, dtype=np.float64).astype(dtype) if dtype is np.float32 else None
     if dtype is np.int32:
-        if not all(-2 ** 31 <= v < 2 ** 31 for v in vals):
+        if not all(-(2**31) <= v < 2**31 for v in vals):
             return None
         a = np.array(vals, dtype=np.int32)
-    if what == "uniform":   # float32 rounding must not reach 1.0
+    if what == "uniform":  # float32 rounding must not reach 1.0
         a = np.where(a >= 1.0, np.float32(0.99999994), a).astype(np.float32)
     return a
 
@@ -301,7 +328,7 @@ def _per_row(rng, choices, B, V, what, per_row, dtype, form="array"):
     if form == "narrow":
         a = _narrow(what, [v])
         if a is not None:
-            return a[0], [a[0].item()] * B        # a numpy scalar
+            return a[0], [a[0].item()] * B  # a numpy scalar
         return np.uint64(v) if what in ("seed", "offset") else v, [v] * B
     return v, [v] * B
 
@@ -324,8 +351,9 @@ def build(recipe):
     x32 = to_x32(logits)
     per_row = recipe.per_row
     form = recipe.param_form
-    temperature, T = _per_row(rng, recipe.temperature, B, V, "temperature", per_row,
-                              np.float64, form)
+    temperature, T = _per_row(
+        rng, recipe.temperature, B, V, "temperature", per_row, np.float64, form
+    )
     top_k, K = _per_row(rng, recipe.top_k, B, V, "top_k", per_row, np.int64, form)
     top_p, P = _per_row(rng, recipe.top_p, B, V, "top_p", per_row, np.float64, form)
     min_p, M = _per_row(rng, recipe.min_p, B, V, "min_p", per_row, np.float64, form)
@@ -334,26 +362,51 @@ def build(recipe):
         uniforms, U = _per_row(rng, recipe.uniform, B, V, "uniform", per_row, np.float64, form)
     else:
         seed, S = _per_row(rng, recipe.seed_choice, B, V, "seed", per_row, np.uint64, form)
-        offset, O = _per_row(rng, recipe.offset_choice, B, V, "offset", per_row, np.uint64, form)
-        U = [_philox_uniform(s, o) for s, o in zip(S, O)]
-    return Case(recipe=recipe, logits=logits, x32=x32, was_1d=(layout == "1d"),
-                temperature=temperature, top_k=top_k, top_p=top_p, min_p=min_p,
-                seed=seed, offset=offset, uniforms=uniforms, T=T, K=K, P=P, M=M, U=U,
-                n_top=max(1, min(recipe.n_top, V)))
+        offset, F = _per_row(rng, recipe.offset_choice, B, V, "offset", per_row, np.uint64, form)
+        U = [_philox_uniform(s, o) for s, o in zip(S, F)]
+    return Case(
+        recipe=recipe,
+        logits=logits,
+        x32=x32,
+        was_1d=(layout == "1d"),
+        temperature=temperature,
+        top_k=top_k,
+        top_p=top_p,
+        min_p=min_p,
+        seed=seed,
+        offset=offset,
+        uniforms=uniforms,
+        T=T,
+        K=K,
+        P=P,
+        M=M,
+        U=U,
+        n_top=max(1, min(recipe.n_top, V)),
+    )
 
 
 def _philox_uniform(seed, offset):
     from tokenpick import reference
+
     return float(reference.uniform(int(seed), int(offset)))
 
 
 # ----------------------------------------------------------------------------
 # Hypothesis.
 
+
 @st.composite
-def recipes(draw, vocab_sizes=SMALL_VOCAB_SIZES, min_rows=1, max_rows=5, layouts=LAYOUTS,
-            kinds=ROW_KINDS, invalid=False, param_forms=PARAM_FORMS):
-    seed = draw(st.integers(0, 2 ** 32 - 1))
+def recipes(
+    draw,
+    vocab_sizes=SMALL_VOCAB_SIZES,
+    min_rows=1,
+    max_rows=5,
+    layouts=LAYOUTS,
+    kinds=ROW_KINDS,
+    invalid=False,
+    param_forms=PARAM_FORMS,
+):
+    seed = draw(st.integers(0, 2**32 - 1))
     V = draw(st.sampled_from(vocab_sizes))
     row_kinds = kinds + (INVALID_ROW_KINDS if invalid else ())
     B = draw(st.integers(min_rows, max_rows))
@@ -364,11 +417,20 @@ def recipes(draw, vocab_sizes=SMALL_VOCAB_SIZES, min_rows=1, max_rows=5, layouts
         return tuple(draw(st.lists(st.sampled_from(options), min_size=nparam, max_size=nparam)))
 
     return Recipe(
-        seed=seed, V=V, kinds=kinds_, layout=draw(st.sampled_from(layouts)),
-        temperature=choices(TEMPERATURES), top_k=choices(TOP_KS), top_p=choices(TOP_PS),
-        min_p=choices(MIN_PS), per_row=draw(st.booleans()), use_uniforms=draw(st.booleans()),
-        uniform=choices(UNIFORM_CHOICES), seed_choice=choices(SEED_CHOICES),
-        offset_choice=choices(OFFSET_CHOICES), n_top=draw(st.integers(1, 12)),
+        seed=seed,
+        V=V,
+        kinds=kinds_,
+        layout=draw(st.sampled_from(layouts)),
+        temperature=choices(TEMPERATURES),
+        top_k=choices(TOP_KS),
+        top_p=choices(TOP_PS),
+        min_p=choices(MIN_PS),
+        per_row=draw(st.booleans()),
+        use_uniforms=draw(st.booleans()),
+        uniform=choices(UNIFORM_CHOICES),
+        seed_choice=choices(SEED_CHOICES),
+        offset_choice=choices(OFFSET_CHOICES),
+        n_top=draw(st.integers(1, 12)),
         param_form=draw(st.sampled_from(param_forms)),
     )
 
@@ -381,22 +443,81 @@ def cases(**kwargs):
 # A few fixed recipes with the big vocabulary (V = 131072): the reference sorts, so these
 # stay few and small in B.
 BIG_RECIPES = [
-    Recipe(seed=1, V=131072, kinds=("peaked", "flat"), per_row=True,
-           temperature=(1.0, 0.7), top_k=(50, 0), top_p=(0.9, 0.95), min_p=(0.0, 0.05)),
-    Recipe(seed=2, V=131072, kinds=("flat", "masked"), per_row=True,
-           temperature=(1.0, 1e-6), top_k=(0, 1000), top_p=(0.5, 1.0), min_p=(0.0, 0.0),
-           use_uniforms=True, uniform=("rand", 0.0)),
-    Recipe(seed=3, V=131072, kinds=("ties", "huge"), per_row=True,
-           temperature=(1.0, 1e6), top_k=(5, "rand"), top_p=(0.9, "rand"), min_p=("rand", 0.5)),
-    Recipe(seed=4, V=131072, kinds=("tiny",), layout="1d",
-           temperature=(1e-6,), top_k=(0,), top_p=(0.999999,), min_p=(1e-40,)),
-    Recipe(seed=5, V=131072, kinds=("offset", "peaked"), layout="strided", per_row=False,
-           temperature=(0.0,), top_k=("V",), top_p=(1.0,), min_p=(0.0,)),
-    Recipe(seed=7, V=131072, kinds=("decoy", "decoy"), per_row=True,
-           temperature=(1.0, 2.0), top_k=(0, 0), top_p=(0.9, 0.5), min_p=(0.0, 0.0)),
-    Recipe(seed=6, V=131072, kinds=("one_left", "peaked"), layout="f16", per_row=True,
-           temperature=("rand", 1.0), top_k=(-1, 2), top_p=("rand", 1e-9), min_p=(1.0, 0.05),
-           n_top=12),
+    Recipe(
+        seed=1,
+        V=131072,
+        kinds=("peaked", "flat"),
+        per_row=True,
+        temperature=(1.0, 0.7),
+        top_k=(50, 0),
+        top_p=(0.9, 0.95),
+        min_p=(0.0, 0.05),
+    ),
+    Recipe(
+        seed=2,
+        V=131072,
+        kinds=("flat", "masked"),
+        per_row=True,
+        temperature=(1.0, 1e-6),
+        top_k=(0, 1000),
+        top_p=(0.5, 1.0),
+        min_p=(0.0, 0.0),
+        use_uniforms=True,
+        uniform=("rand", 0.0),
+    ),
+    Recipe(
+        seed=3,
+        V=131072,
+        kinds=("ties", "huge"),
+        per_row=True,
+        temperature=(1.0, 1e6),
+        top_k=(5, "rand"),
+        top_p=(0.9, "rand"),
+        min_p=("rand", 0.5),
+    ),
+    Recipe(
+        seed=4,
+        V=131072,
+        kinds=("tiny",),
+        layout="1d",
+        temperature=(1e-6,),
+        top_k=(0,),
+        top_p=(0.999999,),
+        min_p=(1e-40,),
+    ),
+    Recipe(
+        seed=5,
+        V=131072,
+        kinds=("offset", "peaked"),
+        layout="strided",
+        per_row=False,
+        temperature=(0.0,),
+        top_k=("V",),
+        top_p=(1.0,),
+        min_p=(0.0,),
+    ),
+    Recipe(
+        seed=7,
+        V=131072,
+        kinds=("decoy", "decoy"),
+        per_row=True,
+        temperature=(1.0, 2.0),
+        top_k=(0, 0),
+        top_p=(0.9, 0.5),
+        min_p=(0.0, 0.0),
+    ),
+    Recipe(
+        seed=6,
+        V=131072,
+        kinds=("one_left", "peaked"),
+        layout="f16",
+        per_row=True,
+        temperature=("rand", 1.0),
+        top_k=(-1, 2),
+        top_p=("rand", 1e-9),
+        min_p=(1.0, 0.05),
+        n_top=12,
+    ),
 ]
 
 
@@ -410,7 +531,8 @@ def typical_calls(tp):
         "greedy": tp.greedy,
         "mask": lambda x: tp.mask(x, top_k=40, top_p=0.9),
         "filtered_probs": lambda x: tp.filtered_probs(x, top_p=0.8, min_p=0.01),
-        "sample": lambda x: tp.sample(x, top_k=20, top_p=0.9, seed=11, offset=3,
-                                      return_logprobs=True),
+        "sample": lambda x: tp.sample(
+            x, top_k=20, top_p=0.9, seed=11, offset=3, return_logprobs=True
+        ),
         "top_logprobs": lambda x: tp.top_logprobs(x, 4),
     }

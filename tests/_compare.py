@@ -23,14 +23,15 @@ error type, or both return and agree:
 import numpy as np
 
 F32_MAX = float(np.finfo(np.float32).max)
-REL_BOUND = 1e-6       # top-p / min-p / draw boundaries
-PROB_RTOL = 1e-5       # softmax, filtered_probs
+REL_BOUND = 1e-6  # top-p / min-p / draw boundaries
+PROB_RTOL = 1e-5  # softmax, filtered_probs
 PROB_FLOOR = 1e-30
-LOG_TOL = 1e-5         # log-domain values
+LOG_TOL = 1e-5  # log-domain values
 
 
 # ----------------------------------------------------------------------------
 # Calling both sides.
+
 
 class BothRaised(Exception):
     """Both sides raised the same error type: nothing more to compare."""
@@ -47,7 +48,7 @@ def call_both(tp, ref, name, args=(), kwargs=None, inputs=()):
     before = [np.array(a, copy=True) for a in inputs]
     got_exc = want_exc = None
     try:
-        with np.errstate(all="ignore"):     # float64 overflow/underflow is the oracle's business
+        with np.errstate(all="ignore"):  # float64 overflow/underflow is the oracle's business
             want = getattr(ref, name)(*args, **kwargs)
     except Exception as exc:  # noqa: BLE001 - the pass rule compares types
         want_exc = exc
@@ -61,7 +62,8 @@ def call_both(tp, ref, name, args=(), kwargs=None, inputs=()):
         if type(got_exc) is not type(want_exc):
             raise AssertionError(
                 f"{name}: the package {'raised ' + repr(got_exc) if got_exc else 'returned'}"
-                f" but the reference {'raised ' + repr(want_exc) if want_exc else 'returned'}")
+                f" but the reference {'raised ' + repr(want_exc) if want_exc else 'returned'}"
+            )
         raise BothRaised(f"{type(got_exc).__name__}: {got_exc} / reference: {want_exc}")
     return got, want
 
@@ -84,6 +86,7 @@ def check_type(got, dtype, shape, what):
 # ----------------------------------------------------------------------------
 # Value tolerances.
 
+
 def prob_errors(got, want):
     """Boolean mask of entries of float32 probabilities ``got`` outside tolerance."""
     got = np.asarray(got, dtype=np.float64)
@@ -99,10 +102,17 @@ def log_errors(got, want):
     want = np.asarray(want, dtype=np.float64)
     with np.errstate(invalid="ignore", over="ignore"):
         same_inf = np.isinf(want) & (got == want)
-        beyond = np.isfinite(want) & (np.abs(want) >= F32_MAX * (1 - LOG_TOL)) \
-            & np.isinf(got) & (np.sign(got) == np.sign(want))
-        close = np.isfinite(want) & np.isfinite(got) \
+        beyond = (
+            np.isfinite(want)
+            & (np.abs(want) >= F32_MAX * (1 - LOG_TOL))
+            & np.isinf(got)
+            & (np.sign(got) == np.sign(want))
+        )
+        close = (
+            np.isfinite(want)
+            & np.isfinite(got)
             & (np.abs(got - want) <= LOG_TOL * np.maximum(1.0, np.abs(want)))
+        )
     return ~(same_inf | beyond | close)
 
 
@@ -121,6 +131,7 @@ def describe_bad(got, want, bad, case=None, limit=6):
 
 # ----------------------------------------------------------------------------
 # Kept sets and their ambiguity, from the reference's definitions, in float64.
+
 
 def kept_bounds(x, T, k, p, m, rel=REL_BOUND):
     """(strict, loose): the smallest and largest kept set of one float32 row when each top-p
@@ -154,7 +165,7 @@ def kept_bounds(x, T, k, p, m, rel=REL_BOUND):
         xs = x[order]
         cum = np.cumsum(e[order])
         total = cum[-1]
-        ends = np.r_[xs[1:] != xs[:-1], True]     # last position of each group of ties
+        ends = np.r_[xs[1:] != xs[:-1], True]  # last position of each group of ties
         frac = cum[ends] / total
         vals = xs[ends]
         lo = p - rel
@@ -172,7 +183,7 @@ def kept_bounds(x, T, k, p, m, rel=REL_BOUND):
         is_max = x == xmax
         with np.errstate(invalid="ignore", over="ignore"):
             dx = x - xmax
-            in_s = s >= lm            # the reference's own test, in float64
+            in_s = s >= lm  # the reference's own test, in float64
             # where the two disagree (s underflows to 0 at an enormous T) either is accepted
             strict &= ((dx >= bound + d) | is_max) & in_s
             loose &= (dx >= bound - d) | is_max | in_s
@@ -229,6 +240,7 @@ def order_by_logit(x, n):
 # One checker per public function: call both sides on a Case and apply the pass rule.
 # Each returns None; a failure raises AssertionError with the case's rows described.
 
+
 def _result_shape(case, per_row_scalar=False):
     if per_row_scalar:
         return () if case.was_1d else (case.B,)
@@ -242,8 +254,14 @@ def _rows(a):
 
 def check_softmax(tp, ref, case):
     try:
-        got, want = call_both(tp, ref, "softmax", (case.logits,),
-                              dict(temperature=case.temperature), inputs=(case.logits,))
+        got, want = call_both(
+            tp,
+            ref,
+            "softmax",
+            (case.logits,),
+            dict(temperature=case.temperature),
+            inputs=(case.logits,),
+        )
     except BothRaised:
         return
     check_type(got, np.float32, _result_shape(case), "softmax")
@@ -254,8 +272,14 @@ def check_softmax(tp, ref, case):
 
 def check_log_softmax(tp, ref, case):
     try:
-        got, want = call_both(tp, ref, "log_softmax", (case.logits,),
-                              dict(temperature=case.temperature), inputs=(case.logits,))
+        got, want = call_both(
+            tp,
+            ref,
+            "log_softmax",
+            (case.logits,),
+            dict(temperature=case.temperature),
+            inputs=(case.logits,),
+        )
     except BothRaised:
         return
     check_type(got, np.float32, _result_shape(case), "log_softmax")
@@ -266,15 +290,22 @@ def check_log_softmax(tp, ref, case):
 
 def check_logsumexp(tp, ref, case):
     try:
-        got, want = call_both(tp, ref, "logsumexp", (case.logits,),
-                              dict(temperature=case.temperature), inputs=(case.logits,))
+        got, want = call_both(
+            tp,
+            ref,
+            "logsumexp",
+            (case.logits,),
+            dict(temperature=case.temperature),
+            inputs=(case.logits,),
+        )
     except BothRaised:
         return
     check_type(got, np.float32, _result_shape(case, True), "logsumexp")
     g, w = np.atleast_1d(got), np.atleast_1d(want)
     bad = log_errors(g, w)
     assert not bad.any(), "logsumexp: " + "; ".join(
-        f"{case.describe_row(b)}: got {g[b]!r} want {w[b]!r}" for b in np.nonzero(bad)[0][:6])
+        f"{case.describe_row(b)}: got {g[b]!r} want {w[b]!r}" for b in np.nonzero(bad)[0][:6]
+    )
 
 
 def check_greedy(tp, ref, case):
@@ -287,7 +318,9 @@ def check_greedy(tp, ref, case):
     bad = g != w
     assert not bad.any(), "greedy: " + "; ".join(
         f"row {b}: got {g[b]} (logit {case.x32[b, g[b]]!r}) want {w[b]} "
-        f"(logit {case.x32[b, w[b]]!r})" for b in np.nonzero(bad)[0][:6])
+        f"(logit {case.x32[b, w[b]]!r})"
+        for b in np.nonzero(bad)[0][:6]
+    )
 
 
 MASK_FUNCTIONS = ("mask", "top_k_mask", "top_p_mask", "min_p_mask")
@@ -300,11 +333,15 @@ def _mask_call(case, name):
     if name == "top_k_mask":
         return dict(top_k=case.top_k), [(1.0, k, 1.0, 0.0) for k in case.K]
     if name == "top_p_mask":
-        return (dict(top_p=case.top_p, temperature=case.temperature),
-                [(t, 0, p, 0.0) for t, p in zip(case.T, case.P)])
+        return (
+            dict(top_p=case.top_p, temperature=case.temperature),
+            [(t, 0, p, 0.0) for t, p in zip(case.T, case.P)],
+        )
     if name == "min_p_mask":
-        return (dict(min_p=case.min_p, temperature=case.temperature),
-                [(t, 0, 1.0, m) for t, m in zip(case.T, case.M)])
+        return (
+            dict(min_p=case.min_p, temperature=case.temperature),
+            [(t, 0, 1.0, m) for t, m in zip(case.T, case.M)],
+        )
     if name == "filtered_probs":
         return case.filters(), list(zip(case.T, case.K, case.P, case.M))
     raise ValueError(name)
@@ -323,18 +360,21 @@ def _check_kept(name, case, b, params, got_kept, want_kept):
             f"{name}: the reference's kept set lies outside the test helper kept_bounds "
             f"(a bug in tests/_compare.py or in reference.py); {case.describe_row(b)}; "
             f"reference kept {np.nonzero(want_kept)[0][:20]}, strict {np.nonzero(strict)[0][:20]}, "
-            f"loose {np.nonzero(loose)[0][:20]}")
+            f"loose {np.nonzero(loose)[0][:20]}"
+        )
     ambiguous = bool((strict != loose).any())
     extra = np.nonzero(got_kept & ~(want_kept if not ambiguous else loose))[0]
     missing = np.nonzero((want_kept if not ambiguous else strict) & ~got_kept)[0]
     if extra.size or missing.size:
         raise AssertionError(
-            f"{name}: kept set differs from the reference's ({'ambiguous' if ambiguous else 'unambiguous'}"
+            f"{name}: kept set differs from the reference's "
+            f"({'ambiguous' if ambiguous else 'unambiguous'}"
             f" row); {case.describe_row(b)}; kept by the package only: {extra[:10]} "
             f"(logits {x[extra[:10]]}); kept by the reference only: {missing[:10]} "
             f"(logits {x[missing[:10]]}); reference keeps {int(want_kept.sum())}, "
             f"package {int(got_kept.sum())} of {x.size}; this call means (T, top_k, top_p, "
-            f"min_p) = {params}")
+            f"min_p) = {params}"
+        )
     return ambiguous
 
 
@@ -352,14 +392,17 @@ def check_mask(tp, ref, case, name="mask"):
         wrong = np.nonzero((gk & (g[b] != case.x32[b])) | (~gk & ~np.isneginf(g[b])))[0]
         assert not wrong.size, (
             f"{name}: kept entries must be the float32 logits unchanged and the others -inf; "
-            f"{case.describe_row(b)}; at {wrong[:8]} got {g[b][wrong[:8]]} logits {case.x32[b][wrong[:8]]}")
+            f"{case.describe_row(b)}; at {wrong[:8]} got {g[b][wrong[:8]]} "
+            f"logits {case.x32[b][wrong[:8]]}"
+        )
 
 
 def check_filtered_probs(tp, ref, case):
     kwargs, params = _mask_call(case, "filtered_probs")
     try:
-        got, want = call_both(tp, ref, "filtered_probs", (case.logits,), kwargs,
-                              inputs=(case.logits,))
+        got, want = call_both(
+            tp, ref, "filtered_probs", (case.logits,), kwargs, inputs=(case.logits,)
+        )
     except BothRaised:
         return
     check_type(got, np.float32, _result_shape(case), "filtered_probs")
@@ -373,22 +416,29 @@ def check_filtered_probs(tp, ref, case):
             outside = np.nonzero((g[b] != 0) & ~loose)[0]
             assert not outside.size, (
                 f"filtered_probs: nonzero outside every admissible kept set at {outside[:10]}; "
-                f"{case.describe_row(b)}")
+                f"{case.describe_row(b)}"
+            )
             total = float(np.sum(g[b], dtype=np.float64))
-            assert abs(total - 1.0) <= 1e-5, f"filtered_probs: row sums to {total}; {case.describe_row(b)}"
+            assert abs(total - 1.0) <= 1e-5, (
+                f"filtered_probs: row sums to {total}; {case.describe_row(b)}"
+            )
             continue
         bad = (prob_errors(g[b], w[b]) | ((g[b] != 0) & ~wk))[None, :]
         if bad.any():
-            raise AssertionError("filtered_probs: " + describe_bad(
-                g[b:b + 1], w[b:b + 1], bad, None) + f"\n  {case.describe_row(b)}")
+            raise AssertionError(
+                "filtered_probs: "
+                + describe_bad(g[b : b + 1], w[b : b + 1], bad, None)
+                + f"\n  {case.describe_row(b)}"
+            )
 
 
 def check_sample(tp, ref, case):
     kwargs = {**case.filters(), **case.randomness()}
     inputs = [case.logits] + [v for v in kwargs.values() if isinstance(v, np.ndarray)]
     try:
-        got, want = call_both(tp, ref, "sample", (case.logits,),
-                              {**kwargs, "return_logprobs": True}, inputs=inputs)
+        got, want = call_both(
+            tp, ref, "sample", (case.logits,), {**kwargs, "return_logprobs": True}, inputs=inputs
+        )
     except BothRaised:
         return
     assert isinstance(got, tuple) and len(got) == 2, f"sample(return_logprobs=True) gave {got!r}"
@@ -400,7 +450,8 @@ def check_sample(tp, ref, case):
     plain = tp.sample(case.logits, **kwargs)
     check_type(plain, np.int64, shape, "sample tokens (return_logprobs=False)")
     assert np.array_equal(plain, tok), (
-        f"sample: tokens differ with and without return_logprobs: {plain} vs {tok}")
+        f"sample: tokens differ with and without return_logprobs: {plain} vs {tok}"
+    )
     tok, lp, rtok, rlp = (np.atleast_1d(a) for a in (tok, lp, rtok, rlp))
     for b in range(case.B):
         x = case.x32[b]
@@ -410,27 +461,36 @@ def check_sample(tp, ref, case):
         fin = np.isfinite(x)
         t = int(tok[b])
         assert 0 <= t < case.V and fin[t] and loose[t], (
-            f"sample drew token {t}, outside every admissible kept set; {case.describe_row(b)}")
+            f"sample drew token {t}, outside every admissible kept set; {case.describe_row(b)}"
+        )
         ambiguous_set = bool(((strict & fin) != (loose & fin)).any())
         if t != int(rtok[b]):
             assert draw_ambiguous(x, *params, u), (
                 f"sample: token {t} but the reference draws {int(rtok[b])} for the same u, and "
                 f"u * total is not within 1e-6 of a boundary; {case.describe_row(b)}; "
-                f"logits there: {x[t]!r} / {x[int(rtok[b])]!r}")
+                f"logits there: {x[t]!r} / {x[int(rtok[b])]!r}"
+            )
         if ambiguous_set:
             assert lp[b] <= LOG_TOL, f"sample: logprob {lp[b]} > 0; {case.describe_row(b)}"
             continue
         want_lp = rlp[b] if t == int(rtok[b]) else token_logprob(x, params[0], strict, t)
         bad = log_errors(np.array([lp[b]]), np.array([want_lp]))
         assert not bad.any(), (
-            f"sample: logprob of token {t} is {lp[b]!r}, want {want_lp!r}; {case.describe_row(b)}")
+            f"sample: logprob of token {t} is {lp[b]!r}, want {want_lp!r}; {case.describe_row(b)}"
+        )
 
 
 def check_top_logprobs(tp, ref, case):
     n = case.n_top
     try:
-        got, want = call_both(tp, ref, "top_logprobs", (case.logits, n),
-                              dict(temperature=case.temperature), inputs=(case.logits,))
+        got, want = call_both(
+            tp,
+            ref,
+            "top_logprobs",
+            (case.logits, n),
+            dict(temperature=case.temperature),
+            inputs=(case.logits,),
+        )
     except BothRaised:
         return
     assert isinstance(got, tuple) and len(got) == 2, f"top_logprobs gave {got!r}"
@@ -446,11 +506,13 @@ def check_top_logprobs(tp, ref, case):
         # the reference ranks by logit for T > 0 (exact), by log-probability at T = 0
         assert np.array_equal(ids[b], rids[b]), (
             f"top_logprobs: ids {ids[b]} (logits {case.x32[b][ids[b]]}), reference {rids[b]} "
-            f"(logits {case.x32[b][rids[b]]}); {case.describe_row(b)}")
+            f"(logits {case.x32[b][rids[b]]}); {case.describe_row(b)}"
+        )
         bad = log_errors(vals[b], lsm[b][ids[b]])
         assert not bad.any(), (
             f"top_logprobs: values {vals[b][bad]} for ids {ids[b][bad]}, want "
-            f"{lsm[b][ids[b]][bad]}; {case.describe_row(b)}")
+            f"{lsm[b][ids[b]][bad]}; {case.describe_row(b)}"
+        )
 
 
 CHECKS = {

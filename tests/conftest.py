@@ -23,15 +23,20 @@ from hypothesis import HealthCheck, settings
 
 _COMMON = dict(
     deadline=None,
-    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow,
-                           HealthCheck.data_too_large, HealthCheck.filter_too_much],
+    suppress_health_check=[
+        HealthCheck.function_scoped_fixture,
+        HealthCheck.too_slow,
+        HealthCheck.data_too_large,
+        HealthCheck.filter_too_much,
+    ],
     print_blob=True,
 )
 settings.register_profile("default", max_examples=40, **_COMMON)
 settings.register_profile("ci", max_examples=40, derandomize=True, database=None, **_COMMON)
 settings.register_profile("thorough", max_examples=250, **_COMMON)
-settings.load_profile(os.environ.get(
-    "HYPOTHESIS_PROFILE", "ci" if os.environ.get("CI") else "default"))
+settings.load_profile(
+    os.environ.get("HYPOTHESIS_PROFILE", "ci" if os.environ.get("CI") else "default")
+)
 
 
 @pytest.fixture
@@ -42,8 +47,10 @@ def seed(request):
         value = int(env)
     else:
         value = zlib.crc32(request.node.nodeid.encode())
-    print(f"\n[seed] {request.node.nodeid} ran with seed {value}; reproduce with:\n"
-          f"    TOKENPICK_TEST_SEED={value} python -m pytest '{request.node.nodeid}'")
+    print(
+        f"\n[seed] {request.node.nodeid} ran with seed {value}; reproduce with:\n"
+        f"    TOKENPICK_TEST_SEED={value} python -m pytest '{request.node.nodeid}'"
+    )
     return value
 
 
@@ -64,6 +71,7 @@ def _simd_paths():
 def simd_path(request):
     """Run the test with the kernels' dispatch forced to each SIMD path of this machine."""
     from tokenpick import _core
+
     name = request.param
     previous = _core.force_simd(name)
     try:
@@ -75,10 +83,12 @@ def simd_path(request):
 @pytest.fixture
 def tp():
     import tokenpick
+
     return tokenpick
 
 
 @pytest.fixture
 def ref():
     from tokenpick import reference
+
     return reference

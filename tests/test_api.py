@@ -24,7 +24,7 @@ SIGNATURES = {
     "min_p_mask": "(logits, min_p, *, temperature=1.0, out=None)",
     "filtered_probs": "(logits, *, temperature=1.0, top_k=0, top_p=1.0, min_p=0.0, out=None)",
     "sample": "(logits, *, temperature=1.0, top_k=0, top_p=1.0, min_p=0.0, seed=None, "
-              "offset=0, uniforms=None, return_logprobs=False, num_threads=None)",
+    "offset=0, uniforms=None, return_logprobs=False, num_threads=None)",
     "top_logprobs": "(logits, n, temperature=1.0)",
     "uniform": "(seed, offset=0)",
 }
@@ -46,11 +46,15 @@ def test_docs_list_every_public_function_with_its_signature():
     """docs/semantics.md's table of functions names every public function, with the
     signature it has, so that the documentation grows with the API."""
     import re
+
     with open(DOCS, encoding="utf-8") as f:
         table = f.read().split("## Functions", 1)[1].split("\n## ", 1)[0]
     first_cells = [line.split("|")[1] for line in table.splitlines() if line.startswith("|")]
-    documented = {m.group(1): m.group(2).replace('"', "'")
-                  for cell in first_cells for m in re.finditer(r"`(\w+)(\([^`]*\))`", cell)}
+    documented = {
+        m.group(1): m.group(2).replace('"', "'")
+        for cell in first_cells
+        for m in re.finditer(r"`(\w+)(\([^`]*\))`", cell)
+    }
     public = {name for name in tp.__all__ if callable(getattr(tp, name))}
     assert set(documented) == public, "documented but not public, or public but not documented"
     for name in public:
@@ -65,6 +69,7 @@ def test_thread_and_config_functions_exist():
 def test_compiled_core_is_installed():
     """The suite tests the built package: a compiled _core, not the source tree alone."""
     from tokenpick import _core
+
     assert not _core.__file__.endswith((".py", ".pyx")), _core.__file__
 
 
@@ -111,28 +116,39 @@ def test_force_simd_rejects_unknown_paths(bad):
 
 
 def _python(code, **env):
-    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                          timeout=60, env={**os.environ, **env}, cwd="/")
+    proc = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={**os.environ, **env},
+        cwd="/",
+    )
     assert proc.returncode == 0, proc.stderr[-2000:]
     return proc.stdout.strip()
 
 
 def test_tokenpick_simd_environment_variable_caps_the_path():
-    out = _python("import tokenpick; print(tokenpick.show_config(mode='dicts')['simd'])",
-                  TOKENPICK_SIMD="baseline")
+    out = _python(
+        "import tokenpick; print(tokenpick.show_config(mode='dicts')['simd'])",
+        TOKENPICK_SIMD="baseline",
+    )
     assert out == "baseline"
 
 
 def test_tokenpick_num_threads_environment_variable():
-    assert _python("import tokenpick; print(tokenpick.get_num_threads())",
-                   TOKENPICK_NUM_THREADS="1") == "1"
-    assert _python("import tokenpick; print(tokenpick.get_num_threads())",
-                   TOKENPICK_NUM_THREADS="3") == "3"
+    assert (
+        _python("import tokenpick; print(tokenpick.get_num_threads())", TOKENPICK_NUM_THREADS="1")
+        == "1"
+    )
+    assert (
+        _python("import tokenpick; print(tokenpick.get_num_threads())", TOKENPICK_NUM_THREADS="3")
+        == "3"
+    )
 
 
 def test_default_threads_do_not_exceed_usable_cores():
-    n = _python("import tokenpick; print(tokenpick.get_num_threads())",
-                TOKENPICK_NUM_THREADS="")
+    n = _python("import tokenpick; print(tokenpick.get_num_threads())", TOKENPICK_NUM_THREADS="")
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
     assert 1 <= int(n) <= cores
 

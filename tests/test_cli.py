@@ -22,15 +22,22 @@ WORDS = ("wonderful", "cloudy", "nice", "hot", "gloomy", "delicious")
 
 def run(*args, env=None, timeout=120, cwd=None):
     full_env = {**os.environ, **(env or {})}
-    proc = subprocess.run([sys.executable, *args], capture_output=True, text=True,
-                          timeout=timeout, env=full_env, cwd=cwd)
+    proc = subprocess.run(
+        [sys.executable, *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env=full_env,
+        cwd=cwd,
+    )
     return proc
 
 
 def ok(proc):
     assert proc.returncode == 0, (
         f"exit {proc.returncode}\n--- stdout ---\n{proc.stdout[-3000:]}\n"
-        f"--- stderr ---\n{proc.stderr[-3000:]}")
+        f"--- stderr ---\n{proc.stderr[-3000:]}"
+    )
     return proc.stdout
 
 
@@ -50,13 +57,33 @@ def test_demo_is_reproducible(tmp_path):
 
 def test_bench_quick_run_prints_a_table(tmp_path):
     json_path = tmp_path / "bench.json"
-    out = ok(run("-m", "tokenpick", "bench", "--vocab", "97", "--batch", "1", "2",
-                 "--logits", "flat", "--min-time", "0.001", "--quiet",
-                 "--json", str(json_path), cwd=tmp_path))
+    out = ok(
+        run(
+            "-m",
+            "tokenpick",
+            "bench",
+            "--vocab",
+            "97",
+            "--batch",
+            "1",
+            "2",
+            "--logits",
+            "flat",
+            "--min-time",
+            "0.001",
+            "--quiet",
+            "--json",
+            str(json_path),
+            cwd=tmp_path,
+        )
+    )
     assert tokenpick.__version__ in out, "the benchmark must print the version first"
     table = out.split("\n\n")[1]
-    rows = [line for line in table.splitlines() if line.split()[:1] in (["greedy"], ["sample"],
-                                                                         ["softmax"])]
+    rows = [
+        line
+        for line in table.splitlines()
+        if line.split()[:1] in (["greedy"], ["sample"], ["softmax"])
+    ]
     assert len(rows) >= 3, f"no table of timings:\n{out}"
     assert all(" 97 " in f" {r} " for r in rows), rows
     assert "x 1 thread" not in table, "no B >= 64, so no x 1 thread column"
@@ -66,9 +93,21 @@ def test_bench_quick_run_prints_a_table(tmp_path):
 
 def test_bench_prints_and_saves_the_call_overhead(tmp_path):
     json_path = tmp_path / "bench.json"
-    out = ok(run("-m", "tokenpick", "bench", *TINY_BENCH, "--quiet", "--no-reference",
-                 "--no-torch", "--json", str(json_path), cwd=tmp_path))
-    section = out[out.index("Call overhead:"):]
+    out = ok(
+        run(
+            "-m",
+            "tokenpick",
+            "bench",
+            *TINY_BENCH,
+            "--quiet",
+            "--no-reference",
+            "--no-torch",
+            "--json",
+            str(json_path),
+            cwd=tmp_path,
+        )
+    )
+    section = out[out.index("Call overhead:") :]
     assert "V=256" in section and "offset=" in section, section
     assert "tokenpick us/call" in section and "np.max us/call" in section, section
     labels = [op.label for op in cases.OVERHEAD_OPS]
@@ -84,9 +123,21 @@ def test_bench_prints_and_saves_the_call_overhead(tmp_path):
 
 def test_bench_prints_and_saves_the_python_threads_throughput(tmp_path):
     json_path = tmp_path / "bench.json"
-    out = ok(run("-m", "tokenpick", "bench", *TINY_BENCH, "--quiet", "--no-reference",
-                 "--no-torch", "--json", str(json_path), cwd=tmp_path))
-    section = out[out.index("Python threads:"):]
+    out = ok(
+        run(
+            "-m",
+            "tokenpick",
+            "bench",
+            *TINY_BENCH,
+            "--quiet",
+            "--no-reference",
+            "--no-torch",
+            "--json",
+            str(json_path),
+            cwd=tmp_path,
+        )
+    )
+    section = out[out.index("Python threads:") :]
     assert f"V={cases.PY_THREADS_V}" in section, section
     assert "1 thread calls/s" in section and "2 threads calls/s" in section, section
     entries = json.loads(json_path.read_text())["python_threads"]
@@ -95,8 +146,9 @@ def test_bench_prints_and_saves_the_python_threads_throughput(tmp_path):
         assert entry["error"] is None, entry
         rates = entry["calls_per_second"]
         assert sorted(rates) == ["1", "2"] and all(r > 0 for r in rates.values()), entry
-        label_row = next(line for line in section.splitlines()
-                         if line.startswith(entry["op"] + " "))
+        label_row = next(
+            line for line in section.splitlines() if line.startswith(entry["op"] + " ")
+        )
         assert f"{rates['2'] / rates['1']:.1f}x" in label_row, (label_row, rates)
 
 
@@ -107,9 +159,24 @@ def test_python_threads_calls_per_second_counts_every_call():
 
 
 def test_bench_without_reference(tmp_path):
-    out = ok(run("-m", "tokenpick", "bench", "--vocab", "11", "--batch", "1",
-                 "--logits", "peaked", "--min-time", "0.001", "--quiet", "--no-reference",
-                 cwd=tmp_path))
+    out = ok(
+        run(
+            "-m",
+            "tokenpick",
+            "bench",
+            "--vocab",
+            "11",
+            "--batch",
+            "1",
+            "--logits",
+            "peaked",
+            "--min-time",
+            "0.001",
+            "--quiet",
+            "--no-reference",
+            cwd=tmp_path,
+        )
+    )
     assert "greedy" in out and "sample" in out
 
 
@@ -132,8 +199,16 @@ def hide_modules(monkeypatch, name):
 def test_bench_times_torch_when_it_is_installed(tmp_path):
     torch = pytest.importorskip("torch")
     json_path = tmp_path / "bench.json"
-    proc = run("-m", "tokenpick", "bench", *TINY_BENCH, "--no-llama", "--json", str(json_path),
-               cwd=tmp_path)
+    proc = run(
+        "-m",
+        "tokenpick",
+        "bench",
+        *TINY_BENCH,
+        "--no-llama",
+        "--json",
+        str(json_path),
+        cwd=tmp_path,
+    )
     out = ok(proc)
     assert f"torch {torch.__version__}" in header(out), header(out)
     assert "torch speedup" in out, out
@@ -153,8 +228,18 @@ def test_bench_times_torch_when_it_is_installed(tmp_path):
 
 
 def test_bench_no_torch_leaves_the_torch_column_out(tmp_path):
-    out = ok(run("-m", "tokenpick", "bench", *TINY_BENCH, "--quiet", "--no-torch",
-                 "--no-reference", cwd=tmp_path))
+    out = ok(
+        run(
+            "-m",
+            "tokenpick",
+            "bench",
+            *TINY_BENCH,
+            "--quiet",
+            "--no-torch",
+            "--no-reference",
+            cwd=tmp_path,
+        )
+    )
     assert "torch: not timed (--no-torch)" in header(out), header(out)
     assert "torch speedup" not in out, out
 
@@ -162,22 +247,57 @@ def test_bench_no_torch_leaves_the_torch_column_out(tmp_path):
 def test_bench_without_torch_installed_says_so(monkeypatch, capsys):
     hide_modules(monkeypatch, "torch")
     monkeypatch.setattr(os, "environ", dict(os.environ))  # the run may set OMP_WAIT_POLICY
-    status = bench.main(["--vocab", "97", "--batch", "1", "--logits", "flat",
-                         "--min-time", "0.001", "--quiet", "--no-reference"])
+    status = bench.main(
+        [
+            "--vocab",
+            "97",
+            "--batch",
+            "1",
+            "--logits",
+            "flat",
+            "--min-time",
+            "0.001",
+            "--quiet",
+            "--no-reference",
+        ]
+    )
     out = capsys.readouterr().out
     assert status == 0, out
     assert "torch: absent" in header(out), header(out)
     assert "torch speedup" not in out, out
 
 
-SCALING_BENCH = ("--vocab", "1000", "--batch", "1", "64", "--min-time", "0.001",
-                 "--logits", "flat", "--quiet", "--no-reference", "--no-torch")
+SCALING_BENCH = (
+    "--vocab",
+    "1000",
+    "--batch",
+    "1",
+    "64",
+    "--min-time",
+    "0.001",
+    "--logits",
+    "flat",
+    "--quiet",
+    "--no-reference",
+    "--no-torch",
+)
 
 
 def test_bench_times_large_batches_at_one_thread(tmp_path):
     json_path = tmp_path / "bench.json"
-    out = ok(run("-m", "tokenpick", "bench", *SCALING_BENCH, "--threads", "2",
-                 "--json", str(json_path), cwd=tmp_path))
+    out = ok(
+        run(
+            "-m",
+            "tokenpick",
+            "bench",
+            *SCALING_BENCH,
+            "--threads",
+            "2",
+            "--json",
+            str(json_path),
+            cwd=tmp_path,
+        )
+    )
     table = out.split("\n\n")[1]
     assert "x 1 thread" in table.splitlines()[0], table
     assert "set_num_threads(1)" in out and "at 2 threads" in out, out
@@ -205,11 +325,13 @@ def test_bench_interleaves_the_repeats_of_thread_counts():
     def bind(op, logits):
         return lambda: log.append((op, tokenpick.get_num_threads()))
 
-    peers = [timing.Peer("one", bind, repeats=3, threads=1),
-             timing.Peer("two", bind, repeats=3, threads=2)]
+    peers = [
+        timing.Peer("one", bind, repeats=3, threads=1),
+        timing.Peer("two", bind, repeats=3, threads=2),
+    ]
     pool = [np.zeros((4, 8), np.float32)]
     got = timing.measure_interleaved(peers, "op", pool, min_time=0.0)
-    assert [got[p.name].loops for p in peers] == [1, 1]   # one call a repeat
+    assert [got[p.name].loops for p in peers] == [1, 1]  # one call a repeat
     assert log[-6:] == [("op", 1), ("op", 2)] * 3, log
     assert all(got[p.name].us_per_row > 0 and got[p.name].rows == 4 for p in peers)
 
@@ -219,15 +341,16 @@ def test_bench_restores_the_thread_count():
     with pytest.raises(ZeroDivisionError):
         with timing.tokenpick_threads(before + 1):
             assert tokenpick.get_num_threads() == before + 1
-            1 / 0
+            raise ZeroDivisionError
     assert tokenpick.get_num_threads() == before
 
 
 def test_bench_plot_writes_a_png(tmp_path):
     pytest.importorskip("matplotlib")
     png = tmp_path / "bench.png"
-    out = ok(run("-m", "tokenpick", "bench", *TINY_BENCH, "--quiet", "--plot", str(png),
-                 cwd=tmp_path))
+    out = ok(
+        run("-m", "tokenpick", "bench", *TINY_BENCH, "--quiet", "--plot", str(png), cwd=tmp_path)
+    )
     assert f"plot written to {png}" in out, out
     assert png.read_bytes().startswith(PNG_SIGNATURE)
 
@@ -254,14 +377,33 @@ def test_bench_full_is_the_long_grid():
 
 
 def test_bench_full_runs_with_its_grid_overridden(tmp_path):
-    out = ok(run("-m", "tokenpick", "bench", "--full", "--vocab", "97", "--batch", "1",
-                 "--logits", "flat", "--min-time", "0.001", "--quiet", "--no-reference",
-                 "--no-torch", "--no-llama", cwd=tmp_path))
+    out = ok(
+        run(
+            "-m",
+            "tokenpick",
+            "bench",
+            "--full",
+            "--vocab",
+            "97",
+            "--batch",
+            "1",
+            "--logits",
+            "flat",
+            "--min-time",
+            "0.001",
+            "--quiet",
+            "--no-reference",
+            "--no-torch",
+            "--no-llama",
+            cwd=tmp_path,
+        )
+    )
     assert "greedy" in out and " 97 " in out, out
 
 
 # ----------------------------------------------------------------------------
 # --logits FILE.npy: rows saved from a model
+
 
 def saved_logits(path, B=3, V=1000, seed=5):
     """Write `B` rows of LM-like logits to `path` (float64, as a user might save them)."""
@@ -277,9 +419,30 @@ def test_bench_times_rows_saved_in_a_npy_file(tmp_path):
     npy = tmp_path / "model_rows.npy"
     saved_logits(npy)
     json_path = tmp_path / "bench.json"
-    out = ok(run("-m", "tokenpick", "bench", "--logits", "peaked", str(npy), "--vocab", "1000",
-                 "97", "--batch", "1", "8", "--min-time", "0.001", "--quiet", "--no-torch",
-                 "--no-llama", "--json", str(json_path), cwd=tmp_path))
+    out = ok(
+        run(
+            "-m",
+            "tokenpick",
+            "bench",
+            "--logits",
+            "peaked",
+            str(npy),
+            "--vocab",
+            "1000",
+            "97",
+            "--batch",
+            "1",
+            "8",
+            "--min-time",
+            "0.001",
+            "--quiet",
+            "--no-torch",
+            "--no-llama",
+            "--json",
+            str(json_path),
+            cwd=tmp_path,
+        )
+    )
     table = out.split("\n\n")[1]
     saved = [line for line in table.splitlines() if " model_rows " in line]
     # the file's rows at their own V only, at every B (8 > its 3 rows: they are cycled)
@@ -289,8 +452,14 @@ def test_bench_times_rows_saved_in_a_npy_file(tmp_path):
     assert data["settings"]["logits"] == ["peaked", "model_rows"]
     assert data["settings"]["files"] == {"model_rows": {"path": str(npy), "rows": 3, "V": 1000}}
     got = {(r["logits"], r["V"], r["B"]) for r in data["results"]}
-    assert got == {("peaked", 1000, 1), ("peaked", 1000, 8), ("peaked", 97, 1),
-                   ("peaked", 97, 8), ("model_rows", 1000, 1), ("model_rows", 1000, 8)}
+    assert got == {
+        ("peaked", 1000, 1),
+        ("peaked", 1000, 8),
+        ("peaked", 97, 1),
+        ("peaked", 97, 8),
+        ("model_rows", 1000, 1),
+        ("model_rows", 1000, 8),
+    }
     for result in data["results"]:
         assert result["timings"]["tokenpick"]["us_per_row"] > 0, result
 
@@ -345,11 +514,14 @@ def test_bench_refuses_a_bad_npy_file_clearly(tmp_path, case):
     assert proc.stdout == ""
 
 
-@pytest.mark.parametrize("name, content, message", [
-    ("missing.npy", None, "no such file"),
-    ("peak", None, "not a kind of synthetic logits: peaked, flat"),
-    ("text.npy", "hello", "not a .npy array"),
-])
+@pytest.mark.parametrize(
+    "name, content, message",
+    [
+        ("missing.npy", None, "no such file"),
+        ("peak", None, "not a kind of synthetic logits: peaked, flat"),
+        ("text.npy", "hello", "not a .npy array"),
+    ],
+)
 def test_bench_refuses_a_missing_or_unreadable_file(tmp_path, name, content, message):
     if content is not None:
         (tmp_path / name).write_text(content)
@@ -362,25 +534,40 @@ def test_bench_refuses_two_files_of_one_name(tmp_path):
     for folder in ("a", "b"):
         (tmp_path / folder).mkdir()
         saved_logits(tmp_path / folder / "rows.npy")
-    proc = run("-m", "tokenpick", "bench", "--logits", "a/rows.npy", "b/rows.npy", "--quiet",
-               cwd=tmp_path)
+    proc = run(
+        "-m", "tokenpick", "bench", "--logits", "a/rows.npy", "b/rows.npy", "--quiet", cwd=tmp_path
+    )
     assert proc.returncode == 2 and "Traceback" not in proc.stderr, proc.stderr[-2000:]
     assert "labelled 'rows'" in proc.stderr, proc.stderr
     parser = cli.configure_parser(argparse.ArgumentParser())
     rows = tmp_path / "a" / "rows.npy"
-    args = parser.parse_args(["--logits", "flat", str(rows), "flat",
-                              str(tmp_path / "b" / ".." / "a" / "rows.npy")])
+    args = parser.parse_args(
+        ["--logits", "flat", str(rows), "flat", str(tmp_path / "b" / ".." / "a" / "rows.npy")]
+    )
     assert [cases.source_label(s) for s in args.logits] == ["flat", "rows"]  # each once
 
 
 # ----------------------------------------------------------------------------
 # The llama.cpp peer
 
+
 def test_bench_times_llama_cpp_when_it_is_installed(tmp_path):
     llama_cpp = pytest.importorskip("llama_cpp")
     json_path = tmp_path / "bench.json"
-    out = ok(run("-m", "tokenpick", "bench", *TINY_BENCH, "--quiet", "--no-torch",
-                 "--no-reference", "--json", str(json_path), cwd=tmp_path))
+    out = ok(
+        run(
+            "-m",
+            "tokenpick",
+            "bench",
+            *TINY_BENCH,
+            "--quiet",
+            "--no-torch",
+            "--no-reference",
+            "--json",
+            str(json_path),
+            cwd=tmp_path,
+        )
+    )
     assert f"llama-cpp-python {llama_cpp.__version__}" in header(out), header(out)
     assert "llama.cpp speedup" in out and "one at a time on one thread" in out, out
     data = json.loads(json_path.read_text())
@@ -400,45 +587,75 @@ def test_llama_cpp_chain_draws_what_tokenpick_draws_where_the_draw_is_forced():
 
     peer, _ = peer_llama.setup_llama(argparse.Namespace(no_llama=False))
     logits = cases.make_logits("peaked", 1000, 4)
-    for op in (cases.OPS[0], cases.Op("top_k=1", "sample", {"seed": 3, "top_k": 1}),
-               cases.Op("min_p=1", "sample", {"seed": 3, "temperature": 0.5, "min_p": 1.0})):
+    for op in (
+        cases.OPS[0],
+        cases.Op("top_k=1", "sample", {"seed": 3, "top_k": 1}),
+        cases.Op("min_p=1", "sample", {"seed": 3, "temperature": 0.5, "min_p": 1.0}),
+    ):
         for row in logits:
             call = peer.bind(op, row)
             assert call() == call() == int(np.argmax(row)), op
     call = peer.bind(cases.SAMPLE_ALL, logits)
-    kept = tokenpick.mask(logits[-1], **{k: v for k, v in cases.SAMPLE_ALL.kwargs.items()
-                                          if k != "seed"})
+    kept = tokenpick.mask(
+        logits[-1], **{k: v for k, v in cases.SAMPLE_ALL.kwargs.items() if k != "seed"}
+    )
     assert all(np.isfinite(kept[call()]) for _ in range(50))  # draws from the kept set
     with pytest.raises(NotImplementedError):
         peer.bind(cases.OPS[1], logits)  # softmax
 
 
 def test_bench_no_llama_leaves_the_llama_column_out(tmp_path):
-    out = ok(run("-m", "tokenpick", "bench", *TINY_BENCH, "--quiet", "--no-torch", "--no-llama",
-                 "--no-reference", cwd=tmp_path))
+    out = ok(
+        run(
+            "-m",
+            "tokenpick",
+            "bench",
+            *TINY_BENCH,
+            "--quiet",
+            "--no-torch",
+            "--no-llama",
+            "--no-reference",
+            cwd=tmp_path,
+        )
+    )
     assert "llama.cpp: not timed (--no-llama)" in header(out), header(out)
     assert "llama.cpp speedup" not in out, out
 
 
 def test_bench_without_llama_cpp_installed_says_so(monkeypatch, capsys):
     hide_modules(monkeypatch, "llama_cpp")
-    status = bench.main(["--vocab", "97", "--batch", "1", "--logits", "flat", "--no-torch",
-                         "--min-time", "0.001", "--quiet", "--no-reference"])
+    status = bench.main(
+        [
+            "--vocab",
+            "97",
+            "--batch",
+            "1",
+            "--logits",
+            "flat",
+            "--no-torch",
+            "--min-time",
+            "0.001",
+            "--quiet",
+            "--no-reference",
+        ]
+    )
     out = capsys.readouterr().out
     assert status == 0, out
     assert "llama.cpp: absent" in header(out), header(out)
     assert "llama.cpp speedup" not in out, out
 
 
-@pytest.mark.parametrize("args", [["--version"], ["--help"], ["demo", "--help"],
-                                  ["bench", "--help"]])
+@pytest.mark.parametrize(
+    "args", [["--version"], ["--help"], ["demo", "--help"], ["bench", "--help"]]
+)
 def test_help_and_version(tmp_path, args):
     out = ok(run("-m", "tokenpick", *args, cwd=tmp_path))
     assert out.strip()
 
 
-@pytest.mark.parametrize("args", [[], ["nonsense"], ["bench", "--vocab", "0"],
-                                  ["bench", "--batch", "-3"]])
+@pytest.mark.parametrize(
+    "args", [[], ["nonsense"], ["bench", "--vocab", "0"], ["bench", "--batch", "-3"]]
+)
 def test_bad_command_lines_fail_cleanly(tmp_path, args):
     proc = run("-m", "tokenpick", *args, cwd=tmp_path)
     assert proc.returncode == 2, (proc.returncode, proc.stderr[-2000:])

@@ -6,12 +6,12 @@ the recipes (a failure prints ``build(Recipe(...))``, which rebuilds the arrays)
 fixed recipes cover the big vocabulary (V = 131072).
 """
 
+import _arrays
+import _compare as C
 import numpy as np
 import pytest
 from hypothesis import given, settings
 
-import _arrays
-import _compare as C
 import tokenpick as tp
 from tokenpick import reference as ref
 
@@ -33,8 +33,11 @@ def test_matches_reference_with_invalid_rows(simd_path, name, case):
 
 @settings(max_examples=10)
 @pytest.mark.parametrize("name", FUNCTIONS)
-@given(case=_arrays.cases(min_rows=0, max_rows=0,
-                          layouts=tuple(lay for lay in _arrays.LAYOUTS if lay != "1d")))
+@given(
+    case=_arrays.cases(
+        min_rows=0, max_rows=0, layouts=tuple(lay for lay in _arrays.LAYOUTS if lay != "1d")
+    )
+)
 def test_matches_reference_empty_batch(simd_path, name, case):
     """B = 0 gives empty results (or, for a scalar parameter invalid in itself, e.g. a
     float32 temperature of inf, the same error on both sides)."""
@@ -79,14 +82,16 @@ def test_other_layouts_equal_the_float32_copy(simd_path, layout, case):
     ]:
         try:
             want = call(x32)
-        except ValueError as exc:   # e.g. float16 overflow to +inf: the layout must raise too
+        except ValueError:  # e.g. float16 overflow to +inf: the layout must raise too
             with pytest.raises(ValueError):
                 call(other.logits)
             continue
         got = call(other.logits)
-        for g, w in zip(want if isinstance(want, tuple) else (want,),
-                        got if isinstance(got, tuple) else (got,)):
+        for g, w in zip(
+            want if isinstance(want, tuple) else (want,), got if isinstance(got, tuple) else (got,)
+        ):
             g, w = np.asarray(g), np.asarray(w)
             assert g.dtype == w.dtype and g.shape == w.shape, (name, layout)
             assert np.array_equal(g, w, equal_nan=True), (
-                f"{name}: layout {layout!r} gives {g} but its float32 copy gives {w}")
+                f"{name}: layout {layout!r} gives {g} but its float32 copy gives {w}"
+            )

@@ -31,20 +31,52 @@ ALLOWED = (ValueError, TypeError)
 # Examples per test: 4x the profile's (conftest.py): 160 by default, 1000 with "thorough".
 EXAMPLES = 4 * settings().max_examples
 
-SPECIALS = (np.nan, np.inf, -np.inf, 0.0, -0.0, 1.0, -1.0, 1e-45, -1e-45, 1e-38,
-            3.4028235e38, -3.4028235e38, 1e39, -1e39, 1e308, 65504.0, 65520.0, 2.0 ** 24 + 1)
+SPECIALS = (
+    np.nan,
+    np.inf,
+    -np.inf,
+    0.0,
+    -0.0,
+    1.0,
+    -1.0,
+    1e-45,
+    -1e-45,
+    1e-38,
+    3.4028235e38,
+    -3.4028235e38,
+    1e39,
+    -1e39,
+    1e308,
+    65504.0,
+    65520.0,
+    2.0**24 + 1,
+)
 FLOAT_DTYPES = ("<f2", ">f2", "<f4", ">f4", "<f8", ">f8")
-OTHER_DTYPES = ("i1", "u1", "i4", "<i8", ">i8", "u8", "?", "c8", "c16", "O", "U3", "S3",
-                "M8[s]", "m8[s]")
+OTHER_DTYPES = (
+    "i1",
+    "u1",
+    "i4",
+    "<i8",
+    ">i8",
+    "u8",
+    "?",
+    "c8",
+    "c16",
+    "O",
+    "U3",
+    "S3",
+    "M8[s]",
+    "m8[s]",
+)
 if hasattr(np, "longdouble") and np.dtype(np.longdouble).itemsize > 8:
-    OTHER_DTYPES += ("g",)      # long double: no exact float64 or float32 image
+    OTHER_DTYPES += ("g",)  # long double: no exact float64 or float32 image
 
 
 @st.composite
 def values(draw, n):
     """`n` float64 values: mostly ordinary, some special (NaN, +-inf, extremes)."""
     mode = draw(st.sampled_from(("normal", "mixed", "special", "ties")))
-    rng = np.random.default_rng(draw(st.integers(0, 2 ** 32 - 1)))
+    rng = np.random.default_rng(draw(st.integers(0, 2**32 - 1)))
     if mode == "normal":
         return rng.standard_normal(n) * draw(st.sampled_from((1.0, 10.0, 1e-30, 1e30)))
     if mode == "ties":
@@ -62,8 +94,9 @@ def arrays(draw, shape=None, dtypes=FLOAT_DTYPES + OTHER_DTYPES, layout=True):
     """An ndarray of a drawn shape (0-3 dims, empty axes allowed), dtype and layout."""
     if shape is None:
         ndim = draw(st.integers(0, 3))
-        shape = tuple(draw(st.lists(st.sampled_from((0, 1, 2, 3, 7, 33)),
-                                    min_size=ndim, max_size=ndim)))
+        shape = tuple(
+            draw(st.lists(st.sampled_from((0, 1, 2, 3, 7, 33)), min_size=ndim, max_size=ndim))
+        )
     dtype = np.dtype(draw(st.sampled_from(dtypes)))
     n = int(np.prod(shape))
     vals = draw(values(n))
@@ -96,26 +129,85 @@ def logits_objects():
         arrays(dtypes=FLOAT_DTYPES),
         arrays(dtypes=FLOAT_DTYPES).map(lambda a: a.tolist()),
         arrays(),
-        st.sampled_from((None, 1.0, "logits", b"\x00\x01\x02\x03", [], [[]], [[1.0], [1.0, 2.0]],
-                         {"a": 1}, object(), np.float32(2.0), float("nan"))),
+        st.sampled_from(
+            (
+                None,
+                1.0,
+                "logits",
+                b"\x00\x01\x02\x03",
+                [],
+                [[]],
+                [[1.0], [1.0, 2.0]],
+                {"a": 1},
+                object(),
+                np.float32(2.0),
+                float("nan"),
+            )
+        ),
     )
 
 
-SCALARS = st.sampled_from((
-    None, True, False, 0, 1, 2, -1, -2, 3, 50, 2 ** 31, 2 ** 63, 2 ** 64 - 1, 2 ** 64, 2 ** 100,
-    -(2 ** 63), 0.0, -0.0, 0.5, 0.9, 1.0, 1.5, 2.0, 1e-300, 1e-45, 1e39, 1e300,
-    float("nan"), float("inf"), float("-inf"), 1 + 0j, 1j, "1", "", b"1", [], [1],
-    np.float16(0.5), np.float32(0.9), np.float64(2.0), np.int8(-1), np.uint64(2 ** 64 - 1),
-    np.int64(5), np.bool_(True), np.longdouble(0.5), (0.5,), object(),
-))
+SCALARS = st.sampled_from(
+    (
+        None,
+        True,
+        False,
+        0,
+        1,
+        2,
+        -1,
+        -2,
+        3,
+        50,
+        2**31,
+        2**63,
+        2**64 - 1,
+        2**64,
+        2**100,
+        -(2**63),
+        0.0,
+        -0.0,
+        0.5,
+        0.9,
+        1.0,
+        1.5,
+        2.0,
+        1e-300,
+        1e-45,
+        1e39,
+        1e300,
+        float("nan"),
+        float("inf"),
+        float("-inf"),
+        1 + 0j,
+        1j,
+        "1",
+        "",
+        b"1",
+        [],
+        [1],
+        np.float16(0.5),
+        np.float32(0.9),
+        np.float64(2.0),
+        np.int8(-1),
+        np.uint64(2**64 - 1),
+        np.int64(5),
+        np.bool_(True),
+        np.longdouble(0.5),
+        (0.5,),
+        object(),
+    )
+)
 
 
 def params():
     """Any value for a parameter: a scalar of any type, or a per-row array or list."""
     return st.one_of(
-        SCALARS, SCALARS,
-        arrays(shape=None, dtypes=("<f8", "<f4", ">f8", "<i8", "u8", "?", "O", "c16"),
-               layout=False),
+        SCALARS,
+        SCALARS,
+        arrays(
+            shape=None, dtypes=("<f8", "<f4", ">f8", "<i8", "u8", "?", "O", "c16"), layout=False
+        ),
         st.lists(SCALARS, max_size=4),
     )
 
@@ -135,12 +227,25 @@ SIGNATURES = {
     "top_p_mask": ("top_p", "temperature", "out"),
     "min_p_mask": ("min_p", "temperature", "out"),
     "filtered_probs": ("temperature", "top_k", "top_p", "min_p", "out"),
-    "sample": ("temperature", "top_k", "top_p", "min_p", "seed", "offset", "uniforms",
-               "return_logprobs", "num_threads"),
+    "sample": (
+        "temperature",
+        "top_k",
+        "top_p",
+        "min_p",
+        "seed",
+        "offset",
+        "uniforms",
+        "return_logprobs",
+        "num_threads",
+    ),
     "top_logprobs": ("n", "temperature"),
 }
-REQUIRED = {"top_k_mask": "top_k", "top_p_mask": "top_p", "min_p_mask": "min_p",
-            "top_logprobs": "n"}
+REQUIRED = {
+    "top_k_mask": "top_k",
+    "top_p_mask": "top_p",
+    "min_p_mask": "min_p",
+    "top_logprobs": "n",
+}
 
 
 @st.composite
@@ -158,7 +263,7 @@ def calls(draw, name):
         else:
             kwargs[p] = draw(params())
     if name == "sample" and "uniforms" not in kwargs and "seed" not in kwargs:
-        kwargs["seed"] = 0   # seed=None would draw fresh OS seeds: no result to compare
+        kwargs["seed"] = 0  # seed=None would draw fresh OS seeds: no result to compare
     return logits, kwargs
 
 
@@ -175,8 +280,15 @@ def check_result(name, logits, kwargs, result):
     B = x.shape[0] if x.ndim == 2 else None
     V = x.shape[-1]
     rows = () if B is None else (B,)
-    if name in ("softmax", "log_softmax", "mask", "top_k_mask", "top_p_mask", "min_p_mask",
-                "filtered_probs"):
+    if name in (
+        "softmax",
+        "log_softmax",
+        "mask",
+        "top_k_mask",
+        "top_p_mask",
+        "min_p_mask",
+        "filtered_probs",
+    ):
         assert result.dtype == np.float32 and result.shape == x.shape, (result.dtype, result.shape)
         assert not np.isnan(result).any(), f"{name} returned NaN"
         if kwargs.get("out") is not None:
@@ -219,18 +331,20 @@ def fuzz_one(name, logits, kwargs):
     before, out_before = snapshot(logits), snapshot(out)
     try:
         got, value = run(tp, name, logits, kwargs)
-    except Exception as exc:   # noqa: BLE001
-        pytest.fail(f"tokenpick.{name} raised {type(exc).__name__}: {exc} "
-                    "(only ValueError or TypeError are allowed)")
+    except Exception as exc:  # noqa: BLE001
+        pytest.fail(
+            f"tokenpick.{name} raised {type(exc).__name__}: {exc} "
+            "(only ValueError or TypeError are allowed)"
+        )
     if got == "ok":
         assert want == "ok", (
-            f"tokenpick.{name} returned but the reference raised "
-            f"{want.__name__}: {want_value}")
+            f"tokenpick.{name} returned but the reference raised {want.__name__}: {want_value}"
+        )
         check_result(name, logits, kwargs, value)
     else:
-        assert want == got, (
-            f"tokenpick.{name} raised {got.__name__}({value}), the reference "
-            + ("returned" if want == "ok" else f"raised {want.__name__}({want_value})"))
+        assert want == got, f"tokenpick.{name} raised {got.__name__}({value}), the reference " + (
+            "returned" if want == "ok" else f"raised {want.__name__}({want_value})"
+        )
         assert str(value), "an exception without a message"
         assert snapshot(logits) == before, "a raising call changed the logits"
         assert snapshot(out) == out_before, "a raising call wrote into out="
@@ -245,8 +359,11 @@ def test_garbage_in_clear_error_out(name, data):
 
 
 @settings(max_examples=EXAMPLES)
-@given(out=outs(), name=st.sampled_from(("softmax", "log_softmax", "mask", "filtered_probs")),
-       shape=st.sampled_from(((3, 7), (7,), (0, 7))))
+@given(
+    out=outs(),
+    name=st.sampled_from(("softmax", "log_softmax", "mask", "filtered_probs")),
+    shape=st.sampled_from(((3, 7), (7,), (0, 7))),
+)
 def test_garbage_out_with_good_logits(out, name, shape):
     """Good logits with any ``out=``: most draws reach the output checks."""
     logits = np.random.default_rng(0).standard_normal(shape).astype(np.float32)

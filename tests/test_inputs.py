@@ -6,10 +6,10 @@ import sys
 import tracemalloc
 import weakref
 
+import _arrays
 import numpy as np
 import pytest
 
-import _arrays
 import tokenpick as tp
 from tokenpick import reference as ref
 
@@ -20,14 +20,20 @@ OUT_CALLS = {
     "top_k_mask": lambda x, **o: tp.top_k_mask(x, 5, **o),
     "top_p_mask": lambda x, **o: tp.top_p_mask(x, 0.5, temperature=2.0, **o),
     "min_p_mask": lambda x, **o: tp.min_p_mask(x, 0.2, temperature=0.5, **o),
-    "filtered_probs": lambda x, **o: tp.filtered_probs(x, temperature=0.9, top_k=50, top_p=0.95,
-                                                       min_p=0.02, **o),
+    "filtered_probs": lambda x, **o: tp.filtered_probs(
+        x, temperature=0.9, top_k=50, top_p=0.95, min_p=0.02, **o
+    ),
 }
 
 
 def logits(rng, B=5, V=97):
-    case = _arrays.build(_arrays.Recipe(seed=int(rng.integers(2 ** 32)), V=V,
-                                        kinds=("peaked", "masked", "ties", "flat", "huge")[:B]))
+    case = _arrays.build(
+        _arrays.Recipe(
+            seed=int(rng.integers(2**32)),
+            V=V,
+            kinds=("peaked", "masked", "ties", "flat", "huge")[:B],
+        )
+    )
     return case.x32
 
 
@@ -60,9 +66,13 @@ def test_out_may_be_the_input(simd_path, rng, name, ndim):
 def test_inputs_and_parameter_arrays_are_not_modified(simd_path, rng):
     x = logits(rng)
     B = x.shape[0]
-    params = dict(temperature=np.linspace(0.0, 2.0, B), top_k=np.arange(B) * 3,
-                  top_p=np.linspace(0.3, 1.0, B), min_p=np.linspace(0.0, 0.2, B))
-    seeds = np.arange(B, dtype=np.uint64) * (2 ** 61)
+    params = dict(
+        temperature=np.linspace(0.0, 2.0, B),
+        top_k=np.arange(B) * 3,
+        top_p=np.linspace(0.3, 1.0, B),
+        min_p=np.linspace(0.0, 0.2, B),
+    )
+    seeds = np.arange(B, dtype=np.uint64) * (2**61)
     offsets = np.arange(B, dtype=np.int64)
     uniforms = np.linspace(0.0, 0.99, B)
     everything = [x, *params.values(), seeds, offsets, uniforms]
@@ -100,7 +110,7 @@ def test_float32_c_contiguous_input_is_not_copied(rng, name):
     input would make the peak reach its 8 MiB; bookkeeping stays far below half of it."""
     x = rng.standard_normal((16, 131072)).astype(np.float32)
     out = np.empty_like(x)
-    NO_COPY_CALLS[name](x, out)     # warm up (lazy imports, caches)
+    NO_COPY_CALLS[name](x, out)  # warm up (lazy imports, caches)
     tracemalloc.start()
     try:
         tracemalloc.reset_peak()
@@ -111,7 +121,8 @@ def test_float32_c_contiguous_input_is_not_copied(rng, name):
         tracemalloc.stop()
     assert peak - base < x.nbytes // 2, (
         f"{name}: {peak - base} bytes allocated during the call for a {x.nbytes}-byte "
-        f"float32 C-contiguous input: it looks copied")
+        f"float32 C-contiguous input: it looks copied"
+    )
 
 
 def test_results_are_not_kept_alive_and_inputs_not_leaked(rng):
@@ -122,10 +133,16 @@ def test_results_are_not_kept_alive_and_inputs_not_leaked(rng):
     bad = x.copy()
     bad[1, 3] = np.nan
     calls = [
-        lambda: tp.softmax(x), lambda: tp.log_softmax(x, 0.5), lambda: tp.logsumexp(x),
-        lambda: tp.greedy(x), lambda: tp.mask(x, top_k=3), lambda: tp.filtered_probs(x, top_p=0.5),
-        lambda: tp.sample(x, seed=3, return_logprobs=True), lambda: tp.top_logprobs(x, 3),
-        lambda: tp.uniform(np.arange(4), 2), lambda: tp.softmax(x, out=out),
+        lambda: tp.softmax(x),
+        lambda: tp.log_softmax(x, 0.5),
+        lambda: tp.logsumexp(x),
+        lambda: tp.greedy(x),
+        lambda: tp.mask(x, top_k=3),
+        lambda: tp.filtered_probs(x, top_p=0.5),
+        lambda: tp.sample(x, seed=3, return_logprobs=True),
+        lambda: tp.top_logprobs(x, 3),
+        lambda: tp.uniform(np.arange(4), 2),
+        lambda: tp.softmax(x, out=out),
     ]
     rc_x, rc_out = sys.getrefcount(x), sys.getrefcount(out)
     for call in calls:
@@ -136,9 +153,13 @@ def test_results_are_not_kept_alive_and_inputs_not_leaked(rng):
         del r, parts
         assert all(w() is None for w in refs), "a result is still referenced after being dropped"
     for _ in range(50):
-        for call in (lambda: tp.softmax(bad), lambda: tp.sample(bad, seed=1),
-                     lambda: tp.softmax(x, out=bad[:, ::2]), lambda: tp.sample(x, seed=-1),
-                     lambda: tp.filtered_probs(x, top_p=2.0, out=out)):
+        for call in (
+            lambda: tp.softmax(bad),
+            lambda: tp.sample(bad, seed=1),
+            lambda: tp.softmax(x, out=bad[:, ::2]),
+            lambda: tp.sample(x, seed=-1),
+            lambda: tp.filtered_probs(x, top_p=2.0, out=out),
+        ):
             try:
                 call()
             except (TypeError, ValueError):
@@ -171,6 +192,7 @@ def test_float64_memory_does_not_grow(rng):
 # ----------------------------------------------------------------------------
 # Arrays of other libraries: the buffer protocol, __array__, __array_interface__, PyTorch.
 
+
 class ArrayLike:
     """An object numpy knows only through ``__array__`` (as pandas or JAX arrays are)."""
 
@@ -192,6 +214,7 @@ class InterfaceOnly:
 def _foreign(x):
     """(id, object) pairs holding the values of the float32 array x, each of another kind."""
     import array as pyarray
+
     flat = pyarray.array("f", x.ravel().tolist())
     yield "memoryview", memoryview(x)
     yield "memoryview-readonly", memoryview(x).toreadonly()
@@ -222,7 +245,7 @@ def _same(got, want, what):
 def test_other_array_kinds_give_the_float32_results(rng, B):
     x = logits(rng, B=B, V=61)
     if B == 1:
-        x = x[0].copy()    # also the 1-D form
+        x = x[0].copy()  # also the 1-D form
     for kind, obj in _foreign(x):
         for name, call in FOREIGN_CALLS.items():
             _same(call(obj), call(x), f"{name} of a {kind}")
@@ -248,11 +271,15 @@ def test_torch_tensors_give_the_float32_results(rng):
     out = np.empty(x.shape, dtype=np.float32)
     assert tp.softmax(t, out=out) is out
     torch_out = torch.empty(x.shape, dtype=torch.float32)
-    with pytest.raises(TypeError):   # out= must be a numpy array; nothing written
+    with pytest.raises(TypeError):  # out= must be a numpy array; nothing written
         tp.softmax(t, out=torch_out.tolist())
     # Tensors numpy cannot read: TypeError, as for any object that is not an array of reals.
-    for bad in (t.to(torch.bfloat16), t.clone().requires_grad_(True),
-                torch.zeros(2, 3, device="meta"), t.to(torch.int64)):
+    for bad in (
+        t.to(torch.bfloat16),
+        t.clone().requires_grad_(True),
+        torch.zeros(2, 3, device="meta"),
+        t.to(torch.int64),
+    ):
         for mod in (tp, ref):
             with pytest.raises(TypeError):
                 mod.softmax(bad)
@@ -265,8 +292,10 @@ def test_scalar_filters_take_the_short_way_only_where_the_long_one_agrees():
     # whatever it accepts must convert as the general path converts the same
     # values given as arrays, and whatever it declines is left to that path
     import itertools
+
     from tokenpick import _core
     from tokenpick import _params as P
+
     V = 50
     temps = [0, 0.0, -0.0, 0.5, 3, 2**62, 1e308, float("inf"), float("nan"), -1, True]
     ks = [-2, -1, 0, 1, 49, 50, 2**63 - 1, 2**63, 2**64, True, 3.0]
@@ -291,16 +320,21 @@ def test_the_short_way_takes_its_ranges_from_the_rules():
     # and a float's step either side of it, it accepts exactly what the rule allows.
     from tokenpick import _core
     from tokenpick import _params as P
+
     plain = dict(temperature=1.0, top_k=0, top_p=1.0, min_p=0.0)
-    for name, rule in (("temperature", P.TEMPERATURE), ("top_k", P.TOP_K),
-                       ("top_p", P.TOP_P), ("min_p", P.MIN_P)):
+    for name, rule in (
+        ("temperature", P.TEMPERATURE),
+        ("top_k", P.TOP_K),
+        ("top_p", P.TOP_P),
+        ("min_p", P.MIN_P),
+    ):
         ends = [e for e in (rule.lo, rule.hi) if e is not None]
         values = [v for e in ends for v in (e, np.nextafter(e, -np.inf), np.nextafter(e, np.inf))]
         values += [np.inf, -np.inf, np.nan, 1e300, -1e300]
         if rule.integer:
             values = [int(v) for v in values if np.isfinite(v) and v == int(v)]
-            values += [v + d for v in values for d in (-1, 1)] + [2 ** 63 - 1, -2 ** 63]
-            values = [v for v in values if -2 ** 63 <= v < 2 ** 63]   # beyond: the long way
+            values += [v + d for v in values for d in (-1, 1)] + [2**63 - 1, -(2**63)]
+            values = [v for v in values if -(2**63) <= v < 2**63]  # beyond: the long way
         for v in values:
             v = v if rule.integer else float(v)
             got = _core.plain_filters(50, **{**plain, name: v}) is not None

@@ -12,8 +12,10 @@ STATM = "/proc/self/statm"
 pytestmark = [
     pytest.mark.skipif(not os.path.exists(STATM), reason="needs /proc/self/statm"),
     # AddressSanitizer (.ci/sanitize) holds freed memory in quarantine
-    pytest.mark.skipif("asan" in os.environ.get("LD_PRELOAD", ""),
-                       reason="resident memory means nothing under AddressSanitizer"),
+    pytest.mark.skipif(
+        "asan" in os.environ.get("LD_PRELOAD", ""),
+        reason="resident memory means nothing under AddressSanitizer",
+    ),
 ]
 
 
@@ -34,10 +36,12 @@ def calls(x, bad):
     tp.filtered_probs(x, top_k=3)
     tp.greedy(x)
     tp.top_logprobs(x, 4)
-    for call in (lambda: tp.sample(bad, seed=1),                 # NaN row
-                 lambda: tp.softmax(x, temperature=-1.0),        # bad parameter
-                 lambda: tp.sample(x, top_p=np.zeros(3), seed=1),  # wrong length
-                 lambda: tp.greedy(x.astype(np.int32))):         # wrong dtype
+    for call in (
+        lambda: tp.sample(bad, seed=1),  # NaN row
+        lambda: tp.softmax(x, temperature=-1.0),  # bad parameter
+        lambda: tp.sample(x, top_p=np.zeros(3), seed=1),  # wrong length
+        lambda: tp.greedy(x.astype(np.int32)),
+    ):  # wrong dtype
         with pytest.raises((ValueError, TypeError)):
             call()
 

@@ -10,25 +10,25 @@ there are fewer than ten of them).
 
 import threading
 
+import _arrays
+import _compare as C
 import numpy as np
 import pytest
 from scipy import stats
 
-import _arrays
-import _compare as C
 import tokenpick as tp
 from tokenpick import reference as ref
 
-EDGES = [0, 1, 2, 2 ** 31, 2 ** 32 - 1, 2 ** 32, 2 ** 32 + 1, 2 ** 63 - 1, 2 ** 63,
-         2 ** 64 - 2, 2 ** 64 - 1]
+EDGES = [0, 1, 2, 2**31, 2**32 - 1, 2**32, 2**32 + 1, 2**63 - 1, 2**63, 2**64 - 2, 2**64 - 1]
 
 
 # ----------------------------------------------------------------------------
 # uniform
 
+
 def test_uniform_known_answer():
     # Random123: key (0, 0), counter (0, 0, 0, 0) -> 6627e8d5 e169c58d bc57ac4c 9b00dbd8
-    assert float(tp.uniform(0, 0)) == ((0x6627E8D5 | (0xE169C58D << 32)) >> 11) * 2.0 ** -53
+    assert float(tp.uniform(0, 0)) == ((0x6627E8D5 | (0xE169C58D << 32)) >> 11) * 2.0**-53
 
 
 @pytest.mark.parametrize("seed", EDGES)
@@ -41,23 +41,27 @@ def test_uniform_matches_reference_at_the_edges(seed):
 
 
 def test_uniform_matches_reference_on_many_seeds_and_offsets(rng):
-    seeds = rng.integers(0, 2 ** 64, size=400, dtype=np.uint64)
-    offsets = rng.integers(0, 2 ** 64, size=400, dtype=np.uint64)
-    offsets[:100] = np.arange(100)           # consecutive decoding steps
+    seeds = rng.integers(0, 2**64, size=400, dtype=np.uint64)
+    offsets = rng.integers(0, 2**64, size=400, dtype=np.uint64)
+    offsets[:100] = np.arange(100)  # consecutive decoding steps
     got = tp.uniform(seeds, offsets)
     assert got.dtype == np.float64 and got.shape == (400,)
     want = ref.uniform(seeds, offsets)
     bad = np.nonzero(got != want)[0]
-    assert not bad.size, f"uniform differs at seed {seeds[bad[0]]}, offset {offsets[bad[0]]}: " \
-                         f"{got[bad[0]]!r} vs {want[bad[0]]!r}"
+    assert not bad.size, (
+        f"uniform differs at seed {seeds[bad[0]]}, offset {offsets[bad[0]]}: "
+        f"{got[bad[0]]!r} vs {want[bad[0]]!r}"
+    )
     # array forms broadcast and give the scalar answers
     assert tp.uniform(seeds[:5], 7).tolist() == [float(tp.uniform(int(s), 7)) for s in seeds[:5]]
-    assert tp.uniform(3, offsets[:5]).tolist() == [float(tp.uniform(3, int(o))) for o in offsets[:5]]
+    assert tp.uniform(3, offsets[:5]).tolist() == [
+        float(tp.uniform(3, int(o))) for o in offsets[:5]
+    ]
 
 
 @pytest.mark.parametrize("form", ["list", "object", "int64", "uint64", "numpy-scalar"])
 def test_uniform_integer_forms(form):
-    seeds = [0, 1, 2 ** 32, 2 ** 62] if form == "int64" else [0, 1, 2 ** 32, 2 ** 64 - 1]
+    seeds = [0, 1, 2**32, 2**62] if form == "int64" else [0, 1, 2**32, 2**64 - 1]
     want = ref.uniform(np.array(seeds, dtype=np.uint64), 9)
     if form == "list":
         got = tp.uniform(seeds, 9)
@@ -88,19 +92,34 @@ def test_uniform_is_uniform():
 # ----------------------------------------------------------------------------
 # tokens depend on (row, seed, offset) only
 
+
 def _batch(seed, B=48, V=1536):
     kinds = tuple(_arrays.ROW_KINDS[i % len(_arrays.ROW_KINDS)] for i in range(B))
-    return _arrays.build(_arrays.Recipe(
-        seed=seed, V=V, kinds=kinds, per_row=True,
-        temperature=_arrays.TEMPERATURES, top_k=_arrays.TOP_KS, top_p=_arrays.TOP_PS,
-        min_p=_arrays.MIN_PS, seed_choice=("rand", 0, 2 ** 64 - 1),
-        offset_choice=("rand", 0, 5, 2 ** 32)))
+    return _arrays.build(
+        _arrays.Recipe(
+            seed=seed,
+            V=V,
+            kinds=kinds,
+            per_row=True,
+            temperature=_arrays.TEMPERATURES,
+            top_k=_arrays.TOP_KS,
+            top_p=_arrays.TOP_PS,
+            min_p=_arrays.MIN_PS,
+            seed_choice=("rand", 0, 2**64 - 1),
+            offset_choice=("rand", 0, 5, 2**32),
+        )
+    )
 
 
 def _sample_rows(case, rows, **extra):
-    kw = dict(temperature=case.temperature[rows], top_k=case.top_k[rows],
-              top_p=case.top_p[rows], min_p=case.min_p[rows], seed=case.seed[rows],
-              offset=case.offset[rows])
+    kw = dict(
+        temperature=case.temperature[rows],
+        top_k=case.top_k[rows],
+        top_p=case.top_p[rows],
+        min_p=case.min_p[rows],
+        seed=case.seed[rows],
+        offset=case.offset[rows],
+    )
     return tp.sample(np.ascontiguousarray(case.x32[rows]), **kw, **extra, return_logprobs=True)
 
 
@@ -123,9 +142,16 @@ def test_tokens_do_not_depend_on_batch_order_size_or_threads(simd_path, seed, re
     for b in range(0, B, 5):
         one_tok, one_lp = _sample_rows(case, np.array([b]))
         assert one_tok[0] == tok[b] and one_lp[0] == lp[b], f"row {b} alone differs"
-        single = tp.sample(case.x32[b], temperature=case.T[b], top_k=case.K[b],
-                           top_p=case.P[b], min_p=case.M[b], seed=int(case.seed[b]),
-                           offset=int(case.offset[b]), return_logprobs=True)
+        single = tp.sample(
+            case.x32[b],
+            temperature=case.T[b],
+            top_k=case.K[b],
+            top_p=case.P[b],
+            min_p=case.M[b],
+            seed=int(case.seed[b]),
+            offset=int(case.offset[b]),
+            return_logprobs=True,
+        )
         assert int(single[0]) == tok[b] and float(single[1]) == lp[b], f"row {b} as 1-D differs"
     half = all_rows[::2]
     htok, hlp = _sample_rows(case, half)
@@ -148,11 +174,15 @@ def test_other_results_are_bitwise_identical_for_any_thread_count(simd_path, see
     results = {}
     for n in (1, 2, 3):
         tp.set_num_threads(n)
-        results[n] = [tp.softmax(case.x32, case.temperature),
-                      tp.log_softmax(case.x32, case.temperature),
-                      tp.logsumexp(case.x32, case.temperature), tp.greedy(case.x32),
-                      tp.mask(case.x32, **kw), tp.filtered_probs(case.x32, **kw),
-                      *tp.top_logprobs(case.x32, 9, case.temperature)]
+        results[n] = [
+            tp.softmax(case.x32, case.temperature),
+            tp.log_softmax(case.x32, case.temperature),
+            tp.logsumexp(case.x32, case.temperature),
+            tp.greedy(case.x32),
+            tp.mask(case.x32, **kw),
+            tp.filtered_probs(case.x32, **kw),
+            *tp.top_logprobs(case.x32, 9, case.temperature),
+        ]
     for n in (2, 3):
         for i, (a, b) in enumerate(zip(results[1], results[n])):
             np.testing.assert_array_equal(a, b, err_msg=f"result {i} differs with {n} threads")
@@ -167,17 +197,19 @@ def test_seed_and_offset_reproduce_and_equal_explicit_uniforms(simd_path, seed):
     np.testing.assert_array_equal(lp1, lp2)
     u = tp.uniform(case.seed, case.offset)
     tok3, lp3 = tp.sample(case.x32, **kw, uniforms=u, return_logprobs=True)
-    np.testing.assert_array_equal(tok1, tok3, err_msg="seed/offset must act as uniforms=uniform(seed, offset)")
+    np.testing.assert_array_equal(
+        tok1, tok3, err_msg="seed/offset must act as uniforms=uniform(seed, offset)"
+    )
     np.testing.assert_array_equal(lp1, lp3)
     # a scalar seed and offset are shared by every row
-    s, o = 2 ** 64 - 1, 2 ** 32
+    s, o = 2**64 - 1, 2**32
     tok4 = tp.sample(case.x32, **kw, seed=s, offset=o)
     tok5 = tp.sample(case.x32, **kw, uniforms=np.full(case.B, tp.uniform(s, o)))
     np.testing.assert_array_equal(tok4, tok5)
 
 
 def test_offset_advances_the_stream():
-    x = np.zeros(1536, dtype=np.float32)   # uniform over 1536 tokens
+    x = np.zeros(1536, dtype=np.float32)  # uniform over 1536 tokens
     toks = [int(tp.sample(x, seed=12345, offset=step)) for step in range(40)]
     # each token equals the reference's draw for that step
     assert toks == [int(ref.sample(x, seed=12345, offset=step)) for step in range(40)]
@@ -236,19 +268,25 @@ def test_draw_frequencies_chi_square(simd_path, name, kind, V, kw):
     (seven settings: 7e-10).  Tokens of probability 0 must never be drawn (exact)."""
     case = _arrays.build(_arrays.Recipe(seed=2024 + V, V=V, kinds=(kind,), layout="1d"))
     x = case.x32[0]
-    assert not C.kept_ambiguous(x, kw.get("temperature", 1.0), kw.get("top_k", 0),
-                                kw.get("top_p", 1.0), kw.get("min_p", 0.0)), \
-        "choose a setting whose kept set is unambiguous"
+    assert not C.kept_ambiguous(
+        x,
+        kw.get("temperature", 1.0),
+        kw.get("top_k", 0),
+        kw.get("top_p", 1.0),
+        kw.get("min_p", 0.0),
+    ), "choose a setting whose kept set is unambiguous"
     p = ref.filtered_probs(x, **kw)
     N, chunk = (200_000, 25_000) if V < 1000 else (50_000, 10_000)
     counts = np.zeros(V, dtype=np.int64)
     rows = np.broadcast_to(x, (chunk, V)).copy()
     for start in range(0, N, chunk):
         i = np.arange(start, start + chunk, dtype=np.uint64)
-        toks = tp.sample(rows, **kw, seed=10 ** 6 + i // 5, offset=i % 5)
+        toks = tp.sample(rows, **kw, seed=10**6 + i // 5, offset=i % 5)
         counts += np.bincount(toks, minlength=V)
     never = np.nonzero((p == 0) & (counts > 0))[0]
-    assert not never.size, f"tokens of probability 0 were drawn: {never[:10]} ({counts[never[:10]]} times)"
+    assert not never.size, (
+        f"tokens of probability 0 were drawn: {never[:10]} ({counts[never[:10]]} times)"
+    )
     obs, exp = _merge_cells(counts[p > 0], N * p[p > 0])
     df = obs.size - 1
     if df == 0:
@@ -257,8 +295,10 @@ def test_draw_frequencies_chi_square(simd_path, name, kind, V, kw):
     stat = float(((obs - exp) ** 2 / exp).sum())
     crit = stats.chi2.isf(1e-10, df)
     worst = np.argsort(-((obs - exp) ** 2 / exp))[:5]
-    assert stat < crit, (f"{name}: chi-square {stat:.1f} >= {crit:.1f} (df {df}); worst cells "
-                         f"observed {obs[worst]} expected {np.round(exp[worst], 1)}")
+    assert stat < crit, (
+        f"{name}: chi-square {stat:.1f} >= {crit:.1f} (df {df}); worst cells "
+        f"observed {obs[worst]} expected {np.round(exp[worst], 1)}"
+    )
 
 
 @pytest.mark.parametrize("name, kind, V, kw", CHI2_SETTINGS, ids=[s[0] for s in CHI2_SETTINGS])
@@ -271,11 +311,14 @@ def test_stratified_uniforms_reproduce_filtered_probs(simd_path, name, kind, V, 
     toks = tp.sample(np.broadcast_to(x, (N, V)), **kw, uniforms=(np.arange(N) + 0.5) / N)
     counts = np.bincount(toks, minlength=V)
     off = np.nonzero(np.abs(counts - N * p) > 2)[0]
-    assert not off.size, f"{name}: tokens {off[:8]} drawn {counts[off[:8]]} times, want {N * p[off[:8]]}"
+    assert not off.size, (
+        f"{name}: tokens {off[:8]} drawn {counts[off[:8]]} times, want {N * p[off[:8]]}"
+    )
 
 
 # ----------------------------------------------------------------------------
 # threads from Python (fork() is in test_threads.py)
+
 
 def test_concurrent_calls_from_python_threads(simd_path, seed):
     case = _batch(seed, B=32)
@@ -287,8 +330,9 @@ def test_concurrent_calls_from_python_threads(simd_path, seed):
     def worker():
         try:
             for _ in range(20):
-                if not np.array_equal(tp.sample(case.x32, **kw, seed=case.seed,
-                                                 offset=case.offset), want_tok):
+                if not np.array_equal(
+                    tp.sample(case.x32, **kw, seed=case.seed, offset=case.offset), want_tok
+                ):
                     errors.append("sample")
                 if not np.array_equal(tp.filtered_probs(case.x32, **kw), want_p, equal_nan=True):
                     errors.append("filtered_probs")

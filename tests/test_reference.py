@@ -2,12 +2,12 @@
 cross-checked against the reference's definitions, so that a comparison failure points at
 the package and not at the yardstick.  Runs without the compiled package."""
 
+import _arrays
+import _compare as C
 import numpy as np
 import pytest
 from hypothesis import given
 
-import _arrays
-import _compare as C
 from tokenpick import reference as ref
 
 # the float64 oracle overflows, by design, at extreme temperatures
@@ -20,8 +20,11 @@ VALID_FORMS = ("array", "list", "strided")
 PHILOX_KAT = [
     ((0, 0, 0, 0), (0, 0), (0x6627E8D5, 0xE169C58D, 0xBC57AC4C, 0x9B00DBD8)),
     ((0xFFFFFFFF,) * 4, (0xFFFFFFFF,) * 2, (0x408F276D, 0x41C83B0E, 0xA20BC7C6, 0x6D5451FD)),
-    ((0x243F6A88, 0x85A308D3, 0x13198A2E, 0x03707344), (0xA4093822, 0x299F31D0),
-     (0xD16CFE09, 0x94FDCCEB, 0x5001E420, 0x24126EA1)),
+    (
+        (0x243F6A88, 0x85A308D3, 0x13198A2E, 0x03707344),
+        (0xA4093822, 0x299F31D0),
+        (0xD16CFE09, 0x94FDCCEB, 0x5001E420, 0x24126EA1),
+    ),
 ]
 
 
@@ -32,32 +35,37 @@ def test_reference_philox_known_answers(counter, key, want):
 
 
 def _u(words):
-    return ((words[0] | (words[1] << 32)) >> 11) * 2.0 ** -53
+    return ((words[0] | (words[1] << 32)) >> 11) * 2.0**-53
 
 
 def test_reference_uniform_is_philox_of_seed_and_offset():
     assert float(ref.uniform(0, 0)) == _u(PHILOX_KAT[0][2])
     # key (seed & 0xffffffff, seed >> 32), counter (offset & 0xffffffff, offset >> 32, 0, 0)
-    for seed, offset in [(2 ** 64 - 1, 2 ** 64 - 1), (0x299F31D0A4093822, 0x85A308D3243F6A88),
-                         (2 ** 32, 1), (1, 2 ** 32)]:
-        words = ref.philox4x32_10((offset & 0xFFFFFFFF, offset >> 32, 0, 0),
-                                  (seed & 0xFFFFFFFF, seed >> 32))
+    for seed, offset in [
+        (2**64 - 1, 2**64 - 1),
+        (0x299F31D0A4093822, 0x85A308D3243F6A88),
+        (2**32, 1),
+        (1, 2**32),
+    ]:
+        words = ref.philox4x32_10(
+            (offset & 0xFFFFFFFF, offset >> 32, 0, 0), (seed & 0xFFFFFFFF, seed >> 32)
+        )
         assert float(ref.uniform(seed, offset)) == _u(words)
-    u = ref.uniform(np.array([0, 1, 2 ** 64 - 1], dtype=np.uint64), 5)
+    u = ref.uniform(np.array([0, 1, 2**64 - 1], dtype=np.uint64), 5)
     assert u.dtype == np.float64 and u.shape == (3,)
-    assert u.tolist() == [float(ref.uniform(s, 5)) for s in (0, 1, 2 ** 64 - 1)]
+    assert u.tolist() == [float(ref.uniform(s, 5)) for s in (0, 1, 2**64 - 1)]
 
 
 def test_reference_uniform_range_and_resolution():
     u = ref.uniform(np.arange(2000, dtype=np.uint64), 7)
     assert ((u >= 0) & (u < 1)).all()
-    assert np.all(u * 2.0 ** 53 == np.floor(u * 2.0 ** 53))   # multiples of 2**-53
+    assert np.all(u * 2.0**53 == np.floor(u * 2.0**53))  # multiples of 2**-53
 
 
 def test_reference_accepts_python_int_lists_with_large_seeds():
     # np.asarray([0, 2**64 - 1]) is float64: lists of Python ints must be read exactly
-    got = ref.uniform([0, 2 ** 64 - 1], 3)
-    want = ref.uniform(np.array([0, 2 ** 64 - 1], dtype=np.uint64), 3)
+    got = ref.uniform([0, 2**64 - 1], 3)
+    want = ref.uniform(np.array([0, 2**64 - 1], dtype=np.uint64), 3)
     np.testing.assert_array_equal(got, want)
 
 
@@ -70,8 +78,9 @@ def test_reference_kept_sets_lie_within_the_helper_bounds(case):
         fin = np.isfinite(x)
         strict, loose = C.kept_bounds(x, case.T[b], case.K[b], case.P[b], case.M[b])
         want = np.isfinite(masked[b])
-        assert not (want & ~(loose & fin)).any() and not ((strict & fin) & ~want).any(), \
+        assert not (want & ~(loose & fin)).any() and not ((strict & fin) & ~want).any(), (
             case.describe_row(b)
+        )
 
 
 @given(case=_arrays.cases(layouts=("c32",), param_forms=VALID_FORMS))
@@ -105,7 +114,7 @@ def test_reference_helper_flags_a_min_p_boundary():
     assert C.kept_ambiguous(x, 1.0, 0, 1.0, float(np.exp(-1.0)))
     assert C.kept_ambiguous(x, 1.0, 0, 1.0, float(np.exp(-1.0 + 5e-7)))
     assert not C.kept_ambiguous(x, 1.0, 0, 1.0, float(np.exp(-1.0 + 1e-4)))
-    assert not C.kept_ambiguous(x, 1.0, 0, 1.0, 1.0)   # the max itself always stays
+    assert not C.kept_ambiguous(x, 1.0, 0, 1.0, 1.0)  # the max itself always stays
 
 
 def test_reference_helper_flags_a_draw_boundary():
@@ -127,7 +136,7 @@ def test_reference_tolerance_helpers():
     assert not C.log_errors([-np.inf, np.inf, -100.0], [-np.inf, np.inf, -100.0005]).any()
     assert C.log_errors([-100.0], [-100.002]).all()
     assert C.log_errors([-1e30], [-np.inf]).all()
-    assert not C.log_errors([-np.inf], [-1e39]).any()   # beyond float32: infinity accepted
+    assert not C.log_errors([-np.inf], [-1e39]).any()  # beyond float32: infinity accepted
     assert C.log_errors([-np.inf], [-1e30]).all()
 
 
@@ -148,6 +157,7 @@ def test_reference_stratified_draws_match_filtered_probs():
 # The checkers themselves: the reference rounded to float32 passes them; deliberate faults
 # do not.  (So a green comparison means something, and a red one is the package's.)
 
+
 class Float32Reference:
     """The reference, with the package's result types (float32 values, int64 tokens), and
     optional faults injected per function."""
@@ -166,6 +176,7 @@ class Float32Reference:
             else:
                 result = _f32(result)
             return fault(result, *args, **kwargs) if fault else result
+
         return call
 
 
@@ -176,13 +187,30 @@ def _f32(r):
 
 
 CHECK_RECIPES = [
-    _arrays.Recipe(seed=10, V=11, kinds=("peaked", "ties", "flat", "masked"), per_row=True,
-                   temperature=(1.0, 0.5, 2.0, 1.0), top_k=(3, 2, 0, 5), top_p=(0.9, 1.0, 0.7, 1.0),
-                   min_p=(0.0, 0.05, 0.0, 0.1), n_top=4, use_uniforms=True,
-                   uniform=(0.3, 0.6, 0.9, 0.1)),
-    _arrays.Recipe(seed=11, V=97, kinds=("flat", "ties", "peaked"), per_row=True,
-                   temperature=(1.0, 1.0, 0.8), top_k=(0, 50, 10), top_p=(0.6, 0.9, 0.95),
-                   min_p=(0.02, 0.0, 0.0), n_top=5),
+    _arrays.Recipe(
+        seed=10,
+        V=11,
+        kinds=("peaked", "ties", "flat", "masked"),
+        per_row=True,
+        temperature=(1.0, 0.5, 2.0, 1.0),
+        top_k=(3, 2, 0, 5),
+        top_p=(0.9, 1.0, 0.7, 1.0),
+        min_p=(0.0, 0.05, 0.0, 0.1),
+        n_top=4,
+        use_uniforms=True,
+        uniform=(0.3, 0.6, 0.9, 0.1),
+    ),
+    _arrays.Recipe(
+        seed=11,
+        V=97,
+        kinds=("flat", "ties", "peaked"),
+        per_row=True,
+        temperature=(1.0, 1.0, 0.8),
+        top_k=(0, 50, 10),
+        top_p=(0.6, 0.9, 0.95),
+        min_p=(0.02, 0.0, 0.0),
+        n_top=5,
+    ),
     _arrays.Recipe(seed=12, V=97, kinds=("ties", "ties"), n_top=97),
     _arrays.Recipe(seed=13, V=11, kinds=("flat", "nan"), layout="c32"),
 ]
@@ -251,10 +279,17 @@ def _wrong_error(r, *a, **k):
 
 
 FAULTS = {
-    "softmax": _scale_probs, "filtered_probs": _no_renormalize, "log_softmax": _shift_logs,
-    "logsumexp": _shift_logs, "greedy": _last_tie, "mask": _keep_extra,
-    "top_k_mask": _keep_extra, "top_p_mask": _keep_extra, "min_p_mask": _keep_extra,
-    "sample": _next_token, "top_logprobs": _reverse_ids,
+    "softmax": _scale_probs,
+    "filtered_probs": _no_renormalize,
+    "log_softmax": _shift_logs,
+    "logsumexp": _shift_logs,
+    "greedy": _last_tie,
+    "mask": _keep_extra,
+    "top_k_mask": _keep_extra,
+    "top_p_mask": _keep_extra,
+    "min_p_mask": _keep_extra,
+    "sample": _next_token,
+    "top_logprobs": _reverse_ids,
 }
 
 
@@ -275,6 +310,8 @@ def test_reference_checkers_catch_a_wrong_error_type():
                     return inner(*args, **kwargs)
                 except ValueError as exc:
                     raise TypeError(str(exc)) from None
+
             return call
+
     failures = _all_checks(Raising())
     assert {f[0] for f in failures} == set(C.CHECKS), failures

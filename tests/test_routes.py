@@ -24,16 +24,16 @@ PACKS_LANES = {"baseline": False, "neon": False, "avx2": True, "avx512": True}
 def _lists(rng, n):
     """Float32 lists of length n that test a selection's edges."""
     yield rng.standard_normal(n)
-    yield rng.integers(0, 3, n).astype(float)                       # ties
+    yield rng.integers(0, 3, n).astype(float)  # ties
     yield rng.choice([0.0, -0.0, 1e-45, -1e-45, 1e-38, -1e-38], n)  # zeros, subnormals
     x = rng.standard_normal(n) * 1e37
     x[rng.integers(0, n, 3)] = np.float32(3.4e38)
-    yield x                                                         # extremes
+    yield x  # extremes
     x = rng.standard_normal(n)
     x[rng.random(n) < 0.5] = -np.inf
-    yield x                                                         # -inf
+    yield x  # -inf
     yield np.ldexp(1.0, rng.integers(-149, 127, n)) * rng.choice([-1, 1], n)  # powers of 2
-    yield np.sort(rng.standard_normal(n))                           # sorted (pivots)
+    yield np.sort(rng.standard_normal(n))  # sorted (pivots)
 
 
 @pytest.mark.parametrize("route", KTH_ROUTES)
@@ -59,8 +59,11 @@ def _mass_oracle(v, w, target):
     values = np.unique(v)[::-1]
     mass = np.cumsum([w[v == u].sum() for u in values])
     at = np.searchsorted(mass, target * (1 - 1e-9))
-    if at >= len(values) or abs(mass[at] - target) < 1e-6 * mass[-1] or (
-            at > 0 and abs(mass[at - 1] - target) < 1e-6 * mass[-1]):
+    if (
+        at >= len(values)
+        or abs(mass[at] - target) < 1e-6 * mass[-1]
+        or (at > 0 and abs(mass[at - 1] - target) < 1e-6 * mass[-1])
+    ):
         return None
     return np.float32(values[at])
 
@@ -69,7 +72,8 @@ def _mass_oracle(v, w, target):
 @pytest.mark.parametrize("n", [1, 3, 100, 512, 513, 2000, 16384])
 def test_select_by_mass_by_route(simd_path, route, n, rng):
     exists = (route != "mass_partition" or PACKS_LANES[simd_path]) and (
-        route != "mass_value_bins" or not PACKS_LANES[simd_path])
+        route != "mass_value_bins" or not PACKS_LANES[simd_path]
+    )
     for v in _lists(rng, n):
         v = v.astype(np.float32)
         finite = np.isfinite(v)
@@ -95,6 +99,7 @@ def test_select_by_mass_by_route(simd_path, route, n, rng):
 
 
 # ---- every route runs --------------------------------------------------------------
+
 
 def _probe_positions(V):
     """The tokens of the probe of a row of V (csrc/rows/gather.c: probe_size, probe_lines)."""
@@ -127,21 +132,21 @@ def _calls(tp):
     weightless = np.full(8192, -np.inf)
     weightless[:10] = rng.standard_normal(10)
     for x, kw in [
-        (peaked, dict(top_k=10)),                          # topk_blocks, kth_small
-        (peaked, dict(top_k=50)),                          # topk_blocks, kth_bisect
-        (peaked, dict(top_k=3000)),                        # topk_probe, kth_quickselect
-        (flat, dict(top_k=20000)),                         # topk_band
-        (peaked[:1000], dict(top_k=40)),                   # topk_row
-        (peaked[:40000], dict(top_k=30000)),               # kth_radix
-        (peaked, dict(top_k=50, top_p=0.9)),               # topp_listed, mass_small
-        (peaked, dict(top_p=0.9)),                         # topp_bound
-        (overstated, dict(top_p=0.5)),                     # topp_bound_exact
-        (flat, dict(top_p=0.9)),                           # topp_band, mass_partition/bins
-        (flat, dict(top_p=0.95, temperature=0.3)),         # topp_band_exact
-        (flat, dict(top_p=0.99, temperature=0.35)),        # topp_band_exact
-        (decoy, dict(top_p=0.9)),                          # topp_histogram
-        (ties, dict(top_p=0.5)),                           # topp_radix (one bin of ties)
-        (weightless, dict(top_k=8191, top_p=0.5)),         # mass_radix
+        (peaked, dict(top_k=10)),  # topk_blocks, kth_small
+        (peaked, dict(top_k=50)),  # topk_blocks, kth_bisect
+        (peaked, dict(top_k=3000)),  # topk_probe, kth_quickselect
+        (flat, dict(top_k=20000)),  # topk_band
+        (peaked[:1000], dict(top_k=40)),  # topk_row
+        (peaked[:40000], dict(top_k=30000)),  # kth_radix
+        (peaked, dict(top_k=50, top_p=0.9)),  # topp_listed, mass_small
+        (peaked, dict(top_p=0.9)),  # topp_bound
+        (overstated, dict(top_p=0.5)),  # topp_bound_exact
+        (flat, dict(top_p=0.9)),  # topp_band, mass_partition/bins
+        (flat, dict(top_p=0.95, temperature=0.3)),  # topp_band_exact
+        (flat, dict(top_p=0.99, temperature=0.35)),  # topp_band_exact
+        (decoy, dict(top_p=0.9)),  # topp_histogram
+        (ties, dict(top_p=0.5)),  # topp_radix (one bin of ties)
+        (weightless, dict(top_k=8191, top_p=0.5)),  # mass_radix
     ]:
         tp.sample(x.astype(np.float32), seed=1, **kw)
 

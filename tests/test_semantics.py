@@ -19,8 +19,10 @@ pytestmark = pytest.mark.filterwarnings("ignore:overflow encountered:RuntimeWarn
 def impl(request):
     if request.param == "reference":
         from tokenpick import reference
+
         return reference
     import tokenpick
+
     return tokenpick
 
 
@@ -39,10 +41,12 @@ def kept(masked):
 # ----------------------------------------------------------------------------
 # greedy, softmax, log_softmax, logsumexp
 
+
 def test_greedy_lowest_index_on_ties(impl):
     assert int(impl.greedy(f32(1, 3, 3, 2))) == 1
-    assert impl.greedy(np.array([[1, 3, 3, 2], [5, 0, 5, 5], [NEG, -7, NEG, -9]],
-                                dtype=np.float32)).tolist() == [1, 0, 1]
+    assert impl.greedy(
+        np.array([[1, 3, 3, 2], [5, 0, 5, 5], [NEG, -7, NEG, -9]], dtype=np.float32)
+    ).tolist() == [1, 0, 1]
 
 
 def test_greedy_ties_far_apart_in_long_rows(impl, simd_path):
@@ -61,7 +65,7 @@ def test_greedy_ties_far_apart_in_long_rows(impl, simd_path):
 
 def test_greedy_float32_rounding_creates_ties(impl):
     # 1 + 2**-30 and 1 are different float64 numbers but the same float32: a tie.
-    x = np.array([1.0, 1.0 + 2.0 ** -30], dtype=np.float64)
+    x = np.array([1.0, 1.0 + 2.0**-30], dtype=np.float64)
     assert int(impl.greedy(x)) == 0
 
 
@@ -84,7 +88,8 @@ def test_temperature_zero_is_one_hot_at_the_first_max(impl):
     np.testing.assert_array_equal(impl.softmax(x, temperature=0.0), [0, 1, 0, 0])
     np.testing.assert_array_equal(impl.log_softmax(x, temperature=0.0), [NEG, 0, NEG, NEG])
     np.testing.assert_array_equal(
-        impl.filtered_probs(x, temperature=0.0, top_k=3, top_p=0.5, min_p=0.5), [0, 1, 0, 0])
+        impl.filtered_probs(x, temperature=0.0, top_k=3, top_p=0.5, min_p=0.5), [0, 1, 0, 0]
+    )
     assert kept(impl.mask(x, temperature=0.0, top_k=3)) == [1]
     tok, lp = impl.sample(x, temperature=0.0, uniforms=0.999, return_logprobs=True)
     assert int(tok) == 1 and float(lp) == 0.0
@@ -95,13 +100,15 @@ def test_tiny_temperatures_approach_greedy(impl, T):
     """T > 0 however small (float64 subnormals included) is the T -> 0+ limit."""
     x = f32(1, 0, -1, NEG, 1)
     np.testing.assert_allclose(impl.softmax(x, temperature=T), [0.5, 0, 0, 0, 0.5], atol=1e-30)
-    np.testing.assert_allclose(impl.log_softmax(x, temperature=T)[[0, 4]],
-                               [-math.log(2)] * 2, rtol=1e-6)
-    assert float(impl.logsumexp(x, temperature=T)) > 3.4e38     # inf in float32
+    np.testing.assert_allclose(
+        impl.log_softmax(x, temperature=T)[[0, 4]], [-math.log(2)] * 2, rtol=1e-6
+    )
+    assert float(impl.logsumexp(x, temperature=T)) > 3.4e38  # inf in float32
     assert kept(impl.top_p_mask(x, 0.5, temperature=T)) == [0, 4]
     assert kept(impl.min_p_mask(x, 0.5, temperature=T)) == [0, 4]
-    np.testing.assert_allclose(impl.filtered_probs(x, temperature=T, top_p=0.9),
-                               [0.5, 0, 0, 0, 0.5], atol=1e-30)
+    np.testing.assert_allclose(
+        impl.filtered_probs(x, temperature=T, top_p=0.9), [0.5, 0, 0, 0, 0.5], atol=1e-30
+    )
     tok, lp = impl.sample(x, temperature=T, uniforms=0.7, return_logprobs=True)
     assert int(tok) == 4 and float(lp) == pytest.approx(-math.log(2), rel=1e-6)
 
@@ -111,8 +118,11 @@ def test_huge_temperatures_approach_uniform(impl, T):
     """T beyond float32's range still divides: nearly uniform, and -inf stays impossible."""
     x = f32(1, NEG, -1, 0)
     np.testing.assert_allclose(impl.softmax(x, temperature=T), [1 / 3, 0, 1 / 3, 1 / 3], rtol=1e-6)
-    np.testing.assert_allclose(impl.log_softmax(x, temperature=T),
-                               [-math.log(3), NEG, -math.log(3), -math.log(3)], rtol=1e-6)
+    np.testing.assert_allclose(
+        impl.log_softmax(x, temperature=T),
+        [-math.log(3), NEG, -math.log(3), -math.log(3)],
+        rtol=1e-6,
+    )
     assert float(impl.logsumexp(x, temperature=T)) == pytest.approx(math.log(3), rel=1e-6)
     assert kept(impl.min_p_mask(x, 0.9, temperature=T)) == [0, 2, 3]
     assert int(impl.sample(x, temperature=T, uniforms=0.5)) == 2
@@ -125,9 +135,10 @@ def test_per_row_temperature(impl):
 
 
 def test_log_softmax_known_values(impl):
-    np.testing.assert_allclose(impl.log_softmax(logs(0.25, 0.75)),
-                               [math.log(0.25), math.log(0.75)], rtol=1e-6)
-    got = impl.log_softmax(f32(0, -1e30))       # nothing underflows in the log domain
+    np.testing.assert_allclose(
+        impl.log_softmax(logs(0.25, 0.75)), [math.log(0.25), math.log(0.75)], rtol=1e-6
+    )
+    got = impl.log_softmax(f32(0, -1e30))  # nothing underflows in the log domain
     np.testing.assert_allclose(got, [0.0, -1e30], rtol=1e-6, atol=1e-6)
 
 
@@ -135,24 +146,26 @@ def test_logsumexp_known_values(impl):
     assert float(impl.logsumexp(f32(0, 0))) == pytest.approx(math.log(2), rel=1e-6)
     assert float(impl.logsumexp(f32(1000, 1000))) == pytest.approx(1000 + math.log(2), rel=1e-6)
     assert float(impl.logsumexp(f32(3, NEG), temperature=2.0)) == pytest.approx(1.5, rel=1e-6)
-    got = impl.logsumexp(np.array([[1, 0], [-1, -2], [0, 0], [0, -1]], dtype=np.float32),
-                         temperature=0.0)   # the T -> 0+ limit
+    got = impl.logsumexp(
+        np.array([[1, 0], [-1, -2], [0, 0], [0, -1]], dtype=np.float32), temperature=0.0
+    )  # the T -> 0+ limit
     np.testing.assert_allclose(got, [np.inf, NEG, math.log(2), 0.0], rtol=1e-6)
 
 
 # ----------------------------------------------------------------------------
 # top-k, top-p, min-p and their order
 
+
 def test_top_k_keeps_ties_at_the_boundary(impl):
     x = f32(1, 2, 2, 3)
     assert kept(impl.top_k_mask(x, 2)) == [1, 2, 3]
     assert kept(impl.top_k_mask(x, 1)) == [3]
     assert kept(impl.top_k_mask(f32(3, 3, 1), 1)) == [0, 1]
-    assert kept(impl.top_k_mask(x, 2.0)) == [1, 2, 3]      # integral floats are accepted
+    assert kept(impl.top_k_mask(x, 2.0)) == [1, 2, 3]  # integral floats are accepted
     np.testing.assert_array_equal(impl.top_k_mask(x, 2), f32(NEG, 2, 2, 3))
 
 
-@pytest.mark.parametrize("k", [0, -1, 4, 5, 2 ** 40])
+@pytest.mark.parametrize("k", [0, -1, 4, 5, 2**40])
 def test_top_k_disabled(impl, k):
     x = f32(1, 2, 2, 3)
     np.testing.assert_array_equal(impl.top_k_mask(x, k), x)
@@ -161,12 +174,12 @@ def test_top_k_disabled(impl, k):
 def test_top_p_nucleus(impl):
     x = logs(0.2, 0.5, 0.3)
     assert kept(impl.top_p_mask(x, 0.4)) == [1]
-    assert kept(impl.top_p_mask(x, 0.6)) == [1, 2]        # the token crossing p is kept
+    assert kept(impl.top_p_mask(x, 0.6)) == [1, 2]  # the token crossing p is kept
     assert kept(impl.top_p_mask(x, 0.85)) == [0, 1, 2]
     assert kept(impl.top_p_mask(x, 1e-9)) == [1]
     assert kept(impl.top_p_mask(x, 1.0)) == [0, 1, 2]
     # temperature is applied first: T = 0.5 squares the odds: 0.04 : 0.25 : 0.09
-    assert kept(impl.top_p_mask(x, 0.6, temperature=0.5)) == [1]    # 0.25 / 0.38 = 0.66
+    assert kept(impl.top_p_mask(x, 0.6, temperature=0.5)) == [1]  # 0.25 / 0.38 = 0.66
 
 
 def test_top_p_keeps_ties_and_ignores_token_order(impl):
@@ -194,11 +207,12 @@ def test_top_k_of_a_large_share_of_long_rows(simd_path):
     # sample misleads (the decoy row: every sampled token far below the rest),
     # from the radix select.  Kept: every token >= the k-th largest, ties included.
     import tokenpick
+
     rng = np.random.default_rng(11)
     V = 40_000
     flat = rng.standard_normal(V).astype(np.float32)
     decoy = flat.copy()
-    decoy[::V // 4096] = -40.0
+    decoy[:: V // 4096] = -40.0
     ties = np.round(flat * 4) / 4
     masked = flat.copy()
     masked[rng.random(V) < 0.4] = NEG
@@ -218,11 +232,12 @@ def test_top_k_of_a_few_on_long_rows(simd_path):
     # tied (blocks sharing one max), mostly -inf (fewer finite blocks than k),
     # sorted either way, and lengths that leave a short last block.
     import tokenpick
+
     rng = np.random.default_rng(12)
     for V in (20_000, 32_000, 70_001, 131_072):
         flat = rng.standard_normal(V).astype(np.float32)
         clumped = flat.copy()
-        clumped[V // 3:V // 3 + 200] += 10.0  # the top 200 in a few adjacent blocks
+        clumped[V // 3 : V // 3 + 200] += 10.0  # the top 200 in a few adjacent blocks
         tail = flat.copy()
         tail[-7:] += 10.0  # the largest in the short last block
         ties = np.round(flat * 2) / 2
@@ -248,6 +263,7 @@ def test_sample_is_the_same_whichever_pass_found_the_block_maxima(simd_path):
     # pass; a batch checked up front (out= given) does not: the same rows must
     # give the same bits either way, and the same as one row at a time
     import tokenpick
+
     rng = np.random.default_rng(13)
     x = (2.0 * rng.standard_normal((6, 128_256))).astype(np.float32)
     x[:, rng.choice(128_256, 300, replace=False)] += 12.0
@@ -257,8 +273,9 @@ def test_sample_is_the_same_whichever_pass_found_the_block_maxima(simd_path):
         tokenpick.filtered_probs(x, temperature=0.8, top_k=k, out=out)
         assert np.array_equal(out, want), k
         for i in range(len(x)):
-            assert np.array_equal(tokenpick.filtered_probs(x[i], temperature=0.8, top_k=k),
-                                  want[i]), (k, i)
+            assert np.array_equal(
+                tokenpick.filtered_probs(x[i], temperature=0.8, top_k=k), want[i]
+            ), (k, i)
 
 
 def _top_p_sample_positions(V):
@@ -280,6 +297,7 @@ def test_top_p_when_the_sample_misleads(simd_path):
     # set and the draw must be the reference's all the same.
     import tokenpick
     from tokenpick import reference
+
     rng = np.random.default_rng(14)
     V = 131_072
     x = rng.standard_normal(V)
@@ -301,6 +319,7 @@ def test_top_k_on_short_rows(simd_path):
     # largest are all kept.  Powers of two from the subnormals to the largest
     # defeat its splits by value, so that its splits by key finish the search.
     import tokenpick
+
     rng = np.random.default_rng(15)
     big = np.finfo(np.float32).max
     tiny = np.finfo(np.float32).smallest_subnormal
@@ -314,8 +333,16 @@ def test_top_k_on_short_rows(simd_path):
         masked[0] = 0.0
         powers = np.ldexp(rng.choice(f32(-1.0, 1.0), V), rng.integers(-149, 128, V))
         powers = powers.astype(np.float32)
-        for x in (flat, zeros, extremes, ties, masked, powers, np.sort(flat),
-                  np.sort(flat)[::-1].copy()):
+        for x in (
+            flat,
+            zeros,
+            extremes,
+            ties,
+            masked,
+            powers,
+            np.sort(flat),
+            np.sort(flat)[::-1].copy(),
+        ):
             for k in {17, 18, 50, 64, V}:
                 if k > V:
                     continue
@@ -329,9 +356,11 @@ def test_top_p_among_many_candidates(simd_path):
     # are selected by a quickselect by mass: ties at the boundary stay
     # together, tokens of no probability (-inf, or underflowed at a low
     # temperature) never count, and the kept set is the reference's
+    import _compare as C
+
     import tokenpick
     from tokenpick import reference
-    import _compare as C
+
     rng = np.random.default_rng(16)
     for V in (600, 3000, 20_000):
         flat = rng.standard_normal(V).astype(np.float32)
@@ -357,8 +386,9 @@ def test_filter_order_top_k_then_top_p_on_the_renormalized_distribution(impl):
     # min-p is relative to the max probability, whatever top-p did
     assert kept(impl.mask(x, top_p=0.95, min_p=0.6)) == [0, 1]
     np.testing.assert_allclose(impl.filtered_probs(x, top_k=2), [4 / 7, 3 / 7, 0, 0], rtol=1e-6)
-    np.testing.assert_allclose(impl.filtered_probs(x, top_k=3, min_p=0.6),
-                               [4 / 7, 3 / 7, 0, 0], rtol=1e-6)
+    np.testing.assert_allclose(
+        impl.filtered_probs(x, top_k=3, min_p=0.6), [4 / 7, 3 / 7, 0, 0], rtol=1e-6
+    )
 
 
 def test_per_row_filters(impl):
@@ -375,8 +405,10 @@ def test_mask_does_not_divide_by_temperature(impl):
 # ----------------------------------------------------------------------------
 # the draw
 
-@pytest.mark.parametrize("u, token", [(0.0, 0), (0.1, 0), (0.3, 1), (0.49, 1), (0.75, 2),
-                                      (1 - 2 ** -53, 2)])
+
+@pytest.mark.parametrize(
+    "u, token", [(0.0, 0), (0.1, 0), (0.3, 1), (0.49, 1), (0.75, 2), (1 - 2**-53, 2)]
+)
 def test_draw_inverts_the_running_sum_in_token_order(impl, u, token):
     x = logs(0.25, 0.25, 0.5)
     assert int(impl.sample(x, uniforms=u)) == token
@@ -385,7 +417,7 @@ def test_draw_inverts_the_running_sum_in_token_order(impl, u, token):
     assert float(lp) == pytest.approx(math.log([0.25, 0.25, 0.5][token]), rel=1e-6)
 
 
-@pytest.mark.parametrize("u", [0.0, 0.5, 1 - 2 ** -53])
+@pytest.mark.parametrize("u", [0.0, 0.5, 1 - 2**-53])
 def test_probability_zero_is_never_drawn(impl, u):
     assert int(impl.sample(f32(NEG, 0, NEG, NEG), uniforms=u)) == 1
     x = logs(0.5, 0.3, 0.2)
@@ -410,10 +442,11 @@ def test_batch_draws_use_their_own_rows_and_uniforms(impl):
 # ----------------------------------------------------------------------------
 # top_logprobs, uniform, shapes
 
+
 def test_top_logprobs_known(impl):
     ids, vals = impl.top_logprobs(f32(1, 3, 3, 2), 3)
     assert ids.tolist() == [1, 2, 3]
-    lse = math.log(math.e + 2 * math.e ** 3 + math.e ** 2)
+    lse = math.log(math.e + 2 * math.e**3 + math.e**2)
     np.testing.assert_allclose(vals, [3 - lse, 3 - lse, 2 - lse], rtol=1e-6)
     ids, vals = impl.top_logprobs(f32(1, 3, 3, 2), 3, temperature=0.0)
     assert ids.tolist() == [1, 0, 2]
@@ -425,7 +458,7 @@ def test_top_logprobs_known(impl):
 
 def test_uniform_known_answer(impl):
     # Random123 known answer: key (0, 0), counter 0 -> 6627e8d5 e169c58d ...
-    want = ((0x6627E8D5 | (0xE169C58D << 32)) >> 11) * 2.0 ** -53
+    want = ((0x6627E8D5 | (0xE169C58D << 32)) >> 11) * 2.0**-53
     assert float(impl.uniform(0, 0)) == want
     assert float(impl.uniform(0)) == want
 

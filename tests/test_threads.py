@@ -10,11 +10,11 @@ import textwrap
 import threading
 import time
 
+import _arrays
+import _compare as C
 import numpy as np
 import pytest
 
-import _arrays
-import _compare as C
 import tokenpick as tp
 from tokenpick import _threads
 from tokenpick import reference as ref
@@ -30,13 +30,23 @@ def restore_threads():
 @pytest.mark.parametrize("threads", [1, 2, 3])
 def test_large_batch_matches_reference(simd_path, restore_threads, threads):
     tp.set_num_threads(threads)
-    kinds = _arrays.ROW_KINDS * 9                    # 9 rows of every kind
-    case = _arrays.build(_arrays.Recipe(
-        seed=4242 + threads, V=97, kinds=kinds, per_row=True,
-        temperature=_arrays.TEMPERATURES, top_k=_arrays.TOP_KS, top_p=_arrays.TOP_PS,
-        min_p=_arrays.MIN_PS, n_top=6, use_uniforms=threads == 2,
-        uniform=_arrays.UNIFORM_CHOICES))
-    for name, check in C.CHECKS.items():
+    kinds = _arrays.ROW_KINDS * 9  # 9 rows of every kind
+    case = _arrays.build(
+        _arrays.Recipe(
+            seed=4242 + threads,
+            V=97,
+            kinds=kinds,
+            per_row=True,
+            temperature=_arrays.TEMPERATURES,
+            top_k=_arrays.TOP_KS,
+            top_p=_arrays.TOP_PS,
+            min_p=_arrays.MIN_PS,
+            n_top=6,
+            use_uniforms=threads == 2,
+            uniform=_arrays.UNIFORM_CHOICES,
+        )
+    )
+    for check in C.CHECKS.values():
         check(tp, ref, case)
 
 
@@ -83,7 +93,8 @@ def test_kernels_release_the_gil(name):
     inside = [int(((s > a + (b - a) / 4) & (s < b - (b - a) / 4)).sum()) for a, b in windows]
     assert max(inside) > 0, (
         f"{name}: no Python thread ran during any of 8 calls (stamps in the middle half of "
-        f"each call: {inside}); the GIL seems held while the kernel runs")
+        f"each call: {inside}); the GIL seems held while the kernel runs"
+    )
 
 
 BAD_ROW_CALLS = {
@@ -164,7 +175,7 @@ def test_thread_count_pays_off(restore_threads):
     assert count(64, 32000, per_thread=read_only) == 1
     assert count(64, 128256, per_thread=read_only) == 2
     assert count(64, 128256, num_threads=1) == 1
-    assert count(3, 10 ** 6, num_threads=8) == 3   # never more threads than rows
+    assert count(3, 10**6, num_threads=8) == 3  # never more threads than rows
 
 
 # ----------------------------------------------------------------------------
@@ -189,10 +200,13 @@ def test_python_threads_calling_at_once_get_the_serial_results(restore_threads, 
     tokenpick's own workers too (inner_threads=2); each result equals the serial one."""
     tp.set_num_threads(inner_threads)
     rng = np.random.default_rng(77)
-    batches = [rng.standard_normal((B, V)).astype(np.float32) * s
-               for B, V, s in ((1, 50_000, 3.0), (8, 32_000, 1.0), (24, 12_000, 8.0))]
-    want = {(name, i): call(x) for name, call in CONCURRENT_CALLS.items()
-            for i, x in enumerate(batches)}
+    batches = [
+        rng.standard_normal((B, V)).astype(np.float32) * s
+        for B, V, s in ((1, 50_000, 3.0), (8, 32_000, 1.0), (24, 12_000, 8.0))
+    ]
+    want = {
+        (name, i): call(x) for name, call in CONCURRENT_CALLS.items() for i, x in enumerate(batches)
+    }
     errors, barrier = [], threading.Barrier(4)
 
     def worker(k):
@@ -252,13 +266,15 @@ def _run_in_forked_child(check, timeout=60):
     assert os.WIFEXITED(status), f"the forked child died: status {status}"
     code = os.WEXITSTATUS(status)
     assert code == 0, "in the forked child, tokenpick " + {
-        1: "gave different results", 3: "raised"}.get(code, f"exited {code}")
+        1: "gave different results",
+        3: "raised",
+    }.get(code, f"exited {code}")
 
 
 @needs_fork
-@pytest.mark.filterwarnings("ignore::DeprecationWarning")   # 3.12+: fork with threads
+@pytest.mark.filterwarnings("ignore::DeprecationWarning")  # 3.12+: fork with threads
 def test_usable_after_fork_once_the_pool_ran(restore_threads):
-    want = _fork_sample()                  # the worker threads exist now
+    want = _fork_sample()  # the worker threads exist now
     _run_in_forked_child(lambda: np.array_equal(_fork_sample(), want))
     _run_in_forked_child(lambda: all(np.array_equal(_fork_sample(), want) for _ in range(5)))
 
@@ -307,8 +323,12 @@ def test_usable_after_fork_in_a_process_that_never_used_it(tmp_path):
         assert np.array_equal(np.load(sys.argv[1]), got), "child and parent differ"
         print("ok")
     """)
-    proc = subprocess.run([sys.executable, "-c", script, str(tmp_path / "child.npy")],
-                          capture_output=True, text=True, timeout=120)
+    proc = subprocess.run(
+        [sys.executable, "-c", script, str(tmp_path / "child.npy")],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert proc.returncode == 0 and proc.stdout.strip() == "ok", proc.stderr[-2000:]
 
 
@@ -316,6 +336,7 @@ def test_usable_after_fork_in_a_process_that_never_used_it(tmp_path):
 @pytest.mark.filterwarnings("ignore::DeprecationWarning")
 def test_multiprocessing_fork_workers_get_the_parent_results(restore_threads):
     import multiprocessing
+
     want = _fork_sample()
     with multiprocessing.get_context("fork").Pool(2) as pool:
         try:
@@ -327,4 +348,3 @@ def test_multiprocessing_fork_workers_get_the_parent_results(restore_threads):
 
 def _fork_sample_in_worker(_):
     return _fork_sample()
-

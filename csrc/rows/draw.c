@@ -64,8 +64,8 @@ static int64_t first_crossing(const tp_keep *keep, tp_list list, float threshold
     const double rate = TP_LOG2E * keep->inv_t;
     for (int64_t lo = 0; lo < list.len; lo += TP_TILE) {
         const int64_t m = list.len - lo < TP_TILE ? list.len - lo : TP_TILE;
-        const double tile_sum = sum_exp_store(list.v + lo, m, keep->max, rate, threshold,
-                                              ws->tile_e);
+        const double tile_sum =
+            sum_exp_store(list.v + lo, m, keep->max, rate, threshold, ws->tile_e);
         const tp_list tile = {list.v + lo, list.ids ? list.ids + lo : NULL, list.first_id + lo, m};
         const int64_t token = crossing_in_tile(ws->tile_e, tile, tile_sum, w);
         if (token >= 0)
@@ -78,10 +78,9 @@ static int64_t first_crossing(const tp_keep *keep, tp_list list, float threshold
  * and sums their exponentials, which is the total *z, and the walk reads
  * them. */
 TP_FORCE_INLINE int64_t draw_one_tile(const tp_keep *keep, tp_list list, float threshold, double u,
-                             tp_workspace *ws, double *z)
+                                      tp_workspace *ws, double *z)
 {
-    *z = sum_exp_store(list.v, list.len, keep->max, TP_LOG2E * keep->inv_t, threshold,
-                       ws->tile_e);
+    *z = sum_exp_store(list.v, list.len, keep->max, TP_LOG2E * keep->inv_t, threshold, ws->tile_e);
     tp_walk w = {0.0, u * *z, keep->argmax};
     const int64_t token = crossing_in_tile(ws->tile_e, list, *z, &w);
     return token >= 0 ? token : w.last_positive;
@@ -103,8 +102,8 @@ static int64_t draw_listed(const tp_keep *keep, double u, tp_workspace *ws, doub
  * ws->runs, the run where the running sum crosses u * total is found from
  * those sums, and only that run is walked.  When selection left the kept
  * mass of each run (keep->run_sum), the pass is saved. */
-static int64_t draw_runs(const float *x, int64_t n, const tp_keep *keep, double u,
-                         tp_workspace *ws, double *z)
+static int64_t draw_runs(const float *x, int64_t n, const tp_keep *keep, double u, tp_workspace *ws,
+                         double *z)
 {
     const float thr = keep->threshold;
     if (!keep->run_sum && n <= TP_TILE)
@@ -118,7 +117,7 @@ static int64_t draw_runs(const float *x, int64_t n, const tp_keep *keep, double 
         for (int64_t b = 0; b < (n + per - 1) / per; b++)
             *z += run_sum[b];
     } else {
-        per = TP_TILE;  /* a multiple of TP_TILE, so each run sums in lanes */
+        per = TP_TILE; /* a multiple of TP_TILE, so each run sums in lanes */
         while ((n + per - 1) / per > TP_RUNS_MAX)
             per *= 2;
         ws->runs.per = per;
@@ -159,8 +158,8 @@ static int64_t tp_sample_f32(const float *x, int64_t n, const tp_keep *keep, dou
         return keep->argmax;
     }
     double z;
-    const int64_t token = keep->ncand >= 0 ? draw_listed(keep, u, ws, &z)
-                                           : draw_runs(x, n, keep, u, ws, &z);
+    const int64_t token =
+        keep->ncand >= 0 ? draw_listed(keep, u, ws, &z) : draw_runs(x, n, keep, u, ws, &z);
     *logprob = (float)(((double)x[token] - (double)keep->max) * keep->inv_t - log(z));
     return token;
 }

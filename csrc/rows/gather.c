@@ -17,8 +17,7 @@
 
 /* Appends the tokens of the set bits of hits (lanes of the vector at i) to
  * the candidates; false when they would pass TP_CAND_CAP. */
-static inline int gather_hits(const float *x, int64_t i, uint32_t hits, tp_cands *cand,
-                              int64_t *c)
+static inline int gather_hits(const float *x, int64_t i, uint32_t hits, tp_cands *cand, int64_t *c)
 {
     for (; hits; hits &= hits - 1) {
         if (*c == TP_CAND_CAP)
@@ -54,11 +53,10 @@ TP_FORCE_INLINE int gather_range(const float *x, int64_t from, int64_t to, tp_ga
     const tp_vf vlo = vf_set1(how.lo), vhi = vf_set1(how.hi);
     int64_t i = from;
 #if TP_VCOMPRESS
-    /* while there is room for two whole vectors; a loop of its own, as one
-     * loop choosing per step between packing and gather_hits measured a
-     * third slower on flat top-p.  The count and the lists are held in
-     * locals: through *c, each store of an id (an int64_t, as *c is) would
-     * make the compiler reload them. */
+    /* while there is room for two whole vectors; a loop of its own, which is
+     * faster than one choosing per step (csrc/README.md).  The count and the
+     * lists are held in locals: through *c, each store of an id (an int64_t,
+     * as *c is) would make the compiler reload them. */
     if (how.dense) {
         int64_t got = *c;
         float *cx = cand->x;
@@ -153,7 +151,7 @@ static int64_t filter_candidates(tp_cands *cand, int64_t c, float t)
 
 /* ---- probes ---------------------------------------------------------------- */
 
-#define TP_PROBE_LINE 16  /* logits of a line of a probe: 64 bytes */
+#define TP_PROBE_LINE 16 /* logits of a line of a probe: 64 bytes */
 
 /* The size of the probe of a row of n tokens: about n / 16 logits, at most
  * TP_PROBE_MAX, in whole lines (0 for rows under 256 tokens). */

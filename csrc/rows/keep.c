@@ -18,8 +18,8 @@ static int min_p_keeps(float v, float max, double T, double log_m)
 static float tp_min_p_threshold_f32(float max, double T, double min_p)
 {
     const double log_m = log(min_p);
-    uint32_t lo = tp_key(-INFINITY);  /* fails: -inf / T < log_m for min_p > 0 */
-    uint32_t hi = tp_key(max);        /* passes: 0 >= log_m */
+    uint32_t lo = tp_key(-INFINITY); /* fails: -inf / T < log_m for min_p > 0 */
+    uint32_t hi = tp_key(max);       /* passes: 0 >= log_m */
     while (hi - lo > 1) {
         uint32_t mid = lo + (hi - lo) / 2;
         if (min_p_keeps(tp_unkey(mid), max, T, log_m))
@@ -49,7 +49,7 @@ static void tp_keep_f32(const float *x, int64_t n, const tp_rowstat *st, const t
 
     tp_row r = {x, n, st->max, st->argmax, keep->inv_t, TP_LOG2E * keep->inv_t, -INFINITY, ws};
     float thr = -INFINITY;
-    int64_t c = -1;  /* listed candidates: every token >= thr, or -1 */
+    int64_t c = -1; /* listed candidates: every token >= thr, or -1 */
     if (f->top_k > 0 && f->top_k < n) {
         c = top_k_candidates(x, n, f->top_k, st, ws, &thr);
         r.cutoff = thr;
@@ -61,7 +61,7 @@ static void tp_keep_f32(const float *x, int64_t n, const tp_rowstat *st, const t
     if (f->min_p > 0.0) {
         const float t = tp_min_p_threshold_f32(st->max, f->temperature, f->min_p);
         if (t > thr)
-            ws->runs.per = 0;  /* the run sums are of the tokens >= the nucleus's threshold */
+            ws->runs.per = 0; /* the run sums are of the tokens >= the nucleus's threshold */
         thr = t > thr ? t : thr;
     }
     if (ws->runs.per > 0) {

@@ -41,7 +41,8 @@ static void tp_softmax_f32(const float *x, int64_t n, const tp_rowstat *st, doub
     normalized_exp(x, n, st->max, TP_LOG2E * tp_inv_temperature(T), -INFINITY, out);
 }
 
-static void tp_log_softmax_f32(const float *x, int64_t n, const tp_rowstat *st, double T, float *out)
+static void tp_log_softmax_f32(const float *x, int64_t n, const tp_rowstat *st, double T,
+                               float *out)
 {
     if (T == 0.0) {
         one_hot(n, st->argmax, 0.0f, -INFINITY, out);
@@ -56,7 +57,7 @@ static void tp_log_softmax_f32(const float *x, int64_t n, const tp_rowstat *st, 
 static float tp_logsumexp_f32(const float *x, int64_t n, const tp_rowstat *st, double T)
 {
     const float max = st->max;
-    if (T == 0.0) {  /* the limit of log(sum(exp(x / T))) as T -> 0+ */
+    if (T == 0.0) { /* the limit of log(sum(exp(x / T))) as T -> 0+ */
         if (max != 0.0f)
             return max > 0.0f ? INFINITY : -INFINITY;
         int64_t ties = 0;
@@ -75,7 +76,7 @@ static void tp_mask_f32(const float *x, int64_t n, const tp_keep *keep, float *o
         one_hot(n, keep->argmax, top, -INFINITY, out);
         return;
     }
-    if (keep->ncand >= 0) {  /* the listed values are copies, so out may be x */
+    if (keep->ncand >= 0) { /* the listed values are copies, so out may be x */
         for (int64_t i = 0; i < n; i++)
             out[i] = -INFINITY;
         for (int64_t j = 0; j < keep->ncand; j++)
@@ -94,9 +95,9 @@ static void tp_filtered_probs_f32(const float *x, int64_t n, const tp_keep *keep
         return;
     }
     const double rate = TP_LOG2E * keep->inv_t;
-    if (keep->ncand >= 0) {  /* only the listed tokens are exponentiated, once */
+    if (keep->ncand >= 0) { /* only the listed tokens are exponentiated, once */
         const tp_exparg a = tp_exp_setup(keep->max, rate);
-        double z = 0.0;  /* summed in id order */
+        double z = 0.0; /* summed in id order */
         for (int64_t i = 0; i < n; i++)
             out[i] = 0.0f;
         for (int64_t j = 0; j < keep->ncand; j++) {
@@ -153,7 +154,7 @@ static void sort_by_rank(const float *x, int64_t *ids, int64_t m)
 static void tp_top_logprobs_f32(const float *x, int64_t n, const tp_rowstat *st, double T,
                                 int64_t m, tp_workspace *ws, int64_t *ids, float *lps)
 {
-    if (T == 0.0) {  /* log of the one-hot: 0 at the argmax, then -inf by id */
+    if (T == 0.0) { /* log of the one-hot: 0 at the argmax, then -inf by id */
         ids[0] = st->argmax;
         lps[0] = 0.0f;
         for (int64_t i = 0, j = 1; j < m; i++) {

@@ -36,7 +36,7 @@ static float kth_largest_small(const float *x, int64_t n, int64_t k)
         const float v = x[i];
         if (have == k && !(v > top[k - 1]))
             continue;
-        int64_t j = have < k ? have++ : k - 1;  /* the place v takes, moved up */
+        int64_t j = have < k ? have++ : k - 1; /* the place v takes, moved up */
         for (; j > 0 && top[j - 1] < v; j--)
             top[j] = top[j - 1];
         top[j] = v;
@@ -54,7 +54,7 @@ static float quickselect_pivot(const float *x, int64_t n, int64_t k)
 {
     if (n < 12 * TP_PIVOT_PICKS)
         return tp_median3(x[0], x[n / 2], x[n - 1]);
-    float s[TP_PIVOT_PICKS];  /* descending */
+    float s[TP_PIVOT_PICKS]; /* descending */
     const int64_t stride = n / TP_PIVOT_PICKS;
     for (int j = 0; j < TP_PIVOT_PICKS; j++) {
         const float v = x[j * stride];
@@ -63,7 +63,7 @@ static float quickselect_pivot(const float *x, int64_t n, int64_t k)
             s[i] = s[i - 1];
         s[i] = v;
     }
-    int64_t r = k * TP_PIVOT_PICKS / n + 4;  /* 0-based rank in the pick */
+    int64_t r = k * TP_PIVOT_PICKS / n + 4; /* 0-based rank in the pick */
     return s[r < TP_PIVOT_PICKS ? r : TP_PIVOT_PICKS - 1];
 }
 
@@ -92,7 +92,7 @@ static float kth_largest_quickselect(const float *x, int64_t n, int64_t k, tp_wo
         budget -= n;
         const float pivot = quickselect_pivot(src, n, k);
         float *dst = ws->work[round & 1];
-        int64_t above = 0, top = n - 1;  /* dst[0..above) > pivot, dst(top..n) < pivot */
+        int64_t above = 0, top = n - 1; /* dst[0..above) > pivot, dst(top..n) < pivot */
         for (int64_t i = 0; i < n; i++) {
             const float v = src[i];
             dst[above] = v;
@@ -138,27 +138,27 @@ static float kth_largest_bisect(const float *x, int64_t n, int64_t k)
         hi = b > hi ? b : hi;
     }
     for (int pass = 0; lo < hi; pass++) {
-        int32_t mid = (int32_t)(lo + ((int64_t)hi - lo + 1) / 2);  /* lo < mid <= hi */
+        int32_t mid = (int32_t)(lo + ((int64_t)hi - lo + 1) / 2); /* lo < mid <= hi */
         if (pass < TP_BISECT_BY_VALUE) {
             const float a = bisect_unkey(lo), b = bisect_unkey(hi);
-            const float m = 0.5f * a + 0.5f * b;  /* -inf at -inf, and never overflows */
+            const float m = 0.5f * a + 0.5f * b; /* -inf at -inf, and never overflows */
             if (m > a && m <= b)
                 mid = bisect_key(m);
         }
         int32_t count = 0, above = INT32_MAX, below = INT32_MIN;
         for (int64_t i = 0; i < n; i++) {
             const int32_t b = key[i];
-            const int32_t up = -(int32_t)(b >= mid);  /* all ones, or 0 */
+            const int32_t up = -(int32_t)(b >= mid); /* all ones, or 0 */
             const int32_t a = (b & up) | (INT32_MAX & ~up), c = (b & ~up) | (INT32_MIN & up);
             count -= up;
             above = a < above ? a : above;
             below = c > below ? c : below;
         }
-        if (count >= k) {  /* the smallest key at or above mid is reached by count keys */
+        if (count >= k) { /* the smallest key at or above mid is reached by count keys */
             lo = above;
             if (count == k)
                 hi = above;
-        } else {           /* the largest key below mid is exceeded by count keys */
+        } else { /* the largest key below mid is exceeded by count keys */
             hi = below;
         }
     }

@@ -14,7 +14,7 @@
 
 /* Bins of equal width in value (select_by_value_bins, topp.c's probe_band). */
 #define TP_VALUE_BINS 512
-#define TP_BIN_TILE 256  /* values whose bins are computed at once */
+#define TP_BIN_TILE 256 /* values whose bins are computed at once */
 
 /* Selection by mass of a few values, in place: val[0..c) with their weights
  * wt[0..c), all positive.  A three-way partition around a pivot, recursing
@@ -22,7 +22,7 @@
  * total short of the target, the smallest value. */
 static float partition_select(float *val, float *wt, int64_t c, double target)
 {
-    double above = 0.0;  /* the mass of the values above those left */
+    double above = 0.0; /* the mass of the values above those left */
     float lowest = -INFINITY;
     while (c > 0) {
         const float pivot = tp_median3(val[0], val[c / 2], val[c - 1]);
@@ -126,7 +126,7 @@ static int select_by_value_bins(const float *v, const float *w, int64_t n, doubl
     if (!(lo < hi) || !(hi - lo < 1e38f))
         return 0;
     const float scale = (float)(TP_VALUE_BINS - 1) / (hi - lo);
-    if (!(scale < INFINITY))  /* values a few float steps apart, near 0 */
+    if (!(scale < INFINITY)) /* values a few float steps apart, near 0 */
         return 0;
     int32_t bin[TP_BIN_TILE];
     tp_hist *h = &ws->hist;
@@ -180,7 +180,7 @@ static int spread_median(const float *v, const float *w, int64_t c, float *media
     }
     if (got == 0)
         return 0;
-    for (int i = 1; i < got; i++)  /* insertion sort */
+    for (int i = 1; i < got; i++) /* insertion sort */
         for (int j = i; j > 0 && pick[j - 1] > pick[j]; j--) {
             const float t = pick[j];
             pick[j] = pick[j - 1];
@@ -230,15 +230,15 @@ static int64_t pack_side(const float *v, const float *w, int64_t c, float pivot,
 static int select_by_partition(const float *v, const float *w, int64_t c, double target,
                                tp_workspace *ws, float *result)
 {
-    double above = 0.0;        /* the mass of the values above the list */
-    float lowest = -INFINITY;  /* the smallest value of weight above the list */
-    int64_t budget = 4 * c;    /* values all rounds may read before the fallback */
+    double above = 0.0;       /* the mass of the values above the list */
+    float lowest = -INFINITY; /* the smallest value of weight above the list */
+    int64_t budget = 4 * c;   /* values all rounds may read before the fallback */
     while (c > TP_SMALL_SELECT) {
         float pivot;
         budget -= c;
         if (budget < 0 || !spread_median(v, w, c, &pivot))
             return 0;
-        const double ge = sum_stored_store(v, w, c, pivot, NULL);  /* mass at and above */
+        const double ge = sum_stored_store(v, w, c, pivot, NULL); /* mass at and above */
         const double gt = sum_stored_store(v, w, c, nextafterf(pivot, INFINITY), NULL);
         if (above + gt >= target) {
             c = pack_side(v, w, c, pivot, 1, ws);

@@ -90,9 +90,9 @@ static uint32_t radix_select(const tp_radix *q, tp_hist *h)
             kmax = key > kmax ? key : kmax;
         }
     }
-    if (kmin > kmax)  /* nothing takes part: cannot happen for checked rows */
+    if (kmin > kmax) /* nothing takes part: cannot happen for checked rows */
         return tp_key(q->cutoff);
-    int low = 0;  /* the bits still to choose: those below the highest difference */
+    int low = 0; /* the bits still to choose: those below the highest difference */
     for (uint32_t diff = kmin ^ kmax; diff; diff >>= 1)
         low++;
     uint32_t prefix = low == 32 ? 0u : kmin >> low << low;
@@ -131,7 +131,7 @@ static uint32_t radix_select(const tp_radix *q, tp_hist *h)
 
         double above;
         const int chosen = crossing_bin(h, nbins, target, &above);
-        if (chosen < 0)  /* nothing with positive weight: cannot happen for checked rows */
+        if (chosen < 0) /* nothing with positive weight: cannot happen for checked rows */
             return prefix;
         target -= above;
         prefix |= (uint32_t)chosen << shift;

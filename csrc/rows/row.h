@@ -23,9 +23,9 @@ typedef struct {
     int64_t n;
     float max;
     int64_t argmax;
-    double inv_t;    /* 1 / T */
-    double rate;     /* log2(e) / T: exp((x - max) / T) = 2**((x - max) * rate) */
-    float cutoff;    /* tokens below it are out already (top-k's k-th largest), or -inf */
+    double inv_t; /* 1 / T */
+    double rate;  /* log2(e) / T: exp((x - max) / T) = 2**((x - max) * rate) */
+    float cutoff; /* tokens below it are out already (top-k's k-th largest), or -inf */
     tp_workspace *ws;
 } tp_row;
 

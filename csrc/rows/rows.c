@@ -30,8 +30,7 @@
 
 /* The k-th largest by one route (route < 0: the route tp_kth_largest_f32
  * chooses), for tests; NaN where the route does not take these inputs. */
-static float kth_largest_by_route(const float *x, int64_t n, int64_t k, int route,
-                                  tp_workspace *ws)
+static float kth_largest_by_route(const float *x, int64_t n, int64_t k, int route, tp_workspace *ws)
 {
     switch (route) {
     case TP_ROUTE_KTH_SMALL:
@@ -85,17 +84,8 @@ static float select_by_mass_by_route(const float *v, const float *w, int64_t n, 
 #define TP_STR(a) TP_STR2(a)
 
 const tp_kernels TP_CAT(tp_kernels_, TP_ISA) = {
-    TP_STR(TP_ISA),
-    tp_scan_f32,
-    tp_scan_top_k_f32,
-    tp_softmax_f32,
-    tp_log_softmax_f32,
-    tp_logsumexp_f32,
-    tp_keep_f32,
-    tp_mask_f32,
-    tp_filtered_probs_f32,
-    tp_sample_f32,
-    tp_top_logprobs_f32,
-    kth_largest_by_route,
+    TP_STR(TP_ISA),          tp_scan_f32,      tp_scan_top_k_f32,   tp_softmax_f32,
+    tp_log_softmax_f32,      tp_logsumexp_f32, tp_keep_f32,         tp_mask_f32,
+    tp_filtered_probs_f32,   tp_sample_f32,    tp_top_logprobs_f32, kth_largest_by_route,
     select_by_mass_by_route,
 };

@@ -30,11 +30,10 @@ static int64_t first_equal(const float *x, int64_t n, float v)
  * the row's max is then looked for in that block only.  Fills *st (its bmax
  * NULL) and returns TP_OK, or the first problem found. */
 #define TP_SCAN_BLOCK 4096
-TP_FORCE_INLINE int scan_blocks(const float *x, int64_t n, int64_t bs, float *bmax,
-                                tp_rowstat *st)
+TP_FORCE_INLINE int scan_blocks(const float *x, int64_t n, int64_t bs, float *bmax, tp_rowstat *st)
 {
     float max = -INFINITY;
-    int64_t best = 0;  /* the block where max first appears */
+    int64_t best = 0; /* the block where max first appears */
     uint32_t nan = 0;
     for (int64_t at = 0; at < n; at += bs) {
         const int64_t end = n - at < bs ? n : at + bs;

@@ -16,9 +16,9 @@
  * sum_exp_any spells each combination out, so that each compiles to loops
  * of its own. */
 typedef struct {
-    const float *e;   /* with from: the exponentials, read instead of computed */
-    float *out;       /* with store: where the exponentials are also written */
-    float threshold;  /* with cut: exponentials of logits below it count as 0 */
+    const float *e;  /* with from: the exponentials, read instead of computed */
+    float *out;      /* with store: where the exponentials are also written */
+    float threshold; /* with cut: exponentials of logits below it count as 0 */
     int from, cut, store;
 } tp_sumop;
 
@@ -52,8 +52,8 @@ TP_FORCE_INLINE tp_vf vexp(tp_vf x, tp_vexparg a)
     const tp_vf t = vf_mul(d, a.rate_hi);
     const tp_vf s = vf_add(vf_at_least(t, vf_set1(-127.0f)), vf_set1(TP_SHIFTER));
     const tp_vf minus_n = vf_sub(vf_set1(TP_SHIFTER), s);
-    const tp_vf f = vf_at_least(vf_fma(d, a.rate_lo, vf_fma(d, a.rate_hi, minus_n)),
-                                vf_set1(-1.0f));
+    const tp_vf f =
+        vf_at_least(vf_fma(d, a.rate_lo, vf_fma(d, a.rate_hi, minus_n)), vf_set1(-1.0f));
     tp_vf p = vf_fma(vf_set1(TP_EXP2_C5), f, vf_set1(TP_EXP2_C4));
     p = vf_fma(p, f, vf_set1(TP_EXP2_C3));
     p = vf_fma(p, f, vf_set1(TP_EXP2_C2));
@@ -90,8 +90,8 @@ TP_FORCE_INLINE float tile_sum_exp(const float *x, int64_t i, const tp_sumop *op
 }
 
 /* The same over the nvec whole vectors at x + i (fewer than a tile's). */
-TP_FORCE_INLINE float vectors_sum_exp(const float *x, int64_t i, int64_t nvec,
-                                      const tp_sumop *op, const tp_exparg *a, tp_vexparg va)
+TP_FORCE_INLINE float vectors_sum_exp(const float *x, int64_t i, int64_t nvec, const tp_sumop *op,
+                                      const tp_exparg *a, tp_vexparg va)
 {
     const tp_vf thr = vf_set1(op->threshold);
     const float *xt = x + i, *et = op->from ? op->e + i : NULL;
@@ -110,7 +110,7 @@ TP_FORCE_INLINE float vectors_sum_exp(const float *x, int64_t i, int64_t nvec,
     return vf_hsum(acc);
 }
 #else
-typedef int tp_vexparg;  /* no vector arithmetic: the compiler vectorizes the lanes */
+typedef int tp_vexparg; /* no vector arithmetic: the compiler vectorizes the lanes */
 
 TP_FORCE_INLINE tp_vexparg vexp_setup(const tp_exparg *a)
 {
@@ -138,8 +138,8 @@ TP_FORCE_INLINE float tile_sum_exp(const float *x, int64_t i, const tp_sumop *op
 }
 
 /* Without vector arithmetic, TP_VW is 1 or 4 and the rest goes token by token. */
-TP_FORCE_INLINE float vectors_sum_exp(const float *x, int64_t i, int64_t nvec,
-                                      const tp_sumop *op, const tp_exparg *a, tp_vexparg va)
+TP_FORCE_INLINE float vectors_sum_exp(const float *x, int64_t i, int64_t nvec, const tp_sumop *op,
+                                      const tp_exparg *a, tp_vexparg va)
 {
     float s = 0.0f;
     (void)va;
@@ -186,7 +186,7 @@ TP_FORCE_INLINE double sum_exp_runs(const float *x, int64_t n, const tp_sumop *o
  * caller's choice; each combination compiles on its own, once (inlined into
  * its callers, its eight loops would be copied into each). */
 TP_NOINLINE double sum_exp_any(const float *x, int64_t n, const float *e, float *out,
-                          float threshold, const tp_exparg *a)
+                               float threshold, const tp_exparg *a)
 {
     const int cut = threshold > -INFINITY;
     const int64_t per = n > 0 ? n : 1;
@@ -224,8 +224,8 @@ static double sum_stored_store(const float *x, const float *e, int64_t n, float 
 }
 
 /* sum_exp, and the sum of each run of runs->per logits in runs->sum. */
-TP_NOINLINE double sum_exp_by_run(const float *x, int64_t n, float max, double rate, float threshold,
-                             tp_runs *runs)
+TP_NOINLINE double sum_exp_by_run(const float *x, int64_t n, float max, double rate,
+                                  float threshold, tp_runs *runs)
 {
     const tp_exparg a = tp_exp_setup(max, rate);
     const tp_sumop cut = {NULL, NULL, threshold, 0, 1, 0}, all = {NULL, NULL, threshold, 0, 0, 0};
@@ -243,15 +243,16 @@ typedef struct {
 /* One tile of TP_TILE logits at x for exp_band_chunk: sums[0] gets the sum
  * of the exponentials (0 below cutoff, if cut), sums[1] that of those whose
  * logit is >= band.past_hi, each as tile_sum_exp gives it, and the logits in
- * the band are appended at cx + *c (which needs room for TP_TILE). */
-TP_FORCE_INLINE void tile_exp_band(const float *x, tp_vexparg va, float cutoff, tp_band band,
-                                   float *cx, int64_t *c, float sums[2])
+ * the band are written to dst (which needs room for TP_TILE); returns their
+ * number. */
+TP_FORCE_INLINE int64_t tile_exp_band(const float *x, tp_vexparg va, float cutoff, tp_band band,
+                                      float *dst, float sums[2])
 {
     const int cut = cutoff > -INFINITY;
     const tp_vf vcut = vf_set1(cutoff), vlo = vf_set1(band.lo), vhi = vf_set1(band.past_hi);
     tp_vf acc0 = vf_set1(0.0f), acc1 = vf_set1(0.0f);
     tp_vf top0 = vf_set1(0.0f), top1 = vf_set1(0.0f);
-    int64_t got = *c;
+    int64_t got = 0;
     for (int b = 0; b < TP_TILE; b += 2 * TP_VW) {
         const tp_vf x0 = vf_load(x + b), x1 = vf_load(x + b + TP_VW);
         tp_vf e0 = vexp(x0, va), e1 = vexp(x1, va);
@@ -265,13 +266,13 @@ TP_FORCE_INLINE void tile_exp_band(const float *x, tp_vexparg va, float cutoff, 
         top1 = vf_add(top1, vf_ge_or_zero(e1, x1, vhi));
         const uint32_t h0 = vf_within_bits(x0, vlo, vhi), h1 = vf_within_bits(x1, vlo, vhi);
         const int64_t got1 = got + tp_bit_count(h0);
-        vf_compress_store(cx + got, vf_pack(h0), x0);
-        vf_compress_store(cx + got1, vf_pack(h1), x1);
+        vf_compress_store(dst + got, vf_pack(h0), x0);
+        vf_compress_store(dst + got1, vf_pack(h1), x1);
         got = got1 + tp_bit_count(h1);
     }
-    *c = got;
     sums[0] = vf_hsum(vf_add(acc0, acc1));
     sums[1] = vf_hsum(vf_add(top0, top1));
+    return got;
 }
 
 /* For top-p's band (topp.c's band_pass), one pass over the len logits of
@@ -301,9 +302,9 @@ static int exp_band_chunk(const tp_row *r, int64_t at, int64_t len, tp_band band
         float tile[2];
         if (room) {
             if (cutoff > -INFINITY)
-                tile_exp_band(x + i, va, cutoff, band, ws->cand.x, c, tile);
+                *c += tile_exp_band(x + i, va, cutoff, band, ws->cand.x + *c, tile);
             else
-                tile_exp_band(x + i, va, -INFINITY, band, ws->cand.x, c, tile);
+                *c += tile_exp_band(x + i, va, -INFINITY, band, ws->cand.x + *c, tile);
         } else {
             tile[0] = tile_sum_exp(x + i, 0, &store_cut, &a, va);
             tile[1] = tile_sum_exp(x + i, 0, &stored_high, &a, va);

@@ -40,8 +40,7 @@ static int64_t top_k_block_size(int64_t n, int64_t k)
 /* scan_top_k: the checking pass, which for a row that top-k's block route
  * will filter also stores the block maxima it reads, in ws->block_max; for
  * any other k (0 for none), the plain checking pass. */
-static int tp_scan_top_k_f32(const float *x, int64_t n, int64_t k, tp_workspace *ws,
-                             tp_rowstat *st)
+static int tp_scan_top_k_f32(const float *x, int64_t n, int64_t k, tp_workspace *ws, tp_rowstat *st)
 {
     const int64_t bs = k > 0 && k < n ? top_k_block_size(n, k) : 0;
     if (!bs)
@@ -67,7 +66,7 @@ static int64_t gather_top_blocks(const float *x, int64_t n, int64_t k, int64_t b
 {
     const int64_t nb = (n + bs - 1) / bs;
     const float *bmax = st->bmax;
-    if (!bmax || st->bmax_bs != bs) {  /* the checking pass did not leave them */
+    if (!bmax || st->bmax_bs != bs) { /* the checking pass did not leave them */
         tp_rowstat again;
         scan_blocks(x, n, bs, ws->block_max, &again);
         bmax = ws->block_max;
@@ -90,8 +89,7 @@ static int64_t gather_top_blocks(const float *x, int64_t n, int64_t k, int64_t b
  * gathers the band; if the k-th largest lies in the band, it is selected
  * there exactly (returns 1).  Otherwise (an unlucky or misleading pick, or a
  * band too full to gather) returns 0. */
-static int kth_largest_by_band(const float *x, int64_t n, int64_t k, tp_workspace *ws,
-                               float *kth)
+static int kth_largest_by_band(const float *x, int64_t n, int64_t k, tp_workspace *ws, float *kth)
 {
     const int64_t m = n / 16 < TP_PROBE_MAX ? n / 16 : TP_PROBE_MAX;
     const int64_t stride = n / m;
@@ -137,7 +135,7 @@ static int64_t top_k_candidates(const float *x, int64_t n, int64_t k, const tp_r
         }
     } else if (n >= TP_TOPK_SHORT_ROW && n > TP_CAND_CAP && kth_largest_by_band(x, n, k, ws, kth)) {
         TP_ROUTE(TP_ROUTE_TOPK_BAND);
-        return -1;  /* too many to list: a compare pass costs less than gathering them */
+        return -1; /* too many to list: a compare pass costs less than gathering them */
     }
     TP_ROUTE(TP_ROUTE_TOPK_ROW);
     *kth = tp_kth_largest_f32(x, n, k, ws);

@@ -52,8 +52,8 @@ static int64_t nucleus_probe(const tp_row *r, double *sum)
 /* The smallest and largest of the values v[j] of positive weight w[j]
  * (values below the cutoff and -inf have weight 0): value_range, and a
  * scalar pass over them when the smallest has no weight. */
-static void weighted_value_range(const float *v, const float *w, int64_t n, float cutoff,
-                                 float *lo, float *hi)
+static void weighted_value_range(const float *v, const float *w, int64_t n, float cutoff, float *lo,
+                                 float *hi)
 {
     value_range(v, n, lo, hi);
     if (*lo >= cutoff && *lo > -INFINITY)
@@ -167,7 +167,7 @@ static int probe_band(const tp_row *r, int64_t m, double top_p, double z, int64_
 static int64_t band_pass(const tp_row *r, float lo, float hi, double *z, double *above)
 {
     tp_workspace *ws = r->ws;
-    const int64_t n = r->n, per = run_length(n);  /* a multiple of TP_CHUNK */
+    const int64_t n = r->n, per = run_length(n); /* a multiple of TP_CHUNK */
     const float past_hi = nextafterf(hi, INFINITY);
     double total = 0.0, high = 0.0;
     int64_t c = 0;
@@ -204,8 +204,8 @@ static void add_band_to_runs(const tp_row *r, int64_t c, float t)
     const int64_t per = run_length(r->n), runs = (r->n + per - 1) / per;
     for (int64_t j = 0; j < runs; j++) {
         const int64_t first = ws->runs.first[j], end = j + 1 < runs ? ws->runs.first[j + 1] : c;
-        ws->runs.sum[j] += sum_stored_store(ws->cand.x + first, ws->cand.e + first, end - first,
-                                            t, NULL);
+        ws->runs.sum[j] +=
+            sum_stored_store(ws->cand.x + first, ws->cand.e + first, end - first, t, NULL);
     }
     ws->runs.per = per;
 }
@@ -226,12 +226,10 @@ static int bracketed_nucleus_threshold(const tp_row *r, int64_t m, double top_p,
     if (m < 16)
         return 0;
     const int64_t stride = r->n / m;
-    /* Half the band's width in probe ranks.  On flat N(0, 1) rows (T from
-     * 0.3 to 2, top_p from 0.5 to 0.99) the rank estimated with the exact z
-     * errs by 10 to 26 ranks (standard deviation, simulated for m = 4096), so
-     * the band spans 3 sqrt(m) / 2 ranks either way (and each end is widened
-     * to a whole bin); but it holds at most 3/4 of TP_CAND_CAP tokens, each
-     * probe value standing for stride of them (csrc/README.md). */
+    /* Half the band's width in probe ranks: 3 sqrt(m) / 2, several standard
+     * errors of the estimated rank (csrc/README.md), each end then widened to
+     * a whole bin; but at most 3/4 of TP_CAND_CAP tokens of the row, each
+     * probe value standing for stride of them. */
     const int64_t by_error = 3 * (int64_t)sqrt((double)m) / 2;
     const int64_t by_room = (3 * TP_CAND_CAP / (4 * stride) - 1) / 2;
     const int64_t half = by_error < by_room ? by_error : by_room;
@@ -349,8 +347,9 @@ static double sum_exp_gather(const tp_row *r, float t, int64_t *c)
     for (int64_t i = 0; i < r->n; i += TP_CHUNK) {
         const int64_t len = r->n - i < TP_CHUNK ? r->n - i : TP_CHUNK;
         z += sum_exp(r->x + i, len, r->max, r->rate, r->cutoff);
-        room = room && gather_range(r->x, i, i + len, (tp_gather){t, INFINITY, 0, 0, 1},
-                                    &r->ws->cand, &got);
+        room = room
+               && gather_range(r->x, i, i + len, (tp_gather){t, INFINITY, 0, 0, 1}, &r->ws->cand,
+                               &got);
     }
     *c = room ? got : -1;
     return z;
@@ -390,7 +389,7 @@ static float nucleus_threshold(const tp_row *r, double top_p, int64_t *c)
     double probe_sum;
     const int64_t m = nucleus_probe(r, &probe_sum);
     if (m > 0 && in_probe(r->n, m, r->argmax))
-        probe_sum -= 1.0;  /* the max's exponential, exactly 1 */
+        probe_sum -= 1.0; /* the max's exponential, exactly 1 */
     const double rest = m > 0 && probe_sum > 0.0 ? probe_sum * ((double)r->n / (double)m) : 0.0;
     const float t0 = nucleus_bound(r, top_p, 1.0 + rest);
     if (!surely_too_many(ws->probe.x, m, r->n, t0)) {

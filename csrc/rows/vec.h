@@ -39,7 +39,7 @@
 
 #include <stdint.h>
 
-#include "../tp_internal.h"  /* TP_HAVE_FMA */
+#include "../tp_internal.h" /* TP_HAVE_FMA */
 
 /* Index of the lowest set bit of a nonzero mask. */
 static inline int tp_lowest_bit(uint32_t m)
@@ -71,7 +71,7 @@ static inline int tp_bit_count(uint32_t m)
 
 #if defined(__AVX512F__) || defined(TP_SIMDE_AVX512)
 #ifdef TP_SIMDE_AVX512
-#include "vec_simde.h"  /* the emulated build: these instructions from SIMDe */
+#include "vec_simde.h" /* the emulated build: these instructions from SIMDe */
 #else
 #include <immintrin.h>
 #endif
@@ -84,7 +84,10 @@ static inline float vf_hmax(tp_vf a) { return _mm512_reduce_max_ps(a); }
 static inline tp_vf vf_min(tp_vf a, tp_vf b) { return _mm512_min_ps(a, b); }
 static inline float vf_hmin(tp_vf a) { return _mm512_reduce_min_ps(a); }
 static inline uint32_t vf_nan_bits(tp_vf a) { return _mm512_cmp_ps_mask(a, a, _CMP_UNORD_Q); }
-static inline uint32_t vf_nan2_bits(tp_vf a, tp_vf b) { return _mm512_cmp_ps_mask(a, b, _CMP_UNORD_Q); }
+static inline uint32_t vf_nan2_bits(tp_vf a, tp_vf b)
+{
+    return _mm512_cmp_ps_mask(a, b, _CMP_UNORD_Q);
+}
 static inline uint32_t vf_eq_bits(tp_vf a, tp_vf b) { return _mm512_cmp_ps_mask(a, b, _CMP_EQ_OQ); }
 static inline uint32_t vf_ge_bits(tp_vf a, tp_vf b) { return _mm512_cmp_ps_mask(a, b, _CMP_GE_OQ); }
 #define TP_VARITH 1
@@ -125,9 +128,10 @@ static inline void vf_compress_ids(int64_t *ids, tp_vpack m, int64_t base)
     const __m512i lanes = _mm512_set_epi32(15, 14, 13, 12, 11, 10, 9, 8, 7, 6, 5, 4, 3, 2, 1, 0);
     const __m512i packed = _mm512_maskz_compress_epi32(m, lanes);
     const __m512i b = _mm512_set1_epi64(base);
-    _mm512_storeu_si512(ids, _mm512_add_epi64(b, _mm512_cvtepu32_epi64(_mm512_castsi512_si256(packed))));
-    _mm512_storeu_si512(ids + 8, _mm512_add_epi64(
-        b, _mm512_cvtepu32_epi64(_mm512_extracti64x4_epi64(packed, 1))));
+    _mm512_storeu_si512(ids,
+                        _mm512_add_epi64(b, _mm512_cvtepu32_epi64(_mm512_castsi512_si256(packed))));
+    _mm512_storeu_si512(
+        ids + 8, _mm512_add_epi64(b, _mm512_cvtepu32_epi64(_mm512_extracti64x4_epi64(packed, 1))));
 }
 static inline float vf_hsum(tp_vf a)
 {
@@ -183,8 +187,8 @@ static inline uint32_t vf_ge_bits(tp_vf a, tp_vf b)
 }
 static inline uint32_t vf_within_bits(tp_vf a, tp_vf lo, tp_vf past_hi)
 {
-    return (uint32_t)_mm256_movemask_ps(_mm256_andnot_ps(_mm256_cmp_ps(a, past_hi, _CMP_GE_OQ),
-                                                         _mm256_cmp_ps(a, lo, _CMP_GE_OQ)));
+    return (uint32_t)_mm256_movemask_ps(
+        _mm256_andnot_ps(_mm256_cmp_ps(a, past_hi, _CMP_GE_OQ), _mm256_cmp_ps(a, lo, _CMP_GE_OQ)));
 }
 #if TP_HAVE_FMA
 #define TP_VARITH 1
@@ -253,15 +257,15 @@ typedef __m256i tp_vpack;
 #define TP_BITS4_15 4
 #define TP_PACK8(h, l) \
     ((uint64_t)TP_PACK4_##l | ((uint64_t)TP_PACK4_##h + 0x04040404u) << (8 * TP_BITS4_##l))
-#define TP_PACK8_ROW(h)                                                                     \
-    TP_PACK8(h, 0), TP_PACK8(h, 1), TP_PACK8(h, 2), TP_PACK8(h, 3), TP_PACK8(h, 4),         \
-    TP_PACK8(h, 5), TP_PACK8(h, 6), TP_PACK8(h, 7), TP_PACK8(h, 8), TP_PACK8(h, 9),         \
-    TP_PACK8(h, 10), TP_PACK8(h, 11), TP_PACK8(h, 12), TP_PACK8(h, 13), TP_PACK8(h, 14),    \
-    TP_PACK8(h, 15)
+#define TP_PACK8_ROW(h)                                                                      \
+    TP_PACK8(h, 0), TP_PACK8(h, 1), TP_PACK8(h, 2), TP_PACK8(h, 3), TP_PACK8(h, 4),          \
+        TP_PACK8(h, 5), TP_PACK8(h, 6), TP_PACK8(h, 7), TP_PACK8(h, 8), TP_PACK8(h, 9),      \
+        TP_PACK8(h, 10), TP_PACK8(h, 11), TP_PACK8(h, 12), TP_PACK8(h, 13), TP_PACK8(h, 14), \
+        TP_PACK8(h, 15)
 static const uint64_t tp_pack8[256] = {
-    TP_PACK8_ROW(0), TP_PACK8_ROW(1), TP_PACK8_ROW(2), TP_PACK8_ROW(3),
-    TP_PACK8_ROW(4), TP_PACK8_ROW(5), TP_PACK8_ROW(6), TP_PACK8_ROW(7),
-    TP_PACK8_ROW(8), TP_PACK8_ROW(9), TP_PACK8_ROW(10), TP_PACK8_ROW(11),
+    TP_PACK8_ROW(0),  TP_PACK8_ROW(1),  TP_PACK8_ROW(2),  TP_PACK8_ROW(3),
+    TP_PACK8_ROW(4),  TP_PACK8_ROW(5),  TP_PACK8_ROW(6),  TP_PACK8_ROW(7),
+    TP_PACK8_ROW(8),  TP_PACK8_ROW(9),  TP_PACK8_ROW(10), TP_PACK8_ROW(11),
     TP_PACK8_ROW(12), TP_PACK8_ROW(13), TP_PACK8_ROW(14), TP_PACK8_ROW(15),
 };
 static inline tp_vpack vf_pack(uint32_t m)
@@ -277,8 +281,9 @@ static inline void vf_compress_ids(int64_t *ids, tp_vpack pk, int64_t base)
     const __m256i b = _mm256_set1_epi64x(base);
     _mm256_storeu_si256((__m256i *)ids,
                         _mm256_add_epi64(b, _mm256_cvtepu32_epi64(_mm256_castsi256_si128(pk))));
-    _mm256_storeu_si256((__m256i *)(ids + 4), _mm256_add_epi64(
-        b, _mm256_cvtepu32_epi64(_mm256_extracti128_si256(pk, 1))));
+    _mm256_storeu_si256(
+        (__m256i *)(ids + 4),
+        _mm256_add_epi64(b, _mm256_cvtepu32_epi64(_mm256_extracti128_si256(pk, 1))));
 }
 
 #elif defined(__SSE2__) || defined(_M_X64)
@@ -301,13 +306,22 @@ static inline float vf_hmin(tp_vf a)
     m = _mm_min_ss(m, _mm_shuffle_ps(m, m, 1));
     return _mm_cvtss_f32(m);
 }
-static inline uint32_t vf_nan_bits(tp_vf a) { return (uint32_t)_mm_movemask_ps(_mm_cmpunord_ps(a, a)); }
+static inline uint32_t vf_nan_bits(tp_vf a)
+{
+    return (uint32_t)_mm_movemask_ps(_mm_cmpunord_ps(a, a));
+}
 static inline uint32_t vf_nan2_bits(tp_vf a, tp_vf b)
 {
     return (uint32_t)_mm_movemask_ps(_mm_cmpunord_ps(a, b));
 }
-static inline uint32_t vf_eq_bits(tp_vf a, tp_vf b) { return (uint32_t)_mm_movemask_ps(_mm_cmpeq_ps(a, b)); }
-static inline uint32_t vf_ge_bits(tp_vf a, tp_vf b) { return (uint32_t)_mm_movemask_ps(_mm_cmpge_ps(a, b)); }
+static inline uint32_t vf_eq_bits(tp_vf a, tp_vf b)
+{
+    return (uint32_t)_mm_movemask_ps(_mm_cmpeq_ps(a, b));
+}
+static inline uint32_t vf_ge_bits(tp_vf a, tp_vf b)
+{
+    return (uint32_t)_mm_movemask_ps(_mm_cmpge_ps(a, b));
+}
 
 #elif defined(__ARM_NEON) || defined(_M_ARM64)
 #include <arm_neon.h>

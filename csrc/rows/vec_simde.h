@@ -62,8 +62,8 @@ static inline simde__m512 tp_simde_fmadd_ps512(simde__m512 a, simde__m512 b, sim
     simde__m256 h = simde_mm256_##op(                                                    \
         simde_mm256_castpd_ps(simde_mm512_extractf64x4_pd(simde_mm512_castps_pd(a), 1)), \
         simde_mm512_castps512_ps256(a));                                                 \
-    simde__m128 q = simde_mm_##op(simde_mm256_extractf128_ps(h, 1),                      \
-                                  simde_mm256_castps256_ps128(h));                       \
+    simde__m128 q =                                                                      \
+        simde_mm_##op(simde_mm256_extractf128_ps(h, 1), simde_mm256_castps256_ps128(h)); \
     q = simde_mm_##op(q, simde_mm_shuffle_ps(q, q, SIMDE_MM_SHUFFLE(1, 0, 3, 2)));       \
     q = simde_mm_##op(q, simde_mm_shuffle_ps(q, q, SIMDE_MM_SHUFFLE(0, 1, 0, 1)));       \
     return simde_mm_cvtss_f32(q)
@@ -77,7 +77,7 @@ static inline float tp_simde_reduce_min_ps(simde__m512 a) { TP_SIMDE_REDUCE(min_
 
 #ifndef _mm512_mask_cmp_ps_mask
 #define _mm512_mask_cmp_ps_mask(k, a, b, pred) \
-    ((simde__mmask16)((k) & simde_mm512_cmp_ps_mask((a), (b), (pred))))
+    ((simde__mmask16)((k)&simde_mm512_cmp_ps_mask((a), (b), (pred))))
 #endif
 
 static inline simde__m512i tp_simde_cvtepu32_epi64(simde__m256i a)

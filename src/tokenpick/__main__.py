@@ -17,12 +17,17 @@ def build_parser():
     """The argument parser, with one subcommand per module of `COMMANDS`."""
     parser = argparse.ArgumentParser(
         prog="python -m tokenpick",
-        description="Fast, verified next-token sampling over float32 logits.")
+        description="Fast, verified next-token sampling over float32 logits.",
+    )
     parser.add_argument("--version", action="version", version=f"tokenpick {__version__}")
     commands = parser.add_subparsers(dest="command", required=True, metavar="{bench,demo}")
     for name, module in COMMANDS.items():
-        sub = commands.add_parser(name, help=module.SUMMARY, description=module.__doc__,
-                                  formatter_class=argparse.RawDescriptionHelpFormatter)
+        sub = commands.add_parser(
+            name,
+            help=module.SUMMARY,
+            description=module.__doc__,
+            formatter_class=argparse.RawDescriptionHelpFormatter,
+        )
         module.configure_parser(sub)
         sub.set_defaults(run=module.run)
     return parser

@@ -10,9 +10,8 @@ their executable form.
 
 import numpy as np
 
-from . import _core
+from . import _core, _threads
 from . import _params as P
-from . import _threads
 
 
 def _run_into(kernel, x, args, out):
@@ -28,8 +27,9 @@ def _per_row_result(values, x):
     return values[0] if x.ndim == 1 else values
 
 
-def _run(kernel, x, *args, num_threads=None, own_outputs=True,
-         per_thread=_threads.MIN_LOGITS_PER_THREAD):
+def _run(
+    kernel, x, *args, num_threads=None, own_outputs=True, per_thread=_threads.MIN_LOGITS_PER_THREAD
+):
     """The kernel over every row of x, spread over threads when that pays.
 
     A bad row raises before anything the caller can see is written.  When
@@ -188,8 +188,19 @@ def filtered_probs(logits, *, temperature=1.0, top_k=0, top_p=1.0, min_p=0.0, ou
     return _run_into(_core.filtered_probs, x, f, out)
 
 
-def sample(logits, *, temperature=1.0, top_k=0, top_p=1.0, min_p=0.0, seed=None, offset=0,
-           uniforms=None, return_logprobs=False, num_threads=None):
+def sample(
+    logits,
+    *,
+    temperature=1.0,
+    top_k=0,
+    top_p=1.0,
+    min_p=0.0,
+    seed=None,
+    offset=0,
+    uniforms=None,
+    return_logprobs=False,
+    num_threads=None,
+):
     """Draw one token per row from :func:`filtered_probs`.
 
     With a uniform ``u`` in [0, 1), the token is the first kept token, in

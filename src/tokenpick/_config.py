@@ -12,7 +12,8 @@ from ._params import thread_limit
 from ._version import __version__
 
 
-def _usable_cores():
+def usable_cores():
+    """The number of cores this process may run on (its CPU affinity, where the OS has one)."""
     try:
         return len(os.sched_getaffinity(0))
     except (AttributeError, OSError):
@@ -25,9 +26,12 @@ def _initial_threads():
         try:
             return thread_limit("TOKENPICK_NUM_THREADS", int(env))
         except (TypeError, ValueError):
-            warnings.warn(f"TOKENPICK_NUM_THREADS={env!r} is not an integer >= 1; ignored",
-                          RuntimeWarning, stacklevel=2)
-    return _usable_cores()
+            warnings.warn(
+                f"TOKENPICK_NUM_THREADS={env!r} is not an integer >= 1; ignored",
+                RuntimeWarning,
+                stacklevel=2,
+            )
+    return usable_cores()
 
 
 _num_threads = _initial_threads()
@@ -69,7 +73,7 @@ def show_config(mode="stdout"):
         "simd_emulated_by": _core.simd_emulation(),
         "simd_available": _core.simd_paths(),
         "num_threads": get_num_threads(),
-        "usable_cores": _usable_cores(),
+        "usable_cores": usable_cores(),
         "compiler": _core.compiler(),
         "compile_flags": _core.build_flags(),
         "python": sys.version.split()[0],

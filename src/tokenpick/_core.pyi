@@ -19,38 +19,113 @@ def force_simd(name: str) -> str: ...
 def compiler() -> str: ...
 def build_flags() -> str: ...
 def plain_logits(a: object) -> bool: ...
-Range = tuple[float, float, bool, bool]          # lo, hi, lo_open, hi_open
+
+Range = tuple[float, float, bool, bool]  # lo, hi, lo_open, hi_open
+
 def set_filter_ranges(temperature: Range, top_k: Range, top_p: Range, min_p: Range) -> None: ...
-def plain_filters(vocab: int, temperature: object, top_k: object, top_p: object,
-                  min_p: object) -> tuple[float, int, float, float] | None: ...
+def plain_filters(
+    vocab: int, temperature: object, top_k: object, top_p: object, min_p: object
+) -> tuple[float, int, float, float] | None: ...
+
 class _RowStats: ...
 
 def scan(x: Logits) -> _RowStats: ...
-def softmax(x: Logits, stats: _RowStats | None, temperature: F64Rows,
-            out: npt.NDArray[np.float32], start: int, stop: int) -> None: ...
-def log_softmax(x: Logits, stats: _RowStats | None, temperature: F64Rows,
-                out: npt.NDArray[np.float32], start: int, stop: int) -> None: ...
-def logsumexp(x: Logits, stats: _RowStats | None, temperature: F64Rows,
-              out: npt.NDArray[np.float32], start: int, stop: int) -> None: ...
-def greedy(x: Logits, stats: _RowStats | None, out: npt.NDArray[np.int64],
-           start: int, stop: int) -> None: ...
-def mask(x: Logits, stats: _RowStats | None, temperature: F64Rows, top_k: I64Rows,
-         top_p: F64Rows, min_p: F64Rows, out: npt.NDArray[np.float32],
-         start: int, stop: int) -> None: ...
-def filtered_probs(x: Logits, stats: _RowStats | None, temperature: F64Rows, top_k: I64Rows,
-                   top_p: F64Rows, min_p: F64Rows, out: npt.NDArray[np.float32],
-                   start: int, stop: int) -> None: ...
-def sample(x: Logits, stats: _RowStats | None, temperature: F64Rows, top_k: I64Rows,
-           top_p: F64Rows, min_p: F64Rows, uniforms: F64Rows | None, seeds: U64Rows | None,
-           offsets: U64Rows | None, tokens: npt.NDArray[np.int64],
-           logprobs: npt.NDArray[np.float32], start: int, stop: int) -> None: ...
-Token = np.int64 | npt.NDArray[np.int64]        # a scalar, or shape (1,) with as_arrays
+def softmax(
+    x: Logits,
+    stats: _RowStats | None,
+    temperature: F64Rows,
+    out: npt.NDArray[np.float32],
+    start: int,
+    stop: int,
+) -> None: ...
+def log_softmax(
+    x: Logits,
+    stats: _RowStats | None,
+    temperature: F64Rows,
+    out: npt.NDArray[np.float32],
+    start: int,
+    stop: int,
+) -> None: ...
+def logsumexp(
+    x: Logits,
+    stats: _RowStats | None,
+    temperature: F64Rows,
+    out: npt.NDArray[np.float32],
+    start: int,
+    stop: int,
+) -> None: ...
+def greedy(
+    x: Logits, stats: _RowStats | None, out: npt.NDArray[np.int64], start: int, stop: int
+) -> None: ...
+def mask(
+    x: Logits,
+    stats: _RowStats | None,
+    temperature: F64Rows,
+    top_k: I64Rows,
+    top_p: F64Rows,
+    min_p: F64Rows,
+    out: npt.NDArray[np.float32],
+    start: int,
+    stop: int,
+) -> None: ...
+def filtered_probs(
+    x: Logits,
+    stats: _RowStats | None,
+    temperature: F64Rows,
+    top_k: I64Rows,
+    top_p: F64Rows,
+    min_p: F64Rows,
+    out: npt.NDArray[np.float32],
+    start: int,
+    stop: int,
+) -> None: ...
+def sample(
+    x: Logits,
+    stats: _RowStats | None,
+    temperature: F64Rows,
+    top_k: I64Rows,
+    top_p: F64Rows,
+    min_p: F64Rows,
+    uniforms: F64Rows | None,
+    seeds: U64Rows | None,
+    offsets: U64Rows | None,
+    tokens: npt.NDArray[np.int64],
+    logprobs: npt.NDArray[np.float32],
+    start: int,
+    stop: int,
+) -> None: ...
+
+Token = np.int64 | npt.NDArray[np.int64]  # a scalar, or shape (1,) with as_arrays
 Logprob = np.float32 | npt.NDArray[np.float32]
-def sample_row(x: Logits, temperature: F64Rows, top_k: I64Rows, top_p: F64Rows,
-               min_p: F64Rows, uniforms: F64Rows | None, seeds: U64Rows | None,
-               offsets: U64Rows | None, return_logprob: bool,
-               as_arrays: bool) -> Token | tuple[Token, Logprob]: ...
-def top_logprobs(x: Logits, stats: _RowStats | None, temperature: F64Rows, m: int,
-                 ids: npt.NDArray[np.int64], lps: npt.NDArray[np.float32],
-                 start: int, stop: int) -> None: ...
+
+def sample_row(
+    x: Logits,
+    temperature: F64Rows,
+    top_k: I64Rows,
+    top_p: F64Rows,
+    min_p: F64Rows,
+    uniforms: F64Rows | None,
+    seeds: U64Rows | None,
+    offsets: U64Rows | None,
+    return_logprob: bool,
+    as_arrays: bool,
+) -> Token | tuple[Token, Logprob]: ...
+def top_logprobs(
+    x: Logits,
+    stats: _RowStats | None,
+    temperature: F64Rows,
+    m: int,
+    ids: npt.NDArray[np.int64],
+    lps: npt.NDArray[np.float32],
+    start: int,
+    stop: int,
+) -> None: ...
 def uniform(seeds: U64Rows, offsets: U64Rows, out: npt.NDArray[np.float64]) -> None: ...
+
+# The selections by name and the routes taken, for tests (tests/test_routes.py).
+def route_names() -> list[str]: ...
+def route_counts() -> dict[str, int] | None: ...
+def kth_largest(x: npt.NDArray[np.float32], k: int, route: str | None = None) -> float: ...
+def select_by_mass(
+    v: npt.NDArray[np.float32], w: npt.NDArray[np.float32], target: float, route: str | None = None
+) -> float: ...

@@ -22,6 +22,7 @@ U64_END = 1 << 64
 # the four filters' ranges by _core.set_filter_ranges, at the end of this module) all
 # read these.  tokenpick.reference restates them on its own, as an oracle should.
 
+
 class Rule:
     """The valid values of a parameter: numbers from lo to hi, each end open or
     closed; None for no bound (a real number must still be finite); integers
@@ -36,8 +37,10 @@ class Rule:
         if hi is None:
             self.text = f"{kind} {'>' if lo_open else '>='} {_bound(lo)}"
         else:
-            self.text = (f"{kind} in {'(' if lo_open else '['}{_bound(lo)}, "
-                         f"{_bound(hi)}{')' if hi_open else ']'}")
+            self.text = (
+                f"{kind} in {'(' if lo_open else '['}{_bound(lo)}, "
+                f"{_bound(hi)}{')' if hi_open else ']'}"
+            )
         if note:
             self.text += f" ({note})"
 
@@ -87,6 +90,7 @@ def _bad_value(name, row, value, what):
 
 # ---- logits and outputs ------------------------------------------------------------
 
+
 def _foreign_array(obj):
     """np.asarray(obj); an object that fails to convert for a reason of its own (a torch
     tensor that requires grad raises RuntimeError) gives TypeError, with the cause kept."""
@@ -95,8 +99,9 @@ def _foreign_array(obj):
     except (TypeError, ValueError, MemoryError, RecursionError):
         raise
     except Exception as exc:
-        raise TypeError(f"logits could not be read as an array: {type(exc).__name__}: {exc}") \
-            from exc
+        raise TypeError(
+            f"logits could not be read as an array: {type(exc).__name__}: {exc}"
+        ) from exc
 
 
 def as_logits(logits):
@@ -146,6 +151,7 @@ def check_out(out, x):
 
 # ---- per-row parameters ------------------------------------------------------------
 
+
 def _shape_check(name, a, nrows):
     if a.ndim > 1:
         raise ValueError(f"{name} must be a scalar or 1-D, got {a.ndim}-D")
@@ -192,7 +198,7 @@ def _object_ints(name, a, allow_float):
     """Python integers from an object array (ints too large for int64, or mixed lists)."""
     items = a.reshape(-1).tolist()
     vals = []
-    for i, v in enumerate(items):   # every type first: a TypeError before any ValueError
+    for i, v in enumerate(items):  # every type first: a TypeError before any ValueError
         where = f"{name}[{i}]" if a.ndim else name
         if isinstance(v, (bool, np.bool_)):
             raise TypeError(f"{where} must be an integer, got {v!r}")
@@ -203,7 +209,7 @@ def _object_ints(name, a, allow_float):
                 raise TypeError(f"{where} must be an integer, got {v!r}") from None
             vals.append(v)
     for i, v in enumerate(vals):
-        if not isinstance(v, int):   # a float (Python's or numpy's) that was allowed
+        if not isinstance(v, int):  # a float (Python's or numpy's) that was allowed
             if not (math.isfinite(v) and float(v).is_integer()):
                 raise _bad_value(name, i if a.ndim else None, v, "a whole number")
             vals[i] = int(v)
@@ -227,7 +233,7 @@ def int_rows(name, value, nrows, rule, allow_float=False):
         raise TypeError(f"{name} must be integers, got dtype {a.dtype}")
     if kind == "O":
         a = _object_ints(name, a, allow_float)
-    _shape_check(name, a, nrows)   # a wrong type is reported before a wrong shape
+    _shape_check(name, a, nrows)  # a wrong type is reported before a wrong shape
     if kind == "f":
         good = np.isfinite(a) & (a == np.floor(a))
         if not np.all(good):
@@ -288,8 +294,13 @@ def filters(nrows, vocab, temperature, top_k, top_p, min_p):
 
 def uniforms_or_seeds(nrows, seed, offset, uniforms):
     """``(uniforms, seeds, offsets)`` for sample: either the first or the other two is None."""
-    if (uniforms is None and type(seed) is int and type(offset) is int
-            and 0 <= seed < U64_END and 0 <= offset < U64_END):  # SEED's and OFFSET's range
+    if (
+        uniforms is None
+        and type(seed) is int
+        and type(offset) is int
+        and 0 <= seed < U64_END
+        and 0 <= offset < U64_END
+    ):  # SEED's and OFFSET's range
         return None, seed, offset  # the common case, kept cheap
     if uniforms is not None:
         if seed is not None:
@@ -328,10 +339,12 @@ def top_logprobs_n(value, vocab):
 
 def _set_core_ranges():
     """Give _core.plain_filters the ranges of the four filters, as the C doubles it compares."""
-    def bounds(rule):   # a missing upper bound is +inf, excluded: a finite number
+
+    def bounds(rule):  # a missing upper bound is +inf, excluded: a finite number
         hi_open = rule.hi_open if rule.hi is not None else True
         hi = float(rule.hi) if rule.hi is not None else math.inf
         return float(rule.lo), hi, rule.lo_open, hi_open
+
     _core.set_filter_ranges(*(bounds(r) for r in (TEMPERATURE, TOP_K, TOP_P, MIN_P)))
 
 

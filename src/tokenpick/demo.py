@@ -57,8 +57,11 @@ def fraction(p):
 
 def show_temperatures():
     """Section 1: the softmax of the logits at each temperature."""
-    heading(1, "Temperature: softmax(logits / T) sharpens (T < 1) or flattens (T > 1)",
-            "tokenpick.softmax(logits, temperature=T)")
+    heading(
+        1,
+        "Temperature: softmax(logits / T) sharpens (T < 1) or flattens (T > 1)",
+        "tokenpick.softmax(logits, temperature=T)",
+    )
     probs = [tokenpick.softmax(LOGITS, temperature=t) for t in TEMPERATURES]
     print(table_line("word", ["logit", *(f"T={t:g}" for t in TEMPERATURES)]))
     for i, word in enumerate(WORDS):
@@ -67,12 +70,17 @@ def show_temperatures():
 
 def show_filters():
     """Section 2: the words each filter keeps at T = 1 and their renormalized probabilities."""
-    heading(2, "Filters keep a subset of the words (at T=1), then renormalize",
-            "tokenpick.mask(logits, top_k=3), tokenpick.filtered_probs(logits, top_k=3), ...")
+    heading(
+        2,
+        "Filters keep a subset of the words (at T=1), then renormalize",
+        "tokenpick.mask(logits, top_k=3), tokenpick.filtered_probs(logits, top_k=3), ...",
+    )
     probs = tokenpick.softmax(LOGITS)
     order = np.argsort(-probs, kind="stable")
     filtered = [tokenpick.filtered_probs(LOGITS, **kwargs) for _, kwargs, _ in FILTERS]
-    print(table_line("word", ["p(T=1)", "cumulative", *(title for title, _, _ in FILTERS)], width=12))
+    print(
+        table_line("word", ["p(T=1)", "cumulative", *(title for title, _, _ in FILTERS)], width=12)
+    )
     for i, cumulative in zip(order, np.cumsum(probs[order])):
         cells = [fraction(probs[i]), f"{cumulative:.3f}", *(fraction(f[i]) for f in filtered)]
         print(table_line(WORDS[i], cells, width=12))
@@ -85,8 +93,11 @@ def show_filters():
 
 def show_draws():
     """Section 3: seeded draws, their reproducibility, and their frequencies."""
-    heading(3, f"Seeded sampling: the word is a pure function of (seed, offset); seed={SEED}",
-            "tokenpick.sample(logits, seed=42, offset=n)")
+    heading(
+        3,
+        f"Seeded sampling: the word is a pure function of (seed, offset); seed={SEED}",
+        "tokenpick.sample(logits, seed=42, offset=n)",
+    )
     offsets = range(SHOWN_OFFSETS)
     first = [WORDS[tokenpick.sample(LOGITS, seed=SEED, offset=n)] for n in offsets]
     again = [WORDS[tokenpick.sample(LOGITS, seed=SEED, offset=n)] for n in offsets]
@@ -104,14 +115,20 @@ def show_draws():
     print(f"\n   {DRAWS} draws, one row per offset 0..{DRAWS - 1}, against the probabilities:\n")
     print(table_line("word", ["p(T=1)", "drawn", "frequency"], width=11))
     for i in np.argsort(-probs, kind="stable"):
-        print(table_line(WORDS[i], [f"{probs[i]:.3f}", counts[i], f"{counts[i] / DRAWS:.3f}"],
-                         width=11))
+        print(
+            table_line(
+                WORDS[i], [f"{probs[i]:.3f}", counts[i], f"{counts[i] / DRAWS:.3f}"], width=11
+            )
+        )
 
 
 def show_greedy():
     """Section 4: greedy decoding, and temperature 0 as greedy."""
-    heading(4, "Greedy: always the most likely word",
-            "tokenpick.greedy(logits), tokenpick.sample(logits, temperature=0)")
+    heading(
+        4,
+        "Greedy: always the most likely word",
+        "tokenpick.greedy(logits), tokenpick.sample(logits, temperature=0)",
+    )
     greedy = WORDS[tokenpick.greedy(LOGITS)]
     cold = WORDS[tokenpick.sample(LOGITS, temperature=0, seed=SEED)]
     print(f"   greedy:        {PROMPT} {greedy}.")
@@ -145,9 +162,12 @@ def plot_temperatures(figure_cls, path):
 
 def configure_parser(parser):
     """Add the demo's options to an argparse parser."""
-    parser.add_argument("--plot", metavar="FILE.png",
-                        help="also draw the distributions at each temperature to FILE.png "
-                             '(needs matplotlib: pip install "tokenpick[plot]")')
+    parser.add_argument(
+        "--plot",
+        metavar="FILE.png",
+        help="also draw the distributions at each temperature to FILE.png "
+        '(needs matplotlib: pip install "tokenpick[plot]")',
+    )
     return parser
 
 
@@ -186,7 +206,11 @@ def main(argv=None):
     int
         Exit status.
     """
-    parser = configure_parser(argparse.ArgumentParser(
-        prog="python -m tokenpick demo", description=__doc__,
-        formatter_class=argparse.RawDescriptionHelpFormatter))
+    parser = configure_parser(
+        argparse.ArgumentParser(
+            prog="python -m tokenpick demo",
+            description=__doc__,
+            formatter_class=argparse.RawDescriptionHelpFormatter,
+        )
+    )
     return run(parser.parse_args(argv))

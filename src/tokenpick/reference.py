@@ -23,9 +23,19 @@ import os
 import numpy as np
 
 __all__ = [
-    "softmax", "log_softmax", "logsumexp", "greedy", "mask", "top_k_mask",
-    "top_p_mask", "min_p_mask", "filtered_probs", "sample", "top_logprobs",
-    "uniform", "philox4x32_10",
+    "softmax",
+    "log_softmax",
+    "logsumexp",
+    "greedy",
+    "mask",
+    "top_k_mask",
+    "top_p_mask",
+    "min_p_mask",
+    "filtered_probs",
+    "sample",
+    "top_logprobs",
+    "uniform",
+    "philox4x32_10",
 ]
 
 _M32 = 0xFFFFFFFF
@@ -36,6 +46,7 @@ _U64_END = 1 << 64
 # Philox4x32-10 (Salmon, Moraes, Dror, Shaw: "Parallel random numbers: as easy
 # as 1, 2, 3", SC 2011), written with Python integers.
 
+
 def philox4x32_10(counter, key):
     """Philox4x32 with 10 rounds: four 32-bit counter words, two key words."""
     c0, c1, c2, c3 = (int(w) & _M32 for w in counter)
@@ -43,17 +54,15 @@ def philox4x32_10(counter, key):
     for _ in range(10):
         p0 = 0xD2511F53 * c0
         p1 = 0xCD9E8D57 * c2
-        c0, c1, c2, c3 = ((p1 >> 32) ^ c1 ^ k0, p1 & _M32,
-                          (p0 >> 32) ^ c3 ^ k1, p0 & _M32)
+        c0, c1, c2, c3 = ((p1 >> 32) ^ c1 ^ k0, p1 & _M32, (p0 >> 32) ^ c3 ^ k1, p0 & _M32)
         k0 = (k0 + 0x9E3779B9) & _M32
         k1 = (k1 + 0xBB67AE85) & _M32
     return c0, c1, c2, c3
 
 
 def _uniform_scalar(seed, offset):
-    x0, x1, _, _ = philox4x32_10(
-        (offset & _M32, offset >> 32, 0, 0), (seed & _M32, seed >> 32))
-    return ((x0 | (x1 << 32)) >> 11) * 2.0 ** -53
+    x0, x1, _, _ = philox4x32_10((offset & _M32, offset >> 32, 0, 0), (seed & _M32, seed >> 32))
+    return ((x0 | (x1 << 32)) >> 11) * 2.0**-53
 
 
 # ----------------------------------------------------------------------------
@@ -69,15 +78,17 @@ _UNIFORMS = "a number in [0, 1)"
 _U64 = "an integer in [0, 2**64)"
 _NUM_THREADS = "an integer >= 1"
 
+
 def _logits(logits):
     """Return (float64 (B, V) copy of the float32 logits, was_1d); values unchecked."""
     try:
         a = np.asarray(logits)
     except (TypeError, ValueError, MemoryError, RecursionError):
         raise
-    except Exception as exc:   # the object's own failure, e.g. a torch tensor needing grad
-        raise TypeError(f"logits could not be read as an array: {type(exc).__name__}: {exc}") \
-            from exc
+    except Exception as exc:  # the object's own failure, e.g. a torch tensor needing grad
+        raise TypeError(
+            f"logits could not be read as an array: {type(exc).__name__}: {exc}"
+        ) from exc
     if a.dtype.kind != "f":
         raise TypeError(f"logits must be a real floating-point array, got dtype {a.dtype}")
     if a.ndim not in (1, 2):
@@ -127,7 +138,7 @@ def _row_values(name, value, nrows, kind):
         # a Python int is a real number however large; numpy would make it an object
         try:
             a = np.asarray(float(value))
-        except OverflowError:   # beyond float64: out of range, not of the wrong type
+        except OverflowError:  # beyond float64: out of range, not of the wrong type
             a = np.asarray(np.inf)
     else:
         a = np.asarray(value)
@@ -156,8 +167,7 @@ def _check_each(name, value, vals, ok, what):
 
 def _temperatures(temperature, nrows):
     vals = [float(v) for v in _row_values("temperature", temperature, nrows, "float")]
-    _check_each("temperature", temperature, vals, lambda t: np.isfinite(t) and t >= 0,
-                _TEMPERATURE)
+    _check_each("temperature", temperature, vals, lambda t: np.isfinite(t) and t >= 0, _TEMPERATURE)
     return vals
 
 
@@ -176,7 +186,7 @@ def _int_values(name, value, nrows, ok, what, allow_integral_float):
     # Types first, before any shape or value: a wrong type is reported before a wrong shape.
     if value is not None:
         a = np.array(value, dtype=object) if isinstance(value, (list, tuple)) else np.asarray(value)
-        if a.dtype.kind == "f" and not allow_integral_float:   # also when a is empty
+        if a.dtype.kind == "f" and not allow_integral_float:  # also when a is empty
             raise TypeError(f"{name} must be integers, got dtype {a.dtype}")
         if a.dtype.kind == "O":
             for i, v in enumerate(a.reshape(-1).tolist()):
@@ -235,6 +245,7 @@ def _scalar_or_rows(values, was_1d, dtype):
 # ----------------------------------------------------------------------------
 # One row at a time: the semantics.
 
+
 def _argmax(x):
     return int(np.argmax(x))  # lowest index among ties
 
@@ -285,6 +296,7 @@ def _draw(probs, u):
 
 # ----------------------------------------------------------------------------
 # Public twins.
+
 
 def softmax(logits, temperature=1.0, *, out=None):
     """Probabilities ``exp(x/T) / sum(exp(x/T))`` per row; one-hot argmax at T = 0."""
@@ -398,8 +410,19 @@ def _uniforms(nrows, seed, offset, uniforms):
     return [_uniform_scalar(s, o) for s, o in zip(seeds, offsets)]
 
 
-def sample(logits, *, temperature=1.0, top_k=0, top_p=1.0, min_p=0.0, seed=None,
-           offset=0, uniforms=None, return_logprobs=False, num_threads=None):
+def sample(
+    logits,
+    *,
+    temperature=1.0,
+    top_k=0,
+    top_p=1.0,
+    min_p=0.0,
+    seed=None,
+    offset=0,
+    uniforms=None,
+    return_logprobs=False,
+    num_threads=None,
+):
     """One token per row drawn from ``filtered_probs``; optionally its log-probability."""
     x, was_1d = _logits(logits)
     F = _filters(x.shape[0], x.shape[1], temperature, top_k, top_p, min_p)

@@ -42,6 +42,7 @@ PEAKED_HEAD = 300  # tokens boosted in "peaked" logits
 # ----------------------------------------------------------------------------
 # Operations
 
+
 @dataclass(frozen=True)
 class Op:
     """One benchmarked operation: ``tokenpick.<func>(logits, **kwargs)``, shown as `label`."""
@@ -55,8 +56,11 @@ _SAMPLING = {"temperature": 0.8, "seed": SAMPLE_SEED}
 
 SAMPLE_T = Op("sample T=0.8", "sample", _SAMPLING)
 SAMPLE_P = Op("sample top_p=0.9", "sample", {**_SAMPLING, "top_p": 0.9})
-SAMPLE_ALL = Op("sample k=50 p=0.9 min_p=0.05", "sample",
-                {**_SAMPLING, "top_k": 50, "top_p": 0.9, "min_p": 0.05})
+SAMPLE_ALL = Op(
+    "sample k=50 p=0.9 min_p=0.05",
+    "sample",
+    {**_SAMPLING, "top_k": 50, "top_p": 0.9, "min_p": 0.05},
+)
 
 OPS = (
     Op("greedy", "greedy"),
@@ -68,8 +72,9 @@ OPS = (
 )
 
 # The call-overhead section's calls: as a generation loop makes them, seed and step
-OVERHEAD_OPS = tuple(replace(op, kwargs={**op.kwargs, "offset": OVERHEAD_OFFSET})
-                     for op in (SAMPLE_T, SAMPLE_ALL))
+OVERHEAD_OPS = tuple(
+    replace(op, kwargs={**op.kwargs, "offset": OVERHEAD_OFFSET}) for op in (SAMPLE_T, SAMPLE_ALL)
+)
 
 # The Python-threads section's calls
 PY_THREADS_OPS = (SAMPLE_T, SAMPLE_P)
@@ -77,6 +82,7 @@ PY_THREADS_OPS = (SAMPLE_T, SAMPLE_P)
 
 # ----------------------------------------------------------------------------
 # Logits
+
 
 def peaked_row(rng, V):
     """One LM-like float32 row: ``2 * N(0, 1)``, plus ``18 - 2.5 log(rank)`` on
@@ -142,8 +148,9 @@ def load_rows(path):
         tokenpick would refuse (NaN, ``+inf``, all ``-inf``).
     """
     if not os.path.isfile(path):
-        raise ValueError(f"{path}: no such file (and not a kind of synthetic logits: "
-                         f"{', '.join(LOGIT_KINDS)})")
+        raise ValueError(
+            f"{path}: no such file (and not a kind of synthetic logits: {', '.join(LOGIT_KINDS)})"
+        )
     try:
         array = np.load(path, allow_pickle=False)
     except (OSError, ValueError, EOFError) as exc:
@@ -158,14 +165,18 @@ def load_rows(path):
     if array.size == 0:
         raise ValueError(f"{path}: an empty array of shape {array.shape}")
     rows = np.ascontiguousarray(array.reshape(-1, array.shape[-1]), dtype=np.float32)
-    checks = (("holds NaN", np.isnan(rows).any(axis=1)),
-              ("holds +inf", (rows == np.inf).any(axis=1)),
-              ("is all -inf", (rows == -np.inf).all(axis=1)))
+    checks = (
+        ("holds NaN", np.isnan(rows).any(axis=1)),
+        ("holds +inf", (rows == np.inf).any(axis=1)),
+        ("is all -inf", (rows == -np.inf).all(axis=1)),
+    )
     for what, bad in checks:
         if bad.any():
             where = np.flatnonzero(bad)
-            raise ValueError(f"{path}: row {where[0]} {what}, which tokenpick refuses "
-                             f"({len(where)} of its {len(rows)} rows)")
+            raise ValueError(
+                f"{path}: row {where[0]} {what}, which tokenpick refuses "
+                f"({len(where)} of its {len(rows)} rows)"
+            )
     return rows
 
 
@@ -205,13 +216,14 @@ def make_pool(source, V, B):
         rows = source.take(B * count)
     else:
         rows = make_logits(source, V, B * count)
-    return [rows[j * B:(j + 1) * B] for j in range(count)]
+    return [rows[j * B : (j + 1) * B] for j in range(count)]
 
 
 def run_vocabs(settings, sources):
     """The run's V, in order: the settings', then any other of the saved rows'."""
-    return list(dict.fromkeys([*settings["vocabs"],
-                               *(s.V for s in sources if isinstance(s, SavedRows))]))
+    return list(
+        dict.fromkeys([*settings["vocabs"], *(s.V for s in sources if isinstance(s, SavedRows))])
+    )
 
 
 def cases(settings, sources):
@@ -223,6 +235,5 @@ def cases(settings, sources):
     for V in run_vocabs(settings, sources):
         for B in settings["batches"]:
             for source in sources:
-                if (source.V == V if isinstance(source, SavedRows)
-                        else V in settings["vocabs"]):
+                if source.V == V if isinstance(source, SavedRows) else V in settings["vocabs"]:
                     yield V, B, source

@@ -11,8 +11,7 @@ from .cases import GRIDS, LOGIT_KINDS, SCALING_MIN_BATCH, SavedRows, logits_sour
 from .peer_llama import setup_llama
 from .peer_torch import setup_torch
 
-SUMMARY = ("time tokenpick against np.max (the floor), the numpy reference, PyTorch "
-           "and llama.cpp")
+SUMMARY = "time tokenpick against np.max (the floor), the numpy reference, PyTorch and llama.cpp"
 
 
 def positive_int(text):
@@ -38,42 +37,82 @@ def configure_parser(parser):
     def braced(values):
         return "{" + ", ".join(map(str, values)) + "}"
 
-    parser.add_argument("--full", action="store_true",
-                        help=f"V in {braced(full['vocabs'])} and B in {braced(full['batches'])} "
-                             f"(default: V in {braced(quick['vocabs'])}, B in "
-                             f"{braced(quick['batches'])})")
-    parser.add_argument("--vocab", "-V", type=positive_int, nargs="+", metavar="V",
-                        help="vocabulary sizes of the synthetic logits (overrides the default "
-                             "or --full)")
-    parser.add_argument("--batch", "-B", type=positive_int, nargs="+", metavar="B",
-                        help="batch sizes to run (overrides the default or --full); from "
-                             f"B={SCALING_MIN_BATCH} on, tokenpick is also timed at one thread")
-    parser.add_argument("--logits", nargs="+", type=logits_source, action=LogitsAction,
-                        default=list(LOGIT_KINDS), metavar="KIND|FILE.npy",
-                        help=f"kinds of synthetic logits ({', '.join(LOGIT_KINDS)}; default: "
-                             "both) and/or .npy files of rows saved from a model, (B, V) or "
-                             "(V,) floats, timed at their own V and labelled by the file's stem")
-    parser.add_argument("--threads", type=positive_int, metavar="N",
-                        help="tokenpick.set_num_threads(N) before timing (default: its own)")
-    parser.add_argument("--min-time", type=positive_float, metavar="SECONDS",
-                        help="minimum duration of one timed repeat (default: "
-                             f"{quick['min_time']}, with --full {full['min_time']}, as "
-                             "timeit's autorange)")
-    parser.add_argument("--no-reference", action="store_true",
-                        help="do not time the (slow) numpy reference")
-    parser.add_argument("--no-torch", action="store_true",
-                        help="do not time PyTorch (timed by default when it can be imported)")
-    parser.add_argument("--no-llama", action="store_true",
-                        help="do not time llama.cpp's sampler chain (timed by default when "
-                             "llama-cpp-python can be imported)")
+    parser.add_argument(
+        "--full",
+        action="store_true",
+        help=f"V in {braced(full['vocabs'])} and B in {braced(full['batches'])} "
+        f"(default: V in {braced(quick['vocabs'])}, B in "
+        f"{braced(quick['batches'])})",
+    )
+    parser.add_argument(
+        "--vocab",
+        "-V",
+        type=positive_int,
+        nargs="+",
+        metavar="V",
+        help="vocabulary sizes of the synthetic logits (overrides the default or --full)",
+    )
+    parser.add_argument(
+        "--batch",
+        "-B",
+        type=positive_int,
+        nargs="+",
+        metavar="B",
+        help="batch sizes to run (overrides the default or --full); from "
+        f"B={SCALING_MIN_BATCH} on, tokenpick is also timed at one thread",
+    )
+    parser.add_argument(
+        "--logits",
+        nargs="+",
+        type=logits_source,
+        action=LogitsAction,
+        default=list(LOGIT_KINDS),
+        metavar="KIND|FILE.npy",
+        help=f"kinds of synthetic logits ({', '.join(LOGIT_KINDS)}; default: "
+        "both) and/or .npy files of rows saved from a model, (B, V) or "
+        "(V,) floats, timed at their own V and labelled by the file's stem",
+    )
+    parser.add_argument(
+        "--threads",
+        type=positive_int,
+        metavar="N",
+        help="tokenpick.set_num_threads(N) before timing (default: its own)",
+    )
+    parser.add_argument(
+        "--min-time",
+        type=positive_float,
+        metavar="SECONDS",
+        help="minimum duration of one timed repeat (default: "
+        f"{quick['min_time']}, with --full {full['min_time']}, as "
+        "timeit's autorange)",
+    )
+    parser.add_argument(
+        "--no-reference", action="store_true", help="do not time the (slow) numpy reference"
+    )
+    parser.add_argument(
+        "--no-torch",
+        action="store_true",
+        help="do not time PyTorch (timed by default when it can be imported)",
+    )
+    parser.add_argument(
+        "--no-llama",
+        action="store_true",
+        help="do not time llama.cpp's sampler chain (timed by default when "
+        "llama-cpp-python can be imported)",
+    )
     parser.add_argument("--json", metavar="FILE", help="also write all results to FILE as JSON")
-    parser.add_argument("--plot", metavar="FILE.png",
-                        help="also draw time per row against V at the smallest B to FILE.png "
-                             '(needs matplotlib: pip install "tokenpick[plot]")')
+    parser.add_argument(
+        "--plot",
+        metavar="FILE.png",
+        help="also draw time per row against V at the smallest B to FILE.png "
+        '(needs matplotlib: pip install "tokenpick[plot]")',
+    )
     parser.add_argument("--quiet", "-q", action="store_true", help="no progress on stderr")
-    parser.epilog = ("Exit status 1 if some call raised (the table and --json say which) or "
-                     "a file could not be written; 2 for a bad command line (a bad --logits "
-                     "file included), or --plot without matplotlib.")
+    parser.epilog = (
+        "Exit status 1 if some call raised (the table and --json say which) or "
+        "a file could not be written; 2 for a bad command line (a bad --logits "
+        "file included), or --plot without matplotlib."
+    )
     return parser
 
 
@@ -87,8 +126,9 @@ class LogitsAction(argparse.Action):
             label = source_label(source)
             same = by_label.setdefault(label, source)
             if _identity(same) != _identity(source):
-                raise argparse.ArgumentError(self, f"two kinds of logits would be labelled "
-                                                   f"{label!r}: rename a file")
+                raise argparse.ArgumentError(
+                    self, f"two kinds of logits would be labelled {label!r}: rename a file"
+                )
         setattr(namespace, self.dest, list(by_label.values()))
 
 
@@ -116,9 +156,11 @@ def timed_results(settings, sources, peers, quiet):
     on stderr unless `quiet`: ``(results, overhead, python_threads)``."""
     progress = report.Progress(timing.count_steps(settings, sources, peers), enabled=not quiet)
     try:
-        return (timing.run_cases(settings, sources, peers, progress),
-                timing.time_overhead(settings, peers, progress),
-                timing.time_python_threads(settings, progress))
+        return (
+            timing.run_cases(settings, sources, peers, progress),
+            timing.time_overhead(settings, peers, progress),
+            timing.time_python_threads(settings, progress),
+        )
     finally:
         progress.close()
 
@@ -138,8 +180,10 @@ def run(args):
         tokenpick.set_num_threads(settings["threads"])
     torch_peer, torch_info = setup_torch(args)  # first: it sets OMP_WAIT_POLICY
     llama_peer, llama_info = setup_llama(args)
-    peers = [*([] if args.no_reference else [timing.REFERENCE]),
-             *(p for p in (torch_peer, llama_peer) if p is not None)]
+    peers = [
+        *([] if args.no_reference else [timing.REFERENCE]),
+        *(p for p in (torch_peer, llama_peer) if p is not None),
+    ]
     env = report.environment(settings, torch_info, llama_info)
     print(report.format_environment(env), end="\n\n", flush=True)
 
@@ -147,13 +191,27 @@ def run(args):
     print(report.format_results(results, overhead, peers, settings, python_threads))
     written = True
     if args.json:
-        written = report.save("results", report.write_json, args.json, env, settings, results,
-                              overhead, peers, python_threads) and written
+        written = (
+            report.save(
+                "results",
+                report.write_json,
+                args.json,
+                env,
+                settings,
+                results,
+                overhead,
+                peers,
+                python_threads,
+            )
+            and written
+        )
     if args.plot:
-        written = report.save("plot", plot.write_plot, args.plot, new_figure, results,
-                              peers) and written
+        written = (
+            report.save("plot", plot.write_plot, args.plot, new_figure, results, peers) and written
+        )
     raised = any(r.failed() for r in results + overhead) or any(
-        entry["error"] for entry in python_threads)
+        entry["error"] for entry in python_threads
+    )
     return 0 if written and not raised else 1
 
 
@@ -162,7 +220,11 @@ def main(argv=None):
     ``sys.argv[1:]``), run, return the exit status."""
     from . import __doc__ as description
 
-    parser = configure_parser(argparse.ArgumentParser(
-        prog="python -m tokenpick bench", description=description,
-        formatter_class=argparse.RawDescriptionHelpFormatter))
+    parser = configure_parser(
+        argparse.ArgumentParser(
+            prog="python -m tokenpick bench",
+            description=description,
+            formatter_class=argparse.RawDescriptionHelpFormatter,
+        )
+    )
     return run(parser.parse_args(argv))

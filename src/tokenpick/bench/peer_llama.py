@@ -36,11 +36,12 @@ def setup_llama(args):
         import llama_cpp
         from llama_cpp import llama_cpp as lib
     except (ImportError, OSError) as exc:  # OSError: a library that does not load
-        return None, {"absent": f"absent ({type(exc).__name__}: {exc}), "
-                                "so no llama.cpp column"}
+        return None, {"absent": f"absent ({type(exc).__name__}: {exc}), so no llama.cpp column"}
     if ctypes.sizeof(lib.llama_token_data) != 12:
-        return None, {"absent": "llama_token_data is not {int32, float, float} in this "
-                                "llama-cpp-python, so no llama.cpp column"}
+        return None, {
+            "absent": "llama_token_data is not {int32, float, float} in this "
+            "llama-cpp-python, so no llama.cpp column"
+        }
     info = {"version": getattr(llama_cpp, "__version__", "unknown"), "threads": 1}
     note = "one at a time on one thread, each copied into llama_token_data first"
     return Peer(NAME, bind_llama(lib), repeats=5, note=note), info
@@ -49,16 +50,20 @@ def setup_llama(args):
 def describe(info):
     """The header's line on llama.cpp."""
     if "version" in info:
-        return (f"llama-cpp-python {info['version']}: llama.cpp's sampler chain, "
-                "one row at a time on one thread")
+        return (
+            f"llama-cpp-python {info['version']}: llama.cpp's sampler chain, "
+            "one row at a time on one thread"
+        )
     return f"llama.cpp: {info['absent']}"
 
 
 def bind_llama(lib):
     """A `Peer.bind` for llama.cpp: the chain of `op` is built outside the timing;
     the call applies it to every row of the logits in turn."""
+
     def bind(op, logits):
         return ChainOnRows(lib, samplers(lib, op), logits)
+
     return bind
 
 

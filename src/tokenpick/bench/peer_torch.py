@@ -42,16 +42,21 @@ def setup_torch(args):
     except (ImportError, OSError) as exc:  # OSError: an install whose libraries do not load
         return None, {"absent": f"absent ({type(exc).__name__}: {exc}), so no torch column"}
     torch.set_num_threads(tokenpick.get_num_threads())
-    info = {"version": torch.__version__, "num_threads": torch.get_num_threads(),
-            "omp_wait_policy": policy}
+    info = {
+        "version": torch.__version__,
+        "num_threads": torch.get_num_threads(),
+        "omp_wait_policy": policy,
+    }
     return Peer(NAME, bind_torch(torch), repeats=5), info
 
 
 def describe(info):
     """The header's line on PyTorch."""
     if "version" in info:
-        return (f"torch {info['version']}, {info['num_threads']} threads (set to tokenpick's), "
-                f"OMP_WAIT_POLICY={info['omp_wait_policy']}")
+        return (
+            f"torch {info['version']}, {info['num_threads']} threads (set to tokenpick's), "
+            f"OMP_WAIT_POLICY={info['omp_wait_policy']}"
+        )
     return f"torch: {info['absent']}"
 
 
@@ -64,6 +69,7 @@ def bind_torch(torch):
         if op.func not in builders:
             raise NotImplementedError(op.func)
         return builders[op.func](torch, torch.from_numpy(logits), **op.kwargs)
+
     return bind
 
 
@@ -89,6 +95,7 @@ def torch_sample(torch, x, *, temperature=1.0, top_k=0, top_p=1.0, min_p=0.0, se
     def call():
         probs = torch.softmax(torch_warped(x, temperature, top_k, top_p, min_p), dim=-1)
         return torch.multinomial(probs, 1, generator=generator)
+
     return call
 
 

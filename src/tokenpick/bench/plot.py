@@ -21,6 +21,7 @@ def agg_figure_factory():
         figure = Figure(**kwargs)
         FigureCanvasAgg(figure)
         return figure
+
     return new_figure
 
 
@@ -31,8 +32,9 @@ def plot_panel(ax, results, peers):
     for name in (TOKENPICK.name, *(p.name for p in peers), FLOOR.name):
         times = [r.timings[name].us_per_row for r in results]
         style = {"linestyle": "--", "color": "0.4"} if name == FLOOR.name else {}
-        ax.plot(vocabs, [math.nan if t is None else t for t in times], marker="o", label=name,
-                **style)
+        ax.plot(
+            vocabs, [math.nan if t is None else t for t in times], marker="o", label=name, **style
+        )
     ax.set(xscale="log", yscale="log")
     ax.set_xticks(vocabs, [f"{v:,}" for v in vocabs])
     ax.set_xticks([], minor=True)

@@ -10,10 +10,20 @@ import numpy as np
 
 import tokenpick
 
+from .._config import usable_cores
 from . import peer_llama, peer_torch
-from .cases import (OVERHEAD_KIND, OVERHEAD_OFFSET, OVERHEAD_V, POOL_BYTES, POOL_MAX_BATCHES,
-                    PY_THREADS_COUNTS, PY_THREADS_REPEATS, PY_THREADS_V, SAMPLE_SEED,
-                    SCALING_MIN_BATCH)
+from .cases import (
+    OVERHEAD_KIND,
+    OVERHEAD_OFFSET,
+    OVERHEAD_V,
+    POOL_BYTES,
+    POOL_MAX_BATCHES,
+    PY_THREADS_COUNTS,
+    PY_THREADS_REPEATS,
+    PY_THREADS_V,
+    SAMPLE_SEED,
+    SCALING_MIN_BATCH,
+)
 from .timing import FLOOR, ONE_THREAD, TOKENPICK, overhead_min_time
 
 # ----------------------------------------------------------------------------
@@ -31,13 +41,6 @@ def cpu_model():
     except OSError:
         pass
     return platform.processor() or platform.machine() or "unknown"
-
-
-def usable_cpus():
-    """Number of CPUs this process may run on."""
-    if hasattr(os, "sched_getaffinity"):
-        return len(os.sched_getaffinity(0))
-    return os.cpu_count() or 1
 
 
 def thread_source(threads):
@@ -72,7 +75,7 @@ def environment(settings, torch_info, llama_info):
         "torch": torch_info,
         "llama_cpp": llama_info,
         "cpu": cpu_model(),
-        "cpus": usable_cpus(),
+        "cpus": usable_cores(),
         "machine": platform.machine(),
         "system": platform.system(),
         "config": config,
@@ -91,16 +94,18 @@ def describe(value):
 def format_environment(env):
     """The header printed before the table."""
     cap = f", capped by TOKENPICK_SIMD={env['simd_cap']}" if env["simd_cap"] else ""
-    return "\n".join([
-        f"tokenpick {env['tokenpick']}, built with {describe(env['compiler'])}",
-        f"  SIMD path: {describe(env['simd'])} "
-        f"(available: {describe(env['simd_available'])}{cap})",
-        f"  threads:   {describe(env['num_threads'])} (from {env['num_threads_from']})",
-        f"numpy {env['numpy']}, {env['python']}",
-        peer_torch.describe(env["torch"]),
-        peer_llama.describe(env["llama_cpp"]),
-        f"CPU: {env['cpu']} ({env['cpus']} usable CPUs, {env['machine']}, {env['system']})",
-    ])
+    return "\n".join(
+        [
+            f"tokenpick {env['tokenpick']}, built with {describe(env['compiler'])}",
+            f"  SIMD path: {describe(env['simd'])} "
+            f"(available: {describe(env['simd_available'])}{cap})",
+            f"  threads:   {describe(env['num_threads'])} (from {env['num_threads_from']})",
+            f"numpy {env['numpy']}, {env['python']}",
+            peer_torch.describe(env["torch"]),
+            peer_llama.describe(env["llama_cpp"]),
+            f"CPU: {env['cpu']} ({env['cpus']} usable CPUs, {env['machine']}, {env['system']})",
+        ]
+    )
 
 
 class Progress:
@@ -131,6 +136,7 @@ class Progress:
 # ----------------------------------------------------------------------------
 # The table
 
+
 def format_us(us):
     """Microseconds as ``0.69``, ``12.3`` or ``1,457``."""
     if us >= 1000:
@@ -153,8 +159,10 @@ def cell(result, name, text, notes):
         return text
     if error == "n/a":
         return error
-    notes.append(f"{result.op.label}, {result.logits} logits, V={result.V}, "
-                 f"B={result.B}: {name} raised {error.splitlines()[0]}")
+    notes.append(
+        f"{result.op.label}, {result.logits} logits, V={result.V}, "
+        f"B={result.B}: {name} raised {error.splitlines()[0]}"
+    )
     return f"error [{len(notes)}]"
 
 
@@ -180,13 +188,19 @@ def timed_at_one_thread(results):
 def table_rows(results, peers, notes):
     """The cells of the table; errors become ``error [n]`` with their text added to `notes`."""
     scaled = timed_at_one_thread(results)
-    return [[
-        r.op.label, r.logits, f"{r.V}", f"{r.B}",
-        us_cell(r, TOKENPICK.name, notes),
-        cell(r, FLOOR.name, format_ratio(r.ratio(TOKENPICK.name, FLOOR.name)), notes),
-        *([ratio_cell(r, ONE_THREAD.name, TOKENPICK.name, notes)] if scaled else []),
-        *(ratio_cell(r, p.name, TOKENPICK.name, notes) for p in peers),
-    ] for r in results]
+    return [
+        [
+            r.op.label,
+            r.logits,
+            f"{r.V}",
+            f"{r.B}",
+            us_cell(r, TOKENPICK.name, notes),
+            cell(r, FLOOR.name, format_ratio(r.ratio(TOKENPICK.name, FLOOR.name)), notes),
+            *([ratio_cell(r, ONE_THREAD.name, TOKENPICK.name, notes)] if scaled else []),
+            *(ratio_cell(r, p.name, TOKENPICK.name, notes) for p in peers),
+        ]
+        for r in results
+    ]
 
 
 def format_table(headers, rows, left=2):
@@ -194,8 +208,10 @@ def format_table(headers, rows, left=2):
     widths = [max(len(str(c)) for c in column) for column in zip(headers, *rows)]
 
     def line(cells):
-        return "  ".join(str(c).ljust(w) if i < left else str(c).rjust(w)
-                         for i, (c, w) in enumerate(zip(cells, widths))).rstrip()
+        return "  ".join(
+            str(c).ljust(w) if i < left else str(c).rjust(w)
+            for i, (c, w) in enumerate(zip(cells, widths))
+        ).rstrip()
 
     return "\n".join([line(headers), line("-" * w for w in widths), *map(line, rows)])
 
@@ -210,42 +226,53 @@ def rows_phrase(max_rows):
 def scaling_legend(results, settings):
     """The legend's line on "x 1 thread": what it is, or why it is not there."""
     if timed_at_one_thread(results):
-        return (f"x 1 thread: tokenpick time with set_num_threads(1) / its time at "
-                f"{tokenpick.get_num_threads()} threads, for B >= {SCALING_MIN_BATCH} "
-                f"(their repeats interleaved)")
+        return (
+            f"x 1 thread: tokenpick time with set_num_threads(1) / its time at "
+            f"{tokenpick.get_num_threads()} threads, for B >= {SCALING_MIN_BATCH} "
+            f"(their repeats interleaved)"
+        )
     if max(settings["batches"]) < SCALING_MIN_BATCH:
-        return (f"x 1 thread: timed for B >= {SCALING_MIN_BATCH} only "
-                f"(--full, or --batch {SCALING_MIN_BATCH})")
+        return (
+            f"x 1 thread: timed for B >= {SCALING_MIN_BATCH} only "
+            f"(--full, or --batch {SCALING_MIN_BATCH})"
+        )
     return "x 1 thread: not timed, tokenpick runs 1 thread in this run (see --threads)"
 
 
 def peer_legend(peer):
     """The legend's line on a peer's speedup column."""
     how = rows_phrase(peer.max_rows) + (f", {peer.note}" if peer.note else "")
-    return (f"{peer.name} speedup: {peer.name} time / tokenpick time, per row ({peer.name} "
-            f"timed on {how}, median of {peer.repeats} repeats)")
+    return (
+        f"{peer.name} speedup: {peer.name} time / tokenpick time, per row ({peer.name} "
+        f"timed on {how}, median of {peer.repeats} repeats)"
+    )
 
 
 def files_legend(settings):
     """The legend's lines on logits read from files."""
-    return [f"{label} logits: the {entry['rows']} rows of {entry['path']} (V={entry['V']}), "
-            f"cycled where a pool needs more" for label, entry in settings["files"].items()]
+    return [
+        f"{label} logits: the {entry['rows']} rows of {entry['path']} (V={entry['V']}), "
+        f"cycled where a pool needs more"
+        for label, entry in settings["files"].items()
+    ]
 
 
 def format_overhead(overhead, peers, settings, notes):
     """The call-overhead section: one row per call, us per call of every library."""
     names = [TOKENPICK.name, FLOOR.name, *(p.name for p in peers)]
     rows = [[r.op.label, *(us_cell(r, name, notes) for name in names)] for r in overhead]
-    return "\n".join([
-        f"Call overhead: sample(x, seed={SAMPLE_SEED}, offset={OVERHEAD_OFFSET}) on one 1-D "
-        f"float32 row, V={OVERHEAD_V}, {OVERHEAD_KIND} logits",
-        "",
-        format_table(["op", *(f"{name} us/call" for name in names)], rows, left=1),
-        "",
-        f"us/call: median time of one call, repeats as above, each of "
-        f">= {overhead_min_time(settings):g} s of calls; {FLOOR.name}: np.max(x) of the row; "
-        "others: the same sample call",
-    ])
+    return "\n".join(
+        [
+            f"Call overhead: sample(x, seed={SAMPLE_SEED}, offset={OVERHEAD_OFFSET}) on one 1-D "
+            f"float32 row, V={OVERHEAD_V}, {OVERHEAD_KIND} logits",
+            "",
+            format_table(["op", *(f"{name} us/call" for name in names)], rows, left=1),
+            "",
+            f"us/call: median time of one call, repeats as above, each of "
+            f">= {overhead_min_time(settings):g} s of calls; {FLOOR.name}: np.max(x) of the row; "
+            "others: the same sample call",
+        ]
+    )
 
 
 def format_python_threads(sections):
@@ -257,27 +284,48 @@ def format_python_threads(sections):
         if entry["error"]:
             rows.append([entry["op"], *(["error"] * len(counts)), entry["error"]])
             continue
-        rows.append([entry["op"], *(f"{rates[n]:,.0f}" for n in counts),
-                     format_ratio(rates[counts[-1]] / rates[counts[0]])])
-    return "\n".join([
-        f"Python threads: each calls sample(x, seed={SAMPLE_SEED}) back to back on one 1-D "
-        f"float32 row, V={PY_THREADS_V}, {OVERHEAD_KIND} logits; tokenpick's own threads: 1",
-        "",
-        format_table(["op", *(f"{n} thread{'s' * (n > 1)} calls/s" for n in counts),
-                      f"x {counts[0]} thread"], rows, left=1),
-        "",
-        f"calls/s: all threads' calls per second, median of {PY_THREADS_REPEATS} repeats; "
-        f"x {counts[0]} thread: {counts[-1]} threads' rate over one thread's (the GIL is "
-        f"released in the kernels: close to {counts[-1]}x on {counts[-1]} free cores)",
-    ])
+        rows.append(
+            [
+                entry["op"],
+                *(f"{rates[n]:,.0f}" for n in counts),
+                format_ratio(rates[counts[-1]] / rates[counts[0]]),
+            ]
+        )
+    return "\n".join(
+        [
+            f"Python threads: each calls sample(x, seed={SAMPLE_SEED}) back to back on one 1-D "
+            f"float32 row, V={PY_THREADS_V}, {OVERHEAD_KIND} logits; tokenpick's own threads: 1",
+            "",
+            format_table(
+                [
+                    "op",
+                    *(f"{n} thread{'s' * (n > 1)} calls/s" for n in counts),
+                    f"x {counts[0]} thread",
+                ],
+                rows,
+                left=1,
+            ),
+            "",
+            f"calls/s: all threads' calls per second, median of {PY_THREADS_REPEATS} repeats; "
+            f"x {counts[0]} thread: {counts[-1]} threads' rate over one thread's (the GIL is "
+            f"released in the kernels: close to {counts[-1]}x on {counts[-1]} free cores)",
+        ]
+    )
 
 
 def format_results(results, overhead, peers, settings, python_threads=()):
     """The table, its legend, the call-overhead and Python-threads sections and the
     errors met."""
-    headers = ["op", "logits", "V", "B", "tokenpick us/row", "x floor",
-               *(["x 1 thread"] if timed_at_one_thread(results) else []),
-               *(f"{p.name} speedup" for p in peers)]
+    headers = [
+        "op",
+        "logits",
+        "V",
+        "B",
+        "tokenpick us/row",
+        "x floor",
+        *(["x 1 thread"] if timed_at_one_thread(results) else []),
+        *(f"{p.name} speedup" for p in peers),
+    ]
     notes = []
     table = format_table(headers, table_rows(results, peers, notes))
     legend = [
@@ -300,6 +348,7 @@ def format_results(results, overhead, peers, settings, python_threads=()):
 # ----------------------------------------------------------------------------
 # --json
 
+
 def write_json(path, env, settings, results, overhead, peers, python_threads=()):
     """Write the environment, the settings, every result, the call overhead and the
     Python threads' throughput to `path`."""
@@ -307,9 +356,10 @@ def write_json(path, env, settings, results, overhead, peers, python_threads=())
     document = {
         "environment": env,
         "settings": settings,
-        "peers": [{"name": p.name, "repeats": p.repeats, "max_rows": p.max_rows,
-                   "threads": p.threads}
-                  for p in (TOKENPICK, *one_thread, FLOOR, *peers)],
+        "peers": [
+            {"name": p.name, "repeats": p.repeats, "max_rows": p.max_rows, "threads": p.threads}
+            for p in (TOKENPICK, *one_thread, FLOOR, *peers)
+        ],
         "results": [r.to_json(peers) for r in results],
         "overhead": [r.to_json(peers) for r in overhead],
         "python_threads": list(python_threads),

@@ -15,9 +15,24 @@ import numpy as np
 import tokenpick
 
 from .. import reference
-from .cases import (OPS, OVERHEAD_KIND, OVERHEAD_MIN_TIME, OVERHEAD_OPS, OVERHEAD_V,
-                    PY_THREADS_COUNTS, PY_THREADS_MIN_TIME, PY_THREADS_OPS, PY_THREADS_REPEATS,
-                    PY_THREADS_V, SCALING_MIN_BATCH, Op, cases, make_logits, make_pool, source_label)
+from .cases import (
+    OPS,
+    OVERHEAD_KIND,
+    OVERHEAD_MIN_TIME,
+    OVERHEAD_OPS,
+    OVERHEAD_V,
+    PY_THREADS_COUNTS,
+    PY_THREADS_MIN_TIME,
+    PY_THREADS_OPS,
+    PY_THREADS_REPEATS,
+    PY_THREADS_V,
+    SCALING_MIN_BATCH,
+    Op,
+    cases,
+    make_logits,
+    make_pool,
+    source_label,
+)
 
 
 @dataclass(frozen=True)
@@ -55,8 +70,10 @@ class Peer:
 def bind_api(module):
     """A `Peer.bind` calling ``module.<op.func>(logits, **op.kwargs)``: tokenpick
     and its reference share names and signatures."""
+
     def bind(op, logits):
         return functools.partial(getattr(module, op.func), logits, **op.kwargs)
+
     return bind
 
 
@@ -108,9 +125,11 @@ def autorange(timer, min_time):
 
 def calls_timer(fns):
     """A ``timeit.Timer`` whose loop calls each of the functions `fns` once, in turn."""
+
     def every():
         for fn in fns:
             fn()
+
     return timeit.Timer(fns[0] if len(fns) == 1 else every)
 
 
@@ -156,7 +175,7 @@ def measure_interleaved(peers, op, pool, min_time):
     for peer in peers:
         batches = pool
         if peer.max_rows is not None:
-            batches = [pool[0] if pool[0].ndim == 1 else pool[0][:peer.max_rows]]
+            batches = [pool[0] if pool[0].ndim == 1 else pool[0][: peer.max_rows]]
         rows = 1 if batches[0].ndim == 1 else len(batches[0])
         try:
             with tokenpick_threads(peer.threads):
@@ -209,8 +228,12 @@ class Result:
     def to_json(self, peers):
         """The result as a JSON-ready dict."""
         return {
-            "op": self.op.label, "func": self.op.func, "kwargs": self.op.kwargs,
-            "logits": self.logits, "V": self.V, "B": self.B,
+            "op": self.op.label,
+            "func": self.op.func,
+            "kwargs": self.op.kwargs,
+            "logits": self.logits,
+            "V": self.V,
+            "B": self.B,
             "timings": {name: asdict(m) for name, m in self.timings.items()},
             "x_floor": self.ratio(TOKENPICK.name, FLOOR.name),
             "x_1_thread": self.ratio(ONE_THREAD.name, TOKENPICK.name),
@@ -220,6 +243,7 @@ class Result:
 
 # ----------------------------------------------------------------------------
 # The sections of a run
+
 
 def time_case(op, kind, pool, peers, min_time, cache, progress):
     """Time tokenpick (also at one thread for a large batch, the two interleaved),
@@ -255,9 +279,19 @@ def time_case(op, kind, pool, peers, min_time, cache, progress):
 def run_cases(settings, sources, peers, progress):
     """Time every operation on every case of the run (`cases.cases`): a list of `Result`."""
     cache = {}
-    return [time_case(op, source_label(source), make_pool(source, V, B), peers,
-                      settings["min_time"], cache, progress)
-            for V, B, source in cases(settings, sources) for op in OPS]
+    return [
+        time_case(
+            op,
+            source_label(source),
+            make_pool(source, V, B),
+            peers,
+            settings["min_time"],
+            cache,
+            progress,
+        )
+        for V, B, source in cases(settings, sources)
+        for op in OPS
+    ]
 
 
 def overhead_min_time(settings):
@@ -268,8 +302,10 @@ def overhead_min_time(settings):
 def time_overhead(settings, peers, progress):
     """Time the calls of `OVERHEAD_OPS` on one 1-D row of `OVERHEAD_V` logits."""
     row = make_logits(OVERHEAD_KIND, OVERHEAD_V, 1)[0]
-    return [time_case(op, OVERHEAD_KIND, [row], peers, overhead_min_time(settings), {}, progress)
-            for op in OVERHEAD_OPS]
+    return [
+        time_case(op, OVERHEAD_KIND, [row], peers, overhead_min_time(settings), {}, progress)
+        for op in OVERHEAD_OPS
+    ]
 
 
 def calls_per_second(call, threads, calls):
@@ -308,8 +344,13 @@ def time_python_threads(settings, progress):
     sections = []
     for op in PY_THREADS_OPS:
         call = functools.partial(getattr(tokenpick, op.func), row, **op.kwargs)
-        entry = {"op": op.label, "V": PY_THREADS_V, "logits": OVERHEAD_KIND,
-                 "calls_per_second": {}, "error": None}
+        entry = {
+            "op": op.label,
+            "V": PY_THREADS_V,
+            "logits": OVERHEAD_KIND,
+            "calls_per_second": {},
+            "error": None,
+        }
         try:
             with tokenpick_threads(1):
                 calls = max(10, autorange(timeit.Timer(call), min_time))
@@ -330,7 +371,9 @@ def time_python_threads(settings, progress):
 def count_steps(settings, sources, peers):
     """Number of timings of the run: one per peer (with tokenpick, at one thread too
     for a large batch, and the floor) and case, the two other sections' included."""
-    main = sum(len(OPS) * (2 + len(scaling_peers(B)) + len(peers))
-               for _, B, _ in cases(settings, sources))
-    return (main + len(OVERHEAD_OPS) * (2 + len(peers))
-            + len(PY_THREADS_OPS) * len(PY_THREADS_COUNTS))
+    main = sum(
+        len(OPS) * (2 + len(scaling_peers(B)) + len(peers)) for _, B, _ in cases(settings, sources)
+    )
+    return (
+        main + len(OVERHEAD_OPS) * (2 + len(peers)) + len(PY_THREADS_OPS) * len(PY_THREADS_COUNTS)
+    )
