@@ -77,6 +77,14 @@ typedef struct {
     int64_t run_per;
 } tp_keep;
 
+/* The m most likely tokens of a row (top_logprobs): ids[0..m) and their
+ * log-probabilities lps[0..m). */
+typedef struct {
+    int64_t m;
+    int64_t *ids;
+    float *lps;
+} tp_ranked;
+
 /* ---- the row kernels, one table per instruction set ----------------------- */
 /* Temperature T >= 0 everywhere; T == 0 means greedy (one-hot at the argmax). */
 
@@ -109,10 +117,10 @@ typedef struct {
     int64_t (*sample)(const float *x, int64_t n, const tp_keep *keep, double u, tp_workspace *ws,
                       float *logprob);
 
-    /* The m most likely tokens (1 <= m <= n) of log_softmax(x / T), descending,
-     * lowest id first on ties: ids[0..m) and their log-probabilities lps[0..m). */
-    void (*top_logprobs)(const float *x, int64_t n, const tp_rowstat *st, double T, int64_t m,
-                         tp_workspace *ws, int64_t *ids, float *lps);
+    /* The out->m most likely tokens (1 <= m <= n) of log_softmax(x / T),
+     * descending, lowest id first on ties. */
+    void (*top_logprobs)(const float *x, int64_t n, const tp_rowstat *st, double T,
+                         tp_workspace *ws, tp_ranked *out);
 
     /* For tests, the selections by name: the k-th largest of x[0..n)
      * (1 <= k <= n), and the smallest v[j] whose mass from the top by

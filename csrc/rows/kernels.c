@@ -152,8 +152,11 @@ static void sort_by_rank(const float *x, int64_t *ids, int64_t m)
 }
 
 static void tp_top_logprobs_f32(const float *x, int64_t n, const tp_rowstat *st, double T,
-                                int64_t m, tp_workspace *ws, int64_t *ids, float *lps)
+                                tp_workspace *ws, tp_ranked *out)
 {
+    const int64_t m = out->m;
+    int64_t *ids = out->ids;
+    float *lps = out->lps;
     if (T == 0.0) { /* log of the one-hot: 0 at the argmax, then -inf by id */
         ids[0] = st->argmax;
         lps[0] = 0.0f;

@@ -57,6 +57,11 @@ cdef extern from "tokenpick.h" nogil:
     ctypedef struct tp_workspace:
         pass
 
+    ctypedef struct tp_ranked:
+        int64_t m
+        int64_t *ids
+        float *lps
+
     ctypedef struct tp_kernels:
         const char *name
         int (*scan)(const float *x, int64_t n, tp_rowstat *st) noexcept nogil
@@ -75,7 +80,7 @@ cdef extern from "tokenpick.h" nogil:
         int64_t (*sample)(const float *x, int64_t n, const tp_keep *keep, double u,
                           tp_workspace *ws, float *logprob) noexcept nogil
         void (*top_logprobs)(const float *x, int64_t n, const tp_rowstat *st, double T,
-                             int64_t m, tp_workspace *ws, int64_t *ids, float *lps) noexcept nogil
+                             tp_workspace *ws, tp_ranked *out) noexcept nogil
         float (*kth_largest)(const float *x, int64_t n, int64_t k, int route,
                              tp_workspace *ws) noexcept nogil
         float (*select_by_mass)(const float *v, const float *w, int64_t n, double target,
@@ -644,6 +649,8 @@ def top_logprobs(cnp.ndarray x not None, stats, temperature, int64_t m,
     cdef float *lp_rows = <float *>cnp.PyArray_DATA(lps)
     cdef _Column t
     cdef _Scalar ts
+    cdef tp_ranked ranked
+    ranked.m = m
     _checked_rows(&c, stats, x)
     _column(temperature, cnp.NPY_FLOAT64, &t, &ts)
     with nogil:
@@ -651,8 +658,9 @@ def top_logprobs(cnp.ndarray x not None, stats, temperature, int64_t m,
             st = _row_stat(&c, i, NULL, NULL)
             if st == NULL:
                 break
-            K.top_logprobs(rows + i * V, V, st, _f64(&t, i), m, w.ws,
-                           id_rows + i * m, lp_rows + i * m)
+            ranked.ids = id_rows + i * m
+            ranked.lps = lp_rows + i * m
+            K.top_logprobs(rows + i * V, V, st, _f64(&t, i), w.ws, &ranked)
     _raise_bad_row(c.code, c.bad)
 
 
