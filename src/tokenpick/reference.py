@@ -7,8 +7,13 @@ a float64 ``cumsum``.  It imports nothing else of tokenpick's.
 
 Differences from the compiled API, all deliberate:
 
-* results are float64 (the oracle is more precise than what it checks);
-* ``out=`` is accepted and filled (cast to its dtype) so signatures match.
+* results are float64 (the oracle is more precise than what it checks),
+  except ``process_logits``'s and ``token_logprobs``' (see there);
+* ``out=`` is accepted and filled (cast to its dtype) so signatures match;
+* the logit processors -- ``process_logits``, ``token_logprobs`` and the
+  processor keywords of ``sample``, ``filtered_probs`` and ``mask`` (bitmask,
+  bias, penalties, min_tokens) -- are defined here first, ahead of the
+  compiled package; their rules are written in ``process_logits``' docstring.
 
 Everything else -- argument checking, the errors raised and their types,
 broadcasting of per-row parameters, the scalar shape of results for 1-D
@@ -17,8 +22,10 @@ the same error (type and message) or agree within the tolerances of
 docs/semantics.md ("Accuracy").
 """
 
+import numbers
 import operator
 import os
+from collections.abc import Mapping
 
 import numpy as np
 
@@ -34,6 +41,8 @@ __all__ = [
     "filtered_probs",
     "sample",
     "top_logprobs",
+    "process_logits",
+    "token_logprobs",
     "uniform",
     "philox4x32_10",
 ]
@@ -243,6 +252,279 @@ def _scalar_or_rows(values, was_1d, dtype):
 
 
 # ----------------------------------------------------------------------------
+# Logit processors: their arguments, checked one after the other in the order of the
+# signature (each: its type, then its shape, then its values, row by row), and each row's
+# plan, applied to the row by _process_row.
+
+_REPETITION = "a finite number > 0 (1 disables it)"
+_ADDITIVE_PENALTY = "a finite number (0 disables it)"
+_MIN_TOKENS = "an integer >= 0 (0 disables it)"
+_PADDING = -1  # "no token" in every list of ids
+
+
+def _as_array(name, value):
+    """np.asarray, with the object's own failure (e.g. a tensor on a GPU) a TypeError."""
+    try:
+        return np.asarray(value)
+    except (TypeError, ValueError, MemoryError, RecursionError):
+        raise
+    except Exception as exc:
+        raise TypeError(
+            f"{name} could not be read as an array: {type(exc).__name__}: {exc}"
+        ) from exc
+
+
+def _bitmask_rows(token_bitmask, nrows, V):
+    """Each row's boolean (V,) allowed set from the packed bitmask, or None."""
+    if token_bitmask is None:
+        return None
+    a = _as_array("token_bitmask", token_bitmask)
+    if a.dtype.kind not in "iu" or a.dtype.itemsize != 4:
+        raise TypeError(f"token_bitmask must be int32 or uint32, got dtype {a.dtype}")
+    if a.ndim not in (1, 2):
+        raise ValueError(f"token_bitmask must be 1-D (W,) or 2-D (B, W), got {a.ndim}-D")
+    if a.ndim == 2 and a.shape[0] != nrows:
+        raise ValueError(f"token_bitmask has {a.shape[0]} rows, but logits has {nrows} row(s)")
+    # the words' bits, whatever their sign: an int32 -1 is 0xffffffff, every token allowed
+    words = np.ascontiguousarray(a.astype(a.dtype.newbyteorder("="))).view(np.uint32)
+    words = np.broadcast_to(words if a.ndim == 2 else words[None], (nrows, a.shape[-1]))
+    W = a.shape[-1]
+    j = np.arange(V)
+    inside = j < 32 * W  # tokens past the last word are banned
+    rows = []
+    for w in words:
+        if W == 0:
+            rows.append(np.zeros(V, dtype=bool))
+            continue
+        word = w[np.minimum(j // 32, W - 1)]
+        bit = (word >> (j % 32).astype(np.uint32)) & np.uint32(1)
+        rows.append(inside & (bit == 1))
+    return rows
+
+
+def _bias_rows(logit_bias, nrows, V):
+    """Each row's (ids int64, biases float64) from the mapping(s), or None."""
+    if logit_bias is None:
+        return None
+    if isinstance(logit_bias, Mapping):  # checked even when there are no rows to give it to
+        return [_bias_entries("logit_bias", logit_bias, V)] * nrows
+    if not isinstance(logit_bias, (list, tuple)):
+        raise TypeError(
+            "logit_bias must be a mapping {token_id: bias} (every row) or a list of B such "
+            f"mappings or None, got {type(logit_bias).__name__}"
+        )
+    if len(logit_bias) != nrows:
+        raise ValueError(
+            f"logit_bias has {len(logit_bias)} mappings, but logits has {nrows} row(s)"
+        )
+    for i, m in enumerate(logit_bias):
+        if m is not None and not isinstance(m, Mapping):
+            raise TypeError(
+                f"logit_bias for row {i} must be a mapping {{token_id: bias}} or None, "
+                f"got {type(m).__name__}"
+            )
+    return [_bias_entries(f"logit_bias for row {i}", m, V) for i, m in enumerate(logit_bias)]
+
+
+def _bias_entries(where, mapping, V):
+    """One mapping's (ids int64, biases float64): types first, then values."""
+    ids, vals = [], []
+    for k, v in (mapping or {}).items():
+        if isinstance(k, (bool, np.bool_)) or not isinstance(k, numbers.Integral):
+            raise TypeError(f"{where}: keys must be integer token ids, got {k!r}")
+        if isinstance(v, (bool, np.bool_)) or not isinstance(v, numbers.Real):
+            raise TypeError(f"{where}: biases must be real numbers, got {v!r} for token {k}")
+        ids.append(int(k))
+        try:
+            vals.append(float(v))
+        except OverflowError:  # a Python int beyond float64: +-inf, as float64 logits are
+            vals.append(np.inf if v > 0 else -np.inf)
+    for k, b in zip(ids, vals):
+        if not 0 <= k < V:
+            raise ValueError(f"{where}: token id {k} is not in [0, V) = [0, {V})")
+        if np.isnan(b) or b == np.inf:
+            raise ValueError(f"{where}: the bias of token {k} must be finite or -inf; got {b}")
+    return np.array(ids, dtype=np.int64), np.array(vals, dtype=np.float64)
+
+
+def _id_array(where, value, V):
+    """One list of ids as int64, padding dropped: integers, each -1 or in [0, V)."""
+    if isinstance(value, (list, tuple)) and len(value) == 0:
+        return np.empty(0, dtype=np.int64)  # np.asarray([]) would be float64
+    a = _as_array(where, value)
+    if a.dtype.kind == "O":  # Python ints beyond int64, or mixed objects
+        items = a.reshape(-1).tolist()
+        for v in items:
+            if isinstance(v, (bool, np.bool_)) or not isinstance(v, numbers.Integral):
+                raise TypeError(f"{where} must hold integer token ids, got {v!r}")
+        if a.ndim == 1:
+            for v in items:
+                if not (v == _PADDING or 0 <= v < V):
+                    raise _bad_id(where, v, V)
+            return np.array([v for v in items if v != _PADDING], dtype=np.int64)
+    elif a.dtype.kind not in "iu":
+        raise TypeError(f"{where} must hold integer token ids, got dtype {a.dtype}")
+    if a.ndim != 1:
+        raise ValueError(f"{where} must be a 1-D list of ids, got {a.ndim}-D")
+    bad = a >= V if a.dtype.kind == "u" else (a < _PADDING) | (a >= V)
+    if bad.any():
+        raise _bad_id(where, a[bad][0].item(), V)
+    if a.dtype.kind == "i":
+        a = a[a != _PADDING]
+    return a.astype(np.int64)
+
+
+def _bad_id(where, v, V):
+    return ValueError(f"{where} holds {v}, not a token id in [0, V) = [0, {V}) nor -1 (padding)")
+
+
+def _id_rows(name, value, nrows, V, was_1d, shared):
+    """Each row's ids (int64, padding dropped) from one of the accepted forms, or None.
+
+    A 2-D integer array (B, L) or a sequence of B 1-D lists gives one list per row.
+    A single 1-D list is the row's for 1-D logits, and, where ``shared`` (stop_ids),
+    every row's for 2-D logits.
+    """
+    if value is None:
+        return None
+    if isinstance(value, np.ndarray) and value.dtype.kind == "O":
+        value = value.tolist()  # an array of arrays is a sequence of rows
+    one = "a 1-D list of ids" if was_1d else "a 2-D (B, L) array padded with -1, or B 1-D lists"
+    if shared and not was_1d:
+        one = "a 1-D list of ids (every row), a 2-D (B, L) array padded with -1, or B 1-D lists"
+    if isinstance(value, (list, tuple)):
+        if (was_1d or shared) and all(np.ndim(e) == 0 for e in value):
+            return [_id_array(name, value, V)] * nrows
+        if len(value) != nrows:
+            raise ValueError(f"{name} has {len(value)} rows, but logits has {nrows} row(s)")
+        return [_id_array(f"{name} row {i}", e, V) for i, e in enumerate(value)]
+    a = _as_array(name, value)
+    if a.dtype.kind not in "iu":
+        raise TypeError(f"{name} must hold integer token ids, got dtype {a.dtype}")
+    if a.ndim == 1 and (was_1d or shared):
+        return [_id_array(name, a, V)] * nrows
+    if a.ndim != 2:
+        raise ValueError(f"{name} must be {one}; got a {a.ndim}-D array")
+    if a.shape[0] != nrows:
+        raise ValueError(f"{name} has {a.shape[0]} rows, but logits has {nrows} row(s)")
+    return [_id_array(f"{name} row {i}", r, V) for i, r in enumerate(a)]
+
+
+def _float_values(name, value, nrows, ok, what):
+    vals = [float(v) for v in _row_values(name, value, nrows, "float")]
+    _check_each(name, value, vals, ok, what)
+    return vals
+
+
+def _processors(
+    nrows,
+    V,
+    was_1d,
+    token_bitmask,
+    logit_bias,
+    prompt_ids,
+    output_ids,
+    repetition_penalty,
+    frequency_penalty,
+    presence_penalty,
+    min_tokens,
+    stop_ids,
+):
+    """Check every processor argument; return each row's plan (a dict), or None if none is on.
+
+    A plan holds dense (V,) arrays -- clarity over speed: ``banned`` (the bitmask's zeros,
+    the -inf biases, the stop ids while min_tokens is unmet), ``bias``/``biased`` (the finite
+    biases), ``present`` (in prompt or output), ``count`` (occurrences in the output) -- and
+    the row's ``p``, ``f``, ``r``.
+    """
+    allowed = _bitmask_rows(token_bitmask, nrows, V)
+    biases = _bias_rows(logit_bias, nrows, V)
+    prompts = _id_rows("prompt_ids", prompt_ids, nrows, V, was_1d, shared=False)
+    outputs = _id_rows("output_ids", output_ids, nrows, V, was_1d, shared=False)
+    P = _float_values(
+        "repetition_penalty",
+        repetition_penalty,
+        nrows,
+        lambda p: np.isfinite(p) and p > 0,
+        _REPETITION,
+    )
+    F = _float_values("frequency_penalty", frequency_penalty, nrows, np.isfinite, _ADDITIVE_PENALTY)
+    R = _float_values("presence_penalty", presence_penalty, nrows, np.isfinite, _ADDITIVE_PENALTY)
+    N = _int_values("min_tokens", min_tokens, nrows, lambda n: n >= 0, _MIN_TOKENS, False)
+    stops = _id_rows("stop_ids", stop_ids, nrows, V, was_1d, shared=True)
+    if stops is None and any(n > 0 for n in N):
+        raise ValueError("min_tokens > 0 needs stop_ids: the ids it bans until then")
+    if all(a is None for a in (token_bitmask, logit_bias, prompt_ids, output_ids, stop_ids)):
+        return None  # nothing to ban, bias or penalize: the logits go on as they are
+    plans = []
+    for i in range(nrows):
+        banned = np.zeros(V, dtype=bool)
+        if allowed is not None:
+            banned |= ~allowed[i]
+        bias = np.zeros(V)
+        biased = np.zeros(V, dtype=bool)
+        if biases is not None:
+            ids, vals = biases[i]
+            banned[ids[np.isneginf(vals)]] = True
+            finite = np.isfinite(vals)
+            bias[ids[finite]] = vals[finite]
+            biased[ids[finite]] = True
+        out = outputs[i] if outputs is not None else np.empty(0, dtype=np.int64)
+        if out.size < N[i]:  # padding is not a token: out holds the real ones only
+            banned[stops[i]] = True
+        count = np.bincount(out, minlength=V)
+        present = count > 0
+        if prompts is not None:
+            present[prompts[i]] = True
+        plans.append(
+            dict(
+                banned=banned,
+                bias=bias,
+                biased=biased,
+                present=present,
+                count=count,
+                p=P[i],
+                f=F[i],
+                r=R[i],
+            )
+        )
+    return plans
+
+
+def _process_row(i, x, plan):
+    """Row i's processed logits: float32 values, -inf where banned.  x: float64 (V,)."""
+    p, f, r, c = plan["p"], plan["f"], plan["r"], plan["count"]
+    banned = plan["banned"] | np.isneginf(x)  # -inf in the logits is a ban too
+    with np.errstate(over="ignore", invalid="ignore"):
+        v = np.where(plan["biased"], x + plan["bias"], x)  # finite biases
+        v = np.where(plan["present"], np.where(v > 0, v / p, v * p), v)  # repetition
+        v = np.where(c > 0, v - (f * c + r * (c > 0)), v)  # frequency and presence
+        v = v.astype(np.float32)  # rounded once; beyond float32's range is +-inf
+    v[banned] = -np.inf  # a banned token stays banned, whatever the penalties
+    bad = np.isnan(v) | np.isposinf(v)
+    if bad.any():
+        j = int(np.argmax(bad))
+        raise ValueError(
+            f"logits row {i}: the logit processors take token {j}'s logit beyond float32's "
+            "range (+inf or NaN)"
+        )
+    if np.isneginf(v).all():
+        raise ValueError(
+            f"logits row {i} has no token left after the logit processors (token_bitmask, "
+            "-inf logit_bias, min_tokens with stop_ids): nothing can be chosen"
+        )
+    return v
+
+
+def _processed(x, plans):
+    """The processed logits, float32 (B, V); x itself (float64) if no processor is on."""
+    if plans is None:
+        return x
+    rows = [_process_row(i, row, plan) for i, (row, plan) in enumerate(zip(x, plans))]
+    return np.array(rows, dtype=np.float32).reshape(x.shape)
+
+
+# ----------------------------------------------------------------------------
 # One row at a time: the semantics.
 
 
@@ -360,12 +642,38 @@ def greedy(logits):
     return _scalar_or_rows([_argmax(row) for row in x], was_1d, np.int64)
 
 
-def mask(logits, *, temperature=1.0, top_k=0, top_p=1.0, min_p=0.0, out=None):
-    """A copy of the logits (not divided by T) with -inf outside the kept set."""
+def mask(
+    logits,
+    *,
+    temperature=1.0,
+    top_k=0,
+    top_p=1.0,
+    min_p=0.0,
+    token_bitmask=None,
+    logit_bias=None,
+    prompt_ids=None,
+    output_ids=None,
+    repetition_penalty=1.0,
+    frequency_penalty=0.0,
+    presence_penalty=0.0,
+    min_tokens=0,
+    stop_ids=None,
+    out=None,
+):
+    """The processed logits (not divided by T) where kept, -inf outside the kept set.
+
+    With no processor argument this is a copy of the logits with -inf outside the kept
+    set; the processor arguments are ``process_logits``' and apply first.
+    """
     x, was_1d = _logits(logits)
     F = _filters(x.shape[0], x.shape[1], temperature, top_k, top_p, min_p)
+    plans = _processors(
+        x.shape[0], x.shape[1], was_1d, token_bitmask, logit_bias, prompt_ids, output_ids,
+        repetition_penalty, frequency_penalty, presence_penalty, min_tokens, stop_ids,
+    )  # fmt: skip
     _out(out, x.shape if not was_1d else x.shape[1:])
     _check_rows(x)
+    x = _processed(x, plans).astype(np.float64)
     rows = [np.where(_kept(row, *f), row, -np.inf) for row, f in zip(x, F)]
     return _finish(rows, x, was_1d, out)
 
@@ -385,12 +693,37 @@ def min_p_mask(logits, min_p, *, temperature=1.0, out=None):
     return mask(logits, temperature=temperature, min_p=min_p, out=out)
 
 
-def filtered_probs(logits, *, temperature=1.0, top_k=0, top_p=1.0, min_p=0.0, out=None):
-    """The renormalized distribution ``sample`` draws from: 0 outside the kept set."""
+def filtered_probs(
+    logits,
+    *,
+    temperature=1.0,
+    top_k=0,
+    top_p=1.0,
+    min_p=0.0,
+    token_bitmask=None,
+    logit_bias=None,
+    prompt_ids=None,
+    output_ids=None,
+    repetition_penalty=1.0,
+    frequency_penalty=0.0,
+    presence_penalty=0.0,
+    min_tokens=0,
+    stop_ids=None,
+    out=None,
+):
+    """The renormalized distribution ``sample`` draws from: 0 outside the kept set.
+
+    The filters see the processed logits (``process_logits``' arguments, applied first).
+    """
     x, was_1d = _logits(logits)
     F = _filters(x.shape[0], x.shape[1], temperature, top_k, top_p, min_p)
+    plans = _processors(
+        x.shape[0], x.shape[1], was_1d, token_bitmask, logit_bias, prompt_ids, output_ids,
+        repetition_penalty, frequency_penalty, presence_penalty, min_tokens, stop_ids,
+    )  # fmt: skip
     _out(out, x.shape if not was_1d else x.shape[1:])
     _check_rows(x)
+    x = _processed(x, plans).astype(np.float64)
     rows = [_filtered_row(row, *f)[0] for row, f in zip(x, F)]
     return _finish(rows, x, was_1d, out)
 
@@ -417,21 +750,40 @@ def sample(
     top_k=0,
     top_p=1.0,
     min_p=0.0,
+    token_bitmask=None,
+    logit_bias=None,
+    prompt_ids=None,
+    output_ids=None,
+    repetition_penalty=1.0,
+    frequency_penalty=0.0,
+    presence_penalty=0.0,
+    min_tokens=0,
+    stop_ids=None,
     seed=None,
     offset=0,
     uniforms=None,
     return_logprobs=False,
     num_threads=None,
 ):
-    """One token per row drawn from ``filtered_probs``; optionally its log-probability."""
+    """One token per row drawn from ``filtered_probs``; optionally its log-probability.
+
+    The processor arguments are ``process_logits``' and apply first: T == 0 rows take
+    the argmax of the processed logits, and the log-probability returned is the token's
+    under ``filtered_probs`` of the processed logits (``token_logprobs`` gives the raw one).
+    """
     x, was_1d = _logits(logits)
     F = _filters(x.shape[0], x.shape[1], temperature, top_k, top_p, min_p)
+    plans = _processors(
+        x.shape[0], x.shape[1], was_1d, token_bitmask, logit_bias, prompt_ids, output_ids,
+        repetition_penalty, frequency_penalty, presence_penalty, min_tokens, stop_ids,
+    )  # fmt: skip
     if num_threads is not None:
         n = _integer("num_threads", num_threads)
         if n < 1:
             raise ValueError(f"num_threads must be {_NUM_THREADS}; got {n}")
     U = _uniforms(x.shape[0], seed, offset, uniforms)
     _check_rows(x)
+    x = _processed(x, plans).astype(np.float64)
     tokens, logprobs = [], []
     for row, f, u in zip(x, F, U):
         probs, keep = _filtered_row(row, *f)
@@ -474,6 +826,170 @@ def top_logprobs(logits, n, temperature=1.0):
     ids = np.array(ids, dtype=np.int64).reshape(-1, n)
     vals = np.array(vals, dtype=np.float64).reshape(-1, n)
     return (ids[0], vals[0]) if was_1d else (ids, vals)
+
+
+def process_logits(
+    logits,
+    *,
+    token_bitmask=None,
+    logit_bias=None,
+    prompt_ids=None,
+    output_ids=None,
+    repetition_penalty=1.0,
+    frequency_penalty=0.0,
+    presence_penalty=0.0,
+    min_tokens=0,
+    stop_ids=None,
+    out=None,
+):
+    """The logits after the logit processors: float32, -inf where banned.
+
+    These are the logits that the filters of ``sample``, ``filtered_probs`` and ``mask``
+    see when they are given the same processor arguments.  Every argument is off by
+    default; with none given the result is the logits themselves (as float32).
+
+    Parameters
+    ----------
+    token_bitmask : int32 or uint32 array, (W,) for every row or (B, W), optional
+        The grammar's allowed set, in xgrammar's and llguidance's layout: token j is
+        allowed iff bit ``j % 32`` of word ``j // 32`` is 1.  The words' bits count, not
+        their sign: an int32 word of -1 allows all its 32 tokens.  Tokens ``j >= 32*W``
+        are banned (a bitmask too short for the vocabulary bans its tail; xgrammar's
+        ``apply_token_bitmask_inplace`` without ``vocab_size`` leaves that tail alone);
+        bits past V are ignored, whatever they hold.  For 1-D logits, ``(1, W)`` is
+        read as ``(W,)``, as a length-1 array is for every per-row argument.  Any other
+        dtype (int64, uint8, bool, ...) is a TypeError; any other shape a ValueError.
+    logit_bias : mapping, or a sequence of B mappings or None, optional
+        ``{token_id: bias}``, added to the logit.  A mapping alone applies to every row.
+        Keys are integers (Python or numpy integers; bools, floats and strings such as
+        OpenAI's JSON keys are a TypeError: convert them with ``int``) in [0, V).
+        Biases are real numbers; ``-inf`` bans the token; NaN and ``+inf`` are a
+        ValueError.
+    prompt_ids, output_ids : integer ids, optional
+        Each row's tokens so far: a 2-D integer array ``(B, L)`` padded with -1, or a
+        sequence of B 1-D integer arrays or lists (ragged); for 1-D logits one 1-D array
+        or list (or a ``(1, L)`` array).  Ids are in [0, V); -1 is padding wherever it
+        stands, in every form (so the rows of a padded array can be passed as a ragged
+        list), and is no token: it is not counted and not penalized.  Other negative
+        ids, ids ``>= V``, and float or bool arrays are errors (ValueError, TypeError).
+        Repeated ids are counted, in any order.
+    repetition_penalty : float or (B,) floats, default 1.0
+        ``p > 0``, finite.  Every token present in the prompt or the output (at least
+        once; the penalty is applied once, not per occurrence) gets ``x / p`` if
+        ``x > 0``, else ``x * p`` (HF's ``RepetitionPenaltyLogitsProcessor``, vLLM; HF
+        counts the prompt too in decoder-only models, as here).  ``x`` is the logit after
+        the biases, so a bias decides the sign that picks the branch.
+    frequency_penalty, presence_penalty : float or (B,) floats, default 0.0
+        Finite (negative values encourage repetition).  ``x -= f * c + r * (c > 0)``
+        with ``c`` the token's count in ``output_ids`` only, the prompt excluded (OpenAI's
+        formula, vLLM).  llama.cpp's ``penalties`` sampler counts every token in its
+        window, and llama-server puts the prompt in the window: to reproduce it with a
+        window covering the whole history, pass prompt and output together as
+        ``output_ids`` (the repetition penalty is the same either way).
+    min_tokens : int or (B,) ints, default 0
+        While a row's output holds fewer than ``min_tokens`` tokens (padding excluded;
+        no ``output_ids`` is an empty output), every id of its ``stop_ids`` is banned.
+        There is no implicit EOS: list the EOS ids among ``stop_ids`` (vLLM bans EOS
+        and its ``stop_token_ids``).  ``min_tokens > 0`` without ``stop_ids`` is a
+        ValueError (it would do nothing).  Integers only (a float is a TypeError, as
+        for ``seed``).
+    stop_ids : integer ids, optional
+        One 1-D list of ids for every row, or one per row (a 2-D array padded with -1
+        or a sequence of B 1-D lists); -1 is padding, duplicates are harmless, an empty
+        list bans nothing.  Checked (ids in [0, V)) even when ``min_tokens`` is 0.
+    out : float32 array, optional
+        Filled with the result (it may be the logits themselves).
+
+    Returns
+    -------
+    float32 array, the shape of logits
+        Each row, from its float32 logits widened to float64 and every processor
+        argument at its float64 value, goes through these steps in this order (vLLM's;
+        HF and llama.cpp also bias before they penalize):
+
+        1. bans: the bitmask's zeros, the ``-inf`` biases, the stop ids while
+           ``min_tokens`` is unmet, and the logits already ``-inf``;
+        2. ``x + bias`` for the tokens with a finite bias;
+        3. the repetition penalty, on that result;
+        4. ``x - (f * c + r * (c > 0))`` for the tokens with ``c > 0``;
+        5. rounded once to float32 (a value below float32's range becomes ``-inf``,
+           a ban; one above it, or NaN, is a ValueError naming the row);
+        6. ``-inf`` at every banned token: a banned token stays banned, whatever the
+           biases and penalties.
+
+        Rounded once: ``16777216 + 1.0000001`` gives 16777218, where float32
+        arithmetic on the bias rounded to float32 would give 16777216; an implementation
+        in float32 computes the few tokens it touches in double to agree.  Tokens no
+        processor touches keep their logit bit for bit.
+
+    Raises
+    ------
+    TypeError
+        For a wrong dtype or type (of logits, bitmask, ids, bias keys or values, ...).
+    ValueError
+        For the logits' own errors (NaN or +inf, ...), a wrong shape or number of
+        rows, an id or parameter out of range (naming the row for per-row arguments),
+        and a row that the processors leave with no allowed token (naming the row).
+        Every check is made before anything is written.
+
+    Examples
+    --------
+    >>> x = np.zeros(6, dtype=np.float32)
+    >>> process_logits(x, token_bitmask=np.array([0b100101], dtype=np.int32))
+    array([  0., -inf,   0., -inf, -inf,   0.], dtype=float32)
+    >>> process_logits(np.array([2.0, -2.0, 1.0], dtype=np.float32),
+    ...                prompt_ids=[0, 1], output_ids=[2, 2, -1],
+    ...                repetition_penalty=2.0, frequency_penalty=0.25)
+    array([ 1., -4.,  0.], dtype=float32)
+    """
+    x, was_1d = _logits(logits)
+    plans = _processors(
+        x.shape[0], x.shape[1], was_1d, token_bitmask, logit_bias, prompt_ids, output_ids,
+        repetition_penalty, frequency_penalty, presence_penalty, min_tokens, stop_ids,
+    )  # fmt: skip
+    _out(out, x.shape if not was_1d else x.shape[1:])
+    _check_rows(x)
+    res = _processed(x, plans).astype(np.float32)
+    if out is not None:
+        out[...] = res.reshape(out.shape)
+        return out
+    return res[0] if was_1d else res
+
+
+def token_logprobs(logits, tokens, temperature=1.0):
+    """The raw log-probability of given tokens: ``log_softmax(logits, T)`` at ``tokens``.
+
+    Raw: of the logits as given, before any processor or filter (vLLM's raw logprobs;
+    what an RL trainer recomputes).  ``tokens`` holds one integer id in [0, V) per row:
+    a scalar (every row, like every per-row argument) or a 1-D array of length B; for
+    1-D logits, a scalar.  Float and bool tokens are a TypeError.  Returns float32, a
+    scalar for 1-D logits, (B,) otherwise; ``-inf`` for a token whose logit is -inf.
+    At T == 0 the log-probability is 0 at the argmax and -inf elsewhere, as
+    ``log_softmax``'s.
+
+    Unlike the rest of this module, the result is float32 (the package's type), rounded
+    once from the float64 value.
+    """
+    x, was_1d = _logits(logits)
+    V = x.shape[1]
+    toks = _int_values(
+        "tokens",
+        tokens,
+        x.shape[0],
+        lambda t: 0 <= t < V,
+        f"a token id in [0, V) = [0, {V})",
+        False,
+    )
+    T = _temperatures(temperature, x.shape[0])
+    _check_rows(x)
+    vals = []
+    for row, tok, t in zip(x, toks, T):
+        if t == 0.0:
+            vals.append(0.0 if tok == _argmax(row) else -np.inf)
+        else:
+            s = _scores(row, t)
+            vals.append(s[tok] - np.log(np.exp(s).sum()))
+    return _scalar_or_rows(vals, was_1d, np.float32)
 
 
 def uniform(seed, offset=0):
