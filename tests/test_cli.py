@@ -91,7 +91,11 @@ def test_bench_quick_run_prints_a_table(tmp_path):
     assert data, "empty --json output"
 
 
-def test_bench_prints_and_saves_the_call_overhead(tmp_path):
+@pytest.fixture(scope="module")
+def tiny_bench(tmp_path_factory):
+    """One small bench run without peers, shared by the tests that read its sections:
+    (what it printed, what it saved with --json)."""
+    tmp_path = tmp_path_factory.mktemp("bench")
     json_path = tmp_path / "bench.json"
     out = ok(
         run(
@@ -107,12 +111,17 @@ def test_bench_prints_and_saves_the_call_overhead(tmp_path):
             cwd=tmp_path,
         )
     )
+    return out, json.loads(json_path.read_text())
+
+
+def test_bench_prints_and_saves_the_call_overhead(tiny_bench):
+    out, saved = tiny_bench
     section = out[out.index("Call overhead:") :]
     assert "V=256" in section and "offset=" in section, section
     assert "tokenpick us/call" in section and "np.max us/call" in section, section
     labels = [op.label for op in cases.OVERHEAD_OPS]
     assert all(label in section for label in labels), section
-    overhead = json.loads(json_path.read_text())["overhead"]
+    overhead = saved["overhead"]
     assert [r["op"] for r in overhead] == labels
     for result in overhead:
         assert (result["V"], result["B"]) == (256, 1), result
@@ -121,26 +130,12 @@ def test_bench_prints_and_saves_the_call_overhead(tmp_path):
         assert result["timings"]["np.max"]["us_per_row"] > 0, result
 
 
-def test_bench_prints_and_saves_the_python_threads_throughput(tmp_path):
-    json_path = tmp_path / "bench.json"
-    out = ok(
-        run(
-            "-m",
-            "tokenpick",
-            "bench",
-            *TINY_BENCH,
-            "--quiet",
-            "--no-reference",
-            "--no-torch",
-            "--json",
-            str(json_path),
-            cwd=tmp_path,
-        )
-    )
+def test_bench_prints_and_saves_the_python_threads_throughput(tiny_bench):
+    out, saved = tiny_bench
     section = out[out.index("Python threads:") :]
     assert f"V={cases.PY_THREADS_V}" in section, section
     assert "1 thread calls/s" in section and "2 threads calls/s" in section, section
-    entries = json.loads(json_path.read_text())["python_threads"]
+    entries = saved["python_threads"]
     assert [e["op"] for e in entries] == [op.label for op in cases.PY_THREADS_OPS]
     for entry in entries:
         assert entry["error"] is None, entry
