@@ -42,6 +42,7 @@ CSRC = [
     "csrc/tp_philox.c",
     "csrc/tp_config.c",
     "csrc/tp_workspace.c",
+    "csrc/tp_proc.c",
     "csrc/tp_routes.c",
 ]
 

@@ -24,22 +24,75 @@ extern "C" {
 
 enum {
     TP_OK = 0,
-    TP_ERR_NAN = 1,       /* the row holds a NaN */
-    TP_ERR_POSINF = 2,    /* the row holds +inf */
-    TP_ERR_ALL_NEGINF = 3 /* every value of the row is -inf */
+    TP_ERR_NAN = 1,        /* the row holds a NaN */
+    TP_ERR_POSINF = 2,     /* the row holds +inf */
+    TP_ERR_ALL_NEGINF = 3, /* every value of the row is -inf */
+    TP_ERR_NONE_LEFT = 4   /* the logit processors ban every token of the row */
 };
+
+typedef struct tp_proc tp_proc;
 
 /* What one pass over a row learns: its max and the lowest index holding it;
  * and, from scan_top_k, the max of each block of bmax_bs tokens, which
  * top-k reads (bmax NULL otherwise).  bmax points into the workspace, so it
  * holds for that row only until the workspace is used again: scan_top_k
- * a row, then keep the same row, before anything else uses the workspace. */
+ * a row, then keep the same row, before anything else uses the workspace.
+ * proc says which row all this is of: x itself (NULL), or x as the logit
+ * processors proc leave it (scan_processed), which keep then applies. */
 typedef struct {
     float max;
     int64_t argmax;
     const float *bmax;
     int64_t bmax_bs;
+    const tp_proc *proc;
 } tp_rowstat;
+
+/* ---- logit processors ------------------------------------------------------ */
+
+/* A row's logit processors (grammar bitmask, biases, penalties, bans), as
+ * the kernels apply them while they read the row: token j's processed logit
+ * is x[j] where bit j % 32 of allow[j / 32] is set, and patch[j] where it is
+ * not (-inf for a banned token, the biased and penalized value, computed by
+ * the caller, for the few tokens the processors change).  The caller keeps
+ * patch at -inf wherever allow's bit is clear and nothing else is said.
+ * Tokens whose bit is set are untouched: their processed logit is x[j], bit
+ * for bit. */
+struct tp_proc {
+    const uint32_t *allow; /* (n + 31) / 32 words */
+    const float *patch;    /* n floats */
+    const int64_t *ids;    /* the nids tokens whose patch is finite, in any order */
+    int64_t nids;
+    float *row; /* n floats of scratch: the processed row, where a kernel needs it whole */
+};
+
+/* One row's processor arguments, as the caller checked them: ids in [0, n)
+ * or -1 (padding, skipped) in every list. */
+typedef struct {
+    const uint32_t *bitmask; /* words of the grammar's bitmask, or NULL: all allowed */
+    int64_t words;           /* tokens from 32 * words on are banned */
+    const int64_t *bias_ids; /* the biases: bias[j] added to token bias_ids[j]; -inf bans */
+    const double *bias;
+    int64_t nbias;
+    const int64_t *prompt, *output, *stop; /* the row's ids so far, and its stop ids */
+    int64_t nprompt, noutput, nstop;
+    double repetition, frequency, presence; /* the penalties (1, 0, 0: none) */
+    int64_t min_tokens; /* stop ids are banned while output holds fewer tokens */
+} tp_proc_args;
+
+/* The scratch of tp_proc_prepare, one per thread: for rows of n tokens
+ * whose arguments hold at most `ids` ids in all (NULL when out of memory). */
+typedef struct tp_proc_scratch tp_proc_scratch;
+tp_proc_scratch *tp_proc_scratch_new(int64_t n, int64_t ids);
+void tp_proc_scratch_free(tp_proc_scratch *s);
+
+/* Makes *p the processors of row x for args a (a's ids counted in one pass
+ * each, with s's table of the vocabulary; the values changed computed in
+ * double and rounded to float once).  Returns -1, or the lowest token whose
+ * processed logit leaves float32's range upwards (+inf or NaN; it then reads
+ * as banned).  tp_proc_finish(s) must follow before s serves another row. */
+int64_t tp_proc_prepare(const float *x, int64_t n, const tp_proc_args *a, tp_proc_scratch *s,
+                        tp_proc *p);
+void tp_proc_finish(tp_proc_scratch *s);
 
 /* ---- selection ---------------------------------------------------------- */
 
@@ -63,6 +116,10 @@ void tp_workspace_free(tp_workspace *ws);
  * cand_id[0..ncand) with their logits in cand_x (pointing into the workspace),
  * so later kernels touch only them. */
 typedef struct {
+    /* The row the later kernels (mask, filtered_probs, sample) read in place
+     * of x: x itself, or with processors the processed row (proc->row, whole,
+     * or where the listed candidates lie). */
+    const float *row;
     int greedy;
     int64_t argmax;
     float max;
@@ -97,17 +154,30 @@ typedef struct {
      * also leaves in ws (st->bmax) what top-k would read the row again for. */
     int (*scan_top_k)(const float *x, int64_t n, int64_t k, tp_workspace *ws, tp_rowstat *st);
 
+    /* scan_top_k of the processed row (tp_proc), and the checks of both:
+     * TP_ERR_NAN, TP_ERR_POSINF and TP_ERR_ALL_NEGINF of x itself, first,
+     * then TP_ERR_NONE_LEFT when the processors ban every token. */
+    int (*scan_processed)(const float *x, int64_t n, int64_t k, const tp_proc *p, tp_workspace *ws,
+                          tp_rowstat *st);
+    /* out[i] = the processed logit of token i; out may be x itself. */
+    void (*process)(const float *x, int64_t n, const tp_proc *p, float *out);
+
     /* out[i] = exp((x[i] - max) / T) / sum; out may be x itself. */
     void (*softmax)(const float *x, int64_t n, const tp_rowstat *st, double T, float *out);
     /* out[i] = (x[i] - max) / T - log(sum); out may be x itself. */
     void (*log_softmax)(const float *x, int64_t n, const tp_rowstat *st, double T, float *out);
     /* log(sum(exp(x / T))); at T == 0 its limit as T -> 0+. */
     float (*logsumexp)(const float *x, int64_t n, const tp_rowstat *st, double T);
+    /* log_softmax(x / T) at one token, as log_softmax gives it there. */
+    float (*token_logprob)(const float *x, int64_t n, const tp_rowstat *st, double T,
+                           int64_t token);
 
-    /* Applies the filters (temperature, top-k, top-p, min-p): fills *keep. */
+    /* Applies the logit processors of st->proc, if any, then the filters:
+     * fills *keep. */
     void (*keep)(const float *x, int64_t n, const tp_rowstat *st, const tp_filter *f,
                  tp_workspace *ws, tp_keep *keep);
-    /* out[i] = x[i] if kept else -inf; out may be x itself. */
+    /* The later kernels read keep->row as x.
+     * out[i] = x[i] if kept else -inf; out may be x itself. */
     void (*mask)(const float *x, int64_t n, const tp_keep *keep, float *out);
     /* out[i] = p_i / sum over kept, 0 outside; out may be x itself. */
     void (*filtered_probs)(const float *x, int64_t n, const tp_keep *keep, float *out);

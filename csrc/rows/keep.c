@@ -2,6 +2,7 @@
  * The kept set of a row under the filters, in their order: temperature,
  * top-k (topk.c), top-p on what top-k kept (topp.c), min-p; then the set is
  * every token at or above one threshold, listed when a route gathered it.
+ * A row with logit processors is filtered as they leave it (proc.c).
  */
 #include "row.h"
 #include "vec.h"
@@ -33,6 +34,8 @@ static float tp_min_p_threshold_f32(float max, double T, double min_p)
 static void tp_keep_f32(const float *x, int64_t n, const tp_rowstat *st, const tp_filter *f,
                         tp_workspace *ws, tp_keep *keep)
 {
+    const tp_proc *p = st->proc;
+    keep->row = x;
     keep->argmax = st->argmax;
     keep->max = st->max;
     keep->greedy = f->temperature == 0.0;
@@ -44,14 +47,29 @@ static void tp_keep_f32(const float *x, int64_t n, const tp_rowstat *st, const t
     keep->run_sum = NULL;
     keep->run_per = 0;
     ws->runs.per = 0;
+    const int top_k = f->top_k > 0 && f->top_k < n;
+    float thr = -INFINITY;
+    int64_t c = -1; /* listed candidates: every token >= thr, or -1 */
+    if (p) {
+        /* The processed row: only the argmax's logit where greedy, the
+         * blocks top-k's block route takes (they hold every candidate),
+         * or else all of it; from then on, a row without processors. */
+        keep->row = p->row;
+        if (keep->greedy)
+            process_range(x, st->argmax, st->argmax + 1, p, p->row);
+        else if (!top_k || (c = top_k_by_blocks(x, n, f->top_k, st, ws, &thr)) < 0)
+            process_range(x, 0, n, p, p->row);
+    }
     if (keep->greedy)
         return;
 
+    tp_rowstat plain = *st;
+    plain.proc = NULL;
+    x = keep->row;
     tp_row r = {x, n, st->max, st->argmax, keep->inv_t, TP_LOG2E * keep->inv_t, -INFINITY, ws};
-    float thr = -INFINITY;
-    int64_t c = -1; /* listed candidates: every token >= thr, or -1 */
-    if (f->top_k > 0 && f->top_k < n) {
-        c = top_k_candidates(x, n, f->top_k, st, ws, &thr);
+    if (top_k) {
+        if (c < 0)
+            c = top_k_candidates(x, n, f->top_k, &plain, ws, &thr);
         r.cutoff = thr;
     }
     if (f->top_p < 1.0) {

@@ -41,6 +41,12 @@ static void tp_softmax_f32(const float *x, int64_t n, const tp_rowstat *st, doub
     normalized_exp(x, n, st->max, TP_LOG2E * tp_inv_temperature(T), -INFINITY, out);
 }
 
+/* log of the sum of exp((x[i] - max) / T), T > 0. */
+static double log_z(const float *x, int64_t n, const tp_rowstat *st, double inv_t)
+{
+    return log(sum_exp(x, n, st->max, TP_LOG2E * inv_t, -INFINITY));
+}
+
 static void tp_log_softmax_f32(const float *x, int64_t n, const tp_rowstat *st, double T,
                                float *out)
 {
@@ -48,10 +54,18 @@ static void tp_log_softmax_f32(const float *x, int64_t n, const tp_rowstat *st, 
         one_hot(n, st->argmax, 0.0f, -INFINITY, out);
         return;
     }
-    const double inv_t = tp_inv_temperature(T), max = st->max;
-    const double log_z = log(sum_exp(x, n, st->max, TP_LOG2E * inv_t, -INFINITY));
+    const double inv_t = tp_inv_temperature(T), max = st->max, lz = log_z(x, n, st, inv_t);
     for (int64_t i = 0; i < n; i++)
-        out[i] = (float)(((double)x[i] - max) * inv_t - log_z);
+        out[i] = (float)(((double)x[i] - max) * inv_t - lz);
+}
+
+static float tp_token_logprob_f32(const float *x, int64_t n, const tp_rowstat *st, double T,
+                                  int64_t token)
+{
+    if (T == 0.0)
+        return token == st->argmax ? 0.0f : -INFINITY;
+    const double inv_t = tp_inv_temperature(T);
+    return (float)(((double)x[token] - st->max) * inv_t - log_z(x, n, st, inv_t));
 }
 
 static float tp_logsumexp_f32(const float *x, int64_t n, const tp_rowstat *st, double T)
@@ -182,8 +196,7 @@ static void tp_top_logprobs_f32(const float *x, int64_t n, const tp_rowstat *st,
         if (x[i] == kth)
             ids[j++] = i;
 
-    const double inv_t = tp_inv_temperature(T), max = st->max;
-    const double log_z = log(sum_exp(x, n, st->max, TP_LOG2E * inv_t, -INFINITY));
+    const double inv_t = tp_inv_temperature(T), max = st->max, lz = log_z(x, n, st, inv_t);
     for (int64_t j = 0; j < m; j++)
-        lps[j] = (float)(((double)x[ids[j]] - max) * inv_t - log_z);
+        lps[j] = (float)(((double)x[ids[j]] - max) * inv_t - lz);
 }

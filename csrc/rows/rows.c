@@ -6,6 +6,7 @@
  *
  * From a public function to its kernel: tokenpick.sample -> _core.pyx ->
  * the table's keep (keep.c: topk.c, topp.c, min-p) and sample (draw.c);
+ * with logit processors, scan_processed and process (proc.c) first;
  * softmax, log_softmax, logsumexp, mask, filtered_probs, top_logprobs ->
  * kernels.c; the checking pass -> scan.c.  csrc/README.md has the design.
  */
@@ -21,6 +22,7 @@
 #include "radix.c"   /* the radix select and histograms of weight */
 #include "kth.c"     /* the k-th largest */
 #include "gather.c"  /* gathering candidates; probes of the row */
+#include "proc.c"    /* the logit processors, as the row is read */
 #include "mass.c"    /* selection by mass among candidates */
 #include "topk.c"    /* top-k's routes */
 #include "topp.c"    /* top-p's routes */
@@ -84,8 +86,8 @@ static float select_by_mass_by_route(const float *v, const float *w, int64_t n, 
 #define TP_STR(a) TP_STR2(a)
 
 const tp_kernels TP_CAT(tp_kernels_, TP_ISA) = {
-    TP_STR(TP_ISA),          tp_scan_f32,      tp_scan_top_k_f32,   tp_softmax_f32,
-    tp_log_softmax_f32,      tp_logsumexp_f32, tp_keep_f32,         tp_mask_f32,
-    tp_filtered_probs_f32,   tp_sample_f32,    tp_top_logprobs_f32, kth_largest_by_route,
-    select_by_mass_by_route,
+    TP_STR(TP_ISA),       tp_scan_f32,         tp_scan_top_k_f32,    tp_scan_processed_f32,
+    tp_process_f32,       tp_softmax_f32,      tp_log_softmax_f32,   tp_logsumexp_f32,
+    tp_token_logprob_f32, tp_keep_f32,         tp_mask_f32,          tp_filtered_probs_f32,
+    tp_sample_f32,        tp_top_logprobs_f32, kth_largest_by_route, select_by_mass_by_route,
 };

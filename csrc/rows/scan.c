@@ -67,6 +67,7 @@ TP_FORCE_INLINE int scan_blocks(const float *x, int64_t n, int64_t bs, float *bm
     }
     st->bmax = NULL;
     st->bmax_bs = 0;
+    st->proc = NULL;
     if (nan)
         return TP_ERR_NAN;
     st->max = max;

@@ -53,33 +53,71 @@ static int tp_scan_top_k_f32(const float *x, int64_t n, int64_t k, tp_workspace 
     return code;
 }
 
+/* scan_top_k of the row as the logit processors p leave it (proc.c). */
+static int tp_scan_processed_f32(const float *x, int64_t n, int64_t k, const tp_proc *p,
+                                 tp_workspace *ws, tp_rowstat *st)
+{
+    const int64_t bs = k > 0 && k < n ? top_k_block_size(n, k) : 0;
+    float *bmax = bs ? ws->block_max : NULL;
+    const int code = scan_processed_blocks(x, n, bs ? bs : TP_SCAN_BLOCK, p, bmax, st);
+    if (code == TP_OK && bs) {
+        st->bmax = ws->block_max;
+        st->bmax_bs = bs;
+    }
+    return code;
+}
+
 /* The block route: the row is cut into blocks of bs tokens, and the k-th
  * largest of their maxima, t, bounds the row's k-th largest from below (k
  * blocks have a token >= t), and every token >= t lies in a block whose max
  * is >= t: those blocks, k or a few more, are all that is gathered.  The
  * only branches that depend on where the row's large logits lie are one per
  * block, taken about k times, and those of the gather in the blocks taken.
- * Returns the number of candidates (every token >= t, at least k), or -1
- * past TP_CAND_CAP (ties or -inf filling most blocks). */
+ * A row with logit processors (st->proc) has each block taken processed
+ * into proc->row, and gathered from there.  Returns the number of
+ * candidates (every token >= t, at least k), or -1 past TP_CAND_CAP (ties
+ * or -inf filling most blocks) or, with processors, without the maxima of
+ * the processed blocks. */
 static int64_t gather_top_blocks(const float *x, int64_t n, int64_t k, int64_t bs,
                                  const tp_rowstat *st, tp_workspace *ws)
 {
     const int64_t nb = (n + bs - 1) / bs;
     const float *bmax = st->bmax;
+    const tp_proc *p = st->proc;
     if (!bmax || st->bmax_bs != bs) { /* the checking pass did not leave them */
+        if (p)
+            return -1;
         tp_rowstat again;
         scan_blocks(x, n, bs, ws->block_max, &again);
         bmax = ws->block_max;
     }
     const float t = tp_kth_largest_f32(bmax, nb, k, ws);
+    const float *from = p ? p->row : x;
     int64_t c = 0;
     for (int64_t b = 0; b < nb; b++) {
         const int64_t end = (b + 1) * bs < n ? (b + 1) * bs : n;
-        if (bmax[b] >= t
-            && !gather_range(x, b * bs, end, (tp_gather){t, INFINITY, 0, 0, 1}, &ws->cand, &c))
+        if (!(bmax[b] >= t))
+            continue;
+        if (p)
+            process_range(x, b * bs, end, p, p->row);
+        if (!gather_range(from, b * bs, end, (tp_gather){t, INFINITY, 0, 0, 1}, &ws->cand, &c))
             return -1;
     }
     return c;
+}
+
+/* Route 1, the block route, where it applies to top-k of k: the
+ * candidates, listed, and the k-th largest in *kth; or -1. */
+static int64_t top_k_by_blocks(const float *x, int64_t n, int64_t k, const tp_rowstat *st,
+                               tp_workspace *ws, float *kth)
+{
+    const int64_t bs = top_k_block_size(n, k);
+    const int64_t c = bs ? gather_top_blocks(x, n, k, bs, st, ws) : -1;
+    if (c < k)
+        return -1;
+    TP_ROUTE(TP_ROUTE_TOPK_BLOCKS);
+    *kth = tp_kth_largest_f32(ws->cand.x, c, k, ws);
+    return filter_candidates(&ws->cand, c, *kth);
 }
 
 /* The band route, for k too large for the others (more than a few percent
@@ -110,18 +148,15 @@ static int kth_largest_by_band(const float *x, int64_t n, int64_t k, tp_workspac
 }
 
 /* The k-th largest logit into *kth, exactly, and the candidates >= it in
- * ws->cand: returns their number, or -1 when they are too many to list. */
+ * ws->cand: returns their number, or -1 when they are too many to list.
+ * x is the row itself (st->proc NULL). */
 static int64_t top_k_candidates(const float *x, int64_t n, int64_t k, const tp_rowstat *st,
                                 tp_workspace *ws, float *kth)
 {
-    const int64_t bs = top_k_block_size(n, k);
-    if (bs) {
-        const int64_t c = gather_top_blocks(x, n, k, bs, st, ws);
-        if (c >= k) {
-            TP_ROUTE(TP_ROUTE_TOPK_BLOCKS);
-            *kth = tp_kth_largest_f32(ws->cand.x, c, k, ws);
-            return filter_candidates(&ws->cand, c, *kth);
-        }
+    if (top_k_block_size(n, k)) {
+        const int64_t c = top_k_by_blocks(x, n, k, st, ws, kth);
+        if (c >= 0)
+            return c;
     } else if (n >= TP_TOPK_SHORT_ROW && k <= n / 16) {
         probe_lines(x, n, TP_TOPK_PROBE, ws->probe.x);
         /* expect about twice k above the estimate, and at least 8 lines' worth */

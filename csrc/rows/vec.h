@@ -20,6 +20,8 @@
  *   vf_ge_bits(a, b)    bit j set iff lane j of a >= lane j of b
  *   vf_within_bits(a, lo, past_hi)  (AVX-512, AVX2) bit j set iff
  *                       lo <= lane j of a < past_hi
+ *   vf_keep_bits(a, m, fill)  per lane j: bit j of m set ? a : fill
+ *   vf_store(p, a)      TP_VW floats to p (unaligned)
  *
  * Where the instruction set has fused multiply-add (AVX2 with FMA, AVX-512,
  * aarch64), TP_VARITH is 1 and there is arithmetic too, for the vectorized
@@ -27,7 +29,6 @@
  *
  *   vf_add, vf_sub, vf_mul(a, b)   per lane
  *   vf_fma(a, b, c)     per lane: a * b + c, rounded once
- *   vf_store(p, a)      TP_VW floats to p (unaligned)
  *   vf_ge_or_zero(a, x, t)  per lane: x >= t ? a : 0
  *   vf_at_least(a, lo)  per lane: a >= lo ? a : lo, and lo where a is NaN
  *   vf_exp2_int(s)      per lane: 2**n, where s = n + 1.5 * 2**23 for an
@@ -90,6 +91,11 @@ static inline uint32_t vf_nan2_bits(tp_vf a, tp_vf b)
 }
 static inline uint32_t vf_eq_bits(tp_vf a, tp_vf b) { return _mm512_cmp_ps_mask(a, b, _CMP_EQ_OQ); }
 static inline uint32_t vf_ge_bits(tp_vf a, tp_vf b) { return _mm512_cmp_ps_mask(a, b, _CMP_GE_OQ); }
+static inline tp_vf vf_keep_bits(tp_vf a, uint32_t m, tp_vf fill)
+{
+    return _mm512_mask_blend_ps((__mmask16)m, fill, a);
+}
+static inline void vf_store(float *p, tp_vf a) { _mm512_storeu_ps(p, a); }
 #define TP_VARITH 1
 static inline uint32_t vf_within_bits(tp_vf a, tp_vf lo, tp_vf past_hi)
 {
@@ -100,7 +106,6 @@ static inline tp_vf vf_sub(tp_vf a, tp_vf b) { return _mm512_sub_ps(a, b); }
 static inline tp_vf vf_mul(tp_vf a, tp_vf b) { return _mm512_mul_ps(a, b); }
 static inline tp_vf vf_fma(tp_vf a, tp_vf b, tp_vf c) { return _mm512_fmadd_ps(a, b, c); }
 static inline tp_vf vf_at_least(tp_vf a, tp_vf lo) { return _mm512_max_ps(a, lo); }
-static inline void vf_store(float *p, tp_vf a) { _mm512_storeu_ps(p, a); }
 static inline tp_vf vf_ge_or_zero(tp_vf a, tp_vf x, tp_vf t)
 {
     return _mm512_maskz_mov_ps(_mm512_cmp_ps_mask(x, t, _CMP_GE_OQ), a);
@@ -190,6 +195,13 @@ static inline uint32_t vf_within_bits(tp_vf a, tp_vf lo, tp_vf past_hi)
     return (uint32_t)_mm256_movemask_ps(
         _mm256_andnot_ps(_mm256_cmp_ps(a, past_hi, _CMP_GE_OQ), _mm256_cmp_ps(a, lo, _CMP_GE_OQ)));
 }
+static inline tp_vf vf_keep_bits(tp_vf a, uint32_t m, tp_vf fill)
+{
+    const __m256i lane = _mm256_setr_epi32(1, 2, 4, 8, 16, 32, 64, 128);
+    const __m256i on = _mm256_cmpeq_epi32(_mm256_and_si256(_mm256_set1_epi32((int)m), lane), lane);
+    return _mm256_blendv_ps(fill, a, _mm256_castsi256_ps(on));
+}
+static inline void vf_store(float *p, tp_vf a) { _mm256_storeu_ps(p, a); }
 #if TP_HAVE_FMA
 #define TP_VARITH 1
 static inline tp_vf vf_add(tp_vf a, tp_vf b) { return _mm256_add_ps(a, b); }
@@ -197,7 +209,6 @@ static inline tp_vf vf_sub(tp_vf a, tp_vf b) { return _mm256_sub_ps(a, b); }
 static inline tp_vf vf_mul(tp_vf a, tp_vf b) { return _mm256_mul_ps(a, b); }
 static inline tp_vf vf_fma(tp_vf a, tp_vf b, tp_vf c) { return _mm256_fmadd_ps(a, b, c); }
 static inline tp_vf vf_at_least(tp_vf a, tp_vf lo) { return _mm256_max_ps(a, lo); }
-static inline void vf_store(float *p, tp_vf a) { _mm256_storeu_ps(p, a); }
 static inline tp_vf vf_ge_or_zero(tp_vf a, tp_vf x, tp_vf t)
 {
     return _mm256_and_ps(_mm256_cmp_ps(x, t, _CMP_GE_OQ), a);
@@ -322,6 +333,14 @@ static inline uint32_t vf_ge_bits(tp_vf a, tp_vf b)
 {
     return (uint32_t)_mm_movemask_ps(_mm_cmpge_ps(a, b));
 }
+static inline tp_vf vf_keep_bits(tp_vf a, uint32_t m, tp_vf fill)
+{
+    const __m128i lane = _mm_setr_epi32(1, 2, 4, 8);
+    const __m128 on =
+        _mm_castsi128_ps(_mm_cmpeq_epi32(_mm_and_si128(_mm_set1_epi32((int)m), lane), lane));
+    return _mm_or_ps(_mm_and_ps(on, a), _mm_andnot_ps(on, fill));
+}
+static inline void vf_store(float *p, tp_vf a) { _mm_storeu_ps(p, a); }
 
 #elif defined(__ARM_NEON) || defined(_M_ARM64)
 #include <arm_neon.h>
@@ -345,6 +364,11 @@ static inline uint32_t tp_neon_bits(uint32x4_t m)
 }
 static inline uint32_t vf_eq_bits(tp_vf a, tp_vf b) { return tp_neon_bits(vceqq_f32(a, b)); }
 static inline uint32_t vf_ge_bits(tp_vf a, tp_vf b) { return tp_neon_bits(vcgeq_f32(a, b)); }
+static inline tp_vf vf_keep_bits(tp_vf a, uint32_t m, tp_vf fill)
+{
+    static const uint32_t lane_bit[4] = {1, 2, 4, 8};
+    return vbslq_f32(vtstq_u32(vdupq_n_u32(m), vld1q_u32(lane_bit)), a, fill);
+}
 #define TP_VARITH 1
 static inline tp_vf vf_add(tp_vf a, tp_vf b) { return vaddq_f32(a, b); }
 static inline tp_vf vf_sub(tp_vf a, tp_vf b) { return vsubq_f32(a, b); }
@@ -376,6 +400,8 @@ static inline uint32_t vf_nan_bits(tp_vf a) { return a != a; }
 static inline uint32_t vf_nan2_bits(tp_vf a, tp_vf b) { return (a != a) | (b != b); }
 static inline uint32_t vf_eq_bits(tp_vf a, tp_vf b) { return a == b; }
 static inline uint32_t vf_ge_bits(tp_vf a, tp_vf b) { return a >= b; }
+static inline tp_vf vf_keep_bits(tp_vf a, uint32_t m, tp_vf fill) { return (m & 1) ? a : fill; }
+static inline void vf_store(float *p, tp_vf a) { *p = a; }
 #endif
 
 #ifndef TP_VARITH

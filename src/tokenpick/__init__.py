@@ -1,7 +1,8 @@
 """tokenpick: fast, verified next-token sampling over float32 logits.
 
-Temperature softmax, top-k, top-p (nucleus) and min-p selection, greedy and
-seeded sampling, log-probabilities; a C core driven by Cython with the GIL
+Logit processors (grammar bitmask, logit bias, repetition, frequency and
+presence penalties, min_tokens), temperature softmax, top-k, top-p (nucleus)
+and min-p selection, greedy and seeded sampling, log-probabilities; a C core driven by Cython with the GIL
 released, checked against the pure-numpy :mod:`tokenpick.reference`.
 """
 
@@ -12,9 +13,11 @@ from ._api import (
     logsumexp,
     mask,
     min_p_mask,
+    process_logits,
     sample,
     softmax,
     top_k_mask,
+    token_logprobs,
     top_logprobs,
     top_p_mask,
     uniform,
@@ -31,10 +34,12 @@ __all__ = [
     "logsumexp",
     "mask",
     "min_p_mask",
+    "process_logits",
     "sample",
     "set_num_threads",
     "show_config",
     "softmax",
+    "token_logprobs",
     "top_k_mask",
     "top_logprobs",
     "top_p_mask",

@@ -10,16 +10,16 @@ their executable form.
 
 import numpy as np
 
-from . import _core, _threads
+from . import _core, _processors, _threads
 from . import _params as P
 
 
-def _run_into(kernel, x, args, out):
+def _run_into(kernel, x, args, out, plan=None):
     """An elementwise kernel over x into ``out=`` (checked; x is copied when
     out overlaps it partly) or into a new array, which is returned."""
     x = P.check_out(out, x)
     result = np.empty(x.shape, dtype=np.float32) if out is None else out
-    _run(kernel, x, *args, result, own_outputs=out is None)
+    _run(kernel, x, *args, result, own_outputs=out is None, plan=plan)
     return result
 
 
@@ -28,7 +28,13 @@ def _per_row_result(values, x):
 
 
 def _run(
-    kernel, x, *args, num_threads=None, own_outputs=True, per_thread=_threads.MIN_LOGITS_PER_THREAD
+    kernel,
+    x,
+    *args,
+    num_threads=None,
+    own_outputs=True,
+    per_thread=_threads.MIN_LOGITS_PER_THREAD,
+    plan=None,
 ):
     """The kernel over every row of x, spread over threads when that pays.
 
@@ -36,11 +42,15 @@ def _run(
     the outputs are the call's own arrays (own_outputs), the kernel checks
     each row right before using it and stops at the first bad one (the new
     arrays are dropped); a caller's ``out=`` is checked whole, on this
-    thread, before any work.  Each thread gets at least `per_thread` logits.
+    thread, before any work (with the logit processors of `plan`, if any,
+    which the kernel then applies again row by row).  Each thread gets at
+    least `per_thread` logits.
     """
     nrows = P.nrows(x)
     threads = _threads.thread_count(nrows, x.shape[-1], num_threads, per_thread)
-    stats = None if own_outputs else _core.scan(x)
+    stats = None
+    if not own_outputs:
+        stats = _core.scan(x) if plan is None else _core.check_processed(x, plan)
     if threads == 1:
         kernel(x, stats, *args, 0, nrows)
     else:
@@ -124,12 +134,30 @@ def greedy(logits):
     return _per_row_result(res, x)
 
 
-def mask(logits, *, temperature=1.0, top_k=0, top_p=1.0, min_p=0.0, out=None):
+def mask(
+    logits,
+    *,
+    temperature=1.0,
+    top_k=0,
+    top_p=1.0,
+    min_p=0.0,
+    token_bitmask=None,
+    logit_bias=None,
+    prompt_ids=None,
+    output_ids=None,
+    repetition_penalty=1.0,
+    frequency_penalty=0.0,
+    presence_penalty=0.0,
+    min_tokens=0,
+    stop_ids=None,
+    out=None,
+):
     """A copy of the logits with ``-inf`` outside the kept set.
 
     The filters apply in the order temperature, top-k, top-p (on the
     distribution renormalized after top-k), min-p.  The kept values are the
-    logits themselves, not divided by T.
+    logits themselves, not divided by T; with logit processors, the
+    processed logits (:func:`process_logits`), which the filters then see.
 
     Parameters
     ----------
@@ -146,6 +174,10 @@ def mask(logits, *, temperature=1.0, top_k=0, top_p=1.0, min_p=0.0, out=None):
     min_p : float or array_like of shape (B,)
         In [0, 1]: keep tokens with probability ``>= min_p * max probability``.
         0 disables it.
+    token_bitmask, logit_bias, prompt_ids, output_ids, repetition_penalty,
+    frequency_penalty, presence_penalty, min_tokens, stop_ids
+        The logit processors, applied before the filters: see
+        :func:`process_logits`.  All off by default.
     out : ndarray of float32, optional
         Where to write the result; may be ``logits`` itself.
 
@@ -155,7 +187,21 @@ def mask(logits, *, temperature=1.0, top_k=0, top_p=1.0, min_p=0.0, out=None):
     """
     x = P.as_logits(logits)
     f = P.filters(P.nrows(x), x.shape[-1], temperature, top_k, top_p, min_p)
-    return _run_into(_core.mask, x, f, out)
+    plan = _processors.prepare(
+        P.nrows(x),
+        x.shape[-1],
+        x.ndim == 1,
+        token_bitmask,
+        logit_bias,
+        prompt_ids,
+        output_ids,
+        repetition_penalty,
+        frequency_penalty,
+        presence_penalty,
+        min_tokens,
+        stop_ids,
+    )
+    return _run_into(_core.mask, x, (*f, plan), out, plan)
 
 
 def top_k_mask(logits, top_k, *, out=None):
@@ -173,11 +219,30 @@ def min_p_mask(logits, min_p, *, temperature=1.0, out=None):
     return mask(logits, temperature=temperature, min_p=min_p, out=out)
 
 
-def filtered_probs(logits, *, temperature=1.0, top_k=0, top_p=1.0, min_p=0.0, out=None):
+def filtered_probs(
+    logits,
+    *,
+    temperature=1.0,
+    top_k=0,
+    top_p=1.0,
+    min_p=0.0,
+    token_bitmask=None,
+    logit_bias=None,
+    prompt_ids=None,
+    output_ids=None,
+    repetition_penalty=1.0,
+    frequency_penalty=0.0,
+    presence_penalty=0.0,
+    min_tokens=0,
+    stop_ids=None,
+    out=None,
+):
     """The distribution :func:`sample` draws from.
 
     Softmax at the temperature, restricted to the kept set of :func:`mask`
     and renormalized; 0 outside it, one-hot at the argmax when ``T == 0``.
+    The arguments are :func:`mask`'s; with logit processors, this is the
+    distribution of the processed logits.
 
     Returns
     -------
@@ -185,7 +250,21 @@ def filtered_probs(logits, *, temperature=1.0, top_k=0, top_p=1.0, min_p=0.0, ou
     """
     x = P.as_logits(logits)
     f = P.filters(P.nrows(x), x.shape[-1], temperature, top_k, top_p, min_p)
-    return _run_into(_core.filtered_probs, x, f, out)
+    plan = _processors.prepare(
+        P.nrows(x),
+        x.shape[-1],
+        x.ndim == 1,
+        token_bitmask,
+        logit_bias,
+        prompt_ids,
+        output_ids,
+        repetition_penalty,
+        frequency_penalty,
+        presence_penalty,
+        min_tokens,
+        stop_ids,
+    )
+    return _run_into(_core.filtered_probs, x, (*f, plan), out, plan)
 
 
 def sample(
@@ -195,6 +274,15 @@ def sample(
     top_k=0,
     top_p=1.0,
     min_p=0.0,
+    token_bitmask=None,
+    logit_bias=None,
+    prompt_ids=None,
+    output_ids=None,
+    repetition_penalty=1.0,
+    frequency_penalty=0.0,
+    presence_penalty=0.0,
+    min_tokens=0,
+    stop_ids=None,
     seed=None,
     offset=0,
     uniforms=None,
@@ -214,6 +302,10 @@ def sample(
     logits : array_like, shape (V,) or (B, V)
     temperature, top_k, top_p, min_p
         As for :func:`mask`.
+    token_bitmask, logit_bias, prompt_ids, output_ids, repetition_penalty,
+    frequency_penalty, presence_penalty, min_tokens, stop_ids
+        The logit processors (:func:`process_logits`), applied before the
+        filters; ``T == 0`` rows then take the argmax of the processed logits.
     seed : int or array_like of shape (B,), optional
         Integers in [0, 2**64).  A scalar gives every row the same seed.
         None (the default) draws a fresh seed per row from the OS.
@@ -224,7 +316,8 @@ def sample(
         The ``u`` of each row, in [0, 1), instead of seed and offset.
     return_logprobs : bool
         Also return the log-probability of each chosen token under
-        :func:`filtered_probs`.
+        :func:`filtered_probs` (of the processed logits; :func:`token_logprobs`
+        gives the raw one).
     num_threads : int, optional
         The most threads to spread rows over (default: :func:`get_num_threads`).
 
@@ -244,14 +337,28 @@ def sample(
     x = P.as_logits(logits)
     nrows = P.nrows(x)
     f = P.filters(nrows, x.shape[-1], temperature, top_k, top_p, min_p)
+    plan = _processors.prepare(
+        nrows,
+        x.shape[-1],
+        x.ndim == 1,
+        token_bitmask,
+        logit_bias,
+        prompt_ids,
+        output_ids,
+        repetition_penalty,
+        frequency_penalty,
+        presence_penalty,
+        min_tokens,
+        stop_ids,
+    )
     if num_threads is not None:
         P.thread_limit("num_threads", num_threads)
     u, seeds, offsets = P.uniforms_or_seeds(nrows, seed, offset, uniforms)
     if nrows == 1:  # the shortest way to the kernel: no thread to consider, results made there
-        return _core.sample_row(x, *f, u, seeds, offsets, return_logprobs, x.ndim == 2)
+        return _core.sample_row(x, *f, plan, u, seeds, offsets, return_logprobs, x.ndim == 2)
     tokens = np.empty(nrows, dtype=np.int64)
     logprobs = np.empty(nrows, dtype=np.float32)
-    _run(_core.sample, x, *f, u, seeds, offsets, tokens, logprobs, num_threads=num_threads)
+    _run(_core.sample, x, *f, plan, u, seeds, offsets, tokens, logprobs, num_threads=num_threads)
     if return_logprobs:
         return _per_row_result(tokens, x), _per_row_result(logprobs, x)
     return _per_row_result(tokens, x)
@@ -281,6 +388,141 @@ def top_logprobs(logits, n, temperature=1.0):
     lps = np.empty(x.shape[:-1] + (n,), dtype=np.float32)
     _run(_core.top_logprobs, x, t, n, ids, lps)
     return ids, lps
+
+
+def process_logits(
+    logits,
+    *,
+    token_bitmask=None,
+    logit_bias=None,
+    prompt_ids=None,
+    output_ids=None,
+    repetition_penalty=1.0,
+    frequency_penalty=0.0,
+    presence_penalty=0.0,
+    min_tokens=0,
+    stop_ids=None,
+    out=None,
+):
+    """The logits after the logit processors: what the filters of :func:`sample`,
+    :func:`filtered_probs` and :func:`mask` see when given the same arguments.
+
+    Each row goes through, in this order (vLLM's; HF and llama.cpp also bias
+    before they penalize): the bans (the bitmask's zeros, ``-inf`` biases, the
+    stop ids while ``min_tokens`` is unmet); the finite biases, added; the
+    repetition penalty; the frequency and presence penalties.  The tokens
+    they change are computed in float64 from the float32 logit and rounded
+    to float32 once; every other token keeps its logit bit for bit.  A banned
+    token stays ``-inf`` whatever the biases and penalties.  Every argument is
+    off by default; with none given the result is a float32 copy of the logits.
+
+    Parameters
+    ----------
+    logits : array_like, shape (V,) or (B, V)
+    token_bitmask : int32 or uint32 array, shape (W,) or (B, W), optional
+        A grammar's allowed tokens in xgrammar's and llguidance's layout: token
+        j is allowed iff bit ``j % 32`` of word ``j // 32`` is 1 (the bits count,
+        not the sign: an int32 word of -1 allows its 32 tokens).  ``(W,)``
+        serves every row.  Tokens ``j >= 32 * W`` are banned; bits past V are
+        ignored.  Another dtype is a TypeError.
+    logit_bias : mapping, or a sequence of B mappings or None, optional
+        ``{token_id: bias}`` added to the logits; one mapping serves every row.
+        Ids in [0, V) (integers; convert JSON's string keys with ``int``);
+        biases real, ``-inf`` bans, NaN and ``+inf`` are errors.
+    prompt_ids, output_ids : integer ids, optional
+        Each row's tokens so far: a 2-D integer array ``(B, L)`` padded with -1,
+        or a sequence of B 1-D arrays or lists; for 1-D logits, one 1-D list.
+        -1 is padding wherever it stands and counts for nothing.  Repeats are
+        counted, in any order.
+    repetition_penalty : float or array_like of shape (B,)
+        ``p > 0``: every token present in prompt or output (once, however often)
+        becomes ``x / p`` if ``x > 0``, else ``x * p``, with x the biased logit
+        (HF's ``RepetitionPenaltyLogitsProcessor``, vLLM).  1 disables it.
+    frequency_penalty, presence_penalty : float or array_like of shape (B,)
+        Finite: ``x -= f * c + r * (c > 0)``, c the token's count in
+        ``output_ids`` only (OpenAI's formula, vLLM).  0 disables them.
+    min_tokens : int or array_like of shape (B,)
+        While a row's output holds fewer tokens than this (padding aside), the
+        ids of its ``stop_ids`` are banned.  There is no implicit EOS: list it
+        among the stop ids.  ``min_tokens > 0`` without ``stop_ids`` is an error.
+    stop_ids : integer ids, optional
+        One 1-D list for every row, or one per row (padded 2-D, or B lists).
+    out : ndarray of float32, optional
+        Where to write the result; may be ``logits`` itself (in place).
+
+    Returns
+    -------
+    ndarray of float32, the shape of logits; ``-inf`` where banned.
+
+    Raises
+    ------
+    TypeError, ValueError
+        For wrong types, shapes, ids or values, naming the row; for a row the
+        processors leave with no token, or whose processed logit leaves
+        float32's range upwards.  Nothing is written before an error.
+
+    Examples
+    --------
+    >>> import numpy as np, tokenpick
+    >>> x = np.zeros(6, dtype=np.float32)
+    >>> tokenpick.process_logits(x, token_bitmask=np.array([0b100101], dtype=np.int32))
+    array([  0., -inf,   0., -inf, -inf,   0.], dtype=float32)
+    >>> tokenpick.process_logits(np.array([2.0, -2.0, 1.0], dtype=np.float32),
+    ...                          prompt_ids=[0, 1], output_ids=[2, 2, -1],
+    ...                          repetition_penalty=2.0, frequency_penalty=0.25)
+    array([ 1., -4.,  0.], dtype=float32)
+    """
+    x = P.as_logits(logits)
+    plan = _processors.prepare(
+        P.nrows(x),
+        x.shape[-1],
+        x.ndim == 1,
+        token_bitmask,
+        logit_bias,
+        prompt_ids,
+        output_ids,
+        repetition_penalty,
+        frequency_penalty,
+        presence_penalty,
+        min_tokens,
+        stop_ids,
+    )
+    if plan is None:  # nothing to apply: the checked logits, as float32
+        x = P.check_out(out, x)
+        _core.scan(x)
+        if out is None:
+            return x.copy()
+        np.copyto(out, x)
+        return out
+    return _run_into(_core.process, x, (plan,), out, plan)
+
+
+def token_logprobs(logits, tokens, temperature=1.0):
+    """The raw log-probability of given tokens: ``log_softmax(logits, T)`` at them.
+
+    Raw: of the logits as given, before any processor or filter (vLLM's raw
+    logprobs; what an RL trainer recomputes for the tokens a rollout drew).
+
+    Parameters
+    ----------
+    logits : array_like, shape (V,) or (B, V)
+    tokens : int or array_like of int, shape (B,)
+        One id in [0, V) per row; a scalar serves every row.
+    temperature : float or array_like of shape (B,)
+        ``T == 0`` gives 0 at the argmax and ``-inf`` elsewhere.
+
+    Returns
+    -------
+    float32 scalar for 1-D logits, else ndarray of float32, shape (B,)
+        Equal to ``log_softmax(logits, temperature)`` at the tokens, bit for bit.
+    """
+    x = P.as_logits(logits)
+    nrows = P.nrows(x)
+    toks = P.token_rows("tokens", tokens, nrows, x.shape[-1])
+    t = P.temperatures(temperature, nrows)
+    res = np.empty(nrows, dtype=np.float32)
+    _run(_core.token_logprobs, x, t, toks, res)
+    return _per_row_result(res, x)
 
 
 def uniform(seed, offset=0):

@@ -21,7 +21,7 @@ right before each row is used, when they are the call's own.
 from cpython.float cimport PyFloat_AS_DOUBLE, PyFloat_CheckExact
 from cpython.long cimport PyLong_AsLongLongAndOverflow, PyLong_CheckExact
 from libc.math cimport INFINITY, nextafter
-from libc.stdint cimport int64_t, uint64_t
+from libc.stdint cimport int64_t, uint32_t, uint64_t
 from libc.stdlib cimport calloc, free, malloc
 from libc.string cimport memcpy
 
@@ -40,10 +40,36 @@ cdef extern from "tokenpick.h" nogil:
         TP_ERR_NAN
         TP_ERR_POSINF
         TP_ERR_ALL_NEGINF
+        TP_ERR_NONE_LEFT
 
     ctypedef struct tp_rowstat:
         float max
         int64_t argmax
+
+    ctypedef struct tp_proc:
+        pass
+
+    ctypedef struct tp_proc_args:
+        const uint32_t *bitmask
+        int64_t words
+        const int64_t *bias_ids
+        const double *bias
+        int64_t nbias
+        const int64_t *prompt
+        const int64_t *output
+        const int64_t *stop
+        int64_t nprompt, noutput, nstop
+        double repetition, frequency, presence
+        int64_t min_tokens
+
+    ctypedef struct tp_proc_scratch:
+        pass
+
+    tp_proc_scratch *tp_proc_scratch_new(int64_t n, int64_t ids) noexcept
+    void tp_proc_scratch_free(tp_proc_scratch *s) noexcept
+    int64_t tp_proc_prepare(const float *x, int64_t n, const tp_proc_args *a,
+                            tp_proc_scratch *s, tp_proc *p) noexcept
+    void tp_proc_finish(tp_proc_scratch *s) noexcept
 
     ctypedef struct tp_filter:
         double temperature
@@ -52,6 +78,7 @@ cdef extern from "tokenpick.h" nogil:
         double min_p
 
     ctypedef struct tp_keep:
+        const float *row
         int greedy
 
     ctypedef struct tp_workspace:
@@ -67,11 +94,16 @@ cdef extern from "tokenpick.h" nogil:
         int (*scan)(const float *x, int64_t n, tp_rowstat *st) noexcept nogil
         int (*scan_top_k)(const float *x, int64_t n, int64_t k, tp_workspace *ws,
                           tp_rowstat *st) noexcept nogil
+        int (*scan_processed)(const float *x, int64_t n, int64_t k, const tp_proc *p,
+                              tp_workspace *ws, tp_rowstat *st) noexcept nogil
+        void (*process)(const float *x, int64_t n, const tp_proc *p, float *out) noexcept nogil
         void (*softmax)(const float *x, int64_t n, const tp_rowstat *st, double T,
                         float *out) noexcept nogil
         void (*log_softmax)(const float *x, int64_t n, const tp_rowstat *st, double T,
                             float *out) noexcept nogil
         float (*logsumexp)(const float *x, int64_t n, const tp_rowstat *st, double T) noexcept nogil
+        float (*token_logprob)(const float *x, int64_t n, const tp_rowstat *st, double T,
+                               int64_t token) noexcept nogil
         void (*keep)(const float *x, int64_t n, const tp_rowstat *st, const tp_filter *f,
                      tp_workspace *ws, tp_keep *keep) noexcept nogil
         void (*mask)(const float *x, int64_t n, const tp_keep *keep, float *out) noexcept nogil
@@ -321,6 +353,133 @@ cdef inline void _filter_row(const _Filters *f, int64_t i, tp_filter *row) noexc
     row.min_p = _f64(&f.m, i)
 
 
+# ---- logit processors: each row's arguments, and the thread's scratch ----------
+
+cdef struct _IdLists:
+    # Lists of ids, one per row, packed: row i's are ids[starts[r]:starts[r + 1]],
+    # with r = i, or r = 0 for every row (shared); ids NULL: none given.
+    const int64_t *ids
+    const int64_t *starts
+    bint shared
+
+
+cdef struct _Plan:
+    # The processor arguments of every row, as tokenpick._processors.prepare
+    # gives them (a Plan, which the caller keeps alive while these are read).
+    const uint32_t *bitmask  # (R, words); NULL: none given
+    int64_t words
+    bint bitmask_shared      # R == 1: one bitmask for every row
+    _IdLists bias, prompt, output, stop
+    const double *bias_vals  # beside bias.ids
+    _Column rep, freq, pres, min_tokens
+    _Scalar reps, freqs, press, mins
+
+
+# The words of a bitmask of width 0, which bans every token (a pointer that is not NULL).
+cdef uint32_t _NO_WORDS[1]
+
+
+cdef int _id_lists(ids, starts, _IdLists *lists) except -1:
+    lists.ids = NULL
+    lists.starts = NULL
+    lists.shared = True
+    if ids is not None:
+        lists.ids = <const int64_t *>cnp.PyArray_DATA(<cnp.ndarray?>ids)
+        lists.starts = <const int64_t *>cnp.PyArray_DATA(<cnp.ndarray?>starts)
+        lists.shared = cnp.PyArray_SIZE(<cnp.ndarray>starts) == 2
+    return 0
+
+
+cdef int _read_plan(plan, _Plan *pl) except -1:
+    """Point pl at the arrays of plan (tokenpick._processors.Plan)."""
+    (bitmask, bias_ids, bias_vals, bias_starts, prompt_ids, prompt_starts, output_ids,
+     output_starts, stop_ids, stop_starts, repetition, frequency, presence, min_tokens) = plan
+    cdef cnp.ndarray words
+    pl.bitmask = NULL
+    pl.words = 0
+    pl.bitmask_shared = True
+    if bitmask is not None:
+        words = <cnp.ndarray?>bitmask
+        pl.words = cnp.PyArray_DIMS(words)[1]
+        pl.bitmask = <const uint32_t *>cnp.PyArray_DATA(words) if pl.words > 0 else _NO_WORDS
+        pl.bitmask_shared = cnp.PyArray_DIMS(words)[0] == 1
+    _id_lists(bias_ids, bias_starts, &pl.bias)
+    pl.bias_vals = NULL if bias_vals is None else <const double *>cnp.PyArray_DATA(
+        <cnp.ndarray?>bias_vals)
+    _id_lists(prompt_ids, prompt_starts, &pl.prompt)
+    _id_lists(output_ids, output_starts, &pl.output)
+    _id_lists(stop_ids, stop_starts, &pl.stop)
+    _column(repetition, cnp.NPY_FLOAT64, &pl.rep, &pl.reps)
+    _column(frequency, cnp.NPY_FLOAT64, &pl.freq, &pl.freqs)
+    _column(presence, cnp.NPY_FLOAT64, &pl.pres, &pl.press)
+    _column(min_tokens, cnp.NPY_INT64, &pl.min_tokens, &pl.mins)
+    return 0
+
+
+cdef inline int64_t _segment(const _IdLists *lists, int64_t i,
+                             const int64_t **ids) noexcept nogil:
+    """Row i's list: its ids into *ids, its length returned."""
+    if lists.ids == NULL:
+        ids[0] = NULL
+        return 0
+    cdef int64_t r = 0 if lists.shared else i
+    ids[0] = lists.ids + lists.starts[r]
+    return lists.starts[r + 1] - lists.starts[r]
+
+
+cdef void _row_args(const _Plan *pl, int64_t i, tp_proc_args *a) noexcept nogil:
+    """Row i's processor arguments, as tp_proc_prepare takes them."""
+    a.bitmask = pl.bitmask
+    a.words = pl.words
+    if pl.bitmask != NULL and not pl.bitmask_shared:
+        a.bitmask = pl.bitmask + i * pl.words
+    a.nbias = _segment(&pl.bias, i, &a.bias_ids)
+    a.bias = NULL if a.bias_ids == NULL else pl.bias_vals + (a.bias_ids - pl.bias.ids)
+    a.nprompt = _segment(&pl.prompt, i, &a.prompt)
+    a.noutput = _segment(&pl.output, i, &a.output)
+    a.nstop = _segment(&pl.stop, i, &a.stop)
+    a.repetition = _f64(&pl.rep, i)
+    a.frequency = _f64(&pl.freq, i)
+    a.presence = _f64(&pl.pres, i)
+    a.min_tokens = _i64(&pl.min_tokens, i)
+
+
+cdef int64_t _plan_ids(const _Plan *pl, int64_t start, int64_t stop) noexcept:
+    """The most ids any row of [start, stop) gives tp_proc_prepare."""
+    cdef tp_proc_args a
+    cdef int64_t i, most = 0
+    for i in range(start, stop):
+        _row_args(pl, i, &a)
+        most = max(most, a.nbias + a.nprompt + a.noutput + a.nstop)
+    return most
+
+
+cdef class _ProcScratch:
+    """tp_proc_scratch for rows of n tokens and up to cap ids."""
+    cdef tp_proc_scratch *s
+    cdef int64_t n, cap
+
+    def __cinit__(self, int64_t n, int64_t cap):
+        self.s = tp_proc_scratch_new(n, cap)
+        if self.s == NULL:
+            raise MemoryError()
+        self.n = n
+        self.cap = cap
+
+    def __dealloc__(self):
+        tp_proc_scratch_free(self.s)
+
+
+cdef _ProcScratch _proc_scratch(int64_t n, int64_t ids):
+    """This thread's scratch for the processors of rows of n tokens, made
+    anew when n changes or the ids outgrow it (then with room to spare)."""
+    cdef _ProcScratch s = getattr(_per_thread, "proc", None)
+    if s is None or s.n != n or s.cap < ids:
+        s = _ProcScratch(n, max(ids, 2 * s.cap if s is not None and s.n == n else 0, 4096))
+        _per_thread.proc = s
+    return s
+
+
 # ---- the checking pass --------------------------------------------------------
 
 cdef class _RowStats:
@@ -336,7 +495,20 @@ cdef class _RowStats:
         free(self.st)
 
 
-cdef int _raise_bad_row(int code, int64_t row) except -1:
+cdef enum:
+    # a row's processed logit beyond float32 (tp_proc_prepare), after the checks of tokenpick.h
+    _ERR_OVERFLOW = 100
+
+
+cdef int _raise_bad_row(int code, int64_t row, int64_t token=-1) except -1:
+    if code == TP_ERR_NONE_LEFT:
+        raise ValueError(
+            f"logits row {row} has no token left after the logit processors (token_bitmask, "
+            "-inf logit_bias, min_tokens with stop_ids): nothing can be chosen")
+    if code == _ERR_OVERFLOW:
+        raise ValueError(
+            f"logits row {row}: the logit processors take token {token}'s logit beyond "
+            "float32's range (+inf or NaN)")
     if code == TP_ERR_NAN:
         raise ValueError(f"logits row {row} contains NaN")
     if code == TP_ERR_POSINF:
@@ -350,21 +522,36 @@ cdef struct _Checked:
     # The stats of each row as a kernel reaches it: from the checking pass
     # already run over every row (given), or from checking the row right
     # before its use, while it is still in cache (given == NULL; code and bad
-    # then tell of the first bad row, where the kernel stops).
+    # then tell of the first bad row, where the kernel stops, and bad_token
+    # of the token that overflowed, for _ERR_OVERFLOW).  With logit
+    # processors (plan), each row's are made ready in proc, with the
+    # thread's scratch, before its checking pass, and _row_done undoes them.
     const float *rows
     int64_t V
     const tp_rowstat *given
     tp_rowstat own
     int code
     int64_t bad
+    int64_t bad_token
+    const _Plan *plan
+    tp_proc_scratch *scratch
+    tp_proc proc
 
 
-cdef int _checked_rows(_Checked *c, stats, cnp.ndarray x) except -1:
+cdef int _checked_rows(_Checked *c, stats, cnp.ndarray x, const _Plan *plan=NULL,
+                       int64_t start=0, int64_t stop=0) except -1:
+    """Set c up for rows [start, stop) of x (the range matters with a plan)."""
     c.rows = <const float *>cnp.PyArray_DATA(x)
     c.V = _vocab(x)
     c.given = NULL if stats is None else (<_RowStats?>stats).st
     c.code = TP_OK
     c.bad = -1
+    c.bad_token = -1
+    c.plan = plan
+    c.scratch = NULL
+    if plan != NULL:
+        c.given = NULL  # the stats of processed rows are made row by row
+        c.scratch = _proc_scratch(c.V, _plan_ids(plan, start, stop)).s
     return 0
 
 
@@ -376,11 +563,34 @@ cdef inline const tp_rowstat *_row_stat(_Checked *c, int64_t i, const tp_filter 
     if c.given != NULL:
         return &c.given[i]
     cdef int64_t top_k = f.top_k if f != NULL and f.temperature != 0.0 else 0
-    c.code = K.scan_top_k(c.rows + i * c.V, c.V, top_k, ws, &c.own)
+    cdef const float *x = c.rows + i * c.V
+    cdef tp_proc_args a
+    cdef int64_t overflow = -1
+    if c.plan == NULL:
+        c.code = K.scan_top_k(x, c.V, top_k, ws, &c.own)
+    else:
+        _row_args(c.plan, i, &a)
+        overflow = tp_proc_prepare(x, c.V, &a, c.scratch, &c.proc)
+        c.code = K.scan_processed(x, c.V, top_k, &c.proc, ws, &c.own)
+        if overflow >= 0 and (c.code == TP_OK or c.code == TP_ERR_NONE_LEFT):
+            c.code = _ERR_OVERFLOW  # the logits' own problems first, then the processors'
+            c.bad_token = overflow
+        if c.code != TP_OK:
+            tp_proc_finish(c.scratch)
     if c.code != TP_OK:
         c.bad = i
         return NULL
     return &c.own
+
+
+cdef inline void _row_done(_Checked *c) noexcept nogil:
+    """After the kernels are done with a row that _row_stat passed."""
+    if c.plan != NULL:
+        tp_proc_finish(c.scratch)
+
+
+cdef inline int _raise_first_bad(const _Checked *c) except -1:
+    return _raise_bad_row(c.code, c.bad, c.bad_token)
 
 
 cdef class _Workspace:
@@ -465,7 +675,7 @@ cdef int _by_temperature(_ByTemperature op, cnp.ndarray x, stats, temperature,
                 K.log_softmax(rows + i * V, V, st, _f64(&t, i), dest + i * V)
             else:
                 dest[i] = K.logsumexp(rows + i * V, V, st, _f64(&t, i))
-    return _raise_bad_row(c.code, c.bad)
+    return _raise_first_bad(&c)
 
 
 def softmax(cnp.ndarray x not None, stats, temperature, cnp.ndarray out not None,
@@ -497,13 +707,14 @@ def greedy(cnp.ndarray x not None, stats, cnp.ndarray out not None, int64_t star
             if st == NULL:
                 break
             dest[i] = st.argmax
-    _raise_bad_row(c.code, c.bad)
+    _raise_first_bad(&c)
 
 
-cdef int _kept(bint probs, cnp.ndarray x, stats, temperature, top_k, top_p, min_p,
+cdef int _kept(bint probs, cnp.ndarray x, stats, temperature, top_k, top_p, min_p, plan,
                cnp.ndarray out, int64_t start, int64_t stop) except -1:
     """The kept set of rows [start, stop) into out: as a mask of the logits,
-    or (probs) as the renormalized probabilities."""
+    or (probs) as the renormalized probabilities; of the processed logits
+    with a plan (tokenpick._processors.Plan, or None)."""
     cdef _Checked c
     cdef const tp_rowstat *st
     cdef _Workspace w = _workspace()
@@ -513,7 +724,10 @@ cdef int _kept(bint probs, cnp.ndarray x, stats, temperature, top_k, top_p, min_
     cdef _Filters f
     cdef tp_filter row
     cdef tp_keep keep
-    _checked_rows(&c, stats, x)
+    cdef _Plan pl
+    if plan is not None:
+        _read_plan(plan, &pl)
+    _checked_rows(&c, stats, x, &pl if plan is not None else NULL, start, stop)
     _filters(&f, temperature, top_k, top_p, min_p)
     with nogil:
         for i in range(start, stop):
@@ -523,20 +737,57 @@ cdef int _kept(bint probs, cnp.ndarray x, stats, temperature, top_k, top_p, min_
                 break
             K.keep(rows + i * V, V, st, &row, w.ws, &keep)
             if probs:
-                K.filtered_probs(rows + i * V, V, &keep, dest + i * V)
+                K.filtered_probs(keep.row, V, &keep, dest + i * V)
             else:
-                K.mask(rows + i * V, V, &keep, dest + i * V)
-    return _raise_bad_row(c.code, c.bad)
+                K.mask(keep.row, V, &keep, dest + i * V)
+            _row_done(&c)
+    return _raise_first_bad(&c)
 
 
-def mask(cnp.ndarray x not None, stats, temperature, top_k, top_p, min_p,
+def mask(cnp.ndarray x not None, stats, temperature, top_k, top_p, min_p, plan,
          cnp.ndarray out not None, int64_t start, int64_t stop):
-    _kept(False, x, stats, temperature, top_k, top_p, min_p, out, start, stop)
+    _kept(False, x, stats, temperature, top_k, top_p, min_p, plan, out, start, stop)
 
 
-def filtered_probs(cnp.ndarray x not None, stats, temperature, top_k, top_p, min_p,
+def filtered_probs(cnp.ndarray x not None, stats, temperature, top_k, top_p, min_p, plan,
                    cnp.ndarray out not None, int64_t start, int64_t stop):
-    _kept(True, x, stats, temperature, top_k, top_p, min_p, out, start, stop)
+    _kept(True, x, stats, temperature, top_k, top_p, min_p, plan, out, start, stop)
+
+
+def process(cnp.ndarray x not None, stats, plan, cnp.ndarray out not None, int64_t start,
+            int64_t stop):
+    """The processed logits of rows [start, stop) into out (which may be x)."""
+    cdef _Checked c
+    cdef int64_t i, V = _vocab(x)
+    cdef float *dest = <float *>cnp.PyArray_DATA(out)
+    cdef _Workspace w = _workspace()
+    cdef _Plan pl
+    _read_plan(plan, &pl)
+    _checked_rows(&c, None, x, &pl, start, stop)
+    with nogil:
+        for i in range(start, stop):
+            if _row_stat(&c, i, NULL, w.ws) == NULL:
+                break
+            K.process(c.rows + i * V, V, &c.proc, dest + i * V)
+            _row_done(&c)
+    _raise_first_bad(&c)
+
+
+def check_processed(cnp.ndarray x not None, plan):
+    """The checking pass over every processed row, for calls that write into
+    the caller's arrays: ValueError naming the first bad row, or None."""
+    cdef _Checked c
+    cdef int64_t i, nrows = cnp.PyArray_SIZE(x) // _vocab(x)
+    cdef _Workspace w = _workspace()
+    cdef _Plan pl
+    _read_plan(plan, &pl)
+    _checked_rows(&c, None, x, &pl, 0, nrows)
+    with nogil:
+        for i in range(nrows):
+            if _row_stat(&c, i, NULL, w.ws) == NULL:
+                break
+            _row_done(&c)
+    _raise_first_bad(&c)
 
 
 cdef inline bint _worth_releasing_gil(int64_t V, int64_t rows) noexcept:
@@ -567,11 +818,12 @@ cdef void _sample_rows(_Checked *c, const _Filters *f, const _Draws *d, tp_works
             break
         K.keep(c.rows + i * c.V, c.V, st, &row, ws, &keep)
         u = _f64(&d.u, i) if d.given else tp_uniform(_u64(&d.seed, i), _u64(&d.offset, i))
-        token[i] = K.sample(c.rows + i * c.V, c.V, &keep, u, ws, &logprob[i])
+        token[i] = K.sample(keep.row, c.V, &keep, u, ws, &logprob[i])
+        _row_done(c)
 
 
-cdef int _sample(cnp.ndarray x, stats, temperature, top_k, top_p, min_p, uniforms, seeds,
-                 offsets, int64_t *token, float *logprob, int64_t start,
+cdef int _sample(cnp.ndarray x, stats, temperature, top_k, top_p, min_p, plan, uniforms,
+                 seeds, offsets, int64_t *token, float *logprob, int64_t start,
                  int64_t stop) except -1:
     cdef _Checked c
     cdef _Workspace w = _workspace()
@@ -579,7 +831,10 @@ cdef int _sample(cnp.ndarray x, stats, temperature, top_k, top_p, min_p, uniform
     cdef _Filters f
     cdef _Draws d
     cdef _Scalar us, ss, os_
-    _checked_rows(&c, stats, x)
+    cdef _Plan pl
+    if plan is not None:
+        _read_plan(plan, &pl)
+    _checked_rows(&c, stats, x, &pl if plan is not None else NULL, start, stop)
     _filters(&f, temperature, top_k, top_p, min_p)
     d.given = uniforms is not None
     if d.given:
@@ -592,15 +847,15 @@ cdef int _sample(cnp.ndarray x, stats, temperature, top_k, top_p, min_p, uniform
             _sample_rows(&c, &f, &d, w.ws, token, logprob, start, stop)
     else:
         _sample_rows(&c, &f, &d, w.ws, token, logprob, start, stop)
-    _raise_bad_row(c.code, c.bad)
+    _raise_first_bad(&c)
     return 0
 
 
-def sample(cnp.ndarray x not None, stats, temperature, top_k, top_p, min_p,
+def sample(cnp.ndarray x not None, stats, temperature, top_k, top_p, min_p, plan,
            uniforms, seeds, offsets, cnp.ndarray tokens not None,
            cnp.ndarray logprobs not None, int64_t start, int64_t stop):
     """Either uniforms (float64), or seeds and offsets (uint64), is None."""
-    _sample(x, stats, temperature, top_k, top_p, min_p, uniforms, seeds, offsets,
+    _sample(x, stats, temperature, top_k, top_p, min_p, plan, uniforms, seeds, offsets,
             <int64_t *>cnp.PyArray_DATA(tokens), <float *>cnp.PyArray_DATA(logprobs),
             start, stop)
 
@@ -622,15 +877,15 @@ cdef object _one(void *value, cnp.dtype dtype, bint as_array):
     return a
 
 
-def sample_row(cnp.ndarray x not None, temperature, top_k, top_p, min_p, uniforms, seeds,
-               offsets, bint return_logprob, bint as_arrays):
+def sample_row(cnp.ndarray x not None, temperature, top_k, top_p, min_p, plan, uniforms,
+               seeds, offsets, bint return_logprob, bint as_arrays):
     """sample for x of one row, (V,) or (1, V): the token as a numpy int64,
     with its logprob as a numpy float32 if return_logprob (a pair), or
     (as_arrays) each as an array of shape (1,); made here, as numpy's own
     constructors cost more than the kernel on a short row."""
     cdef int64_t token = 0
     cdef float logprob = 0.0
-    _sample(x, None, temperature, top_k, top_p, min_p, uniforms, seeds, offsets,
+    _sample(x, None, temperature, top_k, top_p, min_p, plan, uniforms, seeds, offsets,
             &token, &logprob, 0, 1)
     if return_logprob:
         return _one(&token, _INT64, as_arrays), _one(&logprob, _FLOAT32, as_arrays)
@@ -661,7 +916,28 @@ def top_logprobs(cnp.ndarray x not None, stats, temperature, int64_t m,
             ranked.ids = id_rows + i * m
             ranked.lps = lp_rows + i * m
             K.top_logprobs(rows + i * V, V, st, _f64(&t, i), w.ws, &ranked)
-    _raise_bad_row(c.code, c.bad)
+    _raise_first_bad(&c)
+
+
+def token_logprobs(cnp.ndarray x not None, stats, temperature, tokens,
+                   cnp.ndarray out not None, int64_t start, int64_t stop):
+    """log_softmax(x, T) at each row's token (int64 per-row) into out (float32)."""
+    cdef _Checked c
+    cdef const tp_rowstat *st
+    cdef int64_t i, V = _vocab(x)
+    cdef float *dest = <float *>cnp.PyArray_DATA(out)
+    cdef _Column t, tok
+    cdef _Scalar ts, toks
+    _checked_rows(&c, stats, x)
+    _column(temperature, cnp.NPY_FLOAT64, &t, &ts)
+    _column(tokens, cnp.NPY_INT64, &tok, &toks)
+    with nogil:
+        for i in range(start, stop):
+            st = _row_stat(&c, i, NULL, NULL)
+            if st == NULL:
+                break
+            dest[i] = K.token_logprob(c.rows + i * V, V, st, _f64(&t, i), _i64(&tok, i))
+    _raise_first_bad(&c)
 
 
 def uniform(seeds, offsets, cnp.ndarray out not None):

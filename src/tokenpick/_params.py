@@ -329,6 +329,16 @@ def thread_limit(name, value):
     return n
 
 
+def token_rows(name, value, nrows, vocab):
+    """One token id in [0, V) per row: a Python int, or an int64 array of shape (nrows,)."""
+    rule = Rule(0, vocab, hi_open=True, integer=True)
+    rule.text = f"a token id in [0, V) = [0, {vocab})"
+    if type(value) is int and rule.holds(value):  # the common case, kept cheap
+        return value
+    a = int_rows(name, value, nrows, rule)
+    return np.broadcast_to(a.astype(np.int64).reshape(-1) if a.ndim else a.astype(np.int64), (nrows,))
+
+
 def top_logprobs_n(value, vocab):
     """top_logprobs' n: an integer in [1, V]."""
     n = integer("n", value)

@@ -1,0 +1,141 @@
+/*
+ * The logit processors, applied as the kernels read the row (tp_proc in
+ * tokenpick.h): a token whose allow bit is set reads as its logit, any
+ * other as its patch (-inf where banned).  The checking pass reads the row
+ * through them at the cost of a blend per vector, and top-k's block route
+ * processes only the blocks it gathers from (topk.c); the routes that read
+ * the row whole get it processed into proc->row first (keep.c).
+ */
+#include "row.h"
+#include "vec.h"
+
+/* The allow bits of the TP_VW tokens from i (i a multiple of TP_VW, which
+ * divides 32), in the low bits. */
+TP_FORCE_INLINE uint32_t allow_lanes(const tp_proc *p, int64_t i)
+{
+    const uint32_t lanes = (uint32_t)((1ull << TP_VW) - 1);
+    return (p->allow[i >> 5] >> (i & 31)) & lanes;
+}
+
+TP_FORCE_INLINE int allows(const tp_proc *p, int64_t j)
+{
+    return (int)((p->allow[j >> 5] >> (j & 31)) & 1u);
+}
+
+/* out[from..to) = the processed logits of those tokens (from a multiple of
+ * TP_VW); out may be x. */
+static void process_range(const float *x, int64_t from, int64_t to, const tp_proc *p, float *out)
+{
+    const uint32_t all = (uint32_t)((1ull << TP_VW) - 1);
+    int64_t i = from;
+    for (; i + TP_VW <= to; i += TP_VW) {
+        const uint32_t on = allow_lanes(p, i);
+        tp_vf v = vf_load(x + i);
+        if (on != all)
+            v = vf_keep_bits(v, on, vf_load(p->patch + i));
+        vf_store(out + i, v);
+    }
+    for (; i < to; i++)
+        out[i] = allows(p, i) ? x[i] : p->patch[i];
+}
+
+static void tp_process_f32(const float *x, int64_t n, const tp_proc *p, float *out)
+{
+    process_range(x, 0, n, p, out);
+}
+
+/* The first allowed token of x[from..from+len) equal to v, or -1. */
+static int64_t first_allowed_equal(const float *x, int64_t from, int64_t len, const tp_proc *p,
+                                   float v)
+{
+    const tp_vf vv = vf_set1(v);
+    int64_t i = from;
+    for (; i + TP_VW <= from + len; i += TP_VW) {
+        const uint32_t hits = vf_eq_bits(vf_load(x + i), vv) & allow_lanes(p, i);
+        if (hits)
+            return i + tp_lowest_bit(hits);
+    }
+    for (; i < from + len; i++)
+        if (allows(p, i) && x[i] == v)
+            return i;
+    return -1;
+}
+
+/* The checking pass of scan.c over blocks of bs tokens (a power of two, at
+ * least 32), reading the row through the processors: the max of each block
+ * of the processed row into bmax[] if not NULL, its max and argmax, and the
+ * checks of x itself (NaN, +inf, all -inf), which come first. */
+static int scan_processed_blocks(const float *x, int64_t n, int64_t bs, const tp_proc *p,
+                                 float *bmax, tp_rowstat *st)
+{
+    const tp_vf none = vf_set1(-INFINITY);
+    float max = -INFINITY, raw = -INFINITY; /* of the allowed logits; of all */
+    int64_t best = 0;                       /* the block where max first appears */
+    uint32_t nan = 0;
+    for (int64_t at = 0; at < n; at += bs) {
+        const int64_t end = n - at < bs ? n : at + bs;
+        tp_vf m0 = none, m1 = none, r0 = none, r1 = none;
+        int64_t i = at;
+        for (; i + 2 * TP_VW <= end; i += 2 * TP_VW) {
+            const tp_vf a = vf_load(x + i), b = vf_load(x + i + TP_VW);
+            nan |= vf_nan2_bits(a, b);
+            r0 = vf_max(r0, a);
+            r1 = vf_max(r1, b);
+            m0 = vf_max(m0, vf_keep_bits(a, allow_lanes(p, i), none));
+            m1 = vf_max(m1, vf_keep_bits(b, allow_lanes(p, i + TP_VW), none));
+        }
+        for (; i + TP_VW <= end; i += TP_VW) {
+            const tp_vf a = vf_load(x + i);
+            nan |= vf_nan_bits(a);
+            r0 = vf_max(r0, a);
+            m0 = vf_max(m0, vf_keep_bits(a, allow_lanes(p, i), none));
+        }
+        float block_max = vf_hmax(vf_max(m0, m1)), block_raw = vf_hmax(vf_max(r0, r1));
+        for (; i < end; i++) {
+            nan |= x[i] != x[i];
+            block_raw = x[i] > block_raw ? x[i] : block_raw;
+            if (allows(p, i) && x[i] > block_max)
+                block_max = x[i];
+        }
+        if (bmax)
+            bmax[at / bs] = block_max;
+        raw = block_raw > raw ? block_raw : raw;
+        if (block_max > max) {
+            max = block_max;
+            best = at;
+        }
+    }
+    st->bmax = NULL;
+    st->bmax_bs = 0;
+    st->proc = p;
+    if (nan)
+        return TP_ERR_NAN;
+    if (raw == INFINITY)
+        return TP_ERR_POSINF;
+    if (raw == -INFINITY)
+        return TP_ERR_ALL_NEGINF;
+
+    /* the patched tokens: the largest, lowest id first, and the blocks' maxima */
+    float patch_max = -INFINITY;
+    int64_t patch_at = n;
+    for (int64_t j = 0; j < p->nids; j++) {
+        const int64_t id = p->ids[j];
+        const float v = p->patch[id];
+        if (v > patch_max || (v == patch_max && id < patch_at)) {
+            patch_max = v;
+            patch_at = id;
+        }
+        if (bmax && v > bmax[id / bs])
+            bmax[id / bs] = v;
+    }
+    st->max = max > patch_max ? max : patch_max;
+    if (st->max == -INFINITY)
+        return TP_ERR_NONE_LEFT;
+    int64_t at = n;
+    if (max == st->max) {
+        const int64_t len = n - best < bs ? n - best : bs;
+        at = first_allowed_equal(x, best, len, p, max);
+    }
+    st->argmax = patch_max == st->max && patch_at < at ? patch_at : at;
+    return TP_OK;
+}
