@@ -112,9 +112,9 @@ void tp_workspace_free(tp_workspace *ws);
 
 /* The kept set of a row: every token with x >= threshold, or, for greedy
  * rows, only the argmax.  Tokens at -inf may be "kept" but have probability 0.
- * When ncand >= 0, the kept tokens are also listed, in ascending id, in
- * cand_id[0..ncand) with their logits in cand_x (pointing into the workspace),
- * so later kernels touch only them. */
+ * When ncand >= 0, the kept tokens are also listed (those at -inf may be
+ * left out), in ascending id, in cand_id[0..ncand) with their logits in
+ * cand_x (pointing into the workspace), so later kernels touch only them. */
 typedef struct {
     /* The row the later kernels (mask, filtered_probs, sample) read in place
      * of x: x itself, or with processors the processed row (proc->row, whole,

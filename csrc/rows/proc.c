@@ -9,31 +9,25 @@
 #include "row.h"
 #include "vec.h"
 
-/* The allow bits of the TP_VW tokens from i (i a multiple of TP_VW, which
- * divides 32), in the low bits. */
-TP_FORCE_INLINE uint32_t allow_lanes(const tp_proc *p, int64_t i)
-{
-    const uint32_t lanes = (uint32_t)((1ull << TP_VW) - 1);
-    return (p->allow[i >> 5] >> (i & 31)) & lanes;
-}
-
 TP_FORCE_INLINE int allows(const tp_proc *p, int64_t j)
 {
     return (int)((p->allow[j >> 5] >> (j & 31)) & 1u);
 }
 
 /* out[from..to) = the processed logits of those tokens (from a multiple of
- * TP_VW); out may be x. */
+ * 32); out may be x.  A word of the allow bits a step: 32 / TP_VW vectors. */
 static void process_range(const float *x, int64_t from, int64_t to, const tp_proc *p, float *out)
 {
-    const uint32_t all = (uint32_t)((1ull << TP_VW) - 1);
     int64_t i = from;
-    for (; i + TP_VW <= to; i += TP_VW) {
-        const uint32_t on = allow_lanes(p, i);
-        tp_vf v = vf_load(x + i);
-        if (on != all)
-            v = vf_keep_bits(v, on, vf_load(p->patch + i));
-        vf_store(out + i, v);
+    for (; i + 32 <= to; i += 32) {
+        const uint32_t w = p->allow[i >> 5];
+        if (w == ~0u) {
+            for (int v = 0; v < 32; v += TP_VW)
+                vf_store(out + i + v, vf_load(x + i + v));
+            continue;
+        }
+        for (int v = 0; v < 32; v += TP_VW)
+            vf_store(out + i + v, vf_keep_bits(vf_load(x + i + v), w >> v, vf_load(p->patch + i + v)));
     }
     for (; i < to; i++)
         out[i] = allows(p, i) ? x[i] : p->patch[i];
@@ -44,16 +38,20 @@ static void tp_process_f32(const float *x, int64_t n, const tp_proc *p, float *o
     process_range(x, 0, n, p, out);
 }
 
-/* The first allowed token of x[from..from+len) equal to v, or -1. */
+/* The first allowed token of x[from..from+len) equal to v (from a
+ * multiple of 32), or -1. */
 static int64_t first_allowed_equal(const float *x, int64_t from, int64_t len, const tp_proc *p,
                                    float v)
 {
     const tp_vf vv = vf_set1(v);
     int64_t i = from;
-    for (; i + TP_VW <= from + len; i += TP_VW) {
-        const uint32_t hits = vf_eq_bits(vf_load(x + i), vv) & allow_lanes(p, i);
-        if (hits)
-            return i + tp_lowest_bit(hits);
+    for (; i + 32 <= from + len; i += 32) {
+        const uint32_t w = p->allow[i >> 5];
+        for (int b = 0; b < 32; b += TP_VW) {
+            const uint32_t hits = vf_eq_bits(vf_load(x + i + b), vv) & (w >> b);
+            if (hits)
+                return i + b + tp_lowest_bit(hits);
+        }
     }
     for (; i < from + len; i++)
         if (allows(p, i) && x[i] == v)
@@ -62,7 +60,8 @@ static int64_t first_allowed_equal(const float *x, int64_t from, int64_t len, co
 }
 
 /* The checking pass of scan.c over blocks of bs tokens (a power of two, at
- * least 32), reading the row through the processors: the max of each block
+ * least 32), reading the row through the processors (a word of the allow
+ * bits at a time): the max of each block
  * of the processed row into bmax[] if not NULL, its max and argmax, and the
  * checks of x itself (NaN, +inf, all -inf), which come first. */
 static int scan_processed_blocks(const float *x, int64_t n, int64_t bs, const tp_proc *p,
@@ -76,19 +75,16 @@ static int scan_processed_blocks(const float *x, int64_t n, int64_t bs, const tp
         const int64_t end = n - at < bs ? n : at + bs;
         tp_vf m0 = none, m1 = none, r0 = none, r1 = none;
         int64_t i = at;
-        for (; i + 2 * TP_VW <= end; i += 2 * TP_VW) {
-            const tp_vf a = vf_load(x + i), b = vf_load(x + i + TP_VW);
-            nan |= vf_nan2_bits(a, b);
-            r0 = vf_max(r0, a);
-            r1 = vf_max(r1, b);
-            m0 = vf_max(m0, vf_keep_bits(a, allow_lanes(p, i), none));
-            m1 = vf_max(m1, vf_keep_bits(b, allow_lanes(p, i + TP_VW), none));
-        }
-        for (; i + TP_VW <= end; i += TP_VW) {
-            const tp_vf a = vf_load(x + i);
-            nan |= vf_nan_bits(a);
-            r0 = vf_max(r0, a);
-            m0 = vf_max(m0, vf_keep_bits(a, allow_lanes(p, i), none));
+        for (; i + 32 <= end; i += 32) { /* a word of the allow bits a step */
+            const uint32_t w = p->allow[i >> 5];
+            for (int v = 0; v < 32; v += 2 * TP_VW) {
+                const tp_vf a = vf_load(x + i + v), b = vf_load(x + i + v + TP_VW);
+                nan |= vf_nan2_bits(a, b);
+                r0 = vf_max(r0, a);
+                r1 = vf_max(r1, b);
+                m0 = vf_max(m0, vf_keep_bits(a, w >> v, none));
+                m1 = vf_max(m1, vf_keep_bits(b, w >> (v + TP_VW), none));
+            }
         }
         float block_max = vf_hmax(vf_max(m0, m1)), block_raw = vf_hmax(vf_max(r0, r1));
         for (; i < end; i++) {

@@ -75,9 +75,10 @@ static int tp_scan_processed_f32(const float *x, int64_t n, int64_t k, const tp_
  * block, taken about k times, and those of the gather in the blocks taken.
  * A row with logit processors (st->proc) has each block taken processed
  * into proc->row, and gathered from there.  Returns the number of
- * candidates (every token >= t, at least k), or -1 past TP_CAND_CAP (ties
- * or -inf filling most blocks) or, with processors, without the maxima of
- * the processed blocks. */
+ * candidates (every token >= t, at least k; where t is -inf, fewer than k
+ * blocks hold a finite logit, and the candidates are every finite token),
+ * or -1 past TP_CAND_CAP (ties filling most blocks) or, with processors,
+ * without the maxima of the processed blocks. */
 static int64_t gather_top_blocks(const float *x, int64_t n, int64_t k, int64_t bs,
                                  const tp_rowstat *st, tp_workspace *ws)
 {
@@ -92,15 +93,16 @@ static int64_t gather_top_blocks(const float *x, int64_t n, int64_t k, int64_t b
         bmax = ws->block_max;
     }
     const float t = tp_kth_largest_f32(bmax, nb, k, ws);
+    const float lo = t > -INFINITY ? t : -FLT_MAX; /* -inf has no probability: not listed */
     const float *from = p ? p->row : x;
     int64_t c = 0;
     for (int64_t b = 0; b < nb; b++) {
         const int64_t end = (b + 1) * bs < n ? (b + 1) * bs : n;
-        if (!(bmax[b] >= t))
+        if (!(bmax[b] >= lo))
             continue;
         if (p)
             process_range(x, b * bs, end, p, p->row);
-        if (!gather_range(from, b * bs, end, (tp_gather){t, INFINITY, 0, 0, 1}, &ws->cand, &c))
+        if (!gather_range(from, b * bs, end, (tp_gather){lo, INFINITY, 0, 0, 1}, &ws->cand, &c))
             return -1;
     }
     return c;
@@ -113,9 +115,13 @@ static int64_t top_k_by_blocks(const float *x, int64_t n, int64_t k, const tp_ro
 {
     const int64_t bs = top_k_block_size(n, k);
     const int64_t c = bs ? gather_top_blocks(x, n, k, bs, st, ws) : -1;
-    if (c < k)
+    if (c < 0)
         return -1;
     TP_ROUTE(TP_ROUTE_TOPK_BLOCKS);
+    if (c < k) { /* fewer than k finite logits: the k-th largest is -inf */
+        *kth = -INFINITY;
+        return c;
+    }
     *kth = tp_kth_largest_f32(ws->cand.x, c, k, ws);
     return filter_candidates(&ws->cand, c, *kth);
 }

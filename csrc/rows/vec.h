@@ -20,7 +20,8 @@
  *   vf_ge_bits(a, b)    bit j set iff lane j of a >= lane j of b
  *   vf_within_bits(a, lo, past_hi)  (AVX-512, AVX2) bit j set iff
  *                       lo <= lane j of a < past_hi
- *   vf_keep_bits(a, m, fill)  per lane j: bit j of m set ? a : fill
+ *   vf_keep_bits(a, m, fill)  per lane j: bit j of m set ? a : fill (bits
+ *                       from TP_VW on are ignored)
  *   vf_store(p, a)      TP_VW floats to p (unaligned)
  *
  * Where the instruction set has fused multiply-add (AVX2 with FMA, AVX-512,
