@@ -62,6 +62,9 @@ struct tp_proc {
     const float *patch;    /* n floats */
     const int64_t *ids;    /* the nids tokens whose patch is finite, in any order */
     int64_t nids;
+    /* bit w % 32 of patched[w / 32] is set where word w of allow has a token
+     * whose patch is finite: the other words read their patches as -inf */
+    const uint32_t *patched;
     float *row; /* n floats of scratch: the processed row, where a kernel needs it whole */
 };
 

@@ -28,8 +28,9 @@ typedef struct {
 
 struct tp_proc_scratch {
     int64_t n, cap;
-    uint32_t *allow; /* (n + 31) / 32 words */
-    float *patch;    /* -inf but at the tokens of the row being prepared */
+    uint32_t *allow;   /* (n + 31) / 32 words */
+    uint32_t *patched; /* a bit per word of allow, 0 but for the row being prepared */
+    float *patch;      /* -inf but at the tokens of the row being prepared */
     float *row;
     int32_t *slot; /* 0, or 1 + the record of the token */
     tp_proc_rec *rec;
@@ -42,6 +43,7 @@ void tp_proc_scratch_free(tp_proc_scratch *s)
     if (!s)
         return;
     free(s->allow);
+    free(s->patched);
     free(s->patch);
     free(s->row);
     free(s->slot);
@@ -59,12 +61,13 @@ tp_proc_scratch *tp_proc_scratch_new(int64_t n, int64_t ids)
     s->n = n;
     s->cap = (int64_t)cap;
     s->allow = malloc(((size_t)n + 31) / 32 * sizeof *s->allow);
+    s->patched = calloc(((size_t)n + 1023) / 1024, sizeof *s->patched);
     s->patch = malloc((size_t)n * sizeof *s->patch);
     s->row = malloc((size_t)n * sizeof *s->row);
     s->slot = calloc((size_t)n, sizeof *s->slot);
     s->rec = malloc(cap * sizeof *s->rec);
     s->ids = malloc(cap * sizeof *s->ids);
-    if (!s->allow || !s->patch || !s->row || !s->slot || !s->rec || !s->ids) {
+    if (!s->allow || !s->patched || !s->patch || !s->row || !s->slot || !s->rec || !s->ids) {
         tp_proc_scratch_free(s);
         return NULL;
     }
@@ -165,13 +168,16 @@ int64_t tp_proc_prepare(const float *x, int64_t n, const tp_proc_args *a, tp_pro
         }
         *word &= ~bit;
         s->patch[r->id] = v;
-        if (v != -INFINITY)
+        if (v != -INFINITY) {
             s->ids[finite++] = r->id;
+            s->patched[r->id >> 10] |= 1u << ((r->id >> 5) & 31);
+        }
     }
     p->allow = s->allow;
     p->patch = s->patch;
     p->ids = s->ids;
     p->nids = finite;
+    p->patched = s->patched;
     p->row = s->row;
     return overflow;
 }
@@ -179,8 +185,10 @@ int64_t tp_proc_prepare(const float *x, int64_t n, const tp_proc_args *a, tp_pro
 void tp_proc_finish(tp_proc_scratch *s)
 {
     for (int64_t j = 0; j < s->nrec; j++) {
-        s->slot[s->rec[j].id] = 0;
-        s->patch[s->rec[j].id] = -INFINITY;
+        const int64_t id = s->rec[j].id;
+        s->slot[id] = 0;
+        s->patch[id] = -INFINITY;
+        s->patched[id >> 10] = 0;
     }
     s->nrec = 0;
 }

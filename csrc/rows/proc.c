@@ -14,20 +14,33 @@ TP_FORCE_INLINE int allows(const tp_proc *p, int64_t j)
     return (int)((p->allow[j >> 5] >> (j & 31)) & 1u);
 }
 
+/* Whether word w of the allow bits has a token with a finite patch. */
+TP_FORCE_INLINE int word_patched(const tp_proc *p, int64_t w)
+{
+    return (int)((p->patched[w >> 5] >> (w & 31)) & 1u);
+}
+
 /* out[from..to) = the processed logits of those tokens (from a multiple of
- * 32); out may be x.  A word of the allow bits a step: 32 / TP_VW vectors. */
+ * 32); out may be x.  A word of the allow bits a step: 32 / TP_VW vectors,
+ * whose tokens not allowed read -inf, or, in the few words with finite
+ * patches, their patches. */
 static void process_range(const float *x, int64_t from, int64_t to, const tp_proc *p, float *out)
 {
+    const tp_vf none = vf_set1(-INFINITY);
     int64_t i = from;
     for (; i + 32 <= to; i += 32) {
         const uint32_t w = p->allow[i >> 5];
         if (w == ~0u) {
             for (int v = 0; v < 32; v += TP_VW)
                 vf_store(out + i + v, vf_load(x + i + v));
-            continue;
+        } else if (!word_patched(p, i >> 5)) {
+            for (int v = 0; v < 32; v += TP_VW)
+                vf_store(out + i + v, vf_keep_bits(vf_load(x + i + v), w >> v, none));
+        } else {
+            for (int v = 0; v < 32; v += TP_VW)
+                vf_store(out + i + v,
+                         vf_keep_bits(vf_load(x + i + v), w >> v, vf_load(p->patch + i + v)));
         }
-        for (int v = 0; v < 32; v += TP_VW)
-            vf_store(out + i + v, vf_keep_bits(vf_load(x + i + v), w >> v, vf_load(p->patch + i + v)));
     }
     for (; i < to; i++)
         out[i] = allows(p, i) ? x[i] : p->patch[i];
@@ -68,39 +81,68 @@ static int scan_processed_blocks(const float *x, int64_t n, int64_t bs, const tp
                                  float *bmax, tp_rowstat *st)
 {
     const tp_vf none = vf_set1(-INFINITY);
-    float max = -INFINITY, raw = -INFINITY; /* of the allowed logits; of all */
-    int64_t best = 0;                       /* the block where max first appears */
+    tp_vf r0 = none, r1 = none, r2 = none, r3 = none; /* the max of all logits, in lanes */
+    float max = -INFINITY, tail_raw = -INFINITY;      /* of the allowed logits; of the tail */
+    int64_t best = 0;                                 /* the block where max first appears */
     uint32_t nan = 0;
     for (int64_t at = 0; at < n; at += bs) {
         const int64_t end = n - at < bs ? n : at + bs;
-        tp_vf m0 = none, m1 = none, r0 = none, r1 = none;
+        tp_vf m0 = none, m1 = none, m2 = none, m3 = none;
+        const uint32_t *w = p->allow + (at >> 5);
         int64_t i = at;
-        for (; i + 32 <= end; i += 32) { /* a word of the allow bits a step */
-            const uint32_t w = p->allow[i >> 5];
-            for (int v = 0; v < 32; v += 2 * TP_VW) {
-                const tp_vf a = vf_load(x + i + v), b = vf_load(x + i + v + TP_VW);
-                nan |= vf_nan2_bits(a, b);
+        for (; i + 64 <= end; i += 64, w += 2) { /* two words of the allow bits a step */
+            if ((w[0] & w[1]) == ~0u) {          /* all allowed: the max of the logits themselves */
+                for (int o = 0; o < 64; o += 4 * TP_VW) {
+                    const tp_vf a = vf_load(x + i + o), b = vf_load(x + i + o + TP_VW);
+                    const tp_vf c = vf_load(x + i + o + 2 * TP_VW);
+                    const tp_vf d = vf_load(x + i + o + 3 * TP_VW);
+                    nan |= vf_nan2_bits(a, b) | vf_nan2_bits(c, d);
+                    m0 = vf_max(m0, a);
+                    m1 = vf_max(m1, b);
+                    m2 = vf_max(m2, c);
+                    m3 = vf_max(m3, d);
+                }
+                continue;
+            }
+            for (int o = 0; o < 64; o += 4 * TP_VW) {
+                const tp_vf a = vf_load(x + i + o), b = vf_load(x + i + o + TP_VW);
+                const tp_vf c = vf_load(x + i + o + 2 * TP_VW), d = vf_load(x + i + o + 3 * TP_VW);
+                nan |= vf_nan2_bits(a, b) | vf_nan2_bits(c, d);
                 r0 = vf_max(r0, a);
                 r1 = vf_max(r1, b);
-                m0 = vf_max(m0, vf_keep_bits(a, w >> v, none));
-                m1 = vf_max(m1, vf_keep_bits(b, w >> (v + TP_VW), none));
+                r2 = vf_max(r2, c);
+                r3 = vf_max(r3, d);
+                m0 = vf_max_where(m0, a, w[o >> 5] >> (o & 31));
+                m1 = vf_max_where(m1, b, w[(o + TP_VW) >> 5] >> ((o + TP_VW) & 31));
+                m2 = vf_max_where(m2, c, w[(o + 2 * TP_VW) >> 5] >> ((o + 2 * TP_VW) & 31));
+                m3 = vf_max_where(m3, d, w[(o + 3 * TP_VW) >> 5] >> ((o + 3 * TP_VW) & 31));
             }
         }
-        float block_max = vf_hmax(vf_max(m0, m1)), block_raw = vf_hmax(vf_max(r0, r1));
+        for (; i + 32 <= end; i += 32, w++) /* blocks of 32 tokens, or the last 32 */
+            for (int o = 0; o < 32; o += TP_VW) {
+                const tp_vf a = vf_load(x + i + o);
+                nan |= vf_nan_bits(a);
+                r0 = vf_max(r0, a);
+                m0 = vf_max_where(m0, a, w[0] >> o);
+            }
+        float block_max = vf_hmax(vf_max(vf_max(m0, m1), vf_max(m2, m3)));
         for (; i < end; i++) {
             nan |= x[i] != x[i];
-            block_raw = x[i] > block_raw ? x[i] : block_raw;
+            tail_raw = x[i] > tail_raw ? x[i] : tail_raw;
             if (allows(p, i) && x[i] > block_max)
                 block_max = x[i];
         }
         if (bmax)
             bmax[at / bs] = block_max;
-        raw = block_raw > raw ? block_raw : raw;
         if (block_max > max) {
             max = block_max;
             best = at;
         }
     }
+    /* the blocks' maxima bound the logits where all are allowed */
+    const float lanes_raw = vf_hmax(vf_max(vf_max(r0, r1), vf_max(r2, r3)));
+    float raw = lanes_raw > tail_raw ? lanes_raw : tail_raw;
+    raw = max > raw ? max : raw;
     st->bmax = NULL;
     st->bmax_bs = 0;
     st->proc = p;

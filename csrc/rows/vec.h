@@ -22,6 +22,7 @@
  *                       lo <= lane j of a < past_hi
  *   vf_keep_bits(a, m, fill)  per lane j: bit j of m set ? a : fill (bits
  *                       from TP_VW on are ignored)
+ *   vf_max_where(acc, a, m)  per lane j: bit j of m set ? max(acc, a) : acc
  *   vf_store(p, a)      TP_VW floats to p (unaligned)
  *
  * Where the instruction set has fused multiply-add (AVX2 with FMA, AVX-512,
@@ -95,6 +96,10 @@ static inline uint32_t vf_ge_bits(tp_vf a, tp_vf b) { return _mm512_cmp_ps_mask(
 static inline tp_vf vf_keep_bits(tp_vf a, uint32_t m, tp_vf fill)
 {
     return _mm512_mask_blend_ps((__mmask16)m, fill, a);
+}
+static inline tp_vf vf_max_where(tp_vf acc, tp_vf a, uint32_t m)
+{
+    return _mm512_mask_max_ps(acc, (__mmask16)m, acc, a);
 }
 static inline void vf_store(float *p, tp_vf a) { _mm512_storeu_ps(p, a); }
 #define TP_VARITH 1
@@ -198,8 +203,9 @@ static inline uint32_t vf_within_bits(tp_vf a, tp_vf lo, tp_vf past_hi)
 }
 static inline tp_vf vf_keep_bits(tp_vf a, uint32_t m, tp_vf fill)
 {
-    const __m256i lane = _mm256_setr_epi32(1, 2, 4, 8, 16, 32, 64, 128);
-    const __m256i on = _mm256_cmpeq_epi32(_mm256_and_si256(_mm256_set1_epi32((int)m), lane), lane);
+    /* bit j of m to the sign bit of lane j, which blendv reads */
+    const __m256i up = _mm256_setr_epi32(31, 30, 29, 28, 27, 26, 25, 24);
+    const __m256i on = _mm256_sllv_epi32(_mm256_set1_epi32((int)m), up);
     return _mm256_blendv_ps(fill, a, _mm256_castsi256_ps(on));
 }
 static inline void vf_store(float *p, tp_vf a) { _mm256_storeu_ps(p, a); }
@@ -407,6 +413,13 @@ static inline void vf_store(float *p, tp_vf a) { *p = a; }
 
 #ifndef TP_VARITH
 #define TP_VARITH 0
+#endif
+
+#if !defined(__AVX512F__) && !defined(TP_SIMDE_AVX512)
+static inline tp_vf vf_max_where(tp_vf acc, tp_vf a, uint32_t m)
+{
+    return vf_max(acc, vf_keep_bits(a, m, acc));
+}
 #endif
 #ifndef TP_VCOMPRESS
 #define TP_VCOMPRESS 0
