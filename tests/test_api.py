@@ -13,44 +13,36 @@ import pytest
 import tokenpick as tp
 from tokenpick import reference as ref
 
+PROCESSORS = (
+    "token_bitmask=None, logit_bias=None, prompt_ids=None, output_ids=None, "
+    "repetition_penalty=1.0, frequency_penalty=0.0, presence_penalty=0.0, min_tokens=0, "
+    "stop_ids=None"
+)
 SIGNATURES = {
     "softmax": "(logits, temperature=1.0, *, out=None)",
     "log_softmax": "(logits, temperature=1.0, *, out=None)",
     "logsumexp": "(logits, temperature=1.0)",
     "greedy": "(logits)",
-    "mask": "(logits, *, temperature=1.0, top_k=0, top_p=1.0, min_p=0.0, out=None)",
+    "mask": f"(logits, *, temperature=1.0, top_k=0, top_p=1.0, min_p=0.0, {PROCESSORS}, out=None)",
     "top_k_mask": "(logits, top_k, *, out=None)",
     "top_p_mask": "(logits, top_p, *, temperature=1.0, out=None)",
     "min_p_mask": "(logits, min_p, *, temperature=1.0, out=None)",
-    "filtered_probs": "(logits, *, temperature=1.0, top_k=0, top_p=1.0, min_p=0.0, out=None)",
-    "sample": "(logits, *, temperature=1.0, top_k=0, top_p=1.0, min_p=0.0, seed=None, "
-    "offset=0, uniforms=None, return_logprobs=False, num_threads=None)",
+    "filtered_probs": "(logits, *, temperature=1.0, top_k=0, top_p=1.0, min_p=0.0, "
+    f"{PROCESSORS}, out=None)",
+    "sample": f"(logits, *, temperature=1.0, top_k=0, top_p=1.0, min_p=0.0, {PROCESSORS}, "
+    "seed=None, offset=0, uniforms=None, return_logprobs=False, num_threads=None)",
     "top_logprobs": "(logits, n, temperature=1.0)",
+    "process_logits": f"(logits, *, {PROCESSORS}, out=None)",
+    "token_logprobs": "(logits, tokens, temperature=1.0)",
     "uniform": "(seed, offset=0)",
 }
-
-
-# The reference is ahead of the package: its mask, filtered_probs and sample already take
-# the logit processors' keywords (issue 19), after min_p.
-REFERENCE_PROCESSORS = (
-    "token_bitmask=None, logit_bias=None, prompt_ids=None, output_ids=None, "
-    "repetition_penalty=1.0, frequency_penalty=0.0, presence_penalty=0.0, min_tokens=0, "
-    "stop_ids=None"
-)
-
-
-def _reference_signature(name):
-    if name in ("mask", "filtered_probs", "sample"):
-        return SIGNATURES[name].replace("min_p=0.0, ", f"min_p=0.0, {REFERENCE_PROCESSORS}, ")
-    return SIGNATURES[name]
 
 
 @pytest.mark.parametrize("name", sorted(SIGNATURES))
 def test_signature(name):
     got = str(inspect.signature(getattr(tp, name)))
     assert got == SIGNATURES[name], f"tokenpick.{name}{got}"
-    want = _reference_signature(name)
-    assert str(inspect.signature(getattr(ref, name))) == want, "reference twin"
+    assert str(inspect.signature(getattr(ref, name))) == SIGNATURES[name], "reference twin"
     assert getattr(tp, name).__doc__, f"tokenpick.{name} has no docstring"
 
 
