@@ -89,7 +89,7 @@ tp_proc_scratch *tp_proc_scratch_new(int64_t n, int64_t ids);
 void tp_proc_scratch_free(tp_proc_scratch *s);
 
 /* Makes *p the processors of row x for args a (a's ids counted in one pass
- * each, with s's table of the vocabulary; the values changed computed in
+ * each, in s's table over the vocabulary; the values changed computed in
  * double and rounded to float once).  Returns -1, or the lowest token whose
  * processed logit leaves float32's range upwards (+inf or NaN; it then reads
  * as banned).  tp_proc_finish(s) must follow before s serves another row. */

@@ -85,7 +85,10 @@ static int scan_processed_blocks(const float *x, int64_t n, int64_t bs, const tp
     float max = -INFINITY, tail_raw = -INFINITY;      /* of the allowed logits; of the tail */
     int64_t best = 0;                                 /* the block where max first appears */
     uint32_t nan = 0;
-    for (int64_t at = 0; at < n; at += bs) {
+    int shift = 0; /* bs = 2**shift */
+    while (((int64_t)1 << shift) < bs)
+        shift++;
+    for (int64_t at = 0, b = 0; at < n; at += bs, b++) {
         const int64_t end = n - at < bs ? n : at + bs;
         tp_vf m0 = none, m1 = none, m2 = none, m3 = none;
         const uint32_t *w = p->allow + (at >> 5);
@@ -133,7 +136,7 @@ static int scan_processed_blocks(const float *x, int64_t n, int64_t bs, const tp
                 block_max = x[i];
         }
         if (bmax)
-            bmax[at / bs] = block_max;
+            bmax[b] = block_max;
         if (block_max > max) {
             max = block_max;
             best = at;
@@ -163,8 +166,8 @@ static int scan_processed_blocks(const float *x, int64_t n, int64_t bs, const tp
             patch_max = v;
             patch_at = id;
         }
-        if (bmax && v > bmax[id / bs])
-            bmax[id / bs] = v;
+        if (bmax && v > bmax[id >> shift])
+            bmax[id >> shift] = v;
     }
     st->max = max > patch_max ? max : patch_max;
     if (st->max == -INFINITY)
