@@ -164,39 +164,76 @@ def _failed(exc, rows):
 
 def measure_interleaved(peers, op, pool, min_time):
     """`measure` for each of `peers`, with their repeats taken in turn: one of
-    each, then the next.
-
-    For tokenpick at two thread counts: a change in the machine's speed while
-    they are timed (another process taking a core, a clock change) then weighs
-    on both alike, so that the ratio of their times is not skewed by when each
-    happened to run.  Returns a dict: peer name -> `Measurement`.
-    """
-    timed, results = [], {}
+    each, then the next (`measure_calls`).  Returns a dict: peer name -> `Measurement`."""
+    lines = []
     for peer in peers:
         batches = pool
         if peer.max_rows is not None:
             batches = [pool[0] if pool[0].ndim == 1 else pool[0][: peer.max_rows]]
-        rows = 1 if batches[0].ndim == 1 else len(batches[0])
+        lines.append(
+            Calls(
+                peer.name,
+                functools.partial(_bind_batches, peer, op, batches),
+                rows=1 if batches[0].ndim == 1 else len(batches[0]),
+                repeats=peer.repeats,
+                threads=peer.threads,
+            )
+        )
+    return measure_calls(lines, min_time)
+
+
+def _bind_batches(peer, op, batches):
+    """`peer`'s calls doing `op` on each of `batches`."""
+    return [peer.bind(op, batch) for batch in batches]
+
+
+@dataclass(frozen=True)
+class Calls:
+    """One line of calls for `measure_calls`: a loop calls each function that
+    ``bind()`` returns once, in turn; each call does `rows` rows."""
+
+    name: str
+    bind: Callable
+    rows: int
+    repeats: int
+    threads: int | None = None
+
+
+def measure_calls(lines, min_time):
+    """Time each of `lines` (`Calls`), their repeats taken in turn: one of each,
+    then the next, each at its own thread count.
+
+    A change in the machine's speed while they are timed (another process taking
+    a core, a clock change) then weighs on all alike, so that the ratio of their
+    times is not skewed by when each happened to run: tokenpick at two thread
+    counts, or one call with and without logit processors.  A line whose calls
+    raise is recorded, never raised.  Returns a dict: name -> `Measurement`.
+    """
+    timed, results = [], {}
+    for line in lines:
         try:
-            with tokenpick_threads(peer.threads):
-                timer = calls_timer([peer.bind(op, batch) for batch in batches])
+            with tokenpick_threads(line.threads):
+                fns = line.bind()
+                timer = calls_timer(fns)
                 loops = autorange(timer, min_time)
         except Exception as exc:  # report it in the table, keep benchmarking
-            results[peer.name] = _failed(exc, rows)
+            results[line.name] = _failed(exc, line.rows)
             continue
-        timed.append((peer, timer, loops, rows, len(batches), []))
-    for r in range(max((peer.repeats for peer, *_ in timed), default=0)):
-        for peer, timer, loops, rows, _, seconds in timed:
-            if r < peer.repeats and peer.name not in results:
+        timed.append((line, timer, loops, len(fns), []))
+    for r in range(max((line.repeats for line, *_ in timed), default=0)):
+        for line, timer, loops, _, seconds in timed:
+            if r < line.repeats and line.name not in results:
                 try:
-                    with tokenpick_threads(peer.threads):
+                    with tokenpick_threads(line.threads):
                         seconds.append(timer.timeit(loops))
                 except Exception as exc:
-                    results[peer.name] = _failed(exc, rows)
-    for peer, _, loops, rows, calls, seconds in timed:
-        if peer.name not in results:
+                    results[line.name] = _failed(exc, line.rows)
+    for line, _, loops, calls, seconds in timed:
+        if line.name not in results:
             per_call = statistics.median(seconds) / (loops * calls)
-            results[peer.name] = Measurement(per_call * 1e6 / rows, rows, loops, peer.repeats)
+            results[line.name] = Measurement(
+                per_call * 1e6 / line.rows, line.rows, loops, line.repeats
+            )
     return results
 
 
