@@ -14,8 +14,8 @@ import numpy as np
 import pytest
 
 import tokenpick
-from tokenpick import bench
-from tokenpick.bench import cases, cli, timing
+from tokenpick import bench, reference
+from tokenpick.bench import cases, cli, report, timing
 
 WORDS = ("wonderful", "cloudy", "nice", "hot", "gloomy", "delicious")
 
@@ -87,8 +87,9 @@ def test_bench_quick_run_prints_a_table(tmp_path):
     assert len(rows) >= 3, f"no table of timings:\n{out}"
     assert all(" 97 " in f" {r} " for r in rows), rows
     assert "x 1 thread" not in table, "no B >= 64, so no x 1 thread column"
+    assert "Logit processors:" in out, out
     data = json.loads(json_path.read_text())
-    assert data, "empty --json output"
+    assert data and "processors" in data, "empty --json output"
 
 
 @pytest.fixture(scope="module")
@@ -169,6 +170,7 @@ def test_bench_without_reference(tmp_path):
             "0.001",
             "--quiet",
             "--no-reference",
+            "--no-processors",
             cwd=tmp_path,
         )
     )
@@ -215,9 +217,11 @@ def test_bench_times_torch_when_it_is_installed(tmp_path):
         assert result["timings"]["torch"]["us_per_row"] > 0, result
         assert result["speedup"]["torch"] > 0, result
     # progress: one step per timing of tokenpick, np.max, the reference and torch, then
-    # one per op and thread count of the Python-threads section
+    # one per op and thread count of the Python-threads section, then three per case of
+    # the logit-processors section (tokenpick's rows, torch, the in-place bitmask)
     steps = (len(data["results"]) + len(data["overhead"])) * 4
     last = steps + len(cases.PY_THREADS_OPS) * len(cases.PY_THREADS_COUNTS)
+    last += 3 * len(data["processors"].get("cases", []))
     assert f"[{steps}/{last}] torch: " in proc.stderr, proc.stderr[-2000:]
     assert f"[{last}/{last}] " in proc.stderr, proc.stderr[-2000:]
 
@@ -275,6 +279,7 @@ SCALING_BENCH = (
     "--quiet",
     "--no-reference",
     "--no-torch",
+    "--no-processors",
 )
 
 
@@ -344,7 +349,17 @@ def test_bench_plot_writes_a_png(tmp_path):
     pytest.importorskip("matplotlib")
     png = tmp_path / "bench.png"
     out = ok(
-        run("-m", "tokenpick", "bench", *TINY_BENCH, "--quiet", "--plot", str(png), cwd=tmp_path)
+        run(
+            "-m",
+            "tokenpick",
+            "bench",
+            *TINY_BENCH,
+            "--quiet",
+            "--no-processors",
+            "--plot",
+            str(png),
+            cwd=tmp_path,
+        )
     )
     assert f"plot written to {png}" in out, out
     assert png.read_bytes().startswith(PNG_SIGNATURE)
@@ -367,8 +382,13 @@ def test_bench_full_is_the_long_grid():
     settings = cli.settings_from(parser.parse_args(["--full"]))
     assert (settings["vocabs"], settings["batches"]) == ([32000, 128256, 262144], [1, 8, 64])
     assert settings["min_time"] == 0.2
+    assert settings["processors"] == {"vocabs": [32000, 128256], "batches": [1, 64]}
     quick = cli.settings_from(parser.parse_args([]))
     assert (quick["vocabs"], quick["batches"], quick["min_time"]) == ([128256], [1, 8], 0.02)
+    assert quick["processors"] == {"vocabs": [128256], "batches": [1, 8]}
+    chosen = cli.settings_from(parser.parse_args(["--full", "--vocab", "97", "--batch", "2"]))
+    assert chosen["processors"] == {"vocabs": [97], "batches": [2]}
+    assert cli.settings_from(parser.parse_args(["--no-processors"]))["processors"] is None
 
 
 def test_bench_full_runs_with_its_grid_overridden(tmp_path):
@@ -390,6 +410,7 @@ def test_bench_full_runs_with_its_grid_overridden(tmp_path):
             "--no-reference",
             "--no-torch",
             "--no-llama",
+            "--no-processors",
             cwd=tmp_path,
         )
     )
@@ -433,6 +454,7 @@ def test_bench_times_rows_saved_in_a_npy_file(tmp_path):
             "--quiet",
             "--no-torch",
             "--no-llama",
+            "--no-processors",
             "--json",
             str(json_path),
             cwd=tmp_path,
@@ -558,6 +580,7 @@ def test_bench_times_llama_cpp_when_it_is_installed(tmp_path):
             "--quiet",
             "--no-torch",
             "--no-reference",
+            "--no-processors",
             "--json",
             str(json_path),
             cwd=tmp_path,
@@ -610,6 +633,7 @@ def test_bench_no_llama_leaves_the_llama_column_out(tmp_path):
             "--no-torch",
             "--no-llama",
             "--no-reference",
+            "--no-processors",
             cwd=tmp_path,
         )
     )
@@ -638,6 +662,206 @@ def test_bench_without_llama_cpp_installed_says_so(monkeypatch, capsys):
     assert status == 0, out
     assert "llama.cpp: absent" in header(out), header(out)
     assert "llama.cpp speedup" not in out, out
+
+
+# ----------------------------------------------------------------------------
+# The logit-processors section
+
+
+@pytest.fixture
+def with_processors(monkeypatch):
+    """tokenpick's sample and process_logits, or the reference's where this build has no
+    logit processors yet (the section times whichever ``tokenpick.sample`` is), on pools
+    of two batches (the reference is slow)."""
+    if not hasattr(tokenpick, "process_logits"):
+        monkeypatch.setattr(tokenpick, "sample", reference.sample)
+        monkeypatch.setattr(tokenpick, "process_logits", reference.process_logits, raising=False)
+    monkeypatch.setattr(cases, "POOL_MAX_BATCHES", 2)
+
+
+def processor_peers():
+    """The section's peers that can be set up here: (torch's or None, xgrammar's or None)."""
+    from tokenpick.bench import peer_torch, peer_xgrammar
+
+    torch_peer, _ = peer_torch.setup_torch(argparse.Namespace(no_torch=False))
+    xgrammar_peer, _ = peer_xgrammar.setup_xgrammar(argparse.Namespace(no_xgrammar=False))
+    return torch_peer, xgrammar_peer
+
+
+@pytest.mark.parametrize("peers", ["installed", "none"])
+def test_processors_section_times_every_row(with_processors, peers):
+    torch_peer, xgrammar_peer = processor_peers() if peers == "installed" else (None, None)
+    settings = {"processors": {"vocabs": [97], "batches": [1, 3]}, "min_time": 0.001}
+    progress = report.Progress(timing.count_processor_steps(settings, torch_peer), False)
+    results = timing.time_processors(settings, torch_peer, xgrammar_peer, progress)
+    assert progress.done == progress.total == 2 * (3 if torch_peer else 2)
+    notes = []
+    section = report.format_processors(results, settings, notes)
+    assert not notes, notes
+    assert "top_k=50, top_p=0.9" in section and "x none" in section, section
+    for row in cases.PROCESSOR_ROWS:
+        lines = [line for line in section.splitlines() if line.startswith(row.label + " ")]
+        assert len(lines) == 2 and all(" 97 " in line for line in lines), (row, section)
+    assert ("torch speedup" in section) == (torch_peer is not None), section
+    assert ("xgrammar speedup" in section) == (xgrammar_peer is not None), section
+    if xgrammar_peer is None:
+        assert "(xgrammar is not timed: see the header)" in section, section
+    saved = json.loads(json.dumps(report.processors_json(settings, results)))
+    assert saved["rows"]["all"] == ["penalties", "biases", "bitmask half"], saved["rows"]
+    assert [(c["V"], c["B"]) for c in saved["cases"]] == [(97, 1), (97, 3)]
+    for case in saved["cases"]:
+        rows = case["sample"]
+        assert list(rows) == [row.label for row in cases.PROCESSOR_ROWS], case
+        assert all(m["error"] is None and m["us_per_row"] > 0 for m in rows.values()), case
+        assert rows["none"]["x_none"] == 1.0 and rows["all"]["x_none"] > 0, case
+        assert case["bitmask_inplace"]["tokenpick"]["us_per_row"] > 0, case
+        assert (case["torch_speedup"] is not None) == (torch_peer is not None), case
+        assert ("xgrammar" in case["bitmask_inplace"]) == (xgrammar_peer is not None), case
+
+
+def test_bench_prints_and_saves_the_processors_section(tiny_bench):
+    out, saved = tiny_bench
+    section = out[out.index("Logit processors:") :]
+    if hasattr(tokenpick, "process_logits"):
+        assert [(c["V"], c["B"]) for c in saved["processors"]["cases"]] == [(1000, 1)]
+        assert "penalties + biases" in section and "Bitmask in place" in section, section
+    else:  # a build from before the logit processors
+        assert "absent" in saved["processors"], saved["processors"]
+
+
+def test_bench_no_processors_leaves_the_section_out(capsys, tmp_path):
+    json_path = tmp_path / "bench.json"
+    args = [*TINY_BENCH, "--quiet", "--no-reference", "--no-torch", "--no-llama"]
+    status = bench.main([*args, "--no-processors", "--json", str(json_path)])
+    out = capsys.readouterr().out
+    assert status == 0, out
+    assert "Logit processors: not timed (--no-processors)" in out, out
+    assert "xgrammar: not timed (no logit-processors section)" in header(out), header(out)
+    assert json.loads(json_path.read_text())["processors"] == {
+        "absent": "not timed (--no-processors)"
+    }
+
+
+def test_xgrammar_setup_says_why_it_is_not_timed(monkeypatch):
+    from tokenpick.bench import peer_xgrammar
+
+    peer, info = peer_xgrammar.setup_xgrammar(argparse.Namespace(no_xgrammar=True))
+    assert peer is None and peer_xgrammar.describe(info) == "xgrammar: not timed (--no-xgrammar)"
+    hide_modules(monkeypatch, "xgrammar")
+    peer, info = peer_xgrammar.setup_xgrammar(argparse.Namespace(no_xgrammar=False))
+    assert peer is None and peer_xgrammar.describe(info).startswith("xgrammar: absent ("), info
+
+
+def test_processor_inputs_are_what_the_section_says():
+    V, B = 1000, 4  # V not a multiple of 32: the bitmasks have a tail
+    inputs = cases.processor_inputs(V, 0, B)
+    assert inputs.output_ids.shape == (B, cases.PROCESSOR_OUTPUT_LEN)
+    assert inputs.prompt_ids.shape == (B, cases.PROCESSOR_PROMPT_LEN)
+    assert max(np.bincount(row).max() for row in inputs.output_ids) > 1  # tokens recur
+    assert not np.array_equal(inputs.output_ids[0], inputs.output_ids[1])  # each row its own
+    biases = list(inputs.logit_bias.values())
+    assert len(biases) == cases.PROCESSOR_BIASES and biases.count(-np.inf) == 1
+    assert 5 <= sum(b < 0 for b in biases) <= 11
+    # row i's inputs depend on (V, i) only, as its logits do
+    later = cases.processor_inputs(V, 2, 2)
+    np.testing.assert_array_equal(later.output_ids, inputs.output_ids[2:])
+    logits = cases.make_logits("flat", V, B)
+    for words, lo, hi in ((inputs.half_bitmask, 0.4 * V, 0.6 * V), (inputs.narrow_bitmask, 20, 20)):
+        assert words.dtype == np.int32 and words.shape == (B, -(-V // 32))
+        assert (words.view(np.uint32)[:, -1] >> np.uint32(V % 32) == (1 << (32 - V % 32)) - 1).all()
+        kept = ~np.isneginf(reference.process_logits(logits, token_bitmask=words))
+        assert all(lo <= n <= hi for n in kept.sum(axis=1)), kept.sum(axis=1)
+    full = reference.process_logits(logits, **inputs.kwargs(cases.PROCESSORS_ALL.parts))
+    assert (~np.isneginf(full)).any(axis=1).all()  # every row keeps a token
+
+
+def processor_examples(V=1000, B=3):
+    """(logits, processor keywords) pairs: the section's rows, and the other forms the
+    PyTorch pipeline takes (padding, ragged lists, per-row biases, a short bitmask)."""
+    logits = cases.make_logits("peaked", V, B)
+    inputs = cases.processor_inputs(V, 0, B)
+    examples = [(logits, inputs.kwargs(row.parts)) for row in cases.PROCESSOR_ROWS]
+    output = inputs.output_ids[:, :40].copy()
+    output[1, 30:] = -1
+    examples.append(
+        (
+            logits,
+            dict(
+                token_bitmask=inputs.half_bitmask[0, : V // 64],  # every row; its tail banned
+                logit_bias=[{3: 2.5, 7: -np.inf}, None, {3: -1.0}],
+                prompt_ids=[[5, 5, 9], [], [1]],
+                output_ids=output,
+                repetition_penalty=[1.5, 0.8, 1.0],
+                frequency_penalty=[0.5, 0.0, -0.25],
+                presence_penalty=0.75,
+            ),
+        )
+    )
+    return examples
+
+
+def test_torch_pipeline_processes_as_the_reference():
+    torch = pytest.importorskip("torch")
+    from tokenpick.bench import peer_torch
+
+    for logits, kwargs in processor_examples():
+        x = torch.from_numpy(logits.copy())
+        prepared = peer_torch.TorchProcessors.prepare(torch, x.shape, **kwargs)
+        got = peer_torch.torch_processed(torch, x, prepared).numpy()
+        want = reference.process_logits(logits, **kwargs)
+        np.testing.assert_array_equal(np.isneginf(got), np.isneginf(want), err_msg=str(kwargs))
+        np.testing.assert_allclose(got, want, rtol=1e-6, atol=1e-6, err_msg=str(kwargs))
+        np.testing.assert_array_equal(x.numpy(), logits)  # its input left as it was
+
+
+def test_torch_pipeline_draws_from_what_the_reference_keeps():
+    pytest.importorskip("torch")
+    from tokenpick.bench import peer_torch
+
+    peer, _ = peer_torch.setup_torch(argparse.Namespace(no_torch=False))
+    logits, kwargs = processor_examples()[1]  # every processor
+    sampling = {k: v for k, v in cases.PROCESSOR_SAMPLING.items() if k in ("top_k", "top_p")}
+    kept = ~np.isneginf(reference.mask(logits, **sampling, **kwargs))
+    call = peer.bind(cases.Op("all", "sample", {**cases.PROCESSOR_SAMPLING, **kwargs}), logits)
+    for _ in range(20):
+        tokens = call().numpy().ravel()
+        assert kept[np.arange(len(tokens)), tokens].all(), tokens
+
+
+def test_torch_warpers_are_hf_transformers_warpers():
+    torch = pytest.importorskip("torch")
+    pytest.importorskip("transformers")
+    from transformers.generation.logits_process import TopKLogitsWarper, TopPLogitsWarper
+
+    from tokenpick.bench import peer_torch
+
+    x = torch.from_numpy(cases.make_logits("peaked", 1000, 3))
+    for ours, theirs in (
+        (peer_torch.torch_top_k(x, 50), TopKLogitsWarper(50)(None, x)),
+        (peer_torch.torch_top_p(x, 0.9), TopPLogitsWarper(0.9)(None, x)),
+    ):
+        assert torch.equal(ours, theirs)
+
+
+def test_xgrammar_kernel_check_passes_and_catches_a_broken_kernel():
+    from tokenpick.bench import peer_xgrammar
+
+    as_array = argparse.Namespace(from_numpy=lambda a: a)  # the check's only use of torch
+
+    def bans_nothing(logits, words):
+        pass
+
+    def bans_one_too_many(logits, words):
+        bits = np.unpackbits(words.view(np.uint8), axis=-1, bitorder="little")
+        V = logits.shape[1]
+        np.copyto(logits, -np.inf, where=bits[:, :V] == 0)
+        logits.base.reshape(-1)[logits.size] = -np.inf  # the first logit past the rows
+
+    assert "banned other tokens" in peer_xgrammar.check_kernel(as_array, bans_nothing)
+    assert "wrote past the rows" in peer_xgrammar.check_kernel(as_array, bans_one_too_many)
+    torch = pytest.importorskip("torch")
+    xgr = pytest.importorskip("xgrammar")
+    assert peer_xgrammar.check_kernel(torch, xgr.apply_token_bitmask_inplace) is None
 
 
 @pytest.mark.parametrize(

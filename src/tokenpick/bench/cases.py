@@ -1,9 +1,12 @@
-"""What the benchmark times: the operations, the logits and the grids of (V, B).
+"""What the benchmark times: the operations, the logits and the grids of (V, B),
+and the logit processors' rows and inputs.
 
 Rows are synthetic (``peaked``, ``flat``) or read from a ``.npy`` file a user
 saved from a model (`SavedRows`).  Every case gets a pool of distinct rows
 (`make_pool`) that the timed loops go through, so that no call sees the rows
-of the call before it (benchmarks/README.md says why).
+of the call before it (benchmarks/README.md says why); in the logit-processors
+section each batch of the pool also has its own histories and bitmasks
+(`processor_pool`).
 """
 
 import argparse
@@ -237,3 +240,189 @@ def cases(settings, sources):
             for source in sources:
                 if source.V == V if isinstance(source, SavedRows) else V in settings["vocabs"]:
                     yield V, B, source
+
+
+# ----------------------------------------------------------------------------
+# The logit-processors section: one sampling step of a server, with each row's
+# history, biases and grammar bitmask
+
+# Its own grids: the default run's, and with --full two vocabularies (Llama 2's,
+# Llama 3's) at one row and at a server's batch of 64 (not in the default run: the
+# PyTorch pipeline alone takes over half a second a call there on two cores);
+# --vocab and --batch override them as they override the table's
+PROCESSOR_GRIDS = {
+    "quick": {"vocabs": GRIDS["quick"]["vocabs"], "batches": GRIDS["quick"]["batches"]},
+    "full": {"vocabs": (32000, 128256), "batches": (1, 64)},
+}
+PROCESSOR_KIND = "peaked"
+PROCESSOR_OUTPUT_LEN = 2048  # tokens each row has generated so far
+PROCESSOR_PROMPT_LEN = 256
+PROCESSOR_ZIPF = 1.1  # the histories' token ranks follow this Zipf law: counts > 1 occur
+PROCESSOR_BIASES = 16  # entries of the logit_bias mapping: about half negative, one -inf
+PROCESSOR_NARROW = 20  # tokens the narrow bitmask allows in each row
+PENALTIES = {"repetition_penalty": 1.1, "frequency_penalty": 0.3, "presence_penalty": 0.2}
+
+# The call timed, with or without processors: the step's offset is the output's length
+PROCESSOR_SAMPLING = {
+    "top_k": 50,
+    "top_p": 0.9,
+    "seed": SAMPLE_SEED,
+    "offset": PROCESSOR_OUTPUT_LEN,
+}
+
+
+@dataclass(frozen=True)
+class ProcessorRow:
+    """One row of the processors section: the sample call with the processors in
+    `parts` (among ``"penalties"``, ``"biases"``, ``"bitmask half"``, ``"bitmask
+    narrow"``), shown as `label`."""
+
+    label: str
+    parts: tuple = ()
+
+
+PROCESSORS_NONE = ProcessorRow("none")
+PROCESSORS_ALL = ProcessorRow("all", ("penalties", "biases", "bitmask half"))
+PROCESSOR_ROWS = (
+    PROCESSORS_NONE,  # the baseline of the section's ratios
+    PROCESSORS_ALL,
+    ProcessorRow("bitmask half", ("bitmask half",)),
+    ProcessorRow(f"bitmask {PROCESSOR_NARROW} tokens", ("bitmask narrow",)),
+    ProcessorRow("penalties + biases", ("penalties", "biases")),
+)
+
+
+@dataclass(frozen=True, eq=False)
+class ProcessorInputs:
+    """The processors' arguments for one ``(B, V)`` batch of logits.
+
+    Attributes
+    ----------
+    prompt_ids, output_ids : numpy.ndarray
+        int64, ``(B, PROCESSOR_PROMPT_LEN)`` and ``(B, PROCESSOR_OUTPUT_LEN)``.
+    logit_bias : dict
+        ``{token_id: bias}`` for every row.
+    half_bitmask, narrow_bitmask : numpy.ndarray
+        int32, ``(B, ceil(V / 32))``, in xgrammar's layout; the bits past V are set,
+        as xgrammar's own bitmasks have them (its CPU kernel needs them so).
+    """
+
+    prompt_ids: np.ndarray
+    output_ids: np.ndarray
+    logit_bias: dict
+    half_bitmask: np.ndarray
+    narrow_bitmask: np.ndarray
+
+    def kwargs(self, parts):
+        """The processor keywords of ``tokenpick.sample`` for the processors in `parts`."""
+        kwargs = {}
+        if "penalties" in parts:
+            kwargs.update(prompt_ids=self.prompt_ids, output_ids=self.output_ids, **PENALTIES)
+        if "biases" in parts:
+            kwargs["logit_bias"] = self.logit_bias
+        if "bitmask half" in parts:
+            kwargs["token_bitmask"] = self.half_bitmask
+        if "bitmask narrow" in parts:
+            kwargs["token_bitmask"] = self.narrow_bitmask
+        return kwargs
+
+
+def zipf_ids(V):
+    """A function ``draw(rng, n)`` of `n` token ids whose ranks follow a Zipf law
+    of exponent `PROCESSOR_ZIPF` over V tokens, ranked in a fixed random order:
+    as in text, a few tokens come back often and most never."""
+    rng = np.random.default_rng([DATA_SEED, V])
+    by_rank = rng.permutation(V)
+    cdf = np.cumsum(np.arange(1, V + 1, dtype=np.float64) ** -PROCESSOR_ZIPF)
+    cdf /= cdf[-1]
+
+    def draw(rng, n):
+        return by_rank[np.minimum(np.searchsorted(cdf, rng.random(n), side="right"), V - 1)]
+
+    return draw
+
+
+def bitmask_row(allowed, V):
+    """Pack a boolean ``(V,)`` allowed set into ``ceil(V / 32)`` int32 words, bit
+    ``j % 32`` of word ``j // 32`` for token j, with every bit past V set."""
+    W = -(-V // 32)
+    bits = np.ones(32 * W, dtype=bool)
+    bits[:V] = allowed
+    weights = np.uint32(1) << np.arange(32, dtype=np.uint32)
+    return (bits.reshape(W, 32) * weights).sum(axis=1, dtype=np.uint32).view(np.int32)
+
+
+def half_allowed(rng, V, keep):
+    """About half the vocabulary, at random, with token `keep` always in it."""
+    allowed = rng.random(V) < 0.5
+    allowed[keep] = True
+    return allowed
+
+
+def narrow_allowed(rng, V, keep):
+    """`PROCESSOR_NARROW` tokens at random (all of a smaller vocabulary), `keep` among them."""
+    allowed = np.zeros(V, dtype=bool)
+    allowed[rng.choice(V, size=min(PROCESSOR_NARROW, V), replace=False)] = True
+    if not allowed[keep]:
+        allowed[np.flatnonzero(allowed)[0]] = False
+        allowed[keep] = True
+    return allowed
+
+
+def processor_bias(V):
+    """The logit_bias mapping of vocabulary V: `PROCESSOR_BIASES` tokens (fewer for
+    V <= 16), the first banned (-inf), then negative and positive biases in turn."""
+    rng = np.random.default_rng([DATA_SEED, V, 1])
+    ids = rng.choice(V, size=min(PROCESSOR_BIASES, V - 1), replace=False)
+    biases = np.where(np.arange(len(ids)) % 2 == 1, 1.0, -1.0) * rng.uniform(0.5, 8.0, len(ids))
+    mapping = {int(j): float(b) for j, b in zip(ids, biases)}
+    if mapping:
+        mapping[int(ids[0])] = -np.inf
+    return mapping
+
+
+def processor_inputs(V, first, B, bias=None):
+    """The `ProcessorInputs` of rows ``first .. first + B - 1`` of vocabulary V.
+
+    Row ``i``'s history and bitmasks depend only on ``(V, i)``, as its logits do
+    on ``(kind, V, i)`` (`make_logits`); `bias` (default: `processor_bias`) is
+    every row's.  Each bitmask keeps one token that no -inf bias bans, so that no
+    row is left with nothing to choose.
+    """
+    bias = processor_bias(V) if bias is None else bias
+    banned = {j for j, b in bias.items() if b == -np.inf}
+    draw = zipf_ids(V)
+    prompts, outputs, halves, narrows = [], [], [], []
+    for i in range(first, first + B):
+        rng = np.random.default_rng([DATA_SEED, V, 2, i])
+        prompts.append(draw(rng, PROCESSOR_PROMPT_LEN))
+        outputs.append(draw(rng, PROCESSOR_OUTPUT_LEN))
+        keep = int(rng.integers(V))
+        while keep in banned:
+            keep = (keep + 1) % V
+        halves.append(bitmask_row(half_allowed(rng, V, keep), V))
+        narrows.append(bitmask_row(narrow_allowed(rng, V, keep), V))
+    return ProcessorInputs(
+        prompt_ids=np.array(prompts, dtype=np.int64),
+        output_ids=np.array(outputs, dtype=np.int64),
+        logit_bias=bias,
+        half_bitmask=np.array(halves),
+        narrow_bitmask=np.array(narrows),
+    )
+
+
+def processor_pool(V, B):
+    """The batches of one case of the processors section and their inputs:
+    ``(pool, inputs)``, `make_pool`'s batches of `PROCESSOR_KIND` logits and one
+    `ProcessorInputs` per batch (each row its own history and bitmasks)."""
+    pool = make_pool(PROCESSOR_KIND, V, B)
+    bias = processor_bias(V)
+    return pool, [processor_inputs(V, j * B, B, bias) for j in range(len(pool))]
+
+
+def processor_cases(settings):
+    """Yield ``(V, B)`` for every case of the processors section."""
+    grid = settings["processors"]
+    for V in grid["vocabs"]:
+        for B in grid["batches"]:
+            yield V, B

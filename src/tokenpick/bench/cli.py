@@ -7,11 +7,23 @@ import sys
 import tokenpick
 
 from . import plot, report, timing
-from .cases import GRIDS, LOGIT_KINDS, SCALING_MIN_BATCH, SavedRows, logits_source, source_label
+from .cases import (
+    GRIDS,
+    LOGIT_KINDS,
+    PROCESSOR_GRIDS,
+    SCALING_MIN_BATCH,
+    SavedRows,
+    logits_source,
+    source_label,
+)
 from .peer_llama import setup_llama
 from .peer_torch import setup_torch
+from .peer_xgrammar import setup_xgrammar
 
-SUMMARY = "time tokenpick against np.max (the floor), the numpy reference, PyTorch and llama.cpp"
+SUMMARY = (
+    "time tokenpick against np.max (the floor), the numpy reference, PyTorch, llama.cpp "
+    "and xgrammar"
+)
 
 
 def positive_int(text):
@@ -33,6 +45,7 @@ def positive_float(text):
 def configure_parser(parser):
     """Add the benchmark's options to an argparse parser."""
     quick, full = GRIDS["quick"], GRIDS["full"]
+    proc_quick, proc_full = PROCESSOR_GRIDS["quick"], PROCESSOR_GRIDS["full"]
 
     def braced(values):
         return "{" + ", ".join(map(str, values)) + "}"
@@ -40,9 +53,11 @@ def configure_parser(parser):
     parser.add_argument(
         "--full",
         action="store_true",
-        help=f"V in {braced(full['vocabs'])} and B in {braced(full['batches'])} "
-        f"(default: V in {braced(quick['vocabs'])}, B in "
-        f"{braced(quick['batches'])})",
+        help=f"V in {braced(full['vocabs'])} and B in {braced(full['batches'])}, "
+        f"the logit processors at V in {braced(proc_full['vocabs'])} and B in "
+        f"{braced(proc_full['batches'])} (default: V in {braced(quick['vocabs'])}, B in "
+        f"{braced(quick['batches'])}; the processors at V in "
+        f"{braced(proc_quick['vocabs'])}, B in {braced(proc_quick['batches'])})",
     )
     parser.add_argument(
         "--vocab",
@@ -50,7 +65,8 @@ def configure_parser(parser):
         type=positive_int,
         nargs="+",
         metavar="V",
-        help="vocabulary sizes of the synthetic logits (overrides the default or --full)",
+        help="vocabulary sizes of the synthetic logits (overrides the default or --full, "
+        "for the logit processors too)",
     )
     parser.add_argument(
         "--batch",
@@ -58,8 +74,9 @@ def configure_parser(parser):
         type=positive_int,
         nargs="+",
         metavar="B",
-        help="batch sizes to run (overrides the default or --full); from "
-        f"B={SCALING_MIN_BATCH} on, tokenpick is also timed at one thread",
+        help="batch sizes to run (overrides the default or --full, for the logit "
+        f"processors too); from B={SCALING_MIN_BATCH} on, tokenpick is also timed at "
+        "one thread",
     )
     parser.add_argument(
         "--logits",
@@ -99,6 +116,18 @@ def configure_parser(parser):
         action="store_true",
         help="do not time llama.cpp's sampler chain (timed by default when "
         "llama-cpp-python can be imported)",
+    )
+    parser.add_argument(
+        "--no-processors",
+        action="store_true",
+        help="do not time the logit-processors section (sample with a history's "
+        "penalties, logit biases and grammar bitmasks)",
+    )
+    parser.add_argument(
+        "--no-xgrammar",
+        action="store_true",
+        help="do not time xgrammar's in-place bitmask in the logit-processors section "
+        "(timed by default when xgrammar can be imported)",
     )
     parser.add_argument("--json", metavar="FILE", help="also write all results to FILE as JSON")
     parser.add_argument(
@@ -140,6 +169,7 @@ def _identity(source):
 def settings_from(args):
     """The run's settings (JSON-ready), from the parsed options."""
     grid = GRIDS["full" if args.full else "quick"]
+    processors = PROCESSOR_GRIDS["full" if args.full else "quick"]
     sources = args.logits
     return {
         "vocabs": list(args.vocab or grid["vocabs"]),
@@ -148,18 +178,29 @@ def settings_from(args):
         "files": {s.label: s.describe() for s in sources if isinstance(s, SavedRows)},
         "min_time": args.min_time or grid["min_time"],
         "threads": args.threads,
+        "processors": None
+        if args.no_processors
+        else {
+            "vocabs": list(args.vocab or processors["vocabs"]),
+            "batches": list(args.batch or processors["batches"]),
+        },
     }
 
 
-def timed_results(settings, sources, peers, quiet):
-    """Run every case, then the call overhead's and the Python threads', with progress
-    on stderr unless `quiet`: ``(results, overhead, python_threads)``."""
-    progress = report.Progress(timing.count_steps(settings, sources, peers), enabled=not quiet)
+def timed_results(settings, sources, peers, processor_peers, quiet):
+    """Run every case, then the call overhead's, the Python threads' and the logit
+    processors' (`processor_peers`: PyTorch's and xgrammar's peers, or None), with
+    progress on stderr unless `quiet`: ``(results, overhead, python_threads, processors)``."""
+    torch_peer, xgrammar_peer = processor_peers
+    steps = timing.count_steps(settings, sources, peers)
+    steps += timing.count_processor_steps(settings, torch_peer)
+    progress = report.Progress(steps, enabled=not quiet)
     try:
         return (
             timing.run_cases(settings, sources, peers, progress),
             timing.time_overhead(settings, peers, progress),
             timing.time_python_threads(settings, progress),
+            timing.time_processors(settings, torch_peer, xgrammar_peer, progress),
         )
     finally:
         progress.close()
@@ -180,15 +221,21 @@ def run(args):
         tokenpick.set_num_threads(settings["threads"])
     torch_peer, torch_info = setup_torch(args)  # first: it sets OMP_WAIT_POLICY
     llama_peer, llama_info = setup_llama(args)
+    if timing.processors_absent(settings):
+        xgrammar_peer, xgrammar_info = None, {"absent": "not timed (no logit-processors section)"}
+    else:
+        xgrammar_peer, xgrammar_info = setup_xgrammar(args)
     peers = [
         *([] if args.no_reference else [timing.REFERENCE]),
         *(p for p in (torch_peer, llama_peer) if p is not None),
     ]
-    env = report.environment(settings, torch_info, llama_info)
+    env = report.environment(settings, torch_info, llama_info, xgrammar_info)
     print(report.format_environment(env), end="\n\n", flush=True)
 
-    results, overhead, python_threads = timed_results(settings, sources, peers, args.quiet)
-    print(report.format_results(results, overhead, peers, settings, python_threads))
+    results, overhead, python_threads, processors = timed_results(
+        settings, sources, peers, (torch_peer, xgrammar_peer), args.quiet
+    )
+    print(report.format_results(results, overhead, peers, settings, python_threads, processors))
     written = True
     if args.json:
         written = (
@@ -202,6 +249,7 @@ def run(args):
                 overhead,
                 peers,
                 python_threads,
+                processors,
             )
             and written
         )
@@ -209,7 +257,7 @@ def run(args):
         written = (
             report.save("plot", plot.write_plot, args.plot, new_figure, results, peers) and written
         )
-    raised = any(r.failed() for r in results + overhead) or any(
+    raised = any(r.failed() for r in results + overhead + processors) or any(
         entry["error"] for entry in python_threads
     )
     return 0 if written and not raised else 1

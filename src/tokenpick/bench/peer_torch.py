@@ -5,17 +5,27 @@ is also HF's, then ``torch.softmax`` and ``torch.multinomial`` with a seeded
 ``torch.Generator``, on the whole batch in one call, with torch's threads set
 to tokenpick's and its idle OpenMP threads blocking (``OMP_WAIT_POLICY=PASSIVE``)
 as tokenpick's do.
+
+With the logit processors' keywords, ``sample`` first does what a PyTorch
+server does before its warpers (`torch_processed`): the grammar's bitmask
+unpacked and applied, the logit biases, then vLLM's penalty formula on counts
+made with ``scatter_add_``.
 """
 
 import functools
 import math
 import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+import numpy as np
 
 import tokenpick
 
 from .timing import Peer
 
 NAME = "torch"
+REPEATS = 5  # timed repeats, the median kept
 
 
 def setup_torch(args):
@@ -47,7 +57,7 @@ def setup_torch(args):
         "num_threads": torch.get_num_threads(),
         "omp_wait_policy": policy,
     }
-    return Peer(NAME, bind_torch(torch), repeats=5), info
+    return Peer(NAME, bind_torch(torch), repeats=REPEATS), info
 
 
 def describe(info):
@@ -83,17 +93,24 @@ def torch_softmax(torch, x, temperature=1.0):
     return lambda: torch.softmax(torch_temperature(x, temperature), dim=-1)
 
 
-def torch_sample(torch, x, *, temperature=1.0, top_k=0, top_p=1.0, min_p=0.0, seed, offset=0):
-    """`tokenpick.sample` in torch: the warpers, ``torch.softmax``, then
-    ``torch.multinomial(probs, 1)`` with a ``torch.Generator`` seeded with `seed`.
+def torch_sample(
+    torch, x, *, temperature=1.0, top_k=0, top_p=1.0, min_p=0.0, seed, offset=0, **processors
+):
+    """`tokenpick.sample` in torch: the processors if any (`torch_processed`), the
+    warpers, ``torch.softmax``, then ``torch.multinomial(probs, 1)`` with a
+    ``torch.Generator`` seeded with `seed`.
 
     `offset`, a position in tokenpick's stream, has no use here: the generator
-    is seeded once, outside the timing, and its stream simply goes on.
+    is seeded once, outside the timing, and its stream simply goes on.  The
+    processors' arguments become tensors here too (`TorchProcessors.prepare`), as
+    a server keeps them.
     """
     generator = torch.Generator().manual_seed(seed)
+    prepared = TorchProcessors.prepare(torch, x.shape, **processors) if processors else None
 
     def call():
-        probs = torch.softmax(torch_warped(x, temperature, top_k, top_p, min_p), dim=-1)
+        scores = x if prepared is None else torch_processed(torch, x, prepared)
+        probs = torch.softmax(torch_warped(scores, temperature, top_k, top_p, min_p), dim=-1)
         return torch.multinomial(probs, 1, generator=generator)
 
     return call
@@ -137,3 +154,123 @@ def torch_min_p(scores, m):
     """HF's min-p warper: remove the tokens whose probability is below ``m`` times the largest."""
     probs = scores.softmax(dim=-1)
     return scores.masked_fill(probs < m * probs.amax(dim=-1, keepdim=True), -math.inf)
+
+
+# ----------------------------------------------------------------------------
+# The logit processors, as a PyTorch server applies them
+
+
+@dataclass(frozen=True)
+class TorchProcessors:
+    """The logit processors' arguments as tensors, ready for `torch_processed`.
+
+    Made once per batch, outside the timing (a server keeps them so from step to
+    step): each row's ids padded with V (an extra column of counts that is cut
+    off), the bitmask as int32 words, the biases as (row, token, value) triples,
+    the penalties as ``(B, 1)`` columns.  A field is None when its processor is off.
+    """
+
+    bitmask: object = None  # (B, W) int32, 32 * W >= V
+    shifts: object = None  # 0..31, int32: bit j % 32 of a word
+    bias_rows: object = None  # int64
+    bias_tokens: object = None  # int64
+    bias_values: object = None  # float32
+    prompt: object = None  # (B, Lp) int64, padded with V
+    output: object = None  # (B, Lo) int64, padded with V
+    ones: object = None  # (B, Lo) float32, what scatter_add_ adds
+    repetition: object = None  # (B, 1) float32
+    frequency: object = None
+    presence: object = None
+
+    @classmethod
+    def prepare(
+        cls,
+        torch,
+        shape,
+        *,
+        token_bitmask=None,
+        logit_bias=None,
+        prompt_ids=None,
+        output_ids=None,
+        repetition_penalty=1.0,
+        frequency_penalty=0.0,
+        presence_penalty=0.0,
+    ):
+        """The tensors for a ``(B, V)`` batch of logits from `tokenpick.process_logits`'
+        arguments: a bitmask ``(W,)`` or ``(B, W)``; one logit_bias mapping or B of
+        them; histories as ``(B, L)`` arrays padded with -1 or B lists; penalties as
+        scalars or B values."""
+        B, V = shape
+        fields = {}
+        if token_bitmask is not None:
+            words = np.asarray(token_bitmask).view(np.int32)
+            W = words.shape[-1]
+            full = np.zeros((B, max(W, -(-V // 32))), dtype=np.int32)  # zero words: banned
+            full[:, :W] = words  # (W,) is every row's
+            fields["bitmask"] = torch.from_numpy(full)
+            fields["shifts"] = torch.arange(32, dtype=torch.int32)
+        if logit_bias is not None:
+            per_row = [logit_bias] * B if isinstance(logit_bias, Mapping) else logit_bias
+            triples = [(i, j, b) for i, m in enumerate(per_row) for j, b in (m or {}).items()]
+            rows, tokens, values = zip(*triples) if triples else ((), (), ())
+            fields["bias_rows"] = torch.tensor(rows, dtype=torch.int64)
+            fields["bias_tokens"] = torch.tensor(tokens, dtype=torch.int64)
+            fields["bias_values"] = torch.tensor(values, dtype=torch.float32)
+        if prompt_ids is not None or output_ids is not None:
+            fields["prompt"] = torch.from_numpy(padded_ids(prompt_ids, B, V))
+            fields["output"] = torch.from_numpy(padded_ids(output_ids, B, V))
+            fields["ones"] = torch.ones(fields["output"].shape, dtype=torch.float32)
+            for name, value in (
+                ("repetition", repetition_penalty),
+                ("frequency", frequency_penalty),
+                ("presence", presence_penalty),
+            ):
+                column = np.broadcast_to(np.asarray(value, dtype=np.float32), (B,)).reshape(B, 1)
+                fields[name] = torch.from_numpy(column.copy())
+        return cls(**fields)
+
+
+def padded_ids(ids, B, V):
+    """Each row's ids as one ``(B, L)`` int64 array padded with V (vLLM's padding,
+    a column past the vocabulary), from a ``(B, L)`` array padded with -1, B lists,
+    or None (no ids)."""
+    rows = [[]] * B if ids is None else [np.asarray(r, dtype=np.int64) for r in ids]
+    length = max([len(r) for r in rows] + [1])
+    out = np.full((B, length), V, dtype=np.int64)
+    for i, r in enumerate(rows):
+        out[i, : len(r)] = np.where(r == -1, V, r)
+    return out
+
+
+def torch_processed(torch, x, p):
+    """The logits ``(B, V)`` after the processors of `p` (a `TorchProcessors`), in
+    tokenpick's order, a new tensor (`x` is left as it is):
+
+    * the bitmask: its words shifted right by 0..31 and ``& 1``, then
+      ``masked_fill(-inf)`` where a bit is 0;
+    * the logit biases, added with ``index_put_`` (a -inf bias bans);
+    * vLLM's penalties: the output's counts with ``scatter_add_`` into ``(B, V + 1)``
+      (the padding's column cut off), the tokens present in prompt or output, then
+      ``where(x > 0, x / p, x * p)`` on those, then ``x -= f * counts`` and
+      ``x -= r * (counts > 0)``.
+    """
+    B, V = x.shape
+    if p.bitmask is not None:
+        bits = (p.bitmask.unsqueeze(-1) >> p.shifts) & 1  # (B, W, 32)
+        scores = x.masked_fill(bits.reshape(B, -1)[:, :V] == 0, -math.inf)
+    else:
+        scores = x.clone()
+    if p.bias_rows is not None:
+        scores.index_put_((p.bias_rows, p.bias_tokens), p.bias_values, accumulate=True)
+    if p.output is not None:
+        counts = torch.zeros((B, V + 1), dtype=torch.float32)
+        counts.scatter_add_(1, p.output, p.ones)
+        counts = counts[:, :V]
+        in_output = counts > 0
+        in_prompt = torch.zeros((B, V + 1), dtype=torch.bool).scatter_(1, p.prompt, True)
+        present = in_output | in_prompt[:, :V]
+        penalized = torch.where(scores > 0, scores / p.repetition, scores * p.repetition)
+        scores = torch.where(present, penalized, scores)
+        scores -= p.frequency * counts  # two steps, as vLLM: fewer temporaries than one
+        scores -= p.presence * in_output
+    return scores

@@ -1,5 +1,6 @@
 """What a run prints and saves: the header, progress, the table and its legend,
-the call-overhead and Python-threads sections, and the JSON document."""
+the call-overhead, Python-threads and logit-processors sections, and the JSON
+document."""
 
 import json
 import os
@@ -11,20 +12,37 @@ import numpy as np
 import tokenpick
 
 from .._config import usable_cores
-from . import peer_llama, peer_torch
+from . import peer_llama, peer_torch, peer_xgrammar
 from .cases import (
     OVERHEAD_KIND,
     OVERHEAD_OFFSET,
     OVERHEAD_V,
+    PENALTIES,
     POOL_BYTES,
     POOL_MAX_BATCHES,
+    PROCESSOR_BIASES,
+    PROCESSOR_KIND,
+    PROCESSOR_NARROW,
+    PROCESSOR_OUTPUT_LEN,
+    PROCESSOR_PROMPT_LEN,
+    PROCESSOR_ROWS,
+    PROCESSOR_SAMPLING,
+    PROCESSOR_ZIPF,
+    PROCESSORS_ALL,
     PY_THREADS_COUNTS,
     PY_THREADS_REPEATS,
     PY_THREADS_V,
     SAMPLE_SEED,
     SCALING_MIN_BATCH,
 )
-from .timing import FLOOR, ONE_THREAD, TOKENPICK, overhead_min_time
+from .timing import (
+    BITMASK_INPLACE,
+    FLOOR,
+    ONE_THREAD,
+    TOKENPICK,
+    overhead_min_time,
+    processors_absent,
+)
 
 # ----------------------------------------------------------------------------
 # The header
@@ -52,11 +70,11 @@ def thread_source(threads):
     return "tokenpick's default"
 
 
-def environment(settings, torch_info, llama_info):
+def environment(settings, torch_info, llama_info, xgrammar_info=None):
     """Versions, SIMD path, thread settings and hardware, as a JSON-ready dict.
 
-    ``config`` holds all of ``tokenpick.show_config(mode="dicts")``; ``torch``
-    and ``llama_cpp`` are what the peers' setups said.
+    ``config`` holds all of ``tokenpick.show_config(mode="dicts")``; ``torch``,
+    ``llama_cpp`` and ``xgrammar`` are what the peers' setups said.
     """
     try:
         config = tokenpick.show_config(mode="dicts")
@@ -74,6 +92,7 @@ def environment(settings, torch_info, llama_info):
         "python": f"{platform.python_implementation()} {platform.python_version()}",
         "torch": torch_info,
         "llama_cpp": llama_info,
+        "xgrammar": xgrammar_info or {"absent": "not timed"},
         "cpu": cpu_model(),
         "cpus": usable_cores(),
         "machine": platform.machine(),
@@ -103,6 +122,7 @@ def format_environment(env):
             f"numpy {env['numpy']}, {env['python']}",
             peer_torch.describe(env["torch"]),
             peer_llama.describe(env["llama_cpp"]),
+            peer_xgrammar.describe(env["xgrammar"]),
             f"CPU: {env['cpu']} ({env['cpus']} usable CPUs, {env['machine']}, {env['system']})",
         ]
     )
@@ -313,9 +333,9 @@ def format_python_threads(sections):
     )
 
 
-def format_results(results, overhead, peers, settings, python_threads=()):
-    """The table, its legend, the call-overhead and Python-threads sections and the
-    errors met."""
+def format_results(results, overhead, peers, settings, python_threads=(), processors=()):
+    """The table, its legend, the call-overhead, Python-threads and logit-processors
+    sections and the errors met."""
     headers = [
         "op",
         "logits",
@@ -340,18 +360,169 @@ def format_results(results, overhead, peers, settings, python_threads=()):
         "",
         format_overhead(overhead, peers, settings, notes),
         *(["", format_python_threads(python_threads)] if python_threads else []),
+        "",
+        format_processors(processors, settings, notes),
     ]
     errors = ["", "errors:", *(f"  [{i}] {n}" for i, n in enumerate(notes, 1))] if notes else []
     return "\n".join([table, *legend, *errors])
 
 
 # ----------------------------------------------------------------------------
+# The logit-processors section
+
+
+def processors_call():
+    """The sample call of the logit-processors section, as text."""
+    args = ", ".join(f"{k}={v}" for k, v in PROCESSOR_SAMPLING.items())
+    return f"sample(x, {args}, <processors>)"
+
+
+def processors_inputs():
+    """What the processors of the section are, as JSON-ready text per part."""
+    penalties = ", ".join(f"{k}={v}" for k, v in PENALTIES.items())
+    return {
+        "penalties": f"{penalties}; prompt_ids (B, {PROCESSOR_PROMPT_LEN}) and output_ids "
+        f"(B, {PROCESSOR_OUTPUT_LEN}), int64, each row its own, ids drawn by a Zipf law of "
+        f"exponent {PROCESSOR_ZIPF} (so that tokens recur)",
+        "biases": f"logit_bias: one mapping for every row, {PROCESSOR_BIASES} tokens, "
+        "about half of them negative, one -inf",
+        "bitmask half": "token_bitmask (B, ceil(V/32)) int32 of random bits, about half the "
+        "vocabulary allowed, each row its own",
+        "bitmask narrow": f"token_bitmask (B, ceil(V/32)) int32 allowing {PROCESSOR_NARROW} "
+        "tokens per row",
+    }
+
+
+def measured_cell(m, text, notes, where):
+    """A cell of Measurement `m` (blank if None): `text`, ``n/a``, or if the call
+    raised ``error [n]``, its error (``where: ...``) added to `notes`."""
+    if m is None:
+        return ""
+    if m.error is None:
+        return text
+    if m.error == "n/a":
+        return m.error
+    notes.append(f"{where} raised {m.error.splitlines()[0]}")
+    return f"error [{len(notes)}]"
+
+
+def timed_cells(m, ratio, notes, where):
+    """A Measurement's two cells: its time per row and `ratio` (an error only in the first)."""
+    if m is None or m.error is not None:
+        return [measured_cell(m, "", notes, where), "n/a" if m and m.error == "n/a" else ""]
+    return [format_us(m.us_per_row), format_ratio(ratio)]
+
+
+def processor_rows(processors, notes, with_torch):
+    """The cells of the section's first table: one row per case and set of processors."""
+    rows = []
+    for r in processors:
+        for row in PROCESSOR_ROWS:
+            where = f"processors {row.label}, V={r.V}, B={r.B}: "
+            m = r.sample[row.label]
+            cells = [row.label, f"{r.V}", f"{r.B}"]
+            cells += timed_cells(m, r.x_none(row.label), notes, where + "tokenpick")
+            if with_torch:
+                torch = r.torch if row is PROCESSORS_ALL else None
+                cells += timed_cells(torch, r.torch_speedup(), notes, where + "torch")
+            rows.append(cells)
+    return rows
+
+
+def inplace_rows(processors, notes, with_xgrammar):
+    """The cells of the in-place bitmask's table: one row per case."""
+    rows = []
+    for r in processors:
+        where = f"{BITMASK_INPLACE}, V={r.V}, B={r.B}: "
+        ours, theirs = r.inplace[TOKENPICK.name], r.inplace.get("xgrammar")
+        cells = [f"{r.V}", f"{r.B}", timed_cells(ours, None, notes, where + "tokenpick")[0]]
+        if with_xgrammar:
+            cells += timed_cells(theirs, r.xgrammar_speedup(), notes, where + "xgrammar")
+        rows.append(cells)
+    return rows
+
+
+def processors_legend(with_torch, settings):
+    """The lines under the section's first table."""
+    inputs = processors_inputs()
+    legend = [
+        f"us/row: median of {TOKENPICK.repeats} repeats of >= {settings['min_time']:g} s of "
+        "calls, divided by B, the calls going in turn through batches of fresh rows, each "
+        "batch with its own processors' arguments",
+        f"penalties: {inputs['penalties']}",
+        f"biases: {inputs['biases']}",
+        f"bitmask half: {inputs['bitmask half']}; all: penalties + biases + bitmask half",
+        f"bitmask {PROCESSOR_NARROW} tokens: {inputs['bitmask narrow']}",
+        "x none: time / time of the same call without processors, their repeats interleaved "
+        "(one of each row in turn)",
+    ]
+    if with_torch:
+        legend.append(
+            "torch: the same step in PyTorch on the same rows, median of "
+            f"{peer_torch.REPEATS} repeats: the bitmask unpacked with shifts and masked_fill, the "
+            "biases with index_put_, vLLM's penalties on scatter_add_ counts, HF's top-k and "
+            "top-p warpers, softmax and multinomial; speedup: its time / tokenpick's (all)"
+        )
+    return legend
+
+
+def format_processors(processors, settings, notes):
+    """The logit-processors section: tokenpick's sample call with and without the
+    processors and PyTorch's pipeline, then the in-place bitmask against xgrammar."""
+    absent = processors_absent(settings)
+    if absent:
+        return f"Logit processors: {absent}"
+    with_torch = any(r.torch is not None for r in processors)
+    with_xgrammar = any("xgrammar" in r.inplace for r in processors)
+    headers = ["processors", "V", "B", "tokenpick us/row", "x none"]
+    inplace_headers = ["V", "B", "tokenpick us/row"]
+    if with_torch:
+        headers += ["torch us/row", "torch speedup"]
+    if with_xgrammar:
+        inplace_headers += ["xgrammar us/row", "xgrammar speedup"]
+        against = (
+            " and xgrammar.apply_token_bitmask_inplace(x, bitmask) (its CPU kernel, one "
+            "thread) on the same rows, their repeats interleaved"
+        )
+    else:
+        against = " (xgrammar is not timed: see the header)"
+    return "\n".join(
+        [
+            f"Logit processors: {processors_call()} on {PROCESSOR_KIND} logits, each row with "
+            "its own history and bitmasks, as a server samples",
+            "",
+            format_table(headers, processor_rows(processors, notes, with_torch), left=1),
+            "",
+            *processors_legend(with_torch, settings),
+            "",
+            f"Bitmask in place: process_logits(x, token_bitmask=<bitmask half>, out=x){against}",
+            "",
+            format_table(inplace_headers, inplace_rows(processors, notes, with_xgrammar), left=0),
+        ]
+    )
+
+
+def processors_json(settings, processors):
+    """The logit-processors section as a JSON-ready dict."""
+    absent = processors_absent(settings)
+    if absent:
+        return {"absent": absent}
+    return {
+        "call": processors_call(),
+        "logits": PROCESSOR_KIND,
+        "rows": {row.label: list(row.parts) for row in PROCESSOR_ROWS},
+        "inputs": processors_inputs(),
+        "cases": [r.to_json() for r in processors],
+    }
+
+
+# ----------------------------------------------------------------------------
 # --json
 
 
-def write_json(path, env, settings, results, overhead, peers, python_threads=()):
-    """Write the environment, the settings, every result, the call overhead and the
-    Python threads' throughput to `path`."""
+def write_json(path, env, settings, results, overhead, peers, python_threads=(), processors=()):
+    """Write the environment, the settings, every result, the call overhead, the
+    Python threads' throughput and the logit-processors section to `path`."""
     one_thread = [ONE_THREAD] if timed_at_one_thread(results) else []
     document = {
         "environment": env,
@@ -363,6 +534,7 @@ def write_json(path, env, settings, results, overhead, peers, python_threads=())
         "results": [r.to_json(peers) for r in results],
         "overhead": [r.to_json(peers) for r in overhead],
         "python_threads": list(python_threads),
+        "processors": processors_json(settings, processors),
     }
     with open(path, "w", encoding="utf-8") as f:
         json.dump(document, f, indent=1, default=str)

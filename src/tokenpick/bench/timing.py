@@ -1,5 +1,6 @@
 """Timing: peers, the autorange-and-median loop, interleaved repeats, and the
-three sections of a run (the table's cases, the call overhead, Python threads)."""
+four sections of a run (the table's cases, the call overhead, Python threads,
+the logit processors)."""
 
 import contextlib
 import functools
@@ -21,6 +22,10 @@ from .cases import (
     OVERHEAD_MIN_TIME,
     OVERHEAD_OPS,
     OVERHEAD_V,
+    PROCESSOR_ROWS,
+    PROCESSOR_SAMPLING,
+    PROCESSORS_ALL,
+    PROCESSORS_NONE,
     PY_THREADS_COUNTS,
     PY_THREADS_MIN_TIME,
     PY_THREADS_OPS,
@@ -31,6 +36,8 @@ from .cases import (
     cases,
     make_logits,
     make_pool,
+    processor_cases,
+    processor_pool,
     source_label,
 )
 
@@ -164,39 +171,76 @@ def _failed(exc, rows):
 
 def measure_interleaved(peers, op, pool, min_time):
     """`measure` for each of `peers`, with their repeats taken in turn: one of
-    each, then the next.
-
-    For tokenpick at two thread counts: a change in the machine's speed while
-    they are timed (another process taking a core, a clock change) then weighs
-    on both alike, so that the ratio of their times is not skewed by when each
-    happened to run.  Returns a dict: peer name -> `Measurement`.
-    """
-    timed, results = [], {}
+    each, then the next (`measure_calls`).  Returns a dict: peer name -> `Measurement`."""
+    lines = []
     for peer in peers:
         batches = pool
         if peer.max_rows is not None:
             batches = [pool[0] if pool[0].ndim == 1 else pool[0][: peer.max_rows]]
-        rows = 1 if batches[0].ndim == 1 else len(batches[0])
+        lines.append(
+            Calls(
+                peer.name,
+                functools.partial(_bind_batches, peer, op, batches),
+                rows=1 if batches[0].ndim == 1 else len(batches[0]),
+                repeats=peer.repeats,
+                threads=peer.threads,
+            )
+        )
+    return measure_calls(lines, min_time)
+
+
+def _bind_batches(peer, op, batches):
+    """`peer`'s calls doing `op` on each of `batches`."""
+    return [peer.bind(op, batch) for batch in batches]
+
+
+@dataclass(frozen=True)
+class Calls:
+    """One line of calls for `measure_calls`: a loop calls each function that
+    ``bind()`` returns once, in turn; each call does `rows` rows."""
+
+    name: str
+    bind: Callable
+    rows: int
+    repeats: int
+    threads: int | None = None
+
+
+def measure_calls(lines, min_time):
+    """Time each of `lines` (`Calls`), their repeats taken in turn: one of each,
+    then the next, each at its own thread count.
+
+    A change in the machine's speed while they are timed (another process taking
+    a core, a clock change) then weighs on all alike, so that the ratio of their
+    times is not skewed by when each happened to run: tokenpick at two thread
+    counts, or one call with and without logit processors.  A line whose calls
+    raise is recorded, never raised.  Returns a dict: name -> `Measurement`.
+    """
+    timed, results = [], {}
+    for line in lines:
         try:
-            with tokenpick_threads(peer.threads):
-                timer = calls_timer([peer.bind(op, batch) for batch in batches])
+            with tokenpick_threads(line.threads):
+                fns = line.bind()
+                timer = calls_timer(fns)
                 loops = autorange(timer, min_time)
         except Exception as exc:  # report it in the table, keep benchmarking
-            results[peer.name] = _failed(exc, rows)
+            results[line.name] = _failed(exc, line.rows)
             continue
-        timed.append((peer, timer, loops, rows, len(batches), []))
-    for r in range(max((peer.repeats for peer, *_ in timed), default=0)):
-        for peer, timer, loops, rows, _, seconds in timed:
-            if r < peer.repeats and peer.name not in results:
+        timed.append((line, timer, loops, len(fns), []))
+    for r in range(max((line.repeats for line, *_ in timed), default=0)):
+        for line, timer, loops, _, seconds in timed:
+            if r < line.repeats and line.name not in results:
                 try:
-                    with tokenpick_threads(peer.threads):
+                    with tokenpick_threads(line.threads):
                         seconds.append(timer.timeit(loops))
                 except Exception as exc:
-                    results[peer.name] = _failed(exc, rows)
-    for peer, _, loops, rows, calls, seconds in timed:
-        if peer.name not in results:
+                    results[line.name] = _failed(exc, line.rows)
+    for line, _, loops, calls, seconds in timed:
+        if line.name not in results:
             per_call = statistics.median(seconds) / (loops * calls)
-            results[peer.name] = Measurement(per_call * 1e6 / rows, rows, loops, peer.repeats)
+            results[line.name] = Measurement(
+                per_call * 1e6 / line.rows, line.rows, loops, line.repeats
+            )
     return results
 
 
@@ -377,3 +421,155 @@ def count_steps(settings, sources, peers):
     return (
         main + len(OVERHEAD_OPS) * (2 + len(peers)) + len(PY_THREADS_OPS) * len(PY_THREADS_COUNTS)
     )
+
+
+# ----------------------------------------------------------------------------
+# The logit-processors section
+
+BITMASK_INPLACE = "bitmask in place"  # the label of process_logits(x, token_bitmask, out=x)
+
+
+def processors_absent(settings):
+    """Why the logit-processors section is not timed (``--no-processors``, or a
+    tokenpick without ``process_logits``), or None if it is."""
+    if settings["processors"] is None:
+        return "not timed (--no-processors)"
+    if not hasattr(tokenpick, "process_logits"):  # a build from before the processors
+        return "not timed: this tokenpick has no logit processors (no tokenpick.process_logits)"
+    return None
+
+
+@dataclass
+class ProcessorsResult:
+    """All measurements of one case (V, B) of the logit-processors section.
+
+    `sample` maps the label of each `cases.PROCESSOR_ROWS` row to tokenpick's
+    `Measurement`, their repeats interleaved; `torch` is PyTorch's with every
+    processor (None if not timed); `inplace` maps ``"tokenpick"`` and, if timed,
+    ``"xgrammar"`` to the in-place bitmask's, their repeats interleaved.
+    """
+
+    V: int
+    B: int
+    sample: dict
+    torch: Measurement | None
+    inplace: dict
+
+    def x_none(self, label):
+        """Time of row `label` over the time of the same call without processors, or None."""
+        return _ratio(self.sample.get(label), self.sample.get(PROCESSORS_NONE.label))
+
+    def torch_speedup(self):
+        """PyTorch's time over tokenpick's, both with every processor, or None."""
+        return _ratio(self.torch, self.sample.get(PROCESSORS_ALL.label))
+
+    def xgrammar_speedup(self):
+        """xgrammar's time over tokenpick's for the in-place bitmask, or None."""
+        return _ratio(self.inplace.get("xgrammar"), self.inplace.get(TOKENPICK.name))
+
+    def measurements(self):
+        """Every measurement of the case."""
+        torch = [] if self.torch is None else [self.torch]
+        return [*self.sample.values(), *torch, *self.inplace.values()]
+
+    def failed(self):
+        """Whether some call raised."""
+        return any(m.error not in (None, "n/a") for m in self.measurements())
+
+    def to_json(self):
+        """The case as a JSON-ready dict."""
+        return {
+            "V": self.V,
+            "B": self.B,
+            "sample": {
+                label: {**asdict(m), "x_none": self.x_none(label)}
+                for label, m in self.sample.items()
+            },
+            "torch": asdict(self.torch) if self.torch else None,
+            "torch_speedup": self.torch_speedup(),
+            "bitmask_inplace": {name: asdict(m) for name, m in self.inplace.items()},
+            "xgrammar_speedup": self.xgrammar_speedup(),
+        }
+
+
+def _ratio(top, bottom):
+    """``top.us_per_row / bottom.us_per_row`` of two Measurements, or None."""
+    if top is None or bottom is None or top.us_per_row is None or not bottom.us_per_row:
+        return None
+    return top.us_per_row / bottom.us_per_row
+
+
+def _bind_each(peer, ops, batches):
+    """`peer`'s calls doing ``ops[j]`` on ``batches[j]``, for each j."""
+    return [peer.bind(op, batch) for op, batch in zip(ops, batches)]
+
+
+def _calls(name, peer, ops, batches):
+    """The `Calls` of `peer` doing ``ops[j]`` on ``batches[j]`` in turn, shown as `name`."""
+    return Calls(
+        name,
+        functools.partial(_bind_each, peer, ops, batches),
+        rows=len(batches[0]),
+        repeats=peer.repeats,
+        threads=peer.threads,
+    )
+
+
+def sample_ops(row, inputs):
+    """The sample call of `row` (a `cases.ProcessorRow`) for each batch's `inputs`."""
+    return [
+        Op(row.label, "sample", {**PROCESSOR_SAMPLING, **batch.kwargs(row.parts)})
+        for batch in inputs
+    ]
+
+
+def time_processor_case(V, B, torch_peer, xgrammar_peer, min_time, progress):
+    """Time one case of the logit-processors section: a `ProcessorsResult`.
+
+    tokenpick's sample call without and with each set of processors, their
+    repeats interleaved; PyTorch's pipeline with every processor; then, on a copy
+    of the rows (they are masked in place), ``process_logits(x, token_bitmask=half,
+    out=x)`` and xgrammar's in-place bitmask, interleaved.  Masking rows already
+    masked by the same bitmask is the same work again, so every repeat does the
+    same.  Three steps of `progress` (two without PyTorch).
+    """
+    pool, inputs = processor_pool(V, B)
+    where = f"V={V}, B={B}"
+    progress.step(f"tokenpick, rows interleaved: sample with and without processors, {where}")
+    sample = measure_calls(
+        [_calls(row.label, TOKENPICK, sample_ops(row, inputs), pool) for row in PROCESSOR_ROWS],
+        min_time,
+    )
+    torch = None
+    if torch_peer is not None:
+        progress.step(f"{torch_peer.name}: sample with every processor, {where}")
+        ops = sample_ops(PROCESSORS_ALL, inputs)
+        torch = measure_calls([_calls(torch_peer.name, torch_peer, ops, pool)], min_time)
+        torch = torch[torch_peer.name]
+    masked = [batch.copy() for batch in pool]
+    ops = [
+        Op(BITMASK_INPLACE, "process_logits", {"token_bitmask": batch.half_bitmask, "out": x})
+        for batch, x in zip(inputs, masked)
+    ]
+    peers = [TOKENPICK, *([xgrammar_peer] if xgrammar_peer is not None else [])]
+    progress.step(f"{', '.join(p.name for p in peers)} interleaved: {BITMASK_INPLACE}, {where}")
+    inplace = measure_calls([_calls(p.name, p, ops, masked) for p in peers], min_time)
+    return ProcessorsResult(V, B, sample, torch, inplace)
+
+
+def time_processors(settings, torch_peer, xgrammar_peer, progress):
+    """Time every case of the logit-processors section (`cases.processor_cases`):
+    a list of `ProcessorsResult`, empty if the section is not timed."""
+    if processors_absent(settings):
+        return []
+    return [
+        time_processor_case(V, B, torch_peer, xgrammar_peer, settings["min_time"], progress)
+        for V, B in processor_cases(settings)
+    ]
+
+
+def count_processor_steps(settings, torch_peer):
+    """Number of timings of the logit-processors section (`time_processor_case`)."""
+    if processors_absent(settings):
+        return 0
+    return len(list(processor_cases(settings))) * (3 if torch_peer is not None else 2)
