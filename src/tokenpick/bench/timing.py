@@ -430,12 +430,10 @@ BITMASK_INPLACE = "bitmask in place"  # the label of process_logits(x, token_bit
 
 
 def processors_absent(settings):
-    """Why the logit-processors section is not timed (``--no-processors``, or a
-    tokenpick without ``process_logits``), or None if it is."""
+    """Why the logit-processors section is not timed (``--no-processors``), or
+    None if it is."""
     if settings["processors"] is None:
         return "not timed (--no-processors)"
-    if not hasattr(tokenpick, "process_logits"):  # a build from before the processors
-        return "not timed: this tokenpick has no logit processors (no tokenpick.process_logits)"
     return None
 
 
