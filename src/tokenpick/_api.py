@@ -42,15 +42,18 @@ def _run(
     the outputs are the call's own arrays (own_outputs), the kernel checks
     each row right before using it and stops at the first bad one (the new
     arrays are dropped); a caller's ``out=`` is checked whole, on this
-    thread, before any work (with the logit processors of `plan`, if any,
-    which the kernel then applies again row by row).  Each thread gets at
-    least `per_thread` logits.
+    thread, before any work (with the logit processors of `plan`, if any:
+    then the kernel is told it need not check the rows again; a single row
+    is checked by the kernel right before it is written).  Each thread gets
+    at least `per_thread` logits.
     """
     nrows = P.nrows(x)
     threads = _threads.thread_count(nrows, x.shape[-1], num_threads, per_thread)
     stats = None
-    if not own_outputs:
-        stats = _core.scan(x) if plan is None else _core.check_processed(x, plan)
+    if not own_outputs and plan is None:
+        stats = _core.scan(x)
+    elif not own_outputs and nrows > 1:  # one row is checked right before it is written
+        stats = _core.check_processed(x, plan)
     if threads == 1:
         kernel(x, stats, *args, 0, nrows)
     else:

@@ -543,14 +543,13 @@ cdef int _checked_rows(_Checked *c, stats, cnp.ndarray x, const _Plan *plan=NULL
     """Set c up for rows [start, stop) of x (the range matters with a plan)."""
     c.rows = <const float *>cnp.PyArray_DATA(x)
     c.V = _vocab(x)
-    c.given = NULL if stats is None else (<_RowStats?>stats).st
+    c.given = NULL if stats is None or plan != NULL else (<_RowStats?>stats).st
     c.code = TP_OK
     c.bad = -1
     c.bad_token = -1
     c.plan = plan
     c.scratch = NULL
-    if plan != NULL:
-        c.given = NULL  # the stats of processed rows are made row by row
+    if plan != NULL:  # the stats of processed rows are made row by row, checked or not
         c.scratch = _proc_scratch(c.V, _plan_ids(plan, start, stop)).s
     return 0
 
@@ -756,17 +755,24 @@ def filtered_probs(cnp.ndarray x not None, stats, temperature, top_k, top_p, min
 
 def process(cnp.ndarray x not None, stats, plan, cnp.ndarray out not None, int64_t start,
             int64_t stop):
-    """The processed logits of rows [start, stop) into out (which may be x)."""
+    """The processed logits of rows [start, stop) into out (which may be x).
+    stats is True where check_processed has passed every row already: the
+    rows are then processed without their checking pass."""
     cdef _Checked c
     cdef int64_t i, V = _vocab(x)
     cdef float *dest = <float *>cnp.PyArray_DATA(out)
     cdef _Workspace w = _workspace()
     cdef _Plan pl
+    cdef bint checked = stats is True
+    cdef tp_proc_args a
     _read_plan(plan, &pl)
     _checked_rows(&c, None, x, &pl, start, stop)
     with nogil:
         for i in range(start, stop):
-            if _row_stat(&c, i, NULL, w.ws) == NULL:
+            if checked:
+                _row_args(&pl, i, &a)
+                tp_proc_prepare(c.rows + i * V, V, &a, c.scratch, &c.proc)
+            elif _row_stat(&c, i, NULL, w.ws) == NULL:
                 break
             K.process(c.rows + i * V, V, &c.proc, dest + i * V)
             _row_done(&c)
@@ -775,7 +781,7 @@ def process(cnp.ndarray x not None, stats, plan, cnp.ndarray out not None, int64
 
 def check_processed(cnp.ndarray x not None, plan):
     """The checking pass over every processed row, for calls that write into
-    the caller's arrays: ValueError naming the first bad row, or None."""
+    the caller's arrays: ValueError naming the first bad row, or True."""
     cdef _Checked c
     cdef int64_t i, nrows = cnp.PyArray_SIZE(x) // _vocab(x)
     cdef _Workspace w = _workspace()
@@ -788,6 +794,7 @@ def check_processed(cnp.ndarray x not None, plan):
                 break
             _row_done(&c)
     _raise_first_bad(&c)
+    return True
 
 
 cdef inline bint _worth_releasing_gil(int64_t V, int64_t rows) noexcept:
