@@ -120,8 +120,9 @@ void tp_workspace_free(tp_workspace *ws);
  * cand_x (pointing into the workspace), so later kernels touch only them. */
 typedef struct {
     /* The row the later kernels (mask, filtered_probs, sample) read in place
-     * of x: x itself, or with processors the processed row (proc->row, whole,
-     * or where the listed candidates lie). */
+     * of x: x itself, or with processors the processed row (proc->row: whole
+     * where the kept tokens are not listed, or only at the argmax where
+     * greedy; the listed tokens' logits are in cand_x). */
     const float *row;
     int greedy;
     int64_t argmax;

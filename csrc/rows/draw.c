@@ -87,6 +87,20 @@ TP_FORCE_INLINE int64_t draw_one_tile(const tp_keep *keep, tp_list list, float t
 }
 
 /* The draw over the listed kept tokens. */
+/* The logit of a listed token (cand_id ascends). */
+static float listed_logit(const tp_keep *keep, int64_t token)
+{
+    int64_t lo = 0, hi = keep->ncand - 1;
+    while (lo < hi) {
+        const int64_t mid = lo + (hi - lo) / 2;
+        if (keep->cand_id[mid] < token)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    return keep->cand_x[lo];
+}
+
 static int64_t draw_listed(const tp_keep *keep, double u, tp_workspace *ws, double *z)
 {
     const tp_list list = {keep->cand_x, keep->cand_id, 0, keep->ncand};
@@ -160,6 +174,7 @@ static int64_t tp_sample_f32(const float *x, int64_t n, const tp_keep *keep, dou
     double z;
     const int64_t token =
         keep->ncand >= 0 ? draw_listed(keep, u, ws, &z) : draw_runs(x, n, keep, u, ws, &z);
-    *logprob = (float)(((double)x[token] - (double)keep->max) * keep->inv_t - log(z));
+    const float v = keep->ncand >= 0 ? listed_logit(keep, token) : x[token];
+    *logprob = (float)(((double)v - (double)keep->max) * keep->inv_t - log(z));
     return token;
 }

@@ -51,12 +51,13 @@ static void tp_keep_f32(const float *x, int64_t n, const tp_rowstat *st, const t
     float thr = -INFINITY;
     int64_t c = -1; /* listed candidates: every token >= thr, or -1 */
     if (p) {
-        /* The processed row: only the argmax's logit where greedy, the
-         * blocks top-k's block route takes (they hold every candidate),
-         * or else all of it; from then on, a row without processors. */
+        /* The processed row: only the argmax's logit where greedy, none
+         * where top-k's block route lists every candidate with its
+         * processed logit, or else all of it; from then on, a row without
+         * processors. */
         keep->row = p->row;
         if (keep->greedy)
-            process_range(x, st->argmax, st->argmax + 1, p, p->row);
+            process_range(x, st->argmax, st->argmax + 1, p, p->row + st->argmax);
         else if (!top_k || (c = top_k_by_blocks(x, n, f->top_k, st, ws, &thr)) < 0)
             process_range(x, 0, n, p, p->row);
     }

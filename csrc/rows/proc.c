@@ -20,14 +20,15 @@ TP_FORCE_INLINE int word_patched(const tp_proc *p, int64_t w)
     return (int)((p->patched[w >> 5] >> (w & 31)) & 1u);
 }
 
-/* out[from..to) = the processed logits of those tokens (from a multiple of
- * 32); out may be x.  A word of the allow bits a step: 32 / TP_VW vectors,
- * whose tokens not allowed read -inf, or, in the few words with finite
- * patches, their patches. */
+/* out[0..to - from) = the processed logits of tokens from..to (from a
+ * multiple of 32, or fewer than 32 tokens); out may be x + from.  A word of
+ * the allow bits a step: 32 / TP_VW vectors, whose tokens not allowed read
+ * -inf, or, in the few words with finite patches, their patches. */
 static void process_range(const float *x, int64_t from, int64_t to, const tp_proc *p, float *out)
 {
     const tp_vf none = vf_set1(-INFINITY);
     int64_t i = from;
+    out -= from; /* indexed by token from here on */
     for (; i + 32 <= to; i += 32) {
         const uint32_t w = p->allow[i >> 5];
         if (w == ~0u) {
@@ -44,6 +45,24 @@ static void process_range(const float *x, int64_t from, int64_t to, const tp_pro
     }
     for (; i < to; i++)
         out[i] = allows(p, i) ? x[i] : p->patch[i];
+}
+
+/* Appends the tokens of x[from..to) that how takes, as processed by p, to
+ * the *c candidates (gather_range's contract): a chunk at a time, processed
+ * into the workspace while it is in L1. */
+static int gather_processed(const float *x, int64_t from, int64_t to, tp_gather how,
+                            const tp_proc *p, tp_workspace *ws, int64_t *c)
+{
+    for (int64_t at = from; at < to; at += TP_CHUNK) {
+        const int64_t len = to - at < TP_CHUNK ? to - at : TP_CHUNK;
+        const int64_t first = *c;
+        process_range(x, at, at + len, p, ws->processed);
+        if (!gather_range(ws->processed, 0, len, how, &ws->cand, c))
+            return 0;
+        for (int64_t j = first; j < *c; j++)
+            ws->cand.id[j] += at;
+    }
+    return 1;
 }
 
 static void tp_process_f32(const float *x, int64_t n, const tp_proc *p, float *out)
