@@ -25,8 +25,9 @@ U64_END = 1 << 64
 
 class Rule:
     """The valid values of a parameter: numbers from lo to hi, each end open or
-    closed; None for no bound (a real number must still be finite); integers
-    only if ``integer``.  ``text`` says it to a user, ``note`` adds why."""
+    closed; None for no bound (a real number must still be finite; lo None is
+    only for a rule with no bound at all, a penalty's "any finite number");
+    integers only if ``integer``.  ``text`` says it to a user, ``note`` adds why."""
 
     __slots__ = ("lo", "hi", "lo_open", "hi_open", "integer", "text")
 
@@ -34,7 +35,11 @@ class Rule:
         self.lo, self.hi, self.lo_open, self.hi_open = lo, hi, lo_open, hi_open
         self.integer = integer
         kind = "an integer" if integer else "a finite number" if hi is None else "a number"
-        if hi is None:
+        if lo is None:
+            if hi is not None or integer:
+                raise ValueError("lo=None is only for a finite number with no bound at all")
+            self.text = kind
+        elif hi is None:
             self.text = f"{kind} {'>' if lo_open else '>='} {_bound(lo)}"
         else:
             self.text = (
@@ -48,7 +53,10 @@ class Rule:
         """Whether v, a number or (elementwise) an ndarray, is in range; NaN never is."""
         if isinstance(v, np.ndarray) and v.dtype.kind in "iu":
             return _int_in_range(v, self)
-        ok = (v > self.lo) if self.lo_open else (v >= self.lo)
+        if self.lo is None:
+            ok = v > -math.inf
+        else:
+            ok = (v > self.lo) if self.lo_open else (v >= self.lo)
         if self.hi is None:
             return ok & (v < math.inf) if not self.integer else ok
         return ok & ((v < self.hi) if self.hi_open else (v <= self.hi))
@@ -68,6 +76,10 @@ MIN_P = Rule(0, 1, note="0 disables it")
 UNIFORMS = Rule(0, 1, hi_open=True)
 SEED = OFFSET = Rule(0, U64_END, hi_open=True, integer=True)
 NUM_THREADS = Rule(1, None, integer=True)
+# the logit processors' (tokenpick._processors)
+REPETITION_PENALTY = Rule(0, None, lo_open=True, note="1 disables it")
+ADDITIVE_PENALTY = Rule(None, None, note="0 disables it")  # frequency_ and presence_penalty
+MIN_TOKENS = Rule(0, None, integer=True, note="0 disables it")
 
 
 def _int_in_range(a, rule):
@@ -75,7 +87,7 @@ def _int_in_range(a, rule):
     not compare a uint64 array with 2**64 or -1 exactly)."""
     info = np.iinfo(a.dtype)
     ok = np.ones(a.shape, bool)
-    if rule.lo > info.min:
+    if rule.lo is not None and rule.lo > info.min:
         ok &= a > rule.lo if rule.lo_open else a >= rule.lo
     if rule.hi is not None and rule.hi <= info.max:
         ok &= a < rule.hi if rule.hi_open else a <= rule.hi
@@ -170,16 +182,18 @@ def _fail(name, a, ok, what):
 def float_rows(name, value, nrows, rule):
     """A float64 per-row parameter: a Python float, or a float64 array of shape (nrows,).
 
-    Python numbers stay scalars (the core reads them as every row's value).
+    Python numbers stay scalars (the core reads them as every row's value).  An int
+    is read as the float it converts to, and one beyond float64's range as inf, so
+    that a message shows the value checked ("got -1.0"), as the reference's does.
     """
     if type(value) is float or type(value) is int:  # the common case, kept cheap
         try:
-            good = rule.holds(float(value))
-        except OverflowError:  # an int beyond float64's range
-            good = False
-        if not good:
-            raise _bad_value(name, None, value, rule.text)
-        return float(value)
+            v = float(value)
+        except OverflowError:  # an int beyond float64's range, of either sign
+            v = math.inf
+        if not rule.holds(v):
+            raise _bad_value(name, None, v, rule.text)
+        return v
     if value is None:
         raise TypeError(f"{name} must be a number or a 1-D array, not None")
     a = np.asarray(value)
