@@ -62,14 +62,18 @@ struct tp_proc {
     const float *patch;    /* n floats */
     const int64_t *ids;    /* the nids tokens whose patch is finite, in any order */
     int64_t nids;
+    /* the ids of the arguments neither -1 nor in [0, n): skipped, and
+     * counted here for the caller to report */
+    int64_t stray;
     /* bit w % 32 of patched[w / 32] is set where word w of allow has a token
      * whose patch is finite: the other words read their patches as -inf */
     const uint32_t *patched;
     float *row; /* n floats of scratch: the processed row, where a kernel needs it whole */
 };
 
-/* One row's processor arguments, as the caller checked them: ids in [0, n)
- * or -1 (padding, skipped) in every list. */
+/* One row's processor arguments: ids in [0, n) or -1 (padding, skipped) in
+ * every list; any other id is skipped and counted (tp_proc.stray), so that
+ * a caller may leave the check of the history's ids to this pass. */
 typedef struct {
     const uint32_t *bitmask; /* words of the grammar's bitmask, or NULL: all allowed */
     int64_t words;           /* tokens from 32 * words on are banned */

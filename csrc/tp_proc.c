@@ -21,8 +21,8 @@
 /* A token's tally: its count in the output in the low bits, and flags. */
 enum {
     TP_PRESENT = 1u << 28, /* in the prompt */
-    TP_BIASED = 1u << 29,  /* a finite bias: its patch made with the biases */
-    TP_BANNED = 1u << 30,
+    TP_BANNED = 1u << 29,
+    TP_DONE = 1u << 30, /* its patch is made */
     TP_COUNT = (1u << 28) - 1
 };
 
@@ -35,7 +35,8 @@ struct tp_proc_scratch {
     uint32_t *tally;  /* n tallies, 0 but for the row being prepared */
     int64_t *touched; /* the tokens whose tally the row made nonzero */
     int64_t ntouched;
-    int64_t *ids; /* the finite patches */
+    int64_t stray; /* ids neither -1 nor in [0, n) */
+    int64_t *ids;  /* the finite patches */
 };
 
 void tp_proc_scratch_free(tp_proc_scratch *s)
@@ -85,8 +86,10 @@ static int64_t tally(tp_proc_scratch *s, const int64_t *ids, int64_t m, uint32_t
     int64_t real = 0, t = s->ntouched;
     for (int64_t j = 0; j < m; j++) {
         const int64_t id = ids[j];
-        if (id < 0)
+        if ((uint64_t)id >= (uint64_t)s->n) { /* padding, or a stray id */
+            s->stray += id != -1;
             continue;
+        }
         const uint32_t u = s->tally[id];
         s->touched[t] = id;
         t += u == 0;
@@ -98,8 +101,9 @@ static int64_t tally(tp_proc_scratch *s, const int64_t *ids, int64_t m, uint32_t
 }
 
 /* The processed logit of a token the processors touch, of logit v (not
- * -inf), tally u and bias (0 if none): bias, then repetition, then
- * frequency and presence, in double, rounded once. */
+ * -inf), tally u and bias (-0.0 if none: the one addend that leaves every
+ * double as it is, -0.0 included): bias, then repetition, then frequency
+ * and presence, in double, rounded once. */
 static float processed_logit(float v, uint32_t u, double bias, const tp_proc_args *a)
 {
     const uint32_t count = u & TP_COUNT;
@@ -130,6 +134,7 @@ static int make_patch(tp_proc_scratch *s, const float *x, int64_t id, double bia
         v = overflow ? -INFINITY : v;
     }
     *word &= ~bit;
+    s->tally[id] = u | TP_DONE;
     s->patch[id] = v;
     if (v != -INFINITY) {
         s->ids[(*finite)++] = id;
@@ -151,29 +156,38 @@ int64_t tp_proc_prepare(const float *x, int64_t n, const tp_proc_args *a, tp_pro
     }
 
     s->ntouched = 0;
+    s->stray = 0;
     const int64_t output = tally(s, a->output, a->noutput, 1, 0);
     tally(s, a->prompt, a->nprompt, 0, TP_PRESENT);
-    for (int64_t j = 0; j < a->nbias; j++) /* the bias ids are distinct */
-        tally(s, &a->bias_ids[j], 1, 0, a->bias[j] == -INFINITY ? TP_BANNED : TP_BIASED);
+    for (int64_t j = 0; j < a->nbias; j++)
+        tally(s, &a->bias_ids[j], 1, 0, a->bias[j] == -INFINITY ? TP_BANNED : 0);
     if (output < a->min_tokens)
         tally(s, a->stop, a->nstop, 0, TP_BANNED);
+    else /* not banned, but still checked */
+        for (int64_t j = 0; j < a->nstop; j++)
+            s->stray += (uint64_t)(a->stop[j] + 1) > (uint64_t)n;
 
-    /* the biased tokens' patches first, with their biases; then the others' */
+    /* The biased tokens' patches first, each with its last finite bias (an
+     * id given twice, as a mapping other than a dict may, is biased by its
+     * last finite value, and banned if either is -inf); then the others'. */
     int64_t finite = 0, overflow = -1;
-    for (int64_t j = 0; j < a->nbias; j++) {
+    for (int64_t j = a->nbias - 1; j >= 0; j--) {
         const int64_t id = a->bias_ids[j];
-        if ((s->tally[id] & TP_BIASED) && make_patch(s, x, id, a->bias[j], a, &finite))
+        if ((uint64_t)id >= (uint64_t)n || a->bias[j] == -INFINITY || (s->tally[id] & TP_DONE))
+            continue;
+        if (make_patch(s, x, id, a->bias[j], a, &finite))
             overflow = overflow < 0 || id < overflow ? id : overflow;
     }
     for (int64_t j = 0; j < s->ntouched; j++) {
         const int64_t id = s->touched[j];
-        if (!(s->tally[id] & TP_BIASED) && make_patch(s, x, id, 0.0, a, &finite))
+        if (!(s->tally[id] & TP_DONE) && make_patch(s, x, id, -0.0, a, &finite))
             overflow = overflow < 0 || id < overflow ? id : overflow;
     }
     p->allow = s->allow;
     p->patch = s->patch;
     p->ids = s->ids;
     p->nids = finite;
+    p->stray = s->stray;
     p->patched = s->patched;
     p->row = s->row;
     return overflow;

@@ -17,6 +17,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+import tokenpick as tp
 import tokenpick._processors as pr
 from tokenpick import reference as ref
 
@@ -41,9 +42,29 @@ def logits(was_1d, nrows=B, vocab=V):
     return x[0] if was_1d else x
 
 
-def prepare(x, **kwargs):
+def prepare(x, plain=False, **kwargs):
+    """prepare's Plan: by the general path, or (plain) by the C one where it applies,
+    made comparable (as_csr)."""
     nrows, vocab = (1, x.shape[0]) if x.ndim == 1 else x.shape
-    return pr.prepare(nrows, vocab, x.ndim == 1, **{**PROCESSOR_DEFAULTS, **kwargs})
+    plan = pr.prepare(nrows, vocab, x.ndim == 1, **{**PROCESSOR_DEFAULTS, **kwargs}, plain=plain)
+    return as_csr(plan, nrows) if plain and plan is not None else plan
+
+
+def as_csr(plan, nrows):
+    """A Plan of the plain path (_core.plain_plan: the caller's arrays, int lengths for
+    padded or shared lists) in the general path's layout: uint32 (R, W) words and CSRs."""
+    fields = plan._asdict()
+    if plan.bitmask is not None:
+        m = plan.bitmask.view(np.uint32)
+        fields["bitmask"] = m.reshape(1, -1) if m.ndim == 1 else m
+    for name in ("bias", "prompt", "output", "stop"):
+        ids, starts = fields[f"{name}_ids"], fields[f"{name}_starts"]
+        if ids is None or not isinstance(starts, int):
+            continue
+        rows = 1 if ids.ndim == 1 else ids.shape[0]
+        fields[f"{name}_ids"] = ids.reshape(-1)
+        fields[f"{name}_starts"] = np.arange(rows + 1, dtype=np.int64) * starts
+    return pr.Plan(**fields)
 
 
 def outcome(fn):
@@ -65,6 +86,11 @@ def assert_same_error(x, kwargs):
     if want is not None and want[1].startswith("logits row "):
         want = None
     got = outcome(lambda: prepare(x, **kwargs))
+    assert got == want, kwargs
+    # and through a public function, whose plain forms have their ids checked by the core
+    got = outcome(lambda: tp.process_logits(x, **kwargs))
+    if got is not None and got[1].startswith("logits row "):
+        got = None
     assert got == want, kwargs
     return want
 
@@ -493,12 +519,12 @@ def assert_layout(a, dtype):
     assert a.flags.c_contiguous
 
 
-def assert_plan_matches_reference(x, kw):
+def assert_plan_matches_reference(x, kw, plain=False):
     """The plan holds what the reference's own parsing of the same arguments holds."""
     was_1d = x.ndim == 1
     nrows, vocab = (1, x.shape[0]) if was_1d else x.shape
     args = {**PROCESSOR_DEFAULTS, **kw}
-    plan = prepare(x, **kw)
+    plan = prepare(x, plain=plain, **kw)
     want_none = ref._processors(nrows, vocab, was_1d, *args.values()) is None  # no error
     assert (plan is None) == want_none
     if plan is None:
@@ -590,11 +616,12 @@ def assert_plan_matches_reference(x, kw):
     assert per_row(got, nrows) == [min(v, 2**63 - 1) for v in want[:nrows]]
 
 
+@pytest.mark.parametrize("plain", [False, True], ids=["general", "plain"])
 @settings(max_examples=200)
 @given(calls())
-def test_plan_holds_what_the_reference_reads(case):
+def test_plan_holds_what_the_reference_reads(plain, case):
     x, kw = case
-    assert_plan_matches_reference(x, kw)
+    assert_plan_matches_reference(x, kw, plain)
 
 
 @settings(max_examples=150)

@@ -2,8 +2,9 @@
 
 Logit processors (grammar bitmask, logit bias, repetition, frequency and
 presence penalties, min_tokens), temperature softmax, top-k, top-p (nucleus)
-and min-p selection, greedy and seeded sampling, log-probabilities; a C core driven by Cython with the GIL
-released, checked against the pure-numpy :mod:`tokenpick.reference`.
+and min-p selection, greedy and seeded sampling, log-probabilities; a C core
+driven by Cython with the GIL released, checked against the pure-numpy
+:mod:`tokenpick.reference`.
 """
 
 from ._api import (
@@ -16,8 +17,8 @@ from ._api import (
     process_logits,
     sample,
     softmax,
-    top_k_mask,
     token_logprobs,
+    top_k_mask,
     top_logprobs,
     top_p_mask,
     uniform,

@@ -8,6 +8,8 @@ were.  docs/semantics.md states the semantics; :mod:`tokenpick.reference` is
 their executable form.
 """
 
+import contextlib
+
 import numpy as np
 
 from . import _core, _processors, _threads
@@ -21,6 +23,17 @@ def _run_into(kernel, x, args, out, plan=None):
     result = np.empty(x.shape, dtype=np.float32) if out is None else out
     _run(kernel, x, *args, result, own_outputs=out is None, plan=plan)
     return result
+
+
+@contextlib.contextmanager
+def _explained(x, proc):
+    """Turn the core's StrayIds (ids of the processor arguments out of range,
+    which the core checks for arrays it reads unchecked) into the error of
+    the general check of the arguments `proc`."""
+    try:
+        yield
+    except _core.StrayIds:
+        _processors.explain(P.nrows(x), x.shape[-1], x.ndim == 1, *proc)
 
 
 def _per_row_result(values, x):
@@ -190,10 +203,7 @@ def mask(
     """
     x = P.as_logits(logits)
     f = P.filters(P.nrows(x), x.shape[-1], temperature, top_k, top_p, min_p)
-    plan = _processors.prepare(
-        P.nrows(x),
-        x.shape[-1],
-        x.ndim == 1,
+    proc = (
         token_bitmask,
         logit_bias,
         prompt_ids,
@@ -204,7 +214,9 @@ def mask(
         min_tokens,
         stop_ids,
     )
-    return _run_into(_core.mask, x, (*f, plan), out, plan)
+    plan = _processors.prepare(P.nrows(x), x.shape[-1], x.ndim == 1, *proc)
+    with _explained(x, proc):
+        return _run_into(_core.mask, x, (*f, plan), out, plan)
 
 
 def top_k_mask(logits, top_k, *, out=None):
@@ -253,10 +265,7 @@ def filtered_probs(
     """
     x = P.as_logits(logits)
     f = P.filters(P.nrows(x), x.shape[-1], temperature, top_k, top_p, min_p)
-    plan = _processors.prepare(
-        P.nrows(x),
-        x.shape[-1],
-        x.ndim == 1,
+    proc = (
         token_bitmask,
         logit_bias,
         prompt_ids,
@@ -267,7 +276,9 @@ def filtered_probs(
         min_tokens,
         stop_ids,
     )
-    return _run_into(_core.filtered_probs, x, (*f, plan), out, plan)
+    plan = _processors.prepare(P.nrows(x), x.shape[-1], x.ndim == 1, *proc)
+    with _explained(x, proc):
+        return _run_into(_core.filtered_probs, x, (*f, plan), out, plan)
 
 
 def sample(
@@ -340,10 +351,7 @@ def sample(
     x = P.as_logits(logits)
     nrows = P.nrows(x)
     f = P.filters(nrows, x.shape[-1], temperature, top_k, top_p, min_p)
-    plan = _processors.prepare(
-        nrows,
-        x.shape[-1],
-        x.ndim == 1,
+    proc = (
         token_bitmask,
         logit_bias,
         prompt_ids,
@@ -354,14 +362,21 @@ def sample(
         min_tokens,
         stop_ids,
     )
+    plan = _processors.prepare(nrows, x.shape[-1], x.ndim == 1, *proc)
     if num_threads is not None:
         P.thread_limit("num_threads", num_threads)
     u, seeds, offsets = P.uniforms_or_seeds(nrows, seed, offset, uniforms)
     if nrows == 1:  # the shortest way to the kernel: no thread to consider, results made there
-        return _core.sample_row(x, *f, plan, u, seeds, offsets, return_logprobs, x.ndim == 2)
+        if plan is None:
+            return _core.sample_row(x, *f, None, u, seeds, offsets, return_logprobs, x.ndim == 2)
+        with _explained(x, proc):
+            return _core.sample_row(x, *f, plan, u, seeds, offsets, return_logprobs, x.ndim == 2)
     tokens = np.empty(nrows, dtype=np.int64)
     logprobs = np.empty(nrows, dtype=np.float32)
-    _run(_core.sample, x, *f, plan, u, seeds, offsets, tokens, logprobs, num_threads=num_threads)
+    with _explained(x, proc):
+        _run(
+            _core.sample, x, *f, plan, u, seeds, offsets, tokens, logprobs, num_threads=num_threads
+        )
     if return_logprobs:
         return _per_row_result(tokens, x), _per_row_result(logprobs, x)
     return _per_row_result(tokens, x)
@@ -476,10 +491,7 @@ def process_logits(
     array([ 1., -4.,  0.], dtype=float32)
     """
     x = P.as_logits(logits)
-    plan = _processors.prepare(
-        P.nrows(x),
-        x.shape[-1],
-        x.ndim == 1,
+    proc = (
         token_bitmask,
         logit_bias,
         prompt_ids,
@@ -490,6 +502,7 @@ def process_logits(
         min_tokens,
         stop_ids,
     )
+    plan = _processors.prepare(P.nrows(x), x.shape[-1], x.ndim == 1, *proc)
     if plan is None:  # nothing to apply: the checked logits, as float32
         x = P.check_out(out, x)
         _core.scan(x)
@@ -497,7 +510,8 @@ def process_logits(
             return x.copy()
         np.copyto(out, x)
         return out
-    return _run_into(_core.process, x, (plan,), out, plan)
+    with _explained(x, proc):
+        return _run_into(_core.process, x, (plan,), out, plan)
 
 
 def token_logprobs(logits, tokens, temperature=1.0):

@@ -19,7 +19,9 @@ right before each row is used, when they are the call's own.
 """
 
 from cpython.float cimport PyFloat_AS_DOUBLE, PyFloat_CheckExact
+from cpython.dict cimport PyDict_Next
 from cpython.long cimport PyLong_AsLongLongAndOverflow, PyLong_CheckExact
+from cpython.ref cimport PyObject
 from libc.math cimport INFINITY, nextafter
 from libc.stdint cimport int64_t, uint32_t, uint64_t
 from libc.stdlib cimport calloc, free, malloc
@@ -47,7 +49,7 @@ cdef extern from "tokenpick.h" nogil:
         int64_t argmax
 
     ctypedef struct tp_proc:
-        pass
+        int64_t stray
 
     ctypedef struct tp_proc_args:
         const uint32_t *bitmask
@@ -356,11 +358,14 @@ cdef inline void _filter_row(const _Filters *f, int64_t i, tp_filter *row) noexc
 # ---- logit processors: each row's arguments, and the thread's scratch ----------
 
 cdef struct _IdLists:
-    # Lists of ids, one per row, packed: row i's are ids[starts[r]:starts[r + 1]],
-    # with r = i, or r = 0 for every row (shared); ids NULL: none given.
+    # Lists of ids, one per row.  Packed (starts not NULL): row i's are
+    # ids[starts[r]:starts[r + 1]], with r = i, or r = 0 for every row
+    # (shared).  Padded (starts NULL): row i's are the `length` ids from
+    # ids + i * stride (stride 0: one list for every row).  ids NULL: none.
     const int64_t *ids
     const int64_t *starts
     bint shared
+    int64_t length, stride
 
 
 cdef struct _Plan:
@@ -380,11 +385,20 @@ cdef uint32_t _NO_WORDS[1]
 
 
 cdef int _id_lists(ids, starts, _IdLists *lists) except -1:
+    """ids (int64) with starts: an int64 array (packed), or the int length of
+    each row of the 2-D ids, or of the 1-D ids that serve every row (padded)."""
     lists.ids = NULL
     lists.starts = NULL
     lists.shared = True
-    if ids is not None:
-        lists.ids = <const int64_t *>cnp.PyArray_DATA(<cnp.ndarray?>ids)
+    lists.length = 0
+    lists.stride = 0
+    if ids is None:
+        return 0
+    lists.ids = <const int64_t *>cnp.PyArray_DATA(<cnp.ndarray?>ids)
+    if type(starts) is int:
+        lists.length = starts
+        lists.stride = starts if cnp.PyArray_NDIM(<cnp.ndarray>ids) == 2 else 0
+    else:
         lists.starts = <const int64_t *>cnp.PyArray_DATA(<cnp.ndarray?>starts)
         lists.shared = cnp.PyArray_SIZE(<cnp.ndarray>starts) == 2
     return 0
@@ -398,11 +412,11 @@ cdef int _read_plan(plan, _Plan *pl) except -1:
     pl.bitmask = NULL
     pl.words = 0
     pl.bitmask_shared = True
-    if bitmask is not None:
+    if bitmask is not None:  # int32 or uint32, (W,) or (R, W): read as uint32
         words = <cnp.ndarray?>bitmask
-        pl.words = cnp.PyArray_DIMS(words)[1]
+        pl.words = cnp.PyArray_DIMS(words)[cnp.PyArray_NDIM(words) - 1]
         pl.bitmask = <const uint32_t *>cnp.PyArray_DATA(words) if pl.words > 0 else _NO_WORDS
-        pl.bitmask_shared = cnp.PyArray_DIMS(words)[0] == 1
+        pl.bitmask_shared = cnp.PyArray_NDIM(words) == 1 or cnp.PyArray_DIMS(words)[0] == 1
     _id_lists(bias_ids, bias_starts, &pl.bias)
     pl.bias_vals = NULL if bias_vals is None else <const double *>cnp.PyArray_DATA(
         <cnp.ndarray?>bias_vals)
@@ -422,6 +436,9 @@ cdef inline int64_t _segment(const _IdLists *lists, int64_t i,
     if lists.ids == NULL:
         ids[0] = NULL
         return 0
+    if lists.starts == NULL:
+        ids[0] = lists.ids + i * lists.stride
+        return lists.length
     cdef int64_t r = 0 if lists.shared else i
     ids[0] = lists.ids + lists.starts[r]
     return lists.starts[r + 1] - lists.starts[r]
@@ -452,6 +469,140 @@ cdef int64_t _plan_ids(const _Plan *pl, int64_t start, int64_t stop) noexcept:
         _row_args(pl, i, &a)
         most = max(most, a.nbias + a.nprompt + a.noutput + a.nstop)
     return most
+
+
+# The processor arguments in their plain forms, checked and read here in one
+# call: what a server passes step after step.  Anything else, and any value
+# out of range, is left to tokenpick._processors, which raises the error.
+
+cdef bint _plain_words(value, int64_t nrows) except -1:
+    """Whether value is a bitmask to read as it is: int32 or uint32, native,
+    C-contiguous, (W,) or (nrows, W)."""
+    if not cnp.PyArray_Check(value):
+        return False
+    cdef cnp.ndarray a = <cnp.ndarray>value
+    cdef int t = cnp.PyArray_TYPE(a), ndim = cnp.PyArray_NDIM(a)
+    return ((t == cnp.NPY_INT32 or t == cnp.NPY_UINT32) and cnp.PyArray_ISNOTSWAPPED(a)
+            and cnp.PyArray_ISCARRAY_RO(a)
+            and (ndim == 1 or (ndim == 2 and cnp.PyArray_DIMS(a)[0] == nrows)))
+
+
+cdef object _plain_ids(value, int64_t nrows, bint one_list):
+    """The length of each row's list (the _id_lists convention) when value is
+    an int64 array, native and C-contiguous: 2-D (nrows, L), or 1-D where one
+    list serves (one_list); else None.  Its ids are not looked at here: the
+    core skips and counts those neither -1 nor in [0, V) (tp_proc.stray) as
+    it tallies them, and the call then raises StrayIds."""
+    if not cnp.PyArray_Check(value):
+        return None
+    cdef cnp.ndarray a = <cnp.ndarray>value
+    cdef int ndim = cnp.PyArray_NDIM(a)
+    if not (cnp.PyArray_TYPE(a) == cnp.NPY_INT64 and cnp.PyArray_ISNOTSWAPPED(a)
+            and cnp.PyArray_ISCARRAY_RO(a)):
+        return None
+    if not ((ndim == 2 and cnp.PyArray_DIMS(a)[0] == nrows) or (ndim == 1 and one_list)):
+        return None
+    return cnp.PyArray_DIMS(a)[ndim - 1]
+
+
+cdef bint _plain_bias_into(mapping, int64_t V, int64_t *ids, double *vals) except -1:
+    """Whether mapping is a dict of int ids in [0, V) to int or float biases,
+    finite or -inf, written to ids and vals (room for len(mapping))."""
+    cdef Py_ssize_t pos = 0, j = 0
+    cdef PyObject *key
+    cdef PyObject *value
+    cdef long long k
+    cdef int overflow = 0
+    cdef double b
+    while PyDict_Next(mapping, &pos, &key, &value):
+        if not PyLong_CheckExact(<object>key):
+            return False
+        k = PyLong_AsLongLongAndOverflow(<object>key, &overflow)
+        if overflow or not 0 <= k < V or not _plain_number(<object>value, &b):
+            return False
+        if b != b or b == INFINITY:
+            return False
+        ids[j] = k
+        vals[j] = b
+        j += 1
+    return True
+
+
+cdef object _plain_biases(logit_bias, int64_t nrows, int64_t V):
+    """(ids, vals, starts) of logit_bias when it is one dict, or a list of
+    nrows dicts or Nones, of plain ids and biases; else None."""
+    cdef cnp.npy_intp total = 0
+    cdef int64_t r, at = 0
+    if type(logit_bias) is dict:
+        total = len(logit_bias)
+    elif type(logit_bias) is list and len(logit_bias) == nrows:
+        for m in logit_bias:
+            if m is not None and type(m) is not dict:
+                return None
+            total += 0 if m is None else len(m)
+    else:
+        return None
+    cdef cnp.ndarray ids = cnp.PyArray_SimpleNew(1, &total, cnp.NPY_INT64)
+    cdef cnp.ndarray vals = cnp.PyArray_SimpleNew(1, &total, cnp.NPY_FLOAT64)
+    cdef int64_t *idp = <int64_t *>cnp.PyArray_DATA(ids)
+    cdef double *valp = <double *>cnp.PyArray_DATA(vals)
+    if type(logit_bias) is dict:
+        if not _plain_bias_into(logit_bias, V, idp, valp):
+            return None
+        return ids, vals, total
+    cdef cnp.npy_intp rows = nrows + 1
+    cdef cnp.ndarray starts = cnp.PyArray_SimpleNew(1, &rows, cnp.NPY_INT64)
+    cdef int64_t *st = <int64_t *>cnp.PyArray_DATA(starts)
+    for r in range(nrows):
+        st[r] = at
+        m = logit_bias[r]
+        if m is not None:
+            if not _plain_bias_into(m, V, idp + at, valp + at):
+                return None
+            at += len(m)
+    st[nrows] = at
+    return ids, vals, starts
+
+
+def plain_plan(int64_t nrows, int64_t V, bint was_1d, token_bitmask, logit_bias, prompt_ids,
+               output_ids, repetition_penalty, frequency_penalty, presence_penalty, min_tokens,
+               stop_ids):
+    """The Plan of tokenpick._processors when every processor argument is None
+    or in a plain form (bitmask: int32/uint32 (W,) or (B, W); logit_bias: a
+    dict, or a list of B dicts or Nones, of int ids to int or float biases;
+    ids: int64 arrays, (B, L) padded with -1, or 1-D for 1-D logits and for
+    stop_ids; penalties and min_tokens: Python numbers) and in range (but the
+    ids of the arrays, which the core checks as it reads them: _plain_ids),
+    with at least one processor on; None otherwise, for _processors to check
+    (and raise) the general way.  Arrays are read where they are, never
+    copied."""
+    cdef double rep, freq, pres, mint
+    if not (_plain_number(repetition_penalty, &rep) and _plain_number(frequency_penalty, &freq)
+            and _plain_number(presence_penalty, &pres) and PyLong_CheckExact(min_tokens)):
+        return None
+    if not (0.0 < rep < INFINITY and -INFINITY < freq < INFINITY and -INFINITY < pres < INFINITY):
+        return None
+    if not 0 <= min_tokens < 2**63 or (min_tokens > 0 and stop_ids is None):
+        return None
+    if (token_bitmask is None and logit_bias is None and prompt_ids is None
+            and output_ids is None and stop_ids is None) or nrows == 0:
+        return None  # (without rows, no core would look at the ids)
+    if token_bitmask is not None and not _plain_words(token_bitmask, nrows):
+        return None
+    biases = (None, None, None)
+    if logit_bias is not None:
+        biases = _plain_biases(logit_bias, nrows, V)
+        if biases is None:
+            return None
+    lengths = []
+    for ids, one_list in ((prompt_ids, was_1d), (output_ids, was_1d), (stop_ids, True)):
+        length = None if ids is None else _plain_ids(ids, nrows, one_list)
+        if ids is not None and length is None:
+            return None
+        lengths.append(length)
+    return (token_bitmask, *biases, prompt_ids, lengths[0], output_ids, lengths[1], stop_ids,
+            lengths[2], repetition_penalty + 0.0, frequency_penalty + 0.0,
+            presence_penalty + 0.0, min_tokens)
 
 
 cdef class _ProcScratch:
@@ -498,9 +649,19 @@ cdef class _RowStats:
 cdef enum:
     # a row's processed logit beyond float32 (tp_proc_prepare), after the checks of tokenpick.h
     _ERR_OVERFLOW = 100
+    # ids neither -1 nor in [0, V) in a row's arguments, which plain_plan leaves unchecked
+    _ERR_STRAY_IDS = 101
+
+
+class StrayIds(ValueError):
+    """Raised for ids of the processor arguments that plain_plan passed unchecked
+    and tp_proc_prepare found out of range: the caller checks the arguments the
+    general way (tokenpick._processors), which raises the error to show."""
 
 
 cdef int _raise_bad_row(int code, int64_t row, int64_t token=-1) except -1:
+    if code == _ERR_STRAY_IDS:
+        raise StrayIds(f"logits row {row}: an id of the processor arguments is out of range")
     if code == TP_ERR_NONE_LEFT:
         raise ValueError(
             f"logits row {row} has no token left after the logit processors (token_bitmask, "
@@ -571,6 +732,8 @@ cdef inline const tp_rowstat *_row_stat(_Checked *c, int64_t i, const tp_filter 
         _row_args(c.plan, i, &a)
         overflow = tp_proc_prepare(x, c.V, &a, c.scratch, &c.proc)
         c.code = K.scan_processed(x, c.V, top_k, &c.proc, ws, &c.own)
+        if c.proc.stray:  # before the logits' own problems: the arguments come first
+            c.code = _ERR_STRAY_IDS
         if overflow >= 0 and (c.code == TP_OK or c.code == TP_ERR_NONE_LEFT):
             c.code = _ERR_OVERFLOW  # the logits' own problems first, then the processors'
             c.bad_token = overflow
@@ -769,7 +932,7 @@ def process(cnp.ndarray x not None, stats, plan, cnp.ndarray out not None, int64
     _checked_rows(&c, None, x, &pl, start, stop)
     with nogil:
         for i in range(start, stop):
-            if checked:
+            if checked:  # (and so without stray ids)
                 _row_args(&pl, i, &a)
                 tp_proc_prepare(c.rows + i * V, V, &a, c.scratch, &c.proc)
             elif _row_stat(&c, i, NULL, w.ws) == NULL:

@@ -350,7 +350,9 @@ def token_rows(name, value, nrows, vocab):
     if type(value) is int and rule.holds(value):  # the common case, kept cheap
         return value
     a = int_rows(name, value, nrows, rule)
-    return np.broadcast_to(a.astype(np.int64).reshape(-1) if a.ndim else a.astype(np.int64), (nrows,))
+    return np.broadcast_to(
+        a.astype(np.int64).reshape(-1) if a.ndim else a.astype(np.int64), (nrows,)
+    )
 
 
 def top_logprobs_n(value, vocab):

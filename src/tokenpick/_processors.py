@@ -23,6 +23,7 @@ from typing import NamedTuple
 
 import numpy as np
 
+from . import _core
 from . import _params as P
 
 _INT64_MAX = (1 << 63) - 1
@@ -81,6 +82,8 @@ def prepare(
     presence_penalty,
     min_tokens,
     stop_ids,
+    *,
+    plain=True,
 ):
     """Check the processor arguments; return a Plan, or None when no processor is on.
 
@@ -105,6 +108,26 @@ def prepare(
         and presence_penalty == 0.0
     ):
         return None  # every argument at its default: nothing to check, nothing to do
+    plan = (
+        None
+        if not plain
+        else _core.plain_plan(
+            nrows,
+            V,
+            was_1d,
+            token_bitmask,
+            logit_bias,
+            prompt_ids,
+            output_ids,
+            repetition_penalty,
+            frequency_penalty,
+            presence_penalty,
+            min_tokens,
+            stop_ids,
+        )
+    )
+    if plan is not None:  # the plain forms, checked in one C call (their ids by the core)
+        return Plan(*plan)
     bitmask = _bitmask(token_bitmask, nrows)
     bias_ids, bias_vals, bias_starts = _biases(logit_bias, nrows, V)
     prompt, prompt_starts = _id_rows("prompt_ids", prompt_ids, nrows, V, was_1d, False)
@@ -482,3 +505,11 @@ def _min_tokens(value, nrows):
 def _fail_min_tokens(a, i, v):
     where = "min_tokens" if a.ndim == 0 else f"min_tokens for row {i}"
     raise ValueError(f"{where} must be {P.MIN_TOKENS.text}; got {v!r}")
+
+
+def explain(nrows, V, was_1d, *arguments):
+    """Raise the error of processor arguments whose plain Plan the core found
+    ids out of range in (_core.StrayIds): ``arguments`` are prepare's, checked
+    the general way this time."""
+    prepare(nrows, V, was_1d, *arguments, plain=False)
+    raise ValueError("an id of the processor arguments changed while the call read it")

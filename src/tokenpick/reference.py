@@ -123,12 +123,16 @@ def _integer(name, value):
 def _check_rows(x):
     """The checks only a look at the values can make; after every argument check."""
     for i, row in enumerate(x):
-        if np.isnan(row).any():
-            raise ValueError(f"logits row {i} contains NaN")
-        if np.isposinf(row).any():
-            raise ValueError(f"logits row {i} contains +inf")
-        if np.isneginf(row).all():
-            raise ValueError(f"logits row {i} is entirely -inf: nothing can be chosen")
+        _check_row(i, row)
+
+
+def _check_row(i, row):
+    if np.isnan(row).any():
+        raise ValueError(f"logits row {i} contains NaN")
+    if np.isposinf(row).any():
+        raise ValueError(f"logits row {i} contains +inf")
+    if np.isneginf(row).all():
+        raise ValueError(f"logits row {i} is entirely -inf: nothing can be chosen")
 
 
 def _row_values(name, value, nrows, kind):
@@ -517,10 +521,16 @@ def _process_row(i, x, plan):
 
 
 def _processed(x, plans):
-    """The processed logits, float32 (B, V); x itself (float64) if no processor is on."""
+    """The checked, processed logits, float32 (B, V); x itself (float64) if no processor
+    is on.  Row by row: a row's own problems (NaN, +inf, all -inf), then the processors'
+    (overflow, nothing left), so that the first bad row is the one named."""
     if plans is None:
+        _check_rows(x)
         return x
-    rows = [_process_row(i, row, plan) for i, (row, plan) in enumerate(zip(x, plans))]
+    rows = []
+    for i, (row, plan) in enumerate(zip(x, plans)):
+        _check_row(i, row)
+        rows.append(_process_row(i, row, plan))
     return np.array(rows, dtype=np.float32).reshape(x.shape)
 
 
@@ -672,7 +682,6 @@ def mask(
         repetition_penalty, frequency_penalty, presence_penalty, min_tokens, stop_ids,
     )  # fmt: skip
     _out(out, x.shape if not was_1d else x.shape[1:])
-    _check_rows(x)
     x = _processed(x, plans).astype(np.float64)
     rows = [np.where(_kept(row, *f), row, -np.inf) for row, f in zip(x, F)]
     return _finish(rows, x, was_1d, out)
@@ -722,7 +731,6 @@ def filtered_probs(
         repetition_penalty, frequency_penalty, presence_penalty, min_tokens, stop_ids,
     )  # fmt: skip
     _out(out, x.shape if not was_1d else x.shape[1:])
-    _check_rows(x)
     x = _processed(x, plans).astype(np.float64)
     rows = [_filtered_row(row, *f)[0] for row, f in zip(x, F)]
     return _finish(rows, x, was_1d, out)
@@ -782,7 +790,6 @@ def sample(
         if n < 1:
             raise ValueError(f"num_threads must be {_NUM_THREADS}; got {n}")
     U = _uniforms(x.shape[0], seed, offset, uniforms)
-    _check_rows(x)
     x = _processed(x, plans).astype(np.float64)
     tokens, logprobs = [], []
     for row, f, u in zip(x, F, U):
@@ -948,7 +955,6 @@ def process_logits(
         repetition_penalty, frequency_penalty, presence_penalty, min_tokens, stop_ids,
     )  # fmt: skip
     _out(out, x.shape if not was_1d else x.shape[1:])
-    _check_rows(x)
     res = _processed(x, plans).astype(np.float32)
     if out is not None:
         out[...] = res.reshape(out.shape)
