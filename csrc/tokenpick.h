@@ -92,13 +92,19 @@ typedef struct tp_proc_scratch tp_proc_scratch;
 tp_proc_scratch *tp_proc_scratch_new(int64_t n, int64_t ids);
 void tp_proc_scratch_free(tp_proc_scratch *s);
 
-/* Makes *p the processors of row x for args a (a's ids counted in one pass
- * each, in s's table over the vocabulary; the values changed computed in
- * double and rounded to float once).  Returns -1, or the lowest token whose
- * processed logit leaves float32's range upwards (+inf or NaN; it then reads
- * as banned).  tp_proc_finish(s) must follow before s serves another row. */
-int64_t tp_proc_prepare(const float *x, int64_t n, const tp_proc_args *a, tp_proc_scratch *s,
-                        tp_proc *p);
+/* The processors of a row for args a into *p, in two steps around the
+ * checking pass (scan_processed), so that the logits they read are those the
+ * pass has just brought into the cache.  tp_proc_prepare: the bitmask's
+ * words, a's ids counted in one pass each (in s's hash table of ids), and
+ * the bits of the tokens they touch cleared (p->stray: the ids out of
+ * range).  tp_proc_patch, after the pass: those tokens' processed logits,
+ * computed in double and rounded to float once (p->ids, p->nids); returns
+ * -1, or the lowest token whose processed logit leaves float32's range
+ * upwards (+inf or NaN; it then reads as banned).  fold_patches (the kernel
+ * table's) then completes the pass's findings.  tp_proc_finish(s) must follow
+ * before s serves another row. */
+void tp_proc_prepare(int64_t n, const tp_proc_args *a, tp_proc_scratch *s, tp_proc *p);
+int64_t tp_proc_patch(const float *x, const tp_proc_args *a, tp_proc_scratch *s, tp_proc *p);
 void tp_proc_finish(tp_proc_scratch *s);
 
 /* ---- selection ---------------------------------------------------------- */
@@ -162,11 +168,14 @@ typedef struct {
      * also leaves in ws (st->bmax) what top-k would read the row again for. */
     int (*scan_top_k)(const float *x, int64_t n, int64_t k, tp_workspace *ws, tp_rowstat *st);
 
-    /* scan_top_k of the processed row (tp_proc), and the checks of both:
-     * TP_ERR_NAN, TP_ERR_POSINF and TP_ERR_ALL_NEGINF of x itself, first,
-     * then TP_ERR_NONE_LEFT when the processors ban every token. */
+    /* scan_top_k of the row as the allow bits of p leave it, the patches
+     * aside (max -inf and argmax n where none is allowed), with the checks
+     * of x itself: TP_ERR_NAN, TP_ERR_POSINF, TP_ERR_ALL_NEGINF.  Then, the
+     * patches made (tp_proc_patch), fold_patches adds them to *st (and the
+     * block maxima), and returns TP_ERR_NONE_LEFT when no token is left. */
     int (*scan_processed)(const float *x, int64_t n, int64_t k, const tp_proc *p, tp_workspace *ws,
                           tp_rowstat *st);
+    int (*fold_patches)(const tp_proc *p, tp_workspace *ws, tp_rowstat *st);
     /* out[i] = the processed logit of token i; out may be x itself. */
     void (*process)(const float *x, int64_t n, const tp_proc *p, float *out);
 

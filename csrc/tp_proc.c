@@ -26,14 +26,22 @@ enum {
     TP_COUNT = (1u << 28) - 1
 };
 
+/* A token's entry in the table of the row being prepared: id -1 is empty. */
+typedef struct {
+    int32_t id;
+    uint32_t tally;
+} tp_proc_entry;
+
 struct tp_proc_scratch {
     int64_t n, cap;
     uint32_t *allow;   /* (n + 31) / 32 words */
     uint32_t *patched; /* a bit per word of allow, 0 but for the row being prepared */
     float *patch;      /* -inf but at the tokens of the row being prepared */
     float *row;
-    uint32_t *tally;  /* n tallies, 0 but for the row being prepared */
-    int64_t *touched; /* the tokens whose tally the row made nonzero */
+    tp_proc_entry *table; /* mask + 1 entries, at least twice cap; empty between rows */
+    uint64_t mask;
+    int shift;        /* 64 - log2(mask + 1) */
+    int64_t *touched; /* the entries the row being prepared took */
     int64_t ntouched;
     int64_t stray; /* ids neither -1 nor in [0, n) */
     int64_t *ids;  /* the finite patches */
@@ -47,7 +55,7 @@ void tp_proc_scratch_free(tp_proc_scratch *s)
     free(s->patched);
     free(s->patch);
     free(s->row);
-    free(s->tally);
+    free(s->table);
     free(s->touched);
     free(s->ids);
     free(s);
@@ -59,27 +67,46 @@ tp_proc_scratch *tp_proc_scratch_new(int64_t n, int64_t ids)
     if (!s)
         return NULL;
     const size_t cap = (size_t)(ids > 0 ? ids : 1);
+    size_t entries = 64;
+    s->shift = 58;
+    while (entries < 2 * cap) {
+        entries *= 2;
+        s->shift--;
+    }
     s->n = n;
     s->cap = (int64_t)cap;
+    s->mask = entries - 1;
     s->allow = malloc(((size_t)n + 31) / 32 * sizeof *s->allow);
     s->patched = calloc(((size_t)n + 1023) / 1024, sizeof *s->patched);
     s->patch = malloc((size_t)n * sizeof *s->patch);
     s->row = malloc((size_t)n * sizeof *s->row);
-    s->tally = calloc((size_t)n, sizeof *s->tally);
+    s->table = malloc(entries * sizeof *s->table);
     s->touched = malloc(cap * sizeof *s->touched);
     s->ids = malloc(cap * sizeof *s->ids);
-    if (!s->allow || !s->patched || !s->patch || !s->row || !s->tally || !s->touched || !s->ids) {
+    if (!s->allow || !s->patched || !s->patch || !s->row || !s->table || !s->touched || !s->ids) {
         tp_proc_scratch_free(s);
         return NULL;
     }
     for (int64_t j = 0; j < n; j++)
         s->patch[j] = -INFINITY;
+    for (size_t e = 0; e < entries; e++)
+        s->table[e] = (tp_proc_entry){-1, 0};
     return s;
 }
 
+/* Token id's entry, or the empty one where it belongs: a multiplicative
+ * hash, then linear probing (the table is at most half full). */
+static inline uint64_t entry_of(const tp_proc_scratch *s, int64_t id)
+{
+    uint64_t e = ((uint64_t)id * 0x9E3779B97F4A7C15u) >> s->shift;
+    while (s->table[e].id != id && s->table[e].id >= 0)
+        e = (e + 1) & s->mask;
+    return e;
+}
+
 /* Adds `add` to the tally of every id of ids[0..m) and sets `flags` in it
- * (padding skipped), listing each id on its first touch; returns how many
- * were not padding.  No branch depends on the ids but the padding's. */
+ * (padding skipped, stray ids counted), its entry listed when taken;
+ * returns how many were neither.  Only probing branches on the ids. */
 static int64_t tally(tp_proc_scratch *s, const int64_t *ids, int64_t m, uint32_t add,
                      uint32_t flags)
 {
@@ -90,10 +117,12 @@ static int64_t tally(tp_proc_scratch *s, const int64_t *ids, int64_t m, uint32_t
             s->stray += id != -1;
             continue;
         }
-        const uint32_t u = s->tally[id];
-        s->touched[t] = id;
-        t += u == 0;
-        s->tally[id] = (u + add) | flags;
+        const uint64_t e = entry_of(s, id);
+        tp_proc_entry *entry = &s->table[e];
+        s->touched[t] = (int64_t)e;
+        t += entry->id < 0;
+        entry->id = (int32_t)id;
+        entry->tally = (entry->tally + add) | flags;
         real++;
     }
     s->ntouched = t;
@@ -117,24 +146,22 @@ static float processed_logit(float v, uint32_t u, double bias, const tp_proc_arg
     return (float)d;
 }
 
-/* Makes token id's patch from its tally and bias: its bit is cleared after
- * it is read, as whether the grammar allows the token.  Returns whether the
- * patch overflowed (it is then -inf). */
-static int make_patch(tp_proc_scratch *s, const float *x, int64_t id, double bias,
+/* Makes the patch of the token of entry e from its tally and bias.
+ * Returns whether the patch overflowed (it is then -inf). */
+static int make_patch(tp_proc_scratch *s, const float *x, uint64_t e, double bias,
                       const tp_proc_args *a, int64_t *finite)
 {
-    const uint32_t u = s->tally[id];
-    uint32_t *word = &s->allow[id >> 5];
-    const uint32_t bit = 1u << (id & 31);
+    tp_proc_entry *entry = &s->table[e];
+    const int64_t id = entry->id;
+    const uint32_t u = entry->tally;
     float v = -INFINITY;
     int overflow = 0;
-    if ((*word & bit) && !(u & TP_BANNED) && x[id] != -INFINITY) {
+    if (!(u & TP_BANNED) && x[id] != -INFINITY) {
         v = processed_logit(x[id], u, bias, a);
         overflow = v != v || v == INFINITY;
         v = overflow ? -INFINITY : v;
     }
-    *word &= ~bit;
-    s->tally[id] = u | TP_DONE;
+    entry->tally = u | TP_DONE;
     s->patch[id] = v;
     if (v != -INFINITY) {
         s->ids[(*finite)++] = id;
@@ -143,8 +170,7 @@ static int make_patch(tp_proc_scratch *s, const float *x, int64_t id, double bia
     return overflow;
 }
 
-int64_t tp_proc_prepare(const float *x, int64_t n, const tp_proc_args *a, tp_proc_scratch *s,
-                        tp_proc *p)
+void tp_proc_prepare(int64_t n, const tp_proc_args *a, tp_proc_scratch *s, tp_proc *p)
 {
     const int64_t words = (n + 31) / 32;
     if (a->bitmask) {
@@ -167,39 +193,57 @@ int64_t tp_proc_prepare(const float *x, int64_t n, const tp_proc_args *a, tp_pro
         for (int64_t j = 0; j < a->nstop; j++)
             s->stray += (uint64_t)(a->stop[j] + 1) > (uint64_t)n;
 
+    /* A token touched reads its patch: its allow bit is cleared, a token
+     * the grammar bans being banned in its tally. */
+    for (int64_t j = 0; j < s->ntouched; j++) {
+        tp_proc_entry *entry = &s->table[s->touched[j]];
+        uint32_t *word = &s->allow[entry->id >> 5];
+        const uint32_t bit = 1u << (entry->id & 31);
+        entry->tally |= *word & bit ? 0u : TP_BANNED;
+        *word &= ~bit;
+    }
+    p->allow = s->allow;
+    p->patch = s->patch;
+    p->ids = s->ids;
+    p->nids = 0;
+    p->stray = s->stray;
+    p->patched = s->patched;
+    p->row = s->row;
+}
+
+int64_t tp_proc_patch(const float *x, const tp_proc_args *a, tp_proc_scratch *s, tp_proc *p)
+{
     /* The biased tokens' patches first, each with its last finite bias (an
      * id given twice, as a mapping other than a dict may, is biased by its
      * last finite value, and banned if either is -inf); then the others'. */
     int64_t finite = 0, overflow = -1;
     for (int64_t j = a->nbias - 1; j >= 0; j--) {
         const int64_t id = a->bias_ids[j];
-        if ((uint64_t)id >= (uint64_t)n || a->bias[j] == -INFINITY || (s->tally[id] & TP_DONE))
+        if ((uint64_t)id >= (uint64_t)s->n || a->bias[j] == -INFINITY)
             continue;
-        if (make_patch(s, x, id, a->bias[j], a, &finite))
+        const uint64_t e = entry_of(s, id);
+        if (!(s->table[e].tally & TP_DONE) && make_patch(s, x, e, a->bias[j], a, &finite))
             overflow = overflow < 0 || id < overflow ? id : overflow;
     }
     for (int64_t j = 0; j < s->ntouched; j++) {
-        const int64_t id = s->touched[j];
-        if (!(s->tally[id] & TP_DONE) && make_patch(s, x, id, -0.0, a, &finite))
+        const uint64_t e = (uint64_t)s->touched[j];
+        if (!(s->table[e].tally & TP_DONE) && make_patch(s, x, e, -0.0, a, &finite)) {
+            const int64_t id = s->table[e].id;
             overflow = overflow < 0 || id < overflow ? id : overflow;
+        }
     }
-    p->allow = s->allow;
-    p->patch = s->patch;
-    p->ids = s->ids;
     p->nids = finite;
-    p->stray = s->stray;
-    p->patched = s->patched;
-    p->row = s->row;
     return overflow;
 }
 
 void tp_proc_finish(tp_proc_scratch *s)
 {
     for (int64_t j = 0; j < s->ntouched; j++) {
-        const int64_t id = s->touched[j];
-        s->tally[id] = 0;
+        tp_proc_entry *entry = &s->table[s->touched[j]];
+        const int64_t id = entry->id;
         s->patch[id] = -INFINITY;
         s->patched[id >> 10] = 0;
+        *entry = (tp_proc_entry){-1, 0};
     }
     s->ntouched = 0;
 }

@@ -92,10 +92,11 @@ static int64_t first_allowed_equal(const float *x, int64_t from, int64_t len, co
 }
 
 /* The checking pass of scan.c over blocks of bs tokens (a power of two, at
- * least 32), reading the row through the processors (a word of the allow
- * bits at a time): the max of each block
- * of the processed row into bmax[] if not NULL, its max and argmax, and the
- * checks of x itself (NaN, +inf, all -inf), which come first. */
+ * least 32), reading the row through the allow bits (a word of them at a
+ * time), the patches aside (fold_patches adds them once they are made):
+ * the max of each block's allowed tokens into bmax[] if not NULL, their max
+ * and its first token (-inf and n where none is allowed), and the checks of
+ * x itself (NaN, +inf, all -inf). */
 static int scan_processed_blocks(const float *x, int64_t n, int64_t bs, const tp_proc *p,
                                  float *bmax, tp_rowstat *st)
 {
@@ -104,9 +105,6 @@ static int scan_processed_blocks(const float *x, int64_t n, int64_t bs, const tp
     float max = -INFINITY, tail_raw = -INFINITY;      /* of the allowed logits; of the tail */
     int64_t best = 0;                                 /* the block where max first appears */
     uint32_t nan = 0;
-    int shift = 0; /* bs = 2**shift */
-    while (((int64_t)1 << shift) < bs)
-        shift++;
     for (int64_t at = 0, b = 0; at < n; at += bs, b++) {
         const int64_t end = n - at < bs ? n : at + bs;
         tp_vf m0 = none, m1 = none, m2 = none, m3 = none;
@@ -175,9 +173,25 @@ static int scan_processed_blocks(const float *x, int64_t n, int64_t bs, const tp
     if (raw == -INFINITY)
         return TP_ERR_ALL_NEGINF;
 
-    /* the patched tokens: the largest, lowest id first, and the blocks' maxima */
+    st->max = max;
+    st->argmax = n;
+    if (max > -INFINITY) {
+        const int64_t len = n - best < bs ? n - best : bs;
+        st->argmax = first_allowed_equal(x, best, len, p, max);
+    }
+    return TP_OK;
+}
+
+/* The patched tokens into what the checking pass found: the largest, lowest
+ * id first, and the blocks' maxima. */
+static int tp_fold_patches_f32(const tp_proc *p, tp_workspace *ws, tp_rowstat *st)
+{
+    float *bmax = st->bmax ? ws->block_max : NULL;
+    int shift = 0; /* bmax_bs = 2**shift */
+    while (bmax && ((int64_t)1 << shift) < st->bmax_bs)
+        shift++;
     float patch_max = -INFINITY;
-    int64_t patch_at = n;
+    int64_t patch_at = INT64_MAX;
     for (int64_t j = 0; j < p->nids; j++) {
         const int64_t id = p->ids[j];
         const float v = p->patch[id];
@@ -188,14 +202,9 @@ static int scan_processed_blocks(const float *x, int64_t n, int64_t bs, const tp
         if (bmax && v > bmax[id >> shift])
             bmax[id >> shift] = v;
     }
-    st->max = max > patch_max ? max : patch_max;
-    if (st->max == -INFINITY)
-        return TP_ERR_NONE_LEFT;
-    int64_t at = n;
-    if (max == st->max) {
-        const int64_t len = n - best < bs ? n - best : bs;
-        at = first_allowed_equal(x, best, len, p, max);
+    if (patch_max > st->max || (patch_max == st->max && patch_at < st->argmax)) {
+        st->max = patch_max;
+        st->argmax = patch_at;
     }
-    st->argmax = patch_max == st->max && patch_at < at ? patch_at : at;
-    return TP_OK;
+    return st->max == -INFINITY ? TP_ERR_NONE_LEFT : TP_OK;
 }

@@ -86,8 +86,9 @@ static float select_by_mass_by_route(const float *v, const float *w, int64_t n, 
 #define TP_STR(a) TP_STR2(a)
 
 const tp_kernels TP_CAT(tp_kernels_, TP_ISA) = {
-    TP_STR(TP_ISA),       tp_scan_f32,         tp_scan_top_k_f32,    tp_scan_processed_f32,
-    tp_process_f32,       tp_softmax_f32,      tp_log_softmax_f32,   tp_logsumexp_f32,
-    tp_token_logprob_f32, tp_keep_f32,         tp_mask_f32,          tp_filtered_probs_f32,
-    tp_sample_f32,        tp_top_logprobs_f32, kth_largest_by_route, select_by_mass_by_route,
+    TP_STR(TP_ISA),          tp_scan_f32,          tp_scan_top_k_f32,   tp_scan_processed_f32,
+    tp_fold_patches_f32,     tp_process_f32,       tp_softmax_f32,      tp_log_softmax_f32,
+    tp_logsumexp_f32,        tp_token_logprob_f32, tp_keep_f32,         tp_mask_f32,
+    tp_filtered_probs_f32,   tp_sample_f32,        tp_top_logprobs_f32, kth_largest_by_route,
+    select_by_mass_by_route,
 };

@@ -69,8 +69,10 @@ cdef extern from "tokenpick.h" nogil:
 
     tp_proc_scratch *tp_proc_scratch_new(int64_t n, int64_t ids) noexcept
     void tp_proc_scratch_free(tp_proc_scratch *s) noexcept
-    int64_t tp_proc_prepare(const float *x, int64_t n, const tp_proc_args *a,
-                            tp_proc_scratch *s, tp_proc *p) noexcept
+    void tp_proc_prepare(int64_t n, const tp_proc_args *a, tp_proc_scratch *s,
+                         tp_proc *p) noexcept
+    int64_t tp_proc_patch(const float *x, const tp_proc_args *a, tp_proc_scratch *s,
+                          tp_proc *p) noexcept
     void tp_proc_finish(tp_proc_scratch *s) noexcept
 
     ctypedef struct tp_filter:
@@ -98,6 +100,7 @@ cdef extern from "tokenpick.h" nogil:
                           tp_rowstat *st) noexcept nogil
         int (*scan_processed)(const float *x, int64_t n, int64_t k, const tp_proc *p,
                               tp_workspace *ws, tp_rowstat *st) noexcept nogil
+        int (*fold_patches)(const tp_proc *p, tp_workspace *ws, tp_rowstat *st) noexcept nogil
         void (*process)(const float *x, int64_t n, const tp_proc *p, float *out) noexcept nogil
         void (*softmax)(const float *x, int64_t n, const tp_rowstat *st, double T,
                         float *out) noexcept nogil
@@ -729,13 +732,15 @@ cdef inline const tp_rowstat *_row_stat(_Checked *c, int64_t i, const tp_filter 
     if c.plan == NULL:
         c.code = K.scan_top_k(x, c.V, top_k, ws, &c.own)
     else:
+        # the arguments' problems first, then the logits' own, then the processors'
         _row_args(c.plan, i, &a)
-        overflow = tp_proc_prepare(x, c.V, &a, c.scratch, &c.proc)
+        tp_proc_prepare(c.V, &a, c.scratch, &c.proc)
         c.code = K.scan_processed(x, c.V, top_k, &c.proc, ws, &c.own)
-        if c.proc.stray:  # before the logits' own problems: the arguments come first
+        if c.proc.stray:
             c.code = _ERR_STRAY_IDS
-        if overflow >= 0 and (c.code == TP_OK or c.code == TP_ERR_NONE_LEFT):
-            c.code = _ERR_OVERFLOW  # the logits' own problems first, then the processors'
+        if c.code == TP_OK:  # the patches now, the row in cache
+            overflow = tp_proc_patch(x, &a, c.scratch, &c.proc)
+            c.code = _ERR_OVERFLOW if overflow >= 0 else K.fold_patches(&c.proc, ws, &c.own)
             c.bad_token = overflow
         if c.code != TP_OK:
             tp_proc_finish(c.scratch)
@@ -932,9 +937,10 @@ def process(cnp.ndarray x not None, stats, plan, cnp.ndarray out not None, int64
     _checked_rows(&c, None, x, &pl, start, stop)
     with nogil:
         for i in range(start, stop):
-            if checked:  # (and so without stray ids)
+            if checked:  # (and so without stray ids, overflow or rows with no token left)
                 _row_args(&pl, i, &a)
-                tp_proc_prepare(c.rows + i * V, V, &a, c.scratch, &c.proc)
+                tp_proc_prepare(V, &a, c.scratch, &c.proc)
+                tp_proc_patch(c.rows + i * V, &a, c.scratch, &c.proc)
             elif _row_stat(&c, i, NULL, w.ws) == NULL:
                 break
             K.process(c.rows + i * V, V, &c.proc, dest + i * V)
