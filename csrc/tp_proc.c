@@ -1,16 +1,19 @@
 /*
  * The logit processors of a row, made ready for the kernels (tp_proc): the
  * allowed set from the grammar's bitmask, and the few tokens the other
- * processors change, each with its new logit.
+ * processors change, each with its new logit (its patch).
  *
- * The ids of the arguments (history, biases, stop ids) are tallied in one
- * pass each, in O(ids), into a table over the vocabulary (tally: a count and
- * flags per token), each token listed on its first touch, without a branch
- * on the ids; the tokens listed then get their patches, and finally the
- * tallies, the patches and the allow bits of the tokens touched are put back
- * as they were, in O(ids) again.  No sort, no hash (a hash table of ids,
- * tried, ran more instructions and missed L1 more often), and nothing
- * proportional to the vocabulary but the copy of the bitmask's words.
+ * Two steps, around the checking pass.  tp_proc_prepare tallies the ids of
+ * the arguments (history, biases, stop ids) in one pass each, in O(ids),
+ * into a hash table of ids (a count and flags per token, each token's entry
+ * listed when taken), and clears the allow bits of the tokens touched;
+ * tp_proc_patch then computes their patches, reading their logits once the
+ * checking pass has brought the row into the cache.  tp_proc_finish puts the
+ * table, the patches and their marks back as they were, in O(ids) again.  No
+ * sort, and nothing proportional to the vocabulary but the copy of the
+ * bitmask's words.  (A table over the vocabulary instead of the hash table
+ * ran fewer instructions but missed the cache on its random ids once the
+ * row had streamed through.)
  */
 #include <math.h>
 #include <stdlib.h>
