@@ -216,22 +216,59 @@ def outs():
     return st.one_of(st.none(), st.none(), arrays(), SCALARS)
 
 
+IDS = st.integers(-3, 40)  # ids around a small vocabulary: padding, in range, beyond
+
+
+def processor_values(name):
+    """Any value for a logit processor's argument: plausible forms with wrong entries,
+    wrong forms, and the mix of params()."""
+    if name == "logit_bias":
+        mapping = st.dictionaries(st.one_of(IDS, SCALARS), SCALARS, max_size=4)
+        return st.one_of(mapping, st.lists(st.one_of(st.none(), mapping), max_size=4), params())
+    if name == "token_bitmask":
+        words = ("<i4", "<u4", ">i4", "<i8", "u1", "?", "<f4")
+        return st.one_of(arrays(shape=None, dtypes=words, layout=True), params())
+    if name in ("prompt_ids", "output_ids", "stop_ids"):
+        ints = ("<i8", "<i4", ">i8", "u1", "u8", "<f8", "?", "O")
+        return st.one_of(
+            arrays(shape=None, dtypes=ints, layout=True),
+            st.lists(IDS, max_size=6),
+            st.lists(st.lists(IDS, max_size=4), max_size=4),
+            params(),
+        )
+    return params()
+
+
+PROCESSORS = (
+    "token_bitmask",
+    "logit_bias",
+    "prompt_ids",
+    "output_ids",
+    "repetition_penalty",
+    "frequency_penalty",
+    "presence_penalty",
+    "min_tokens",
+    "stop_ids",
+)
+
+
 # Each public function with the keyword arguments it takes.
 SIGNATURES = {
     "softmax": ("temperature", "out"),
     "log_softmax": ("temperature", "out"),
     "logsumexp": ("temperature",),
     "greedy": (),
-    "mask": ("temperature", "top_k", "top_p", "min_p", "out"),
+    "mask": ("temperature", "top_k", "top_p", "min_p", *PROCESSORS, "out"),
     "top_k_mask": ("top_k", "out"),
     "top_p_mask": ("top_p", "temperature", "out"),
     "min_p_mask": ("min_p", "temperature", "out"),
-    "filtered_probs": ("temperature", "top_k", "top_p", "min_p", "out"),
+    "filtered_probs": ("temperature", "top_k", "top_p", "min_p", *PROCESSORS, "out"),
     "sample": (
         "temperature",
         "top_k",
         "top_p",
         "min_p",
+        *PROCESSORS,
         "seed",
         "offset",
         "uniforms",
@@ -239,12 +276,15 @@ SIGNATURES = {
         "num_threads",
     ),
     "top_logprobs": ("n", "temperature"),
+    "process_logits": (*PROCESSORS, "out"),
+    "token_logprobs": ("tokens", "temperature"),
 }
 REQUIRED = {
     "top_k_mask": "top_k",
     "top_p_mask": "top_p",
     "min_p_mask": "min_p",
     "top_logprobs": "n",
+    "token_logprobs": "tokens",
 }
 
 
@@ -256,8 +296,12 @@ def calls(draw, name):
     for p in SIGNATURES[name]:
         if p != REQUIRED.get(name) and draw(st.booleans()):
             continue
+        if p in PROCESSORS and draw(st.booleans()):
+            continue  # each processor drawn a quarter of the time
         if p == "out":
             kwargs[p] = draw(outs())
+        elif p in PROCESSORS:
+            kwargs[p] = draw(processor_values(p))
         elif p == "return_logprobs":
             kwargs[p] = draw(st.booleans())
         else:
@@ -283,6 +327,7 @@ def check_result(name, logits, kwargs, result):
     if name in (
         "softmax",
         "log_softmax",
+        "process_logits",
         "mask",
         "top_k_mask",
         "top_p_mask",
@@ -293,7 +338,7 @@ def check_result(name, logits, kwargs, result):
         assert not np.isnan(result).any(), f"{name} returned NaN"
         if kwargs.get("out") is not None:
             assert result is kwargs["out"], "out= given but another array returned"
-    elif name == "logsumexp":
+    elif name in ("logsumexp", "token_logprobs"):
         r = np.asarray(result)
         assert r.shape == rows and not np.isnan(r).any(), (r.shape, r)
     elif name in ("greedy", "sample"):

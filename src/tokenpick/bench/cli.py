@@ -124,6 +124,11 @@ def configure_parser(parser):
         "penalties, logit biases and grammar bitmasks)",
     )
     parser.add_argument(
+        "--only-processors",
+        action="store_true",
+        help="time the logit-processors section alone (its grid: --full's, or --vocab and --batch)",
+    )
+    parser.add_argument(
         "--no-xgrammar",
         action="store_true",
         help="do not time xgrammar's in-place bitmask in the logit-processors section "
@@ -220,7 +225,11 @@ def run(args):
     if settings["threads"] is not None:
         tokenpick.set_num_threads(settings["threads"])
     torch_peer, torch_info = setup_torch(args)  # first: it sets OMP_WAIT_POLICY
-    llama_peer, llama_info = setup_llama(args)
+    llama_peer, llama_info = (
+        (None, {"absent": "not timed (--only-processors)"})
+        if args.only_processors
+        else setup_llama(args)
+    )
     if timing.processors_absent(settings):
         xgrammar_peer, xgrammar_info = None, {"absent": "not timed (no logit-processors section)"}
     else:
@@ -232,10 +241,21 @@ def run(args):
     env = report.environment(settings, torch_info, llama_info, xgrammar_info)
     print(report.format_environment(env), end="\n\n", flush=True)
 
-    results, overhead, python_threads, processors = timed_results(
-        settings, sources, peers, (torch_peer, xgrammar_peer), args.quiet
-    )
-    print(report.format_results(results, overhead, peers, settings, python_threads, processors))
+    if args.only_processors:
+        results, overhead, python_threads, peers = [], [], [], []
+        progress = report.Progress(
+            timing.count_processor_steps(settings, torch_peer), enabled=not args.quiet
+        )
+        try:
+            processors = timing.time_processors(settings, torch_peer, xgrammar_peer, progress)
+        finally:
+            progress.close()
+        print(report.format_processors_alone(processors, settings))
+    else:
+        results, overhead, python_threads, processors = timed_results(
+            settings, sources, peers, (torch_peer, xgrammar_peer), args.quiet
+        )
+        print(report.format_results(results, overhead, peers, settings, python_threads, processors))
     written = True
     if args.json:
         written = (
@@ -253,7 +273,7 @@ def run(args):
             )
             and written
         )
-    if args.plot:
+    if args.plot and not args.only_processors:
         written = (
             report.save("plot", plot.write_plot, args.plot, new_figure, results, peers) and written
         )

@@ -502,6 +502,14 @@ def format_processors(processors, settings, notes):
     )
 
 
+def format_processors_alone(processors, settings):
+    """The logit-processors section on its own (``--only-processors``), with its errors."""
+    notes = []
+    section = format_processors(processors, settings, notes)
+    errors = ["", "errors:", *(f"  [{i}] {n}" for i, n in enumerate(notes, 1))] if notes else []
+    return "\n".join([section, *errors])
+
+
 def processors_json(settings, processors):
     """The logit-processors section as a JSON-ready dict."""
     absent = processors_absent(settings)
