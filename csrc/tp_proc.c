@@ -41,7 +41,7 @@ struct tp_proc_scratch {
     uint32_t *patched; /* a bit per word of allow, 0 but for the row being prepared */
     float *patch;      /* -inf but at the tokens of the row being prepared */
     float *row;
-    tp_proc_entry *table; /* mask + 1 entries, at least twice cap; empty between rows */
+    tp_proc_entry *table; /* mask + 1 entries, at least 1.5 cap; empty between rows */
     uint64_t mask;
     int shift;        /* 64 - log2(mask + 1) */
     int64_t *touched; /* the entries the row being prepared took */
@@ -72,7 +72,7 @@ tp_proc_scratch *tp_proc_scratch_new(int64_t n, int64_t ids)
     const size_t cap = (size_t)(ids > 0 ? ids : 1);
     size_t entries = 64;
     s->shift = 58;
-    while (entries < 2 * cap) {
+    while (entries < cap + cap / 2) { /* at most two thirds full: in L1 for a few thousand ids */
         entries *= 2;
         s->shift--;
     }
@@ -98,7 +98,7 @@ tp_proc_scratch *tp_proc_scratch_new(int64_t n, int64_t ids)
 }
 
 /* Token id's entry, or the empty one where it belongs: a multiplicative
- * hash, then linear probing (the table is at most half full). */
+ * hash, then linear probing (the table is at most two thirds full). */
 static inline uint64_t entry_of(const tp_proc_scratch *s, int64_t id)
 {
     uint64_t e = ((uint64_t)id * 0x9E3779B97F4A7C15u) >> s->shift;
@@ -140,9 +140,16 @@ static float processed_logit(float v, uint32_t u, double bias, const tp_proc_arg
 {
     const uint32_t count = u & TP_COUNT;
     double d = (double)v + bias;
-    if ((u & TP_PRESENT) || count > 0) { /* both, then a select: no branch */
+    if ((u & TP_PRESENT) || count > 0) {
+        /* both, then a select of their bits: a branch on the sign would be
+         * mispredicted half the time, and wait for the division */
         const double down = d / a->repetition, up = d * a->repetition;
-        d = d > 0.0 ? down : up;
+        uint64_t db, ub;
+        memcpy(&db, &down, sizeof db);
+        memcpy(&ub, &up, sizeof ub);
+        const uint64_t take_down = (uint64_t)0 - (uint64_t)(d > 0.0);
+        const uint64_t bits = (db & take_down) | (ub & ~take_down);
+        memcpy(&d, &bits, sizeof d);
     }
     if (count > 0)
         d -= a->frequency * (double)count + a->presence;

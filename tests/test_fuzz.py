@@ -223,7 +223,8 @@ def processor_values(name):
     """Any value for a logit processor's argument: plausible forms with wrong entries,
     wrong forms, and the mix of params()."""
     if name == "logit_bias":
-        mapping = st.dictionaries(st.one_of(IDS, SCALARS), SCALARS, max_size=4)
+        keys = st.one_of(IDS, st.sampled_from((True, 1.5, "3", None, 2**70, np.int32(2))))
+        mapping = st.dictionaries(keys, SCALARS, max_size=4)
         return st.one_of(mapping, st.lists(st.one_of(st.none(), mapping), max_size=4), params())
     if name == "token_bitmask":
         words = ("<i4", "<u4", ">i4", "<i8", "u1", "?", "<f4")
