@@ -51,23 +51,19 @@ typedef struct {
 
 /* A row's logit processors (grammar bitmask, biases, penalties, bans), as
  * the kernels apply them while they read the row: token j's processed logit
- * is x[j] where bit j % 32 of allow[j / 32] is set, and patch[j] where it is
- * not (-inf for a banned token, the biased and penalized value, computed by
- * the caller, for the few tokens the processors change).  The caller keeps
- * patch at -inf wherever allow's bit is clear and nothing else is said.
- * Tokens whose bit is set are untouched: their processed logit is x[j], bit
- * for bit. */
+ * is x[j] where bit j % 32 of allow[j / 32] is set; where it is not, the
+ * token's patch if it has one (the biased and penalized value, computed by
+ * the caller, for the few tokens the processors change), and -inf (banned)
+ * otherwise.  Tokens whose bit is set are untouched: their processed logit
+ * is x[j], bit for bit. */
 struct tp_proc {
     const uint32_t *allow; /* (n + 31) / 32 words */
-    const float *patch;    /* n floats */
-    const int64_t *ids;    /* the nids tokens whose patch is finite, in any order */
+    const int64_t *ids;    /* the nids tokens with a patch (their bits clear), in any order */
+    const float *vals;     /* their patches, finite */
     int64_t nids;
     /* the ids of the arguments neither -1 nor in [0, n): skipped, and
      * counted here for the caller to report */
     int64_t stray;
-    /* bit w % 32 of patched[w / 32] is set where word w of allow has a token
-     * whose patch is finite: the other words read their patches as -inf */
-    const uint32_t *patched;
     float *row; /* n floats of scratch: the processed row, where a kernel needs it whole */
 };
 
@@ -95,10 +91,10 @@ void tp_proc_scratch_free(tp_proc_scratch *s);
 /* The processors of a row for args a into *p, in two steps around the
  * checking pass (scan_processed), so that the logits they read are those the
  * pass has just brought into the cache.  tp_proc_prepare: the bitmask's
- * words, a's ids counted in one pass each (in s's hash table of ids), and
+ * words, a's ids counted in one pass each (in s's table of tallies), and
  * the bits of the tokens they touch cleared (p->stray: the ids out of
- * range).  tp_proc_patch, after the pass: those tokens' processed logits,
- * computed in double and rounded to float once (p->ids, p->nids); returns
+ * range; p->allow may be a's bitmask itself).  tp_proc_patch, after the pass: those tokens' processed logits,
+ * computed in double and rounded to float once (p->ids, p->vals); returns
  * -1, or the lowest token whose processed logit leaves float32's range
  * upwards (+inf or NaN; it then reads as banned).  fold_patches (the kernel
  * table's) then completes the pass's findings.  tp_proc_finish(s) must follow

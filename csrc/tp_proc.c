@@ -5,49 +5,42 @@
  *
  * Two steps, around the checking pass.  tp_proc_prepare tallies the ids of
  * the arguments (history, biases, stop ids) in one pass each, in O(ids),
- * into a hash table of ids (a count and flags per token, each token's entry
- * listed when taken), and clears the allow bits of the tokens touched;
- * tp_proc_patch then computes their patches, reading their logits once the
- * checking pass has brought the row into the cache.  tp_proc_finish puts the
- * table, the patches and their marks back as they were, in O(ids) again.  No
- * sort, and nothing proportional to the vocabulary but the copy of the
- * bitmask's words.  (A table over the vocabulary instead of the hash table
- * ran fewer instructions but missed the cache on its random ids once the
- * row had streamed through.)
+ * into a table of a tally per token of the vocabulary (a count and flags,
+ * each token listed when first seen), and clears the allow bits of the
+ * tokens touched; tp_proc_patch then computes their patches, reading their
+ * logits once the checking pass has brought the row into the cache, into a
+ * short list of (id, logit), and puts the table back to zeros.  No sort, no
+ * branch on the ids but the range check, and nothing proportional to the
+ * vocabulary but the copy of the bitmask's words.  tp_proc_finish puts the
+ * table back where the patches were not made (a bad row).
  */
 #include <math.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "tokenpick.h"
 
-/* A token's tally: its count in the output in the low bits, and flags. */
+/* A token's tally: its count in the output in the low bits, and flags;
+ * 0 for a token the row being prepared has not touched. */
 enum {
     TP_PRESENT = 1u << 28, /* in the prompt */
     TP_BANNED = 1u << 29,
-    TP_DONE = 1u << 30, /* its patch is made */
+    TP_DONE = 1u << 30,    /* its patch is made */
+    TP_TOUCHED = 1u << 31, /* listed in touched[] */
     TP_COUNT = (1u << 28) - 1
 };
-
-/* A token's entry in the table of the row being prepared: id -1 is empty. */
-typedef struct {
-    int32_t id;
-    uint32_t tally;
-} tp_proc_entry;
 
 struct tp_proc_scratch {
     int64_t n, cap;
     uint32_t *allow;   /* (n + 31) / 32 words */
-    uint32_t *patched; /* a bit per word of allow, 0 but for the row being prepared */
-    float *patch;      /* -inf but at the tokens of the row being prepared */
+    uint32_t *tally;   /* n tallies, all 0 between rows */
+    int64_t *touched;  /* the tokens the row being prepared touches, each once */
+    int64_t ntouched;  /* 0 once the tallies are back to 0 */
+    int64_t stray;     /* ids neither -1 nor in [0, n) */
+    int64_t *ids;      /* the finite patches: tokens ... */
+    float *vals;       /* ... and their processed logits */
     float *row;
-    tp_proc_entry *table; /* mask + 1 entries, at least 1.5 cap; empty between rows */
-    uint64_t mask;
-    int shift;        /* 64 - log2(mask + 1) */
-    int64_t *touched; /* the entries the row being prepared took */
-    int64_t ntouched;
-    int64_t stray; /* ids neither -1 nor in [0, n) */
-    int64_t *ids;  /* the finite patches */
 };
 
 void tp_proc_scratch_free(tp_proc_scratch *s)
@@ -55,12 +48,11 @@ void tp_proc_scratch_free(tp_proc_scratch *s)
     if (!s)
         return;
     free(s->allow);
-    free(s->patched);
-    free(s->patch);
-    free(s->row);
-    free(s->table);
+    free(s->tally);
     free(s->touched);
     free(s->ids);
+    free(s->vals);
+    free(s->row);
     free(s);
 }
 
@@ -70,127 +62,96 @@ tp_proc_scratch *tp_proc_scratch_new(int64_t n, int64_t ids)
     if (!s)
         return NULL;
     const size_t cap = (size_t)(ids > 0 ? ids : 1);
-    size_t entries = 64;
-    s->shift = 58;
-    while (entries < cap + cap / 2) { /* at most two thirds full: in L1 for a few thousand ids */
-        entries *= 2;
-        s->shift--;
-    }
     s->n = n;
     s->cap = (int64_t)cap;
-    s->mask = entries - 1;
     s->allow = malloc(((size_t)n + 31) / 32 * sizeof *s->allow);
-    s->patched = calloc(((size_t)n + 1023) / 1024, sizeof *s->patched);
-    s->patch = malloc((size_t)n * sizeof *s->patch);
-    s->row = malloc((size_t)n * sizeof *s->row);
-    s->table = malloc(entries * sizeof *s->table);
+    s->tally = calloc((size_t)n, sizeof *s->tally);
     s->touched = malloc(cap * sizeof *s->touched);
     s->ids = malloc(cap * sizeof *s->ids);
-    if (!s->allow || !s->patched || !s->patch || !s->row || !s->table || !s->touched || !s->ids) {
+    s->vals = malloc(cap * sizeof *s->vals);
+    s->row = malloc((size_t)n * sizeof *s->row);
+    if (!s->allow || !s->tally || !s->touched || !s->ids || !s->vals || !s->row) {
         tp_proc_scratch_free(s);
         return NULL;
     }
-    for (int64_t j = 0; j < n; j++)
-        s->patch[j] = -INFINITY;
-    for (size_t e = 0; e < entries; e++)
-        s->table[e] = (tp_proc_entry){-1, 0};
     return s;
 }
 
-/* Token id's entry, or the empty one where it belongs: a multiplicative
- * hash, then linear probing (the table is at most two thirds full). */
-static inline uint64_t entry_of(const tp_proc_scratch *s, int64_t id)
-{
-    uint64_t e = ((uint64_t)id * 0x9E3779B97F4A7C15u) >> s->shift;
-    while (s->table[e].id != id && s->table[e].id >= 0)
-        e = (e + 1) & s->mask;
-    return e;
-}
-
 /* Adds `add` to the tally of every id of ids[0..m) and sets `flags` in it
- * (padding skipped, stray ids counted), its entry listed when taken;
- * returns how many were neither.  Only probing branches on the ids. */
+ * (padding skipped, stray ids counted), listing each token the first time
+ * it is seen; returns how many ids were neither.  No branch on the ids but
+ * the range check: a token's tally is one load and one store. */
 static int64_t tally(tp_proc_scratch *s, const int64_t *ids, int64_t m, uint32_t add,
                      uint32_t flags)
 {
-    int64_t real = 0, t = s->ntouched;
+    uint32_t *table = s->tally;
+    int64_t *touched = s->touched;
+    int64_t real = 0, t = s->ntouched, stray = 0;
+    flags |= TP_TOUCHED;
     for (int64_t j = 0; j < m; j++) {
         const int64_t id = ids[j];
         if ((uint64_t)id >= (uint64_t)s->n) { /* padding, or a stray id */
-            s->stray += id != -1;
+            stray += id != -1;
             continue;
         }
-        const uint64_t e = entry_of(s, id);
-        tp_proc_entry *entry = &s->table[e];
-        s->touched[t] = (int64_t)e;
-        t += entry->id < 0;
-        entry->id = (int32_t)id;
-        entry->tally = (entry->tally + add) | flags;
+        const uint32_t u = table[id];
+        touched[t] = id;
+        t += u == 0;
+        table[id] = (u + add) | flags;
         real++;
     }
     s->ntouched = t;
+    s->stray += stray;
     return real;
+}
+
+/* b where take, else a: a select of bits, which the compiler keeps free
+ * of branches (a branch on a patch's sign or tally would be mispredicted
+ * about half the time). */
+static inline double select_double(int take, double a, double b)
+{
+    uint64_t ab, bb;
+    memcpy(&ab, &a, sizeof ab);
+    memcpy(&bb, &b, sizeof bb);
+    const uint64_t on = (uint64_t)0 - (uint64_t)(take != 0);
+    const uint64_t bits = (bb & on) | (ab & ~on);
+    double d;
+    memcpy(&d, &bits, sizeof d);
+    return d;
 }
 
 /* The processed logit of a token the processors touch, of logit v (not
  * -inf), tally u and bias (-0.0 if none: the one addend that leaves every
  * double as it is, -0.0 included): bias, then repetition, then frequency
- * and presence, in double, rounded once. */
+ * and presence, in double, rounded once.  Every step is computed, and
+ * selected or not, and the penalty subtracted is +0.0 for a token the
+ * output lacks, which leaves every double as it is. */
 static float processed_logit(float v, uint32_t u, double bias, const tp_proc_args *a)
 {
     const uint32_t count = u & TP_COUNT;
-    double d = (double)v + bias;
-    if ((u & TP_PRESENT) || count > 0) {
-        /* both, then a select of their bits: a branch on the sign would be
-         * mispredicted half the time, and wait for the division */
-        const double down = d / a->repetition, up = d * a->repetition;
-        uint64_t db, ub;
-        memcpy(&db, &down, sizeof db);
-        memcpy(&ub, &up, sizeof ub);
-        const uint64_t take_down = (uint64_t)0 - (uint64_t)(d > 0.0);
-        const uint64_t bits = (db & take_down) | (ub & ~take_down);
-        memcpy(&d, &bits, sizeof d);
-    }
-    if (count > 0)
-        d -= a->frequency * (double)count + a->presence;
-    return (float)d;
+    const double d = (double)v + bias;
+    const double repeated =
+        select_double(d > 0.0, d * a->repetition, d / a->repetition);
+    const double said = select_double((u & TP_PRESENT) || count > 0, d, repeated);
+    const double penalty =
+        select_double(count > 0, 0.0, a->frequency * (double)count + a->presence);
+    return (float)(said - penalty);
 }
 
-/* Makes the patch of the token of entry e from its tally and bias.
- * Returns whether the patch overflowed (it is then -inf). */
-static int make_patch(tp_proc_scratch *s, const float *x, uint64_t e, double bias,
-                      const tp_proc_args *a, int64_t *finite)
+/* The patch of token id, of tally u and bias: its processed logit, -inf
+ * where it is banned (a logit of -inf stays -inf through every step).
+ * *overflow is set where it leaves float32's range upwards (it then reads
+ * as banned). */
+static inline float patch_of(const float *x, int64_t id, uint32_t u, double bias,
+                             const tp_proc_args *a, int *overflow)
 {
-    tp_proc_entry *entry = &s->table[e];
-    const int64_t id = entry->id;
-    const uint32_t u = entry->tally;
-    float v = -INFINITY;
-    int overflow = 0;
-    if (!(u & TP_BANNED) && x[id] != -INFINITY) {
-        v = processed_logit(x[id], u, bias, a);
-        overflow = v != v || v == INFINITY;
-        v = overflow ? -INFINITY : v;
-    }
-    entry->tally = u | TP_DONE;
-    s->patch[id] = v;
-    if (v != -INFINITY) {
-        s->ids[(*finite)++] = id;
-        s->patched[id >> 10] |= 1u << ((id >> 5) & 31);
-    }
-    return overflow;
+    const float v = processed_logit(x[id], u, bias, a);
+    *overflow = !(u & TP_BANNED) && (v != v || v == INFINITY);
+    return (u & TP_BANNED) || *overflow ? -INFINITY : v;
 }
 
 void tp_proc_prepare(int64_t n, const tp_proc_args *a, tp_proc_scratch *s, tp_proc *p)
 {
-    const int64_t words = (n + 31) / 32;
-    if (a->bitmask) {
-        const int64_t given = a->words < words ? a->words : words;
-        memcpy(s->allow, a->bitmask, (size_t)given * sizeof *s->allow);
-        memset(s->allow + given, 0, (size_t)(words - given) * sizeof *s->allow);
-    } else {
-        memset(s->allow, 0xFF, (size_t)words * sizeof *s->allow);
-    }
-
     s->ntouched = 0;
     s->stray = 0;
     const int64_t output = tally(s, a->output, a->noutput, 1, 0);
@@ -203,57 +164,79 @@ void tp_proc_prepare(int64_t n, const tp_proc_args *a, tp_proc_scratch *s, tp_pr
         for (int64_t j = 0; j < a->nstop; j++)
             s->stray += (uint64_t)(a->stop[j] + 1) > (uint64_t)n;
 
-    /* A token touched reads its patch: its allow bit is cleared, a token
-     * the grammar bans being banned in its tally. */
+    p->ids = s->ids;
+    p->vals = s->vals;
+    p->nids = 0;
+    p->stray = s->stray;
+    p->row = s->row;
+
+    /* The allow bits: the bitmask's words as they are where no token is
+     * touched (the bits past n are never read); else a copy, whose bits of
+     * the touched tokens are cleared (they read their patches), a token the
+     * grammar bans being banned in its tally. */
+    const int64_t words = (n + 31) / 32;
+    if (a->bitmask && a->words >= words && s->ntouched == 0) {
+        p->allow = a->bitmask;
+        return;
+    }
+    if (a->bitmask) {
+        const int64_t given = a->words < words ? a->words : words;
+        memcpy(s->allow, a->bitmask, (size_t)given * sizeof *s->allow);
+        memset(s->allow + given, 0, (size_t)(words - given) * sizeof *s->allow);
+    } else {
+        memset(s->allow, 0xFF, (size_t)words * sizeof *s->allow);
+    }
     for (int64_t j = 0; j < s->ntouched; j++) {
-        tp_proc_entry *entry = &s->table[s->touched[j]];
-        uint32_t *word = &s->allow[entry->id >> 5];
-        const uint32_t bit = 1u << (entry->id & 31);
-        entry->tally |= *word & bit ? 0u : TP_BANNED;
+        const int64_t id = s->touched[j];
+        uint32_t *word = &s->allow[id >> 5];
+        const uint32_t bit = 1u << (id & 31);
+        s->tally[id] |= *word & bit ? 0u : TP_BANNED;
         *word &= ~bit;
     }
     p->allow = s->allow;
-    p->patch = s->patch;
-    p->ids = s->ids;
-    p->nids = 0;
-    p->stray = s->stray;
-    p->patched = s->patched;
-    p->row = s->row;
 }
 
 int64_t tp_proc_patch(const float *x, const tp_proc_args *a, tp_proc_scratch *s, tp_proc *p)
 {
     /* The biased tokens' patches first, each with its last finite bias (an
      * id given twice, as a mapping other than a dict may, is biased by its
-     * last finite value, and banned if either is -inf); then the others'. */
-    int64_t finite = 0, overflow = -1;
+     * last finite value, and banned if either is -inf); then the others',
+     * each tally put back to 0 once read.  The finite ones are listed, the
+     * list's end moved without a branch. */
+    uint32_t *table = s->tally;
+    int64_t *ids = s->ids;
+    float *vals = s->vals;
+    int64_t finite = 0, overflow = INT64_MAX;
+    int over;
     for (int64_t j = a->nbias - 1; j >= 0; j--) {
         const int64_t id = a->bias_ids[j];
-        if ((uint64_t)id >= (uint64_t)s->n || a->bias[j] == -INFINITY)
+        if ((uint64_t)id >= (uint64_t)s->n || a->bias[j] == -INFINITY || (table[id] & TP_DONE))
             continue;
-        const uint64_t e = entry_of(s, id);
-        if (!(s->table[e].tally & TP_DONE) && make_patch(s, x, e, a->bias[j], a, &finite))
-            overflow = overflow < 0 || id < overflow ? id : overflow;
+        const float v = patch_of(x, id, table[id], a->bias[j], a, &over);
+        table[id] |= TP_DONE;
+        ids[finite] = id;
+        vals[finite] = v;
+        finite += v != -INFINITY;
+        overflow = over && id < overflow ? id : overflow;
     }
     for (int64_t j = 0; j < s->ntouched; j++) {
-        const uint64_t e = (uint64_t)s->touched[j];
-        if (!(s->table[e].tally & TP_DONE) && make_patch(s, x, e, -0.0, a, &finite)) {
-            const int64_t id = s->table[e].id;
-            overflow = overflow < 0 || id < overflow ? id : overflow;
-        }
+        const int64_t id = s->touched[j];
+        const uint32_t u = table[id];
+        table[id] = 0;
+        const float v = patch_of(x, id, u, -0.0, a, &over);
+        ids[finite] = id;
+        vals[finite] = v;
+        finite += v != -INFINITY && !(u & TP_DONE);
+        overflow = over && !(u & TP_DONE) && id < overflow ? id : overflow;
     }
+    s->ntouched = 0;
     p->nids = finite;
-    return overflow;
+    return overflow == INT64_MAX ? -1 : overflow;
 }
 
 void tp_proc_finish(tp_proc_scratch *s)
 {
-    for (int64_t j = 0; j < s->ntouched; j++) {
-        tp_proc_entry *entry = &s->table[s->touched[j]];
-        const int64_t id = entry->id;
-        s->patch[id] = -INFINITY;
-        s->patched[id >> 10] = 0;
-        *entry = (tp_proc_entry){-1, 0};
-    }
+    for (int64_t j = 0; j < s->ntouched; j++)
+        s->tally[s->touched[j]] = 0;
     s->ntouched = 0;
 }

@@ -1,6 +1,6 @@
 /*
  * The scratch of the row kernels of one thread, in parts of one job each.
- * Its size does not depend on the row length (about 560 KB in all); the
+ * Its size does not depend on the row length (about 760 KB in all); the
  * Cython layer keeps one per thread (tp_workspace_new in tp_workspace.c).
  */
 #ifndef TP_WORKSPACE_H
@@ -27,6 +27,12 @@ typedef struct {
     float e[TP_CAND_CAP]; /* their exponentials, where a selection computed them */
 } tp_cands;
 
+/* Patches of a processed row (tp_proc) that a gather lists, in ascending id. */
+typedef struct {
+    float x[TP_CAND_CAP];
+    int64_t id[TP_CAND_CAP];
+} tp_patches;
+
 /* A histogram of weights: one radix level, or bins of equal width in value. */
 typedef struct {
     double mass[TP_RADIX_BINS];
@@ -50,6 +56,7 @@ typedef struct {
 
 struct tp_workspace {
     tp_cands cand;
+    tp_patches patches;
     tp_hist hist;
     tp_probe probe;
     tp_runs runs;

@@ -635,6 +635,11 @@ def big_case(name):
                 {int(far[2][0]): 1e30},
             ]
         )
+    elif name == "bias lifts many tokens":
+        # hundreds of patches above the k-th largest block max, in every order of ids
+        many = [rng.choice(V, m, replace=False) for m in (40, 700, 33)]
+        kw = dict(logit_bias=[{int(i): 25.0 + float(j % 7) for j, i in enumerate(ids)}
+                              for ids in many])
     elif name == "penalties demote the top":
         out = [np.repeat(top[b][:25], 3) for b in range(3)]
         kw = dict(
@@ -683,6 +688,7 @@ BIG_CASES = (
     "bitmask bans the top",
     "sparse bitmask",
     "bias lifts far tokens",
+    "bias lifts many tokens",
     "penalties demote the top",
     "min_tokens bans the argmax",
     "short bitmask",

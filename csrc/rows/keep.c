@@ -57,9 +57,9 @@ static void tp_keep_f32(const float *x, int64_t n, const tp_rowstat *st, const t
          * processors. */
         keep->row = p->row;
         if (keep->greedy)
-            process_range(x, st->argmax, st->argmax + 1, p, p->row + st->argmax);
+            p->row[st->argmax] = st->max; /* the argmax's processed logit */
         else if (!top_k || (c = top_k_by_blocks(x, n, f->top_k, st, ws, &thr)) < 0)
-            process_range(x, 0, n, p, p->row);
+            tp_process_f32(x, n, p, p->row);
     }
     if (keep->greedy)
         return;

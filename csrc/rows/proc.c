@@ -1,10 +1,12 @@
 /*
  * The logit processors, applied as the kernels read the row (tp_proc in
  * tokenpick.h): a token whose allow bit is set reads as its logit, any
- * other as its patch (-inf where banned).  The checking pass reads the row
- * through them at the cost of a blend per vector, and top-k's block route
- * processes only the blocks it gathers from (topk.c); the routes that read
- * the row whole get it processed into proc->row first (keep.c).
+ * other as its patch, if it has one, or -inf (banned).  The checking pass
+ * reads the row through the bits at the cost of a masked max per vector,
+ * the patches folded in after it; top-k's block route processes only the
+ * blocks it gathers from (topk.c), with the few patches that can be
+ * candidates; the routes that read the row whole get it processed into
+ * proc->row first (keep.c).
  */
 #include "row.h"
 #include "vec.h"
@@ -14,16 +16,10 @@ TP_FORCE_INLINE int allows(const tp_proc *p, int64_t j)
     return (int)((p->allow[j >> 5] >> (j & 31)) & 1u);
 }
 
-/* Whether word w of the allow bits has a token with a finite patch. */
-TP_FORCE_INLINE int word_patched(const tp_proc *p, int64_t w)
-{
-    return (int)((p->patched[w >> 5] >> (w & 31)) & 1u);
-}
-
-/* out[0..to - from) = the processed logits of tokens from..to (from a
- * multiple of 32, or fewer than 32 tokens); out may be x + from.  A word of
- * the allow bits a step: 32 / TP_VW vectors, whose tokens not allowed read
- * -inf, or, in the few words with finite patches, their patches. */
+/* out[0..to - from) = the logits of tokens from..to (from a multiple of 32,
+ * or fewer than 32 tokens) as the allow bits leave them, -inf where a bit is
+ * clear, the patches aside (overlay_patches); out may be x + from.  A word
+ * of the allow bits a step: 32 / TP_VW vectors. */
 static void process_range(const float *x, int64_t from, int64_t to, const tp_proc *p, float *out)
 {
     const tp_vf none = vf_set1(-INFINITY);
@@ -34,40 +30,118 @@ static void process_range(const float *x, int64_t from, int64_t to, const tp_pro
         if (w == ~0u) {
             for (int v = 0; v < 32; v += TP_VW)
                 vf_store(out + i + v, vf_load(x + i + v));
-        } else if (!word_patched(p, i >> 5)) {
-            for (int v = 0; v < 32; v += TP_VW)
-                vf_store(out + i + v, vf_keep_bits(vf_load(x + i + v), w >> v, none));
         } else {
             for (int v = 0; v < 32; v += TP_VW)
-                vf_store(out + i + v,
-                         vf_keep_bits(vf_load(x + i + v), w >> v, vf_load(p->patch + i + v)));
+                vf_store(out + i + v, vf_keep_bits(vf_load(x + i + v), w >> v, none));
         }
     }
     for (; i < to; i++)
-        out[i] = allows(p, i) ? x[i] : p->patch[i];
+        out[i] = allows(p, i) ? x[i] : -INFINITY;
+}
+
+/* out[id - from] = the patch of every token id of the patches list[0..m)
+ * (in ascending id, from *next on) in [from, to); *next moves past them. */
+static void overlay_patches(const tp_patches *list, int64_t m, int64_t *next, int64_t from,
+                            int64_t to, float *out)
+{
+    int64_t j = *next;
+    for (; j < m && list->id[j] < to; j++)
+        out[list->id[j] - from] = list->x[j];
+    *next = j;
+}
+
+/* The whole row processed: out[i] = the processed logit of token i. */
+static void tp_process_f32(const float *x, int64_t n, const tp_proc *p, float *out)
+{
+    process_range(x, 0, n, p, out);
+    for (int64_t j = 0; j < p->nids; j++)
+        out[p->ids[j]] = p->vals[j];
+}
+
+/* Sorts the patches list[0..m) by id (distinct): by insertion where they
+ * are few, as they nearly always are; by heapsort otherwise. */
+static void sort_patches(tp_patches *list, int64_t m)
+{
+    int64_t *id = list->id;
+    float *x = list->x;
+    if (m <= 32) {
+        for (int64_t j = 1; j < m; j++) {
+            const int64_t key = id[j];
+            const float v = x[j];
+            int64_t i = j;
+            for (; i > 0 && id[i - 1] > key; i--) {
+                id[i] = id[i - 1];
+                x[i] = x[i - 1];
+            }
+            id[i] = key;
+            x[i] = v;
+        }
+        return;
+    }
+    for (int64_t end = m, start = m / 2;;) { /* a max-heap of ids, then its root last */
+        if (start > 0) {
+            start--;
+        } else if (--end > 0) {
+            const int64_t ti = id[0];
+            const float tx = x[0];
+            id[0] = id[end];
+            x[0] = x[end];
+            id[end] = ti;
+            x[end] = tx;
+        } else {
+            return;
+        }
+        for (int64_t at = start, child; (child = 2 * at + 1) < end; at = child) {
+            if (child + 1 < end && id[child + 1] > id[child])
+                child++;
+            if (id[at] >= id[child])
+                break;
+            const int64_t ti = id[at];
+            const float tx = x[at];
+            id[at] = id[child];
+            x[at] = x[child];
+            id[child] = ti;
+            x[child] = tx;
+        }
+    }
+}
+
+/* The patches of p at or above lo, in ascending id, into ws->patches:
+ * their number, or -1 past TP_CAND_CAP. */
+static int64_t patches_at_least(const tp_proc *p, float lo, tp_workspace *ws)
+{
+    int64_t m = 0;
+    for (int64_t j = 0; j < p->nids; j++) {
+        if (p->vals[j] >= lo) {
+            if (m == TP_CAND_CAP)
+                return -1;
+            ws->patches.id[m] = p->ids[j];
+            ws->patches.x[m++] = p->vals[j];
+        }
+    }
+    sort_patches(&ws->patches, m);
+    return m;
 }
 
 /* Appends the tokens of x[from..to) that how takes, as processed by p, to
- * the *c candidates (gather_range's contract): a chunk at a time, processed
- * into the workspace while it is in L1. */
+ * the *c candidates (gather_range's contract), the patches being the m of
+ * ws->patches from *next on (patches_at_least, how.lo the same): a chunk
+ * at a time, processed into the workspace while it is in L1. */
 static int gather_processed(const float *x, int64_t from, int64_t to, tp_gather how,
-                            const tp_proc *p, tp_workspace *ws, int64_t *c)
+                            const tp_proc *p, int64_t m, int64_t *next, tp_workspace *ws,
+                            int64_t *c)
 {
     for (int64_t at = from; at < to; at += TP_CHUNK) {
         const int64_t len = to - at < TP_CHUNK ? to - at : TP_CHUNK;
         const int64_t first = *c;
         process_range(x, at, at + len, p, ws->processed);
+        overlay_patches(&ws->patches, m, next, at, at + len, ws->processed);
         if (!gather_range(ws->processed, 0, len, how, &ws->cand, c))
             return 0;
         for (int64_t j = first; j < *c; j++)
             ws->cand.id[j] += at;
     }
     return 1;
-}
-
-static void tp_process_f32(const float *x, int64_t n, const tp_proc *p, float *out)
-{
-    process_range(x, 0, n, p, out);
 }
 
 /* The first allowed token of x[from..from+len) equal to v (from a
@@ -194,7 +268,7 @@ static int tp_fold_patches_f32(const tp_proc *p, tp_workspace *ws, tp_rowstat *s
     int64_t patch_at = INT64_MAX;
     for (int64_t j = 0; j < p->nids; j++) {
         const int64_t id = p->ids[j];
-        const float v = p->patch[id];
+        const float v = p->vals[j];
         if (v > patch_max || (v == patch_max && id < patch_at)) {
             patch_max = v;
             patch_at = id;

@@ -74,7 +74,9 @@ static int tp_scan_processed_f32(const float *x, int64_t n, int64_t k, const tp_
  * only branches that depend on where the row's large logits lie are one per
  * block, taken about k times, and those of the gather in the blocks taken.
  * A row with logit processors (st->proc) has each block taken processed
- * (into the workspace, a chunk at a time), and gathered from there.  Returns the number of
+ * (into the workspace, a chunk at a time, with its patches at or above t:
+ * the checking pass folded them into the block maxima), and gathered from
+ * there.  Returns the number of
  * candidates (every token >= t, at least k; where t is -inf, fewer than k
  * blocks hold a finite logit, and the candidates are every finite token),
  * or -1 past TP_CAND_CAP (ties filling most blocks) or, with processors,
@@ -95,12 +97,15 @@ static int64_t gather_top_blocks(const float *x, int64_t n, int64_t k, int64_t b
     const float t = tp_kth_largest_f32(bmax, nb, k, ws);
     const float lo = t > -INFINITY ? t : -FLT_MAX; /* -inf has no probability: not listed */
     const tp_gather how = {lo, INFINITY, 0, 0, 1};
-    int64_t c = 0;
+    const int64_t m = p ? patches_at_least(p, lo, ws) : 0; /* the patches among them */
+    if (m < 0)
+        return -1;
+    int64_t c = 0, next = 0;
     for (int64_t b = 0; b < nb; b++) {
         const int64_t end = (b + 1) * bs < n ? (b + 1) * bs : n;
         if (!(bmax[b] >= lo))
             continue;
-        if (p ? !gather_processed(x, b * bs, end, how, p, ws, &c)
+        if (p ? !gather_processed(x, b * bs, end, how, p, m, &next, ws, &c)
               : !gather_range(x, b * bs, end, how, &ws->cand, &c))
             return -1;
     }
