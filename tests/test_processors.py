@@ -638,8 +638,9 @@ def big_case(name):
     elif name == "bias lifts many tokens":
         # hundreds of patches above the k-th largest block max, in every order of ids
         many = [rng.choice(V, m, replace=False) for m in (40, 700, 33)]
-        kw = dict(logit_bias=[{int(i): 25.0 + float(j % 7) for j, i in enumerate(ids)}
-                              for ids in many])
+        kw = dict(
+            logit_bias=[{int(i): 25.0 + float(j % 7) for j, i in enumerate(ids)} for ids in many]
+        )
     elif name == "penalties demote the top":
         out = [np.repeat(top[b][:25], 3) for b in range(3)]
         kw = dict(

@@ -260,25 +260,31 @@ static int scan_processed_blocks(const float *x, int64_t n, int64_t bs, const tp
  * id first, and the blocks' maxima. */
 static int tp_fold_patches_f32(const tp_proc *p, tp_workspace *ws, tp_rowstat *st)
 {
-    float *bmax = st->bmax ? ws->block_max : NULL;
-    int shift = 0; /* bmax_bs = 2**shift */
-    while (bmax && ((int64_t)1 << shift) < st->bmax_bs)
-        shift++;
-    float patch_max = -INFINITY;
-    int64_t patch_at = INT64_MAX;
-    for (int64_t j = 0; j < p->nids; j++) {
-        const int64_t id = p->ids[j];
-        const float v = p->vals[j];
-        if (v > patch_max || (v == patch_max && id < patch_at)) {
-            patch_max = v;
-            patch_at = id;
+    const int64_t *ids = p->ids;
+    const float *vals = p->vals;
+    const int64_t m = p->nids;
+    float top = -INFINITY;
+    if (st->bmax) {
+        float *bmax = ws->block_max;
+        int shift = 0; /* bmax_bs = 2**shift */
+        while (((int64_t)1 << shift) < st->bmax_bs)
+            shift++;
+        for (int64_t j = 0; j < m; j++) {
+            const float v = vals[j];
+            top = v > top ? v : top;
+            if (v > bmax[ids[j] >> shift]) /* rarely: patches mostly lower logits */
+                bmax[ids[j] >> shift] = v;
         }
-        if (bmax && v > bmax[id >> shift])
-            bmax[id >> shift] = v;
+    } else {
+        for (int64_t j = 0; j < m; j++)
+            top = vals[j] > top ? vals[j] : top;
     }
-    if (patch_max > st->max || (patch_max == st->max && patch_at < st->argmax)) {
-        st->max = patch_max;
-        st->argmax = patch_at;
+    int64_t at = INT64_MAX;
+    for (int64_t j = 0; j < m; j++)
+        at = vals[j] == top && ids[j] < at ? ids[j] : at;
+    if (top > st->max || (top == st->max && at < st->argmax)) {
+        st->max = top;
+        st->argmax = at;
     }
     return st->max == -INFINITY ? TP_ERR_NONE_LEFT : TP_OK;
 }
