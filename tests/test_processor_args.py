@@ -53,9 +53,9 @@ def prepare(x, plain=False, **kwargs):
 def as_csr(plan, nrows):
     """A Plan of the plain path (_core.plain_plan: the caller's arrays, int lengths for
     padded or shared lists) in the general path's layout: uint32 (R, W) words and CSRs."""
-    fields = plan._asdict()
-    if plan.bitmask is not None:
-        m = plan.bitmask.view(np.uint32)
+    fields = pr.Plan(*plan)._asdict()
+    if fields["bitmask"] is not None:
+        m = fields["bitmask"].view(np.uint32)
         fields["bitmask"] = m.reshape(1, -1) if m.ndim == 1 else m
     for name in ("bias", "prompt", "output", "stop"):
         ids, starts = fields[f"{name}_ids"], fields[f"{name}_starts"]
