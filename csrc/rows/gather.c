@@ -29,14 +29,24 @@ static inline int gather_hits(const float *x, int64_t i, uint32_t hits, tp_cands
     return 1;
 }
 
-/* Which tokens a gather takes: x >= lo, and x <= hi if bounded.  dense: hits
- * are expected in most vectors (a band of a few percent of the row); ids: the
- * caller reads the candidates' ids (a band gathered by packing may leave
- * them out).  Constants at each call, so that each kind compiles on its own. */
+/* Which tokens a gather takes: x >= lo, and x <= hi if bounded; and, where
+ * allow is not NULL, only the tokens whose bit is set in it (bit j % 32 of
+ * allow[j / 32]: the logit processors' allowed set, tp_proc; the range then
+ * starts at a multiple of 32).  dense: hits are expected in most vectors (a
+ * band of a few percent of the row); ids: the caller reads the candidates'
+ * ids (a band gathered by packing may leave them out).  Constants at each
+ * call, so that each kind compiles on its own. */
 typedef struct {
     float lo, hi;
     int bounded, dense, ids;
+    const uint32_t *allow;
 } tp_gather;
+
+/* The allow bits of the two vectors at i (allow NULL: all allowed). */
+TP_FORCE_INLINE uint32_t gather_allowed(tp_gather how, int64_t i)
+{
+    return how.allow ? how.allow[i >> 5] >> (i & 31) : ~0u;
+}
 
 /* Appends the tokens of x[from..to) that how takes, in ascending id, to the
  * *c candidates; false past TP_CAND_CAP.  Two vectors a step: most have no
@@ -63,7 +73,8 @@ TP_FORCE_INLINE int gather_range(const float *x, int64_t from, int64_t to, tp_ga
         int64_t *cid = cand->id;
         for (; i + 2 * TP_VW <= to && got <= TP_CAND_CAP - 2 * TP_VW; i += 2 * TP_VW) {
             const tp_vf v0 = vf_load(x + i), v1 = vf_load(x + i + TP_VW);
-            uint32_t h0 = vf_ge_bits(v0, vlo), h1 = vf_ge_bits(v1, vlo);
+            const uint32_t w = gather_allowed(how, i);
+            uint32_t h0 = vf_ge_bits(v0, vlo) & w, h1 = vf_ge_bits(v1, vlo) & (w >> TP_VW);
             if (how.bounded) {
                 h0 &= vf_ge_bits(vhi, v0);
                 h1 &= vf_ge_bits(vhi, v1);
@@ -85,7 +96,8 @@ TP_FORCE_INLINE int gather_range(const float *x, int64_t from, int64_t to, tp_ga
 #endif
     for (; i + 2 * TP_VW <= to; i += 2 * TP_VW) {
         const tp_vf v0 = vf_load(x + i), v1 = vf_load(x + i + TP_VW);
-        uint32_t h0 = vf_ge_bits(v0, vlo), h1 = vf_ge_bits(v1, vlo);
+        const uint32_t w = gather_allowed(how, i);
+        uint32_t h0 = vf_ge_bits(v0, vlo) & w, h1 = vf_ge_bits(v1, vlo) & (w >> TP_VW);
         if (how.bounded) {
             h0 &= vf_ge_bits(vhi, v0);
             h1 &= vf_ge_bits(vhi, v1);
@@ -95,7 +107,8 @@ TP_FORCE_INLINE int gather_range(const float *x, int64_t from, int64_t to, tp_ga
             return 0;
     }
     for (; i < to; i++)
-        if (x[i] >= how.lo && (!how.bounded || x[i] <= how.hi) && !gather_hits(x, i, 1u, cand, c))
+        if (x[i] >= how.lo && (!how.bounded || x[i] <= how.hi) && (gather_allowed(how, i) & 1u)
+            && !gather_hits(x, i, 1u, cand, c))
             return 0;
     return 1;
 }

@@ -125,12 +125,17 @@ static int64_t patches_at_least(const tp_proc *p, float lo, tp_workspace *ws)
 
 /* Appends the tokens of x[from..to) that how takes, as processed by p, to
  * the *c candidates (gather_range's contract), the patches being the m of
- * ws->patches from *next on (patches_at_least, how.lo the same): a chunk
- * at a time, processed into the workspace while it is in L1. */
+ * ws->patches from *next on (patches_at_least, how.lo the same): where
+ * none of them lies in the range, from the row through the allow bits;
+ * else a chunk at a time, processed into the workspace while it is in L1. */
 static int gather_processed(const float *x, int64_t from, int64_t to, tp_gather how,
                             const tp_proc *p, int64_t m, int64_t *next, tp_workspace *ws,
                             int64_t *c)
 {
+    if (*next == m || ws->patches.id[*next] >= to) { /* no patch here: the row, through the bits */
+        how.allow = p->allow;
+        return gather_range(x, from, to, how, &ws->cand, c);
+    }
     for (int64_t at = from; at < to; at += TP_CHUNK) {
         const int64_t len = to - at < TP_CHUNK ? to - at : TP_CHUNK;
         const int64_t first = *c;
