@@ -117,14 +117,14 @@ TP_FORCE_INLINE int gather_range(const float *x, int64_t from, int64_t to, tp_ga
 static int64_t gather_between(const float *x, int64_t n, float lo, float hi, tp_cands *cand)
 {
     int64_t c = 0;
-    return gather_range(x, 0, n, (tp_gather){lo, hi, 1, 1, 1}, cand, &c) ? c : -1;
+    return gather_range(x, 0, n, (tp_gather){lo, hi, 1, 1, 1, NULL}, cand, &c) ? c : -1;
 }
 
 /* Gathers every x[i] >= t; returns their number, or -1 past TP_CAND_CAP. */
 static int64_t gather_at_least(const float *x, int64_t n, float t, tp_cands *cand)
 {
     int64_t c = 0;
-    return gather_range(x, 0, n, (tp_gather){t, INFINITY, 0, 0, 1}, cand, &c) ? c : -1;
+    return gather_range(x, 0, n, (tp_gather){t, INFINITY, 0, 0, 1, NULL}, cand, &c) ? c : -1;
 }
 
 /* gather_between, and in the same pass (a chunk at a time, while it is in
@@ -142,7 +142,7 @@ static int64_t gather_band_count_above(const float *x, int64_t n, float lo, floa
             count += tp_bit_count(vf_ge_bits(vf_load(x + i), vpast));
         for (; i < end; i++)
             count += x[i] >= past_hi;
-        if (!gather_range(x, at, end, (tp_gather){lo, hi, 1, 1, 1}, cand, &c))
+        if (!gather_range(x, at, end, (tp_gather){lo, hi, 1, 1, 1, NULL}, cand, &c))
             return -1;
     }
     *above = count;

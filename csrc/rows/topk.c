@@ -96,7 +96,7 @@ static int64_t gather_top_blocks(const float *x, int64_t n, int64_t k, int64_t b
     }
     const float t = tp_kth_largest_f32(bmax, nb, k, ws);
     const float lo = t > -INFINITY ? t : -FLT_MAX; /* -inf has no probability: not listed */
-    const tp_gather how = {lo, INFINITY, 0, 0, 1};
+    const tp_gather how = {lo, INFINITY, 0, 0, 1, NULL};
     const int64_t m = p ? patches_at_least(p, lo, ws) : 0; /* the patches among them */
     if (m < 0)
         return -1;

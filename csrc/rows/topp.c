@@ -184,7 +184,8 @@ static int64_t band_pass(const tp_row *r, float lo, float hi, double *z, double 
 #else
         sums[0] = sum_exp_store(r->x + i, len, r->max, r->rate, r->cutoff, ws->chunk_e);
         sums[1] = sum_stored_store(r->x + i, ws->chunk_e, len, past_hi, NULL);
-        room = room && gather_range(r->x, i, i + len, (tp_gather){lo, hi, 1, 1, 0}, &ws->cand, &c);
+        room = room
+               && gather_range(r->x, i, i + len, (tp_gather){lo, hi, 1, 1, 0, NULL}, &ws->cand, &c);
 #endif
         total += sums[0];
         ws->runs.sum[i / per] += sums[1];
@@ -348,8 +349,8 @@ static double sum_exp_gather(const tp_row *r, float t, int64_t *c)
         const int64_t len = r->n - i < TP_CHUNK ? r->n - i : TP_CHUNK;
         z += sum_exp(r->x + i, len, r->max, r->rate, r->cutoff);
         room = room
-               && gather_range(r->x, i, i + len, (tp_gather){t, INFINITY, 0, 0, 1}, &r->ws->cand,
-                               &got);
+               && gather_range(r->x, i, i + len, (tp_gather){t, INFINITY, 0, 0, 1, NULL},
+                               &r->ws->cand, &got);
     }
     *c = room ? got : -1;
     return z;
