@@ -322,7 +322,7 @@ def snapshot(obj):
 def check_result(name, logits, kwargs, result):
     """The documented shape and dtype, tokens inside the vocabulary, no NaN."""
     x = np.asarray(logits)
-    B = x.shape[0] if x.ndim == 2 else None
+    B = x.shape[0] if x.ndim >= 2 else None  # (B, V), or (B, 1, V) read as (B, V)
     V = x.shape[-1]
     rows = () if B is None else (B,)
     if name in (

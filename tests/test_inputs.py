@@ -260,9 +260,13 @@ def test_torch_tensors_give_the_float32_results(rng):
         "float16": torch.from_numpy(x.astype(np.float16)),
         "transposed-view": torch.from_numpy(np.ascontiguousarray(x.T)).T,
         "row-slice": torch.from_numpy(np.repeat(x, 2, axis=0))[::2],
+        "bfloat16": torch.from_numpy(x.copy()).to(torch.bfloat16),
+        "requires-grad": torch.from_numpy(x.copy()).requires_grad_(True),
     }
     for kind, t in tensors.items():
-        base = np.asarray(t, dtype=np.float32) if kind == "float16" else x
+        base = x
+        if kind in ("float16", "bfloat16"):  # their values, widened exactly
+            base = t.to(torch.float32).numpy()
         for name, call in FOREIGN_CALLS.items():
             _same(call(t), call(base), f"{name} of a torch {kind} tensor")
     t = torch.from_numpy(x.copy())
@@ -273,13 +277,8 @@ def test_torch_tensors_give_the_float32_results(rng):
     torch_out = torch.empty(x.shape, dtype=torch.float32)
     with pytest.raises(TypeError):  # out= must be a numpy array; nothing written
         tp.softmax(t, out=torch_out.tolist())
-    # Tensors numpy cannot read: TypeError, as for any object that is not an array of reals.
-    for bad in (
-        t.to(torch.bfloat16),
-        t.clone().requires_grad_(True),
-        torch.zeros(2, 3, device="meta"),
-        t.to(torch.int64),
-    ):
+    # Tensors with no memory on the host, or not of reals: TypeError.
+    for bad in (torch.zeros(2, 3, device="meta"), t.to(torch.int64)):
         for mod in (tp, ref):
             with pytest.raises(TypeError):
                 mod.softmax(bad)
@@ -339,3 +338,209 @@ def test_the_short_way_takes_its_ranges_from_the_rules():
             v = v if rule.integer else float(v)
             got = _core.plain_filters(50, **{**plain, name: v}) is not None
             assert got == bool(rule.holds(v)), (name, v, got)
+
+
+# ---- DLPack, bfloat16 and (B, 1, V) ----------------------------------------------------
+
+
+class Producer:
+    """A tensor of another framework as DLPack sees it: only ``__dlpack__`` and
+    ``__dlpack_device__``, over a numpy array's memory (numpy >= 2 exports DLPack 1.0
+    capsules when asked; ``versioned=False`` answers as a producer older than that)."""
+
+    def __init__(self, a, versioned=True):
+        self._a = a
+        self._versioned = versioned
+
+    def __dlpack__(self, **kwargs):
+        if not self._versioned and kwargs:
+            raise TypeError("__dlpack__() got an unexpected keyword argument")
+        return self._a.__dlpack__(**kwargs)
+
+    def __dlpack_device__(self):
+        return self._a.__dlpack_device__()
+
+
+@pytest.mark.parametrize("versioned", [True, False])
+def test_dlpack_producers_are_read_in_place(rng, versioned):
+    """A DLPack producer's float32 rows are read over its memory (no copy) and give the
+    numpy array's results; the producer's array is released once the call is done (the
+    capsule's deleter ran once: its reference count is back)."""
+    x = logits(rng, B=3, V=67)
+    held = sys.getrefcount(x)
+    view = tp._core.dlpack_array(Producer(x, versioned), "logits")[0]
+    assert np.shares_memory(view, x) and view.dtype == np.float32
+    del view
+    assert sys.getrefcount(x) == held, "the DLPack tensor was not released"
+    for name, call in FOREIGN_CALLS.items():
+        _same(call(Producer(x, versioned)), call(x), f"{name} of a DLPack producer")
+    assert sys.getrefcount(x) == held
+    for mod in (tp, ref):
+        _same(mod.softmax(Producer(x[:, ::2], versioned)), mod.softmax(x[:, ::2]), "strided")
+
+
+def _capsule(data, shape, code, bits, device_type=1, deleted=None, versioned=False):
+    """A DLPack capsule made by hand (ctypes), over `data` (a numpy array kept alive by
+    the caller), with a deleter that counts its calls in `deleted`."""
+    import ctypes as C
+
+    class Device(C.Structure):
+        _fields_ = [("device_type", C.c_int32), ("device_id", C.c_int32)]
+
+    class DType(C.Structure):
+        _fields_ = [("code", C.c_uint8), ("bits", C.c_uint8), ("lanes", C.c_uint16)]
+
+    class Tensor(C.Structure):
+        _fields_ = [
+            ("data", C.c_void_p),
+            ("device", Device),
+            ("ndim", C.c_int32),
+            ("dtype", DType),
+            ("shape", C.POINTER(C.c_int64)),
+            ("strides", C.POINTER(C.c_int64)),
+            ("byte_offset", C.c_uint64),
+        ]
+
+    Deleter = C.CFUNCTYPE(None, C.c_void_p)
+    if versioned:
+
+        class Managed(C.Structure):
+            _fields_ = [
+                ("major", C.c_uint32),
+                ("minor", C.c_uint32),
+                ("ctx", C.c_void_p),
+                ("deleter", Deleter),
+                ("flags", C.c_uint64),
+                ("tensor", Tensor),
+            ]
+
+    else:
+
+        class Managed(C.Structure):
+            _fields_ = [("tensor", Tensor), ("ctx", C.c_void_p), ("deleter", Deleter)]
+
+    dims = (C.c_int64 * len(shape))(*shape)
+    deleter = Deleter(lambda _: deleted.append(1))
+    m = Managed()
+    if versioned:
+        m.major, m.minor = 1, 0
+    m.deleter = deleter
+    m.tensor = Tensor(data.ctypes.data, Device(device_type, 0), len(shape), DType(code, bits, 1))
+    m.tensor.shape = dims
+    new = C.pythonapi.PyCapsule_New
+    new.restype, new.argtypes = C.py_object, [C.c_void_p, C.c_char_p, C.c_void_p]
+    name = b"dltensor_versioned" if versioned else b"dltensor"
+    capsule = new(C.addressof(m), name, None)
+    return capsule, (m, dims, deleter, data)  # what must outlive the capsule
+
+
+class CapsuleProducer:
+    def __init__(self, capsule):
+        self._capsule = capsule
+
+    def __dlpack__(self, **kwargs):
+        return self._capsule
+
+
+@pytest.mark.parametrize("versioned", [True, False])
+def test_dlpack_capsules_by_hand(rng, versioned):
+    """bfloat16 (DLPack code 4) is read as its float32 widening, exactly; the deleter is
+    called exactly once, when tokenpick is done; a tensor on a GPU is a TypeError naming
+    the device, and its capsule is left to its producer (the deleter is not called)."""
+    x = logits(rng, B=2, V=40)
+    bits = (x.view(np.uint32) >> 16).astype(np.uint16)  # bfloat16 by truncation
+    widened = (bits.astype(np.uint32) << 16).view(np.float32)
+    deleted = []
+    capsule, keep = _capsule(bits, bits.shape, 4, 16, deleted=deleted, versioned=versioned)
+    got = tp.sample(CapsuleProducer(capsule), top_k=10, seed=5)
+    assert deleted == [1], "the deleter runs once, after the call"
+    assert np.array_equal(got, tp.sample(widened, top_k=10, seed=5))
+
+    deleted = []
+    capsule, keep = _capsule(x, x.shape, 2, 32, 2, deleted=deleted, versioned=versioned)
+    for mod in (tp, ref):
+        with pytest.raises(TypeError, match="CUDA device"):
+            mod.softmax(CapsuleProducer(capsule))
+    assert deleted == [], "a capsule not taken is its producer's to free"
+
+    deleted = []
+    ints = np.arange(6, dtype=np.int16).reshape(2, 3)
+    capsule, keep = _capsule(ints, ints.shape, 0, 16, deleted=deleted, versioned=versioned)
+    with pytest.raises(TypeError, match="real floating-point"):
+        tp.softmax(CapsuleProducer(capsule))
+    assert deleted == [1], "an int tensor is read, then refused: released once"
+
+
+def test_ml_dtypes_bfloat16_arrays_read_as_their_widening(rng):
+    ml_dtypes = pytest.importorskip("ml_dtypes")
+    x = logits(rng, B=3, V=71).astype(ml_dtypes.bfloat16)
+    widened = x.astype(np.float32)
+    for name, call in FOREIGN_CALLS.items():
+        _same(call(x), call(widened), f"{name} of ml_dtypes bfloat16")
+    _same(ref.softmax(x), ref.softmax(widened), "the reference")
+
+
+ELEMENTWISE = ("softmax", "log_softmax", "mask", "filtered_probs")
+
+
+def test_last_position_logits_read_as_rows(rng):
+    """(B, 1, V) logits, a model's last position, give the (B, V) results, in (B, 1, V)
+    where the result follows the logits element by element (out= of either shape); any
+    other 3-D shape is a ValueError saying what is expected, the same from the reference."""
+    x = logits(rng, B=3, V=53)
+    x3 = x[:, None, :]
+    for name, call in FOREIGN_CALLS.items():
+        got, want = call(x3), call(x)
+        if name in ELEMENTWISE:
+            assert np.asarray(got).shape == x3.shape, name
+            got = np.asarray(got).reshape(x.shape)
+        _same(got, want, f"{name} of (B, 1, V)")
+    for shape in (x.shape, x3.shape):
+        out = np.empty(shape, dtype=np.float32)
+        assert tp.softmax(x3, 0.7, out=out) is out
+        assert np.array_equal(out.reshape(x.shape), tp.softmax(x, 0.7))
+    assert ref.softmax(x3).shape == x3.shape
+    assert tp.process_logits(x3, logit_bias={1: 1.0}).shape == x3.shape
+    bad = np.zeros((3, 2, 53), dtype=np.float32)
+    for mod in (tp, ref):
+        with pytest.raises(ValueError, match=r"3-D \(B, 1, V\) as a model's last position"):
+            mod.softmax(bad)
+
+
+def test_out_may_be_a_torch_tensor(rng):
+    """out= takes a float32 host tensor, written in place and returned as given; one that
+    requires grad, or of another dtype, is refused before anything is written."""
+    torch = pytest.importorskip("torch")
+    x = logits(rng, B=3, V=64)
+    for name in ELEMENTWISE:
+        out = torch.full(x.shape, 7.0)
+        call = OUT_CALLS[name]
+        assert call(x, out=out) is out
+        assert np.array_equal(out.numpy(), call(x)), name
+    out3 = torch.zeros(3, 1, 64)
+    assert tp.softmax(torch.from_numpy(x)[:, None, :], out=out3) is out3
+    for bad, error in (
+        (torch.zeros(x.shape, requires_grad=True), ValueError),
+        (torch.zeros(x.shape, dtype=torch.bfloat16), TypeError),
+        (torch.zeros(x.shape, dtype=torch.float64), TypeError),
+    ):
+        before = bad.detach().clone()
+        with pytest.raises(error):
+            tp.softmax(x, out=bad)
+        assert torch.equal(bad.detach(), before), "nothing written before the error"
+
+
+def test_torch_float32_tensors_are_not_copied(rng):
+    torch = pytest.importorskip("torch")
+    t = torch.from_numpy(logits(rng, B=2, V=300))
+    x = tp._frameworks.torch_view(t)
+    assert x is not None and np.shares_memory(x, t.numpy())
+    tracemalloc.start()
+    try:
+        tp.sample(t, top_k=5, seed=1)  # warm
+        before = tracemalloc.get_traced_memory()[0]
+        tp.sample(t, top_k=5, seed=1)
+        grown = tracemalloc.get_traced_memory()[0] - before
+    finally:
+        tracemalloc.stop()
+    assert grown < t.numel() * 4 // 2, f"{grown} bytes allocated: a copy of the rows?"

@@ -10,17 +10,20 @@ their executable form.
 
 import numpy as np
 
-from . import _core, _processors, _threads
+from . import _core, _frameworks, _processors, _threads
 from . import _params as P
 
 
-def _run_into(kernel, x, args, out, plan=None):
-    """An elementwise kernel over x into ``out=`` (checked; x is copied when
-    out overlaps it partly) or into a new array, which is returned."""
+def _run_into(kernel, logits, x, args, out, plan=None):
+    """An elementwise kernel over x (the logits as read) into ``out=``
+    (checked; x is copied when out overlaps it partly) or into a new array;
+    returns the new array, in the logits' shape, or out as the caller gave it
+    (a tensor stays a tensor)."""
+    given, out = out, _frameworks.read_out(out, x.shape)
     x = P.check_out(out, x)
     result = np.empty(x.shape, dtype=np.float32) if out is None else out
     _run(kernel, x, *args, result, own_outputs=out is None, plan=plan)
-    return result
+    return result.reshape(_frameworks.given_shape(logits, x)) if given is None else given
 
 
 def _explain(x, proc):
@@ -93,7 +96,7 @@ def softmax(logits, temperature=1.0, *, out=None):
     """
     x = P.as_logits(logits)
     t = P.temperatures(temperature, P.nrows(x))
-    return _run_into(_core.softmax, x, (t,), out)
+    return _run_into(_core.softmax, logits, x, (t,), out)
 
 
 def log_softmax(logits, temperature=1.0, *, out=None):
@@ -112,7 +115,7 @@ def log_softmax(logits, temperature=1.0, *, out=None):
     """
     x = P.as_logits(logits)
     t = P.temperatures(temperature, P.nrows(x))
-    return _run_into(_core.log_softmax, x, (t,), out)
+    return _run_into(_core.log_softmax, logits, x, (t,), out)
 
 
 def logsumexp(logits, temperature=1.0):
@@ -212,7 +215,7 @@ def mask(
     )
     plan = _processors.prepare(P.nrows(x), x.shape[-1], x.ndim == 1, *proc)
     try:
-        return _run_into(_core.mask, x, (*f, plan), out, plan)
+        return _run_into(_core.mask, logits, x, (*f, plan), out, plan)
     except _core.StrayIds:
         _explain(x, proc)
 
@@ -276,7 +279,7 @@ def filtered_probs(
     )
     plan = _processors.prepare(P.nrows(x), x.shape[-1], x.ndim == 1, *proc)
     try:
-        return _run_into(_core.filtered_probs, x, (*f, plan), out, plan)
+        return _run_into(_core.filtered_probs, logits, x, (*f, plan), out, plan)
     except _core.StrayIds:
         _explain(x, proc)
 
@@ -508,14 +511,15 @@ def process_logits(
     )
     plan = _processors.prepare(P.nrows(x), x.shape[-1], x.ndim == 1, *proc)
     if plan is None:  # nothing to apply: the checked logits, as float32
+        given, out = out, _frameworks.read_out(out, x.shape)
         x = P.check_out(out, x)
         _core.scan(x)
         if out is None:
-            return x.copy()
+            return x.copy().reshape(_frameworks.given_shape(logits, x))
         np.copyto(out, x)
-        return out
+        return given
     try:
-        return _run_into(_core.process, x, (plan,), out, plan)
+        return _run_into(_core.process, logits, x, (plan,), out, plan)
     except _core.StrayIds:
         _explain(x, proc)
 

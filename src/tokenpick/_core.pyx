@@ -23,13 +23,15 @@ from cpython.dict cimport PyDict_Next
 from cpython.long cimport PyLong_AsLongLongAndOverflow, PyLong_CheckExact
 from cpython.ref cimport PyObject
 from libc.math cimport INFINITY, nextafter
-from libc.stdint cimport int64_t, uint32_t, uint64_t
+from libc.stdint cimport int32_t, int64_t, uint8_t, uint16_t, uint32_t, uint64_t
 from libc.stdlib cimport calloc, free, malloc
 from libc.string cimport memcpy
 
 cimport numpy as cnp
 
 import os
+
+import numpy as np
 import threading
 import warnings
 
@@ -1178,3 +1180,6 @@ def select_by_mass(cnp.ndarray v not None, cnp.ndarray w not None, double target
         raise ValueError("select_by_mass needs C-contiguous float32 v and w of one length")
     return K.select_by_mass(<const float *>cnp.PyArray_DATA(v), <const float *>cnp.PyArray_DATA(w),
                             n, target, _route_number(route), _workspace().ws)
+
+
+include "_dlpack.pxi"

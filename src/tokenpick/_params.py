@@ -12,7 +12,7 @@ import os
 
 import numpy as np
 
-from . import _core
+from . import _core, _frameworks
 
 U64_END = 1 << 64
 
@@ -103,33 +103,27 @@ def _bad_value(name, row, value, what):
 # ---- logits and outputs ------------------------------------------------------------
 
 
-def _foreign_array(obj):
-    """np.asarray(obj); an object that fails to convert for a reason of its own (a torch
-    tensor that requires grad raises RuntimeError) gives TypeError, with the cause kept."""
-    try:
-        return np.asarray(obj)
-    except (TypeError, ValueError, MemoryError, RecursionError):
-        raise
-    except Exception as exc:
-        raise TypeError(
-            f"logits could not be read as an array: {type(exc).__name__}: {exc}"
-        ) from exc
-
-
 def as_logits(logits):
     """Return logits as a C-contiguous float32 ndarray of shape (V,) or (B, V).
 
     float32 C-contiguous input in native byte order is used as it is, with no
-    copy; any other real floating input is converted to a float32 copy (values
-    beyond float32's range become inf, which the checking pass then rejects).
+    copy, a host tensor of another framework included (tokenpick._frameworks reads
+    it, and (B, 1, V) as (B, V)); any other real floating input is converted to
+    a float32 copy (values beyond float32's range become inf, which the
+    checking pass then rejects).
     """
     if _core.plain_logits(logits):  # the common case, checked in one C call
         return logits
-    a = logits if isinstance(logits, np.ndarray) else _foreign_array(logits)
+    a = _frameworks.torch_view(logits)  # the next most common: a float32 torch tensor
+    if a is not None and _core.plain_logits(a):
+        return a
+    a = _frameworks.read_logits(logits)
+    if _core.plain_logits(a):
+        return a
     if a.dtype.kind != "f":
         raise TypeError(f"logits must be a real floating-point array, got dtype {a.dtype}")
     if a.ndim not in (1, 2):
-        raise ValueError(f"logits must be 1-D (V,) or 2-D (B, V), got {a.ndim}-D")
+        raise ValueError(f"logits must be 1-D (V,), 2-D (B, V), or 3-D (B, 1, V), got {a.ndim}-D")
     if a.shape[-1] == 0:
         raise ValueError("logits has an empty vocabulary (V == 0)")
     with np.errstate(over="ignore"):
@@ -142,11 +136,10 @@ def nrows(x):
 
 
 def check_out(out, x):
-    """Check ``out=`` (the shape of x) and return x, copied if out overlaps it partly."""
+    """Check ``out=`` (an ndarray of the shape of x, as tokenpick._frameworks.read_out gives
+    it) and return x, copied if out overlaps it partly."""
     if out is None:
         return x
-    if not isinstance(out, np.ndarray):
-        raise TypeError(f"out must be a numpy array, got {type(out).__name__}")
     if out.dtype != np.float32:
         raise TypeError(f"out must have dtype float32 (native byte order), got {out.dtype}")
     if out.shape != x.shape:

@@ -23,7 +23,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from . import _core
+from . import _core, _frameworks
 from . import _params as P
 
 _INT64_MAX = (1 << 63) - 1
@@ -166,27 +166,12 @@ def prepare(
     )
 
 
-def _as_array(name, value):
-    """np.asarray, with the object's own failure (e.g. a tensor on a GPU) a TypeError."""
-    try:
-        return np.asarray(value)
-    except (TypeError, ValueError, MemoryError, RecursionError):
-        raise
-    except Exception as exc:
-        raise TypeError(
-            f"{name} could not be read as an array: {type(exc).__name__}: {exc}"
-        ) from exc
-
-
-# ---- token_bitmask -----------------------------------------------------------------
-
-
 def _bitmask(value, nrows):
     """uint32 (R, W) words, R == nrows or 1 (every row); the input's own memory if it is
     already native and C-contiguous (int32 is the same bits, read as uint32)."""
     if value is None:
         return None
-    a = value if type(value) is np.ndarray else _as_array("token_bitmask", value)
+    a = value if type(value) is np.ndarray else _frameworks.as_array("token_bitmask", value)
     dt = a.dtype
     if dt.kind not in "iu" or dt.itemsize != 4:
         raise TypeError(f"token_bitmask must be int32 or uint32, got dtype {dt}")
@@ -392,7 +377,7 @@ def _id_rows_exact(name, value, nrows, V, was_1d, shared):
         rows = [_id_array(f"{name} row {i}", e, V) for i, e in enumerate(value)]
         ids = np.concatenate(rows) if rows else np.empty(0, np.int64)
         return ids, _starts(map(len, rows), len(rows))
-    a = value if type(value) is np.ndarray else _as_array(name, value)
+    a = value if type(value) is np.ndarray else _frameworks.as_array(name, value)
     if a.dtype.kind not in "iu":
         raise TypeError(f"{name} must hold integer token ids, got dtype {a.dtype}")
     if a.ndim == 1 and (was_1d or shared):
@@ -418,7 +403,7 @@ def _id_array(where, value, V):
     """One list of ids as int64 (padding kept): integers, each -1 or in [0, V)."""
     if isinstance(value, (list, tuple)) and len(value) == 0:
         return np.empty(0, dtype=np.int64)  # np.asarray([]) would be float64
-    a = _as_array(where, value)
+    a = _frameworks.as_array(where, value)
     if a.dtype.kind == "O":  # Python ints beyond int64, or mixed objects
         items = a.reshape(-1).tolist()
         for v in items:

@@ -29,6 +29,8 @@ from collections.abc import Mapping
 
 import numpy as np
 
+from . import _frameworks  # the inputs are read as the package reads them, values untouched
+
 __all__ = [
     "softmax",
     "log_softmax",
@@ -89,19 +91,15 @@ _NUM_THREADS = "an integer >= 1"
 
 
 def _logits(logits):
-    """Return (float64 (B, V) copy of the float32 logits, was_1d); values unchecked."""
-    try:
-        a = np.asarray(logits)
-    except (TypeError, ValueError, MemoryError, RecursionError):
-        raise
-    except Exception as exc:  # the object's own failure, e.g. a torch tensor needing grad
-        raise TypeError(
-            f"logits could not be read as an array: {type(exc).__name__}: {exc}"
-        ) from exc
+    """Return (float64 (B, V) copy of the float32 logits, was_1d); values unchecked.
+
+    Read as the package reads them (tokenpick._frameworks: numpy arrays, host tensors
+    through DLPack, bfloat16 widened exactly, (B, 1, V) as (B, V))."""
+    a = _frameworks.read_logits(logits)
     if a.dtype.kind != "f":
         raise TypeError(f"logits must be a real floating-point array, got dtype {a.dtype}")
     if a.ndim not in (1, 2):
-        raise ValueError(f"logits must be 1-D (V,) or 2-D (B, V), got {a.ndim}-D")
+        raise ValueError(f"logits must be 1-D (V,), 2-D (B, V), or 3-D (B, 1, V), got {a.ndim}-D")
     if a.shape[-1] == 0:
         raise ValueError("logits has an empty vocabulary (V == 0)")
     with np.errstate(over="ignore"):  # float64 beyond float32's range becomes inf
@@ -228,10 +226,10 @@ def _filters(nrows, V, temperature, top_k, top_p, min_p):
 
 
 def _out(out, shape):
+    """out= checked, as an ndarray over the caller's memory (or None)."""
+    out = _frameworks.read_out(out, shape)
     if out is None:
-        return
-    if not isinstance(out, np.ndarray):
-        raise TypeError(f"out must be a numpy array, got {type(out).__name__}")
+        return None
     if out.dtype != np.float32:
         raise TypeError(f"out must have dtype float32 (native byte order), got {out.dtype}")
     if out.shape != shape:
@@ -240,12 +238,18 @@ def _out(out, shape):
         raise ValueError("out must be C-contiguous (and aligned)")
     if not out.flags.writeable:
         raise ValueError("out must be writable")
+    return out
 
 
-def _finish(rows, x, was_1d, out=None):
-    res = np.stack(rows) if rows else np.empty(x.shape)
+def _finish(rows, x, was_1d, out, logits):
+    """The rows (a list, or a (B, V) array) as the result, in the logits' shape: written
+    into out (returned as the caller gave it)."""
+    if not isinstance(rows, np.ndarray):
+        rows = np.stack(rows) if rows else np.empty(x.shape)
+    res = rows.reshape(_frameworks.given_shape(logits, rows))
     if out is not None:
-        out[...] = res.reshape(out.shape)
+        view = _frameworks.read_out(out, res.shape[1:] if was_1d else res.shape)
+        view[...] = res.reshape(view.shape)
         return out
     return res[0] if was_1d else res
 
@@ -266,23 +270,11 @@ _MIN_TOKENS = "an integer >= 0 (0 disables it)"
 _PADDING = -1  # "no token" in every list of ids
 
 
-def _as_array(name, value):
-    """np.asarray, with the object's own failure (e.g. a tensor on a GPU) a TypeError."""
-    try:
-        return np.asarray(value)
-    except (TypeError, ValueError, MemoryError, RecursionError):
-        raise
-    except Exception as exc:
-        raise TypeError(
-            f"{name} could not be read as an array: {type(exc).__name__}: {exc}"
-        ) from exc
-
-
 def _bitmask_rows(token_bitmask, nrows, V):
     """Each row's boolean (V,) allowed set from the packed bitmask, or None."""
     if token_bitmask is None:
         return None
-    a = _as_array("token_bitmask", token_bitmask)
+    a = _frameworks.as_array("token_bitmask", token_bitmask)
     if a.dtype.kind not in "iu" or a.dtype.itemsize != 4:
         raise TypeError(f"token_bitmask must be int32 or uint32, got dtype {a.dtype}")
     if a.ndim not in (1, 2):
@@ -355,7 +347,7 @@ def _id_array(where, value, V):
     """One list of ids as int64, padding dropped: integers, each -1 or in [0, V)."""
     if isinstance(value, (list, tuple)) and len(value) == 0:
         return np.empty(0, dtype=np.int64)  # np.asarray([]) would be float64
-    a = _as_array(where, value)
+    a = _frameworks.as_array(where, value)
     if a.dtype.kind == "O":  # Python ints beyond int64, or mixed objects
         items = a.reshape(-1).tolist()
         for v in items:
@@ -402,7 +394,7 @@ def _id_rows(name, value, nrows, V, was_1d, shared):
         if len(value) != nrows:
             raise ValueError(f"{name} has {len(value)} rows, but logits has {nrows} row(s)")
         return [_id_array(f"{name} row {i}", e, V) for i, e in enumerate(value)]
-    a = _as_array(name, value)
+    a = _frameworks.as_array(name, value)
     if a.dtype.kind not in "iu":
         raise TypeError(f"{name} must hold integer token ids, got dtype {a.dtype}")
     if a.ndim == 1 and (was_1d or shared):
@@ -605,7 +597,7 @@ def softmax(logits, temperature=1.0, *, out=None):
             e = np.exp(_scores(row, t))
             r = e / e.sum()
         rows.append(r)
-    return _finish(rows, x, was_1d, out)
+    return _finish(rows, x, was_1d, out, logits)
 
 
 def log_softmax(logits, temperature=1.0, *, out=None):
@@ -623,7 +615,7 @@ def log_softmax(logits, temperature=1.0, *, out=None):
             s = _scores(row, t)
             r = s - np.log(np.exp(s).sum())
         rows.append(r)
-    return _finish(rows, x, was_1d, out)
+    return _finish(rows, x, was_1d, out, logits)
 
 
 def logsumexp(logits, temperature=1.0):
@@ -684,7 +676,7 @@ def mask(
     _out(out, x.shape if not was_1d else x.shape[1:])
     x = _processed(x, plans).astype(np.float64)
     rows = [np.where(_kept(row, *f), row, -np.inf) for row, f in zip(x, F)]
-    return _finish(rows, x, was_1d, out)
+    return _finish(rows, x, was_1d, out, logits)
 
 
 def top_k_mask(logits, top_k, *, out=None):
@@ -733,7 +725,7 @@ def filtered_probs(
     _out(out, x.shape if not was_1d else x.shape[1:])
     x = _processed(x, plans).astype(np.float64)
     rows = [_filtered_row(row, *f)[0] for row, f in zip(x, F)]
-    return _finish(rows, x, was_1d, out)
+    return _finish(rows, x, was_1d, out, logits)
 
 
 def _uniforms(nrows, seed, offset, uniforms):
@@ -956,10 +948,7 @@ def process_logits(
     )  # fmt: skip
     _out(out, x.shape if not was_1d else x.shape[1:])
     res = _processed(x, plans).astype(np.float32)
-    if out is not None:
-        out[...] = res.reshape(out.shape)
-        return out
-    return res[0] if was_1d else res
+    return _finish(res, x, was_1d, out, logits)
 
 
 def token_logprobs(logits, tokens, temperature=1.0):
