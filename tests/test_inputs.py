@@ -544,3 +544,37 @@ def test_torch_float32_tensors_are_not_copied(rng):
     finally:
         tracemalloc.stop()
     assert grown < t.numel() * 4 // 2, f"{grown} bytes allocated: a copy of the rows?"
+
+
+def test_rows_apart_are_read_in_place(rng):
+    """Rows each one block of memory but not next to each other (the last position of a
+    (B, L, V) array, rows in reverse order, one row broadcast to every row) are read where
+    they are, without a copy, and give the results of their contiguous copy."""
+    x = logits(rng, B=4, V=83)
+    seq = np.zeros((4, 3, 83), dtype=np.float32)
+    seq[:, -1, :] = x
+    views = {
+        "last position (B, V)": seq[:, -1, :],
+        "last position (B, 1, V)": seq[:, -1:, :],
+        "reversed rows": x[::-1],
+        "one row broadcast": np.broadcast_to(x[1], x.shape),
+    }
+    for kind, v in views.items():
+        want_x = np.ascontiguousarray(v).reshape(-1, 83)
+        if v.ndim == 2:
+            assert tp._core.plain_logits(v), kind
+        for name, call in FOREIGN_CALLS.items():
+            got = call(v)
+            if name in ELEMENTWISE:
+                got = np.asarray(got).reshape(want_x.shape)
+            _same(got, call(want_x), f"{name} of {kind}")
+    tracemalloc.start()
+    try:
+        v = seq[:, -1, :]
+        tp.softmax(v, out=np.empty(v.shape, dtype=np.float32))  # warm
+        before = tracemalloc.get_traced_memory()[0]
+        tp.mask(v, top_k=5, out=np.empty(v.shape, dtype=np.float32))
+        grown = tracemalloc.get_traced_memory()[0] - before
+    finally:
+        tracemalloc.stop()
+    assert grown < v.nbytes, f"{grown} bytes allocated: a copy of the rows?"

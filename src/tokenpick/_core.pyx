@@ -6,8 +6,9 @@ and retaking the GIL costs a tenth of that and may wait for another thread's
 turn, while other threads lose little by waiting a microsecond.
 
 Every function here trusts its caller, tokenpick._api, to have checked and
-converted its arguments: logits are a C-contiguous, aligned, native float32
-ndarray of shape (V,) or (B, V) with V >= 1; a per-row parameter is a Python
+converted its arguments: logits are an aligned, native float32 ndarray of
+shape (V,) or (B, V) with V >= 1, each row one block of memory (rows
+_row_stride floats apart: plain_logits); a per-row parameter is a Python
 scalar or a 1-D ndarray of length B (float64, int64 or uint64; a stride of 0
 broadcasts a scalar), in range; outputs are C-contiguous ndarrays of the right
 dtype and size.  Arrays are read through numpy's C API, not memoryviews: a
@@ -210,15 +211,30 @@ cdef inline int64_t _vocab(cnp.ndarray a) noexcept:
     return cnp.PyArray_DIMS(a)[cnp.PyArray_NDIM(a) - 1]
 
 
+cdef inline int64_t _row_stride(cnp.ndarray a) noexcept:
+    """Floats from one row of logits to the next (0 for logits of shape (V,))."""
+    if cnp.PyArray_NDIM(a) != 2:
+        return 0
+    return cnp.PyArray_STRIDES(a)[0] // <cnp.npy_intp>sizeof(float)
+
+
 def plain_logits(a):
-    """Whether a can go to the kernels as it is: an ndarray of native float32,
-    C-contiguous and aligned, of shape (V,) or (B, V) with V >= 1."""
+    """Whether a can go to the kernels as it is: an aligned ndarray of native
+    float32, of shape (V,) or (B, V) with V >= 1, each row one block of memory
+    (C-contiguous, or rows a whole number of floats apart: the last position of
+    a model's (B, L, V) logits, for instance)."""
     if not cnp.PyArray_Check(a):
         return False
     cdef cnp.ndarray x = <cnp.ndarray>a
     cdef int ndim = cnp.PyArray_NDIM(x)
-    return (cnp.PyArray_TYPE(x) == cnp.NPY_FLOAT32 and cnp.PyArray_ISNOTSWAPPED(x)
-            and cnp.PyArray_ISCARRAY_RO(x) and (ndim == 1 or ndim == 2) and _vocab(x) > 0)
+    if (cnp.PyArray_TYPE(x) != cnp.NPY_FLOAT32 or not cnp.PyArray_ISNOTSWAPPED(x)
+            or not cnp.PyArray_ISALIGNED(x) or not (ndim == 1 or ndim == 2) or _vocab(x) == 0):
+        return False
+    if cnp.PyArray_ISCARRAY_RO(x):
+        return True
+    cdef cnp.npy_intp *strides = cnp.PyArray_STRIDES(x)
+    return (ndim == 2 and (strides[1] == sizeof(float) or _vocab(x) == 1)
+            and strides[0] % <cnp.npy_intp>sizeof(float) == 0)
 
 
 cdef union _Scalar:
@@ -694,6 +710,7 @@ cdef struct _Checked:
     # thread's scratch, before its checking pass, and _row_done undoes them.
     const float *rows
     int64_t V
+    int64_t stride  # floats from a row to the next
     const tp_rowstat *given
     tp_rowstat own
     int code
@@ -709,6 +726,7 @@ cdef int _checked_rows(_Checked *c, stats, cnp.ndarray x, const _Plan *plan=NULL
     """Set c up for rows [start, stop) of x (the range matters with a plan)."""
     c.rows = <const float *>cnp.PyArray_DATA(x)
     c.V = _vocab(x)
+    c.stride = _row_stride(x)
     c.given = NULL if stats is None or plan != NULL else (<_RowStats?>stats).st
     c.code = TP_OK
     c.bad = -1
@@ -728,7 +746,7 @@ cdef inline const tp_rowstat *_row_stat(_Checked *c, int64_t i, const tp_filter 
     if c.given != NULL:
         return &c.given[i]
     cdef int64_t top_k = f.top_k if f != NULL and f.temperature != 0.0 else 0
-    cdef const float *x = c.rows + i * c.V
+    cdef const float *x = c.rows + i * c.stride
     cdef tp_proc_args a
     cdef int64_t overflow = -1
     if c.plan == NULL:
@@ -805,11 +823,12 @@ def scan(cnp.ndarray x not None):
     cdef int64_t V = _vocab(x)
     cdef int64_t i, bad = -1, nrows = cnp.PyArray_SIZE(x) // V
     cdef const float *rows = <const float *>cnp.PyArray_DATA(x)
+    cdef int64_t S = _row_stride(x)  # rows S floats apart
     cdef _RowStats stats = _RowStats(nrows)
     cdef int code = TP_OK
     with nogil:
         for i in range(nrows):
-            code = K.scan(rows + i * V, V, &stats.st[i])
+            code = K.scan(rows + i * S, V, &stats.st[i])
             if code != TP_OK:
                 bad = i
                 break
@@ -828,6 +847,7 @@ cdef int _by_temperature(_ByTemperature op, cnp.ndarray x, stats, temperature,
     cdef const tp_rowstat *st
     cdef int64_t i, V = _vocab(x)
     cdef const float *rows = <const float *>cnp.PyArray_DATA(x)
+    cdef int64_t S = _row_stride(x)  # rows S floats apart
     cdef float *dest = <float *>cnp.PyArray_DATA(out)
     cdef _Column t
     cdef _Scalar ts
@@ -839,11 +859,11 @@ cdef int _by_temperature(_ByTemperature op, cnp.ndarray x, stats, temperature,
             if st == NULL:
                 break
             if op == SOFTMAX:
-                K.softmax(rows + i * V, V, st, _f64(&t, i), dest + i * V)
+                K.softmax(rows + i * S, V, st, _f64(&t, i), dest + i * V)
             elif op == LOG_SOFTMAX:
-                K.log_softmax(rows + i * V, V, st, _f64(&t, i), dest + i * V)
+                K.log_softmax(rows + i * S, V, st, _f64(&t, i), dest + i * V)
             else:
-                dest[i] = K.logsumexp(rows + i * V, V, st, _f64(&t, i))
+                dest[i] = K.logsumexp(rows + i * S, V, st, _f64(&t, i))
     return _raise_first_bad(&c)
 
 
@@ -889,6 +909,7 @@ cdef int _kept(bint probs, cnp.ndarray x, stats, temperature, top_k, top_p, min_
     cdef _Workspace w = _workspace()
     cdef int64_t i, V = _vocab(x)
     cdef const float *rows = <const float *>cnp.PyArray_DATA(x)
+    cdef int64_t S = _row_stride(x)  # rows S floats apart
     cdef float *dest = <float *>cnp.PyArray_DATA(out)
     cdef _Filters f
     cdef tp_filter row
@@ -904,7 +925,7 @@ cdef int _kept(bint probs, cnp.ndarray x, stats, temperature, top_k, top_p, min_
             st = _row_stat(&c, i, &row, w.ws)
             if st == NULL:
                 break
-            K.keep(rows + i * V, V, st, &row, w.ws, &keep)
+            K.keep(rows + i * S, V, st, &row, w.ws, &keep)
             if probs:
                 K.filtered_probs(keep.row, V, &keep, dest + i * V)
             else:
@@ -942,10 +963,10 @@ def process(cnp.ndarray x not None, stats, plan, cnp.ndarray out not None, int64
             if checked:  # (and so without stray ids, overflow or rows with no token left)
                 _row_args(&pl, i, &a)
                 tp_proc_prepare(V, &a, c.scratch, &c.proc)
-                tp_proc_patch(c.rows + i * V, &a, c.scratch, &c.proc)
+                tp_proc_patch(c.rows + i * c.stride, &a, c.scratch, &c.proc)
             elif _row_stat(&c, i, NULL, w.ws) == NULL:
                 break
-            K.process(c.rows + i * V, V, &c.proc, dest + i * V)
+            K.process(c.rows + i * c.stride, V, &c.proc, dest + i * V)
             _row_done(&c)
     _raise_first_bad(&c)
 
@@ -994,7 +1015,7 @@ cdef void _sample_rows(_Checked *c, const _Filters *f, const _Draws *d, tp_works
         st = _row_stat(c, i, &row, ws)
         if st == NULL:
             break
-        K.keep(c.rows + i * c.V, c.V, st, &row, ws, &keep)
+        K.keep(c.rows + i * c.stride, c.V, st, &row, ws, &keep)
         u = _f64(&d.u, i) if d.given else tp_uniform(_u64(&d.seed, i), _u64(&d.offset, i))
         token[i] = K.sample(keep.row, c.V, &keep, u, ws, &logprob[i])
         _row_done(c)
@@ -1078,6 +1099,7 @@ def top_logprobs(cnp.ndarray x not None, stats, temperature, int64_t m,
     cdef _Workspace w = _workspace()
     cdef int64_t i, V = _vocab(x)
     cdef const float *rows = <const float *>cnp.PyArray_DATA(x)
+    cdef int64_t S = _row_stride(x)  # rows S floats apart
     cdef int64_t *id_rows = <int64_t *>cnp.PyArray_DATA(ids)
     cdef float *lp_rows = <float *>cnp.PyArray_DATA(lps)
     cdef _Column t
@@ -1093,7 +1115,7 @@ def top_logprobs(cnp.ndarray x not None, stats, temperature, int64_t m,
                 break
             ranked.ids = id_rows + i * m
             ranked.lps = lp_rows + i * m
-            K.top_logprobs(rows + i * V, V, st, _f64(&t, i), w.ws, &ranked)
+            K.top_logprobs(rows + i * S, V, st, _f64(&t, i), w.ws, &ranked)
     _raise_first_bad(&c)
 
 
@@ -1114,7 +1136,7 @@ def token_logprobs(cnp.ndarray x not None, stats, temperature, tokens,
             st = _row_stat(&c, i, NULL, NULL)
             if st == NULL:
                 break
-            dest[i] = K.token_logprob(c.rows + i * V, V, st, _f64(&t, i), _i64(&tok, i))
+            dest[i] = K.token_logprob(c.rows + i * c.stride, V, st, _f64(&t, i), _i64(&tok, i))
     _raise_first_bad(&c)
 
 

@@ -104,13 +104,14 @@ def _bad_value(name, row, value, what):
 
 
 def as_logits(logits):
-    """Return logits as a C-contiguous float32 ndarray of shape (V,) or (B, V).
+    """Return logits as a float32 ndarray of shape (V,) or (B, V) whose rows are
+    each one block of memory (_core.plain_logits).
 
-    float32 C-contiguous input in native byte order is used as it is, with no
-    copy, a host tensor of another framework included (tokenpick._frameworks reads
-    it, and (B, 1, V) as (B, V)); any other real floating input is converted to
-    a float32 copy (values beyond float32's range become inf, which the
-    checking pass then rejects).
+    Such input in native byte order is used as it is, with no copy, a host
+    tensor of another framework included (tokenpick._frameworks reads it, and
+    (B, 1, V) as (B, V)); any other real floating input is converted to a
+    C-contiguous float32 copy (values beyond float32's range become inf, which
+    the checking pass then rejects).
     """
     if _core.plain_logits(logits):  # the common case, checked in one C call
         return logits
