@@ -49,7 +49,7 @@ CSRC = [
 # The same row kernels again, for wider instruction sets; csrc/tp_dispatch.c
 # picks one at run time.  name: (source, GCC/Clang flags, MSVC flags)
 X86_VARIANTS = {
-    "avx2": ("csrc/tp_rows_avx2.c", ["-mavx2", "-mfma"], ["/arch:AVX2"]),
+    "avx2": ("csrc/tp_rows_avx2.c", ["-mavx2", "-mfma", "-mf16c"], ["/arch:AVX2"]),
     "avx512": (
         "csrc/tp_rows_avx512.c",
         [
@@ -59,6 +59,7 @@ X86_VARIANTS = {
             "-mavx512vl",
             "-mavx2",
             "-mfma",
+            "-mf16c",
             "-mprefer-vector-width=512",
         ],
         ["/arch:AVX512"],

@@ -213,6 +213,10 @@ typedef struct {
     float (*kth_largest)(const float *x, int64_t n, int64_t k, int route, tp_workspace *ws);
     float (*select_by_mass)(const float *v, const float *w, int64_t n, double target, int route,
                             tp_workspace *ws);
+
+    /* dst[i] = the float32 value of src[i], exactly: float16 or bfloat16 bits. */
+    void (*widen_f16)(const uint16_t *src, int64_t n, float *dst);
+    void (*widen_bf16)(const uint16_t *src, int64_t n, float *dst);
 } tp_kernels;
 
 /* The table of an instruction set ("baseline", "avx2", "avx512"), or NULL if

@@ -59,6 +59,7 @@ static int cpu_features(void)
     unsigned r1[4], r7[4];
     cpuid(1, 0, r1);
     const int osxsave = (r1[2] >> 27) & 1, avx = (r1[2] >> 28) & 1, fma = (r1[2] >> 12) & 1;
+    const int f16c = (r1[2] >> 29) & 1; /* half-precision loads; every AVX2 CPU has them */
     if (!osxsave || !avx)
         return 0;
     const uint64_t xcr0 = xgetbv0();
@@ -67,7 +68,7 @@ static int cpu_features(void)
     cpuid(7, 0, r7);
     int features = 0;
     const int avx2 = (r7[1] >> 5) & 1;
-    if (avx2 && fma)
+    if (avx2 && fma && f16c)
         features |= CPU_AVX2;
     const int avx512f = (r7[1] >> 16) & 1, avx512dq = (r7[1] >> 17) & 1;
     const int avx512bw = (r7[1] >> 30) & 1, avx512vl = (r7[1] >> 31) & 1;

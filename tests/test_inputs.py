@@ -578,3 +578,33 @@ def test_rows_apart_are_read_in_place(rng):
     finally:
         tracemalloc.stop()
     assert grown < v.nbytes, f"{grown} bytes allocated: a copy of the rows?"
+
+
+def test_half_precision_widens_exactly(simd_path):
+    """Every float16 and bfloat16 value widens to the float32 numpy gives (NaNs stay NaN;
+    their payloads may differ, as every NaN is refused), on every SIMD path, at every
+    length and alignment around the vector widths."""
+    from tokenpick import _params
+
+    bits = np.arange(65536, dtype=np.uint16)
+    for bfloat16 in (False, True):
+        want = (
+            (bits.astype(np.uint32) << 16).view(np.float32)
+            if bfloat16
+            else bits.view(np.float16).astype(np.float32)
+        )
+        got = _params.widen(bits, bfloat16)
+        nan = np.isnan(want)
+        assert np.array_equal(got.view(np.uint32)[~nan], want.view(np.uint32)[~nan])
+        assert np.isnan(got[nan]).all()
+        for start in (0, 1, 7):
+            for n in (0, 1, 15, 16, 17, 33, 100):
+                part = _params.widen(bits[30000 + start : 30000 + start + n], bfloat16)
+                assert np.array_equal(part, got[30000 + start : 30000 + start + n])
+
+
+def test_float16_logits_give_their_widened_results(simd_path, rng):
+    x = logits(rng, B=3, V=301).astype(np.float16)
+    widened = x.astype(np.float32)
+    for name, call in FOREIGN_CALLS.items():
+        _same(call(x), call(widened), f"{name} of float16 logits")

@@ -63,10 +63,14 @@ GIL_CALLS = {
 
 
 @pytest.mark.parametrize("name", sorted(GIL_CALLS))
-def test_kernels_release_the_gil(name):
+def test_kernels_release_the_gil(name, restore_threads):
     """A Python thread keeps running while a kernel works: it records time stamps in a
     loop; some must fall in the middle half of a kernel call (none can if the GIL is held,
-    since the argument checks at either end are a sliver of a call on 32 x 131072)."""
+    since the argument checks at either end are a sliver of a call on 32 x 131072).  The
+    kernels run on the calling thread alone, so that a second core is there for the
+    spinner whatever else the machine runs (with the kernels on every core, a loaded
+    machine could leave it no turn within a call)."""
+    tp.set_num_threads(1)
     x = np.random.default_rng(3).standard_normal((32, 131072)).astype(np.float32)
     out = np.empty_like(x)
     GIL_CALLS[name](x, out)

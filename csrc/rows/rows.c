@@ -29,6 +29,7 @@
 #include "keep.c"    /* the filters in order, and min-p */
 #include "kernels.c" /* softmax and friends, mask, filtered_probs, top_logprobs */
 #include "draw.c"    /* the draw */
+#include "widen.c"   /* half precision to float32 */
 
 /* The k-th largest by one route (route < 0: the route tp_kth_largest_f32
  * chooses), for tests; NaN where the route does not take these inputs. */
@@ -90,5 +91,5 @@ const tp_kernels TP_CAT(tp_kernels_, TP_ISA) = {
     tp_fold_patches_f32,     tp_process_f32,       tp_softmax_f32,      tp_log_softmax_f32,
     tp_logsumexp_f32,        tp_token_logprob_f32, tp_keep_f32,         tp_mask_f32,
     tp_filtered_probs_f32,   tp_sample_f32,        tp_top_logprobs_f32, kth_largest_by_route,
-    select_by_mass_by_route,
+    select_by_mass_by_route, tp_widen_f16_f32,     tp_widen_bf16_f32,
 };

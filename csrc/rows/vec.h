@@ -25,6 +25,12 @@
  *   vf_max_where(acc, a, m)  per lane j: bit j of m set ? max(acc, a) : acc
  *   vf_store(p, a)      TP_VW floats to p (unaligned)
  *
+ * Where the instruction set converts half precision (AVX-512, AVX2 with
+ * F16C), TP_VHALF is 1 and:
+ *
+ *   vf_load_half(p)     TP_VW float16 values at p (their bits, unaligned),
+ *                       widened exactly (a signaling NaN comes out quiet)
+ *
  * Where the instruction set has fused multiply-add (AVX2 with FMA, AVX-512,
  * aarch64), TP_VARITH is 1 and there is arithmetic too, for the vectorized
  * exponential of sums.c:
@@ -102,6 +108,11 @@ static inline tp_vf vf_max_where(tp_vf acc, tp_vf a, uint32_t m)
     return _mm512_mask_max_ps(acc, (__mmask16)m, acc, a);
 }
 static inline void vf_store(float *p, tp_vf a) { _mm512_storeu_ps(p, a); }
+#define TP_VHALF 1
+static inline tp_vf vf_load_half(const uint16_t *p)
+{
+    return _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)p));
+}
 #define TP_VARITH 1
 static inline uint32_t vf_within_bits(tp_vf a, tp_vf lo, tp_vf past_hi)
 {
@@ -209,6 +220,13 @@ static inline tp_vf vf_keep_bits(tp_vf a, uint32_t m, tp_vf fill)
     return _mm256_blendv_ps(fill, a, _mm256_castsi256_ps(on));
 }
 static inline void vf_store(float *p, tp_vf a) { _mm256_storeu_ps(p, a); }
+#if defined(__F16C__) || defined(TP_SIMDE_AVX2)
+#define TP_VHALF 1
+static inline tp_vf vf_load_half(const uint16_t *p)
+{
+    return _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)p));
+}
+#endif
 #if TP_HAVE_FMA
 #define TP_VARITH 1
 static inline tp_vf vf_add(tp_vf a, tp_vf b) { return _mm256_add_ps(a, b); }
@@ -413,6 +431,9 @@ static inline void vf_store(float *p, tp_vf a) { *p = a; }
 
 #ifndef TP_VARITH
 #define TP_VARITH 0
+#endif
+#ifndef TP_VHALF
+#define TP_VHALF 0
 #endif
 
 #if !defined(__AVX512F__) && !defined(TP_SIMDE_AVX512)

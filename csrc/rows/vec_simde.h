@@ -25,6 +25,7 @@
 #else
 #include <simde/x86/avx2.h>
 #endif
+#include <simde/x86/f16c.h>
 #include <simde/x86/fma.h>
 
 static inline simde__m256 tp_simde_fmadd_ps256(simde__m256 a, simde__m256 b, simde__m256 c)
@@ -74,6 +75,17 @@ static inline float tp_simde_reduce_min_ps(simde__m512 a) { TP_SIMDE_REDUCE(min_
 #define _mm512_reduce_max_ps(a) tp_simde_reduce_max_ps(a)
 #undef _mm512_reduce_min_ps
 #define _mm512_reduce_min_ps(a) tp_simde_reduce_min_ps(a)
+
+/* F16C's conversion for 16 lanes, which SIMDe 0.7.4 lacks: two of 8 */
+static inline simde__m512 tp_simde_cvtph_ps512(simde__m256i a)
+{
+    float f[16];
+    simde_mm256_storeu_ps(f, simde_mm256_cvtph_ps(simde_mm256_castsi256_si128(a)));
+    simde_mm256_storeu_ps(f + 8, simde_mm256_cvtph_ps(simde_mm256_extracti128_si256(a, 1)));
+    return simde_mm512_loadu_ps(f);
+}
+#undef _mm512_cvtph_ps
+#define _mm512_cvtph_ps(a) tp_simde_cvtph_ps512(a)
 
 #ifndef _mm512_mask_cmp_ps_mask
 #define _mm512_mask_cmp_ps_mask(k, a, b, pred) \

@@ -125,6 +125,8 @@ cdef extern from "tokenpick.h" nogil:
                              tp_workspace *ws) noexcept nogil
         float (*select_by_mass)(const float *v, const float *w, int64_t n, double target,
                                 int route, tp_workspace *ws) noexcept nogil
+        void (*widen_f16)(const uint16_t *src, int64_t n, float *dst) noexcept nogil
+        void (*widen_bf16)(const uint16_t *src, int64_t n, float *dst) noexcept nogil
 
     tp_workspace *tp_workspace_new() noexcept
     void tp_workspace_free(tp_workspace *ws) noexcept
@@ -1117,6 +1119,23 @@ def top_logprobs(cnp.ndarray x not None, stats, temperature, int64_t m,
             ranked.lps = lp_rows + i * m
             K.top_logprobs(rows + i * S, V, st, _f64(&t, i), w.ws, &ranked)
     _raise_first_bad(&c)
+
+
+def widen(cnp.ndarray bits not None, bint bfloat16, cnp.ndarray out not None):
+    """out[...] = the float32 values of the float16 (or bfloat16) bits, exactly:
+    bits a C-contiguous uint16 array, out a C-contiguous float32 one of its size."""
+    cdef const uint16_t *src = <const uint16_t *>cnp.PyArray_DATA(bits)
+    cdef float *dst = <float *>cnp.PyArray_DATA(out)
+    cdef int64_t n = cnp.PyArray_SIZE(bits)
+    if (cnp.PyArray_TYPE(bits) != cnp.NPY_UINT16 or cnp.PyArray_TYPE(out) != cnp.NPY_FLOAT32
+            or not cnp.PyArray_IS_C_CONTIGUOUS(bits) or not cnp.PyArray_IS_C_CONTIGUOUS(out)
+            or cnp.PyArray_SIZE(out) != n):
+        raise TypeError("widen takes C-contiguous uint16 bits and a float32 array of their size")
+    with nogil:
+        if bfloat16:
+            K.widen_bf16(src, n, dst)
+        else:
+            K.widen_f16(src, n, dst)
 
 
 def token_logprobs(cnp.ndarray x not None, stats, temperature, tokens,

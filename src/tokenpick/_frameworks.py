@@ -12,6 +12,8 @@ The reference (``tokenpick.reference``) reads its inputs here too, so that both 
 values; what the package then converts to float32 is ``tokenpick._params``'s business.
 """
 
+import sys
+
 import numpy as np
 
 
@@ -19,21 +21,31 @@ def torch_view(obj):
     """The numpy view of a torch tensor on the host that needs no more (no grad, a
     dtype numpy has), by the shortest way (0.7 us of torch's); else None."""
     if getattr(obj, "is_cpu", None) is True and getattr(obj, "requires_grad", True) is False:
-        try:
-            return obj.numpy()
-        except (TypeError, RuntimeError, AttributeError):
-            return None
+        return _torch_numpy(obj)
     return None
 
 
-def read_logits(obj):
+def _torch_numpy(t):
+    """t.numpy(), or None for bfloat16, which numpy lacks (asked first: torch's error
+    costs 9 us), or another dtype it refuses."""
+    torch = sys.modules.get("torch")
+    if torch is not None and t.dtype is torch.bfloat16:
+        return None
+    try:
+        return t.numpy()
+    except (TypeError, RuntimeError, AttributeError):
+        return None
+
+
+def read_logits(obj, widen=None):
     """Logits as a numpy array of their own dtype, (V,) or (B, V) where they were
     (V,), (B, V) or (B, 1, V); their dtype and the other shapes are the caller's to
-    check."""
-    a = obj if type(obj) is np.ndarray else _foreign(obj, "logits")
+    check.  bfloat16 comes as float32, widened by ``widen(bits, True)`` (default:
+    numpy's shift)."""
+    a = obj if type(obj) is np.ndarray else _foreign(obj, "logits", widen)
     if a.dtype.kind == "V" and a.dtype.name == "bfloat16":  # ml_dtypes': its bits, widened
         # (dtype.name costs two microseconds: asked only of a dtype numpy does not know)
-        a = _widen_bfloat16(a.view(np.uint16))
+        a = (widen or widen_bfloat16)(a.view(np.uint16), True)
     if a.ndim == 3:
         if a.shape[1] != 1:
             raise ValueError(
@@ -70,20 +82,21 @@ def read_out(out, shape):
                 "out.detach() (which shares its memory) if that is meant"
             )
         if not isinstance(out, np.ndarray):
-            out = _host_tensor(out, "out", widen=False)
+            out = _host_tensor(out, "out", None)
     if out.ndim == 3 and len(shape) == 2 and out.shape == (shape[0], 1, shape[1]):
         out = out.reshape(shape)
     return out
 
 
-def _foreign(obj, what):
-    """A numpy array over the memory of obj, which is not an ndarray."""
+def _foreign(obj, what, widen):
+    """A numpy array over the memory of obj, which is not an ndarray (bfloat16 widened
+    by `widen`, as read_logits says)."""
     if isinstance(obj, np.ndarray):  # a subclass: as it is
         return obj
     if getattr(obj, "requires_grad", False) is True and callable(getattr(obj, "detach", None)):
         obj = obj.detach()  # its data, as torch would give them without the graph
     if hasattr(type(obj), "__dlpack__"):
-        return _host_tensor(obj, what, widen=True)
+        return _host_tensor(obj, what, widen or widen_bfloat16)
     return as_array(what, obj)
 
 
@@ -100,7 +113,8 @@ def as_array(name, value):
 
 
 def _host_tensor(obj, what, widen):
-    """A numpy array over a host tensor's memory; bfloat16 widened (widen) or refused."""
+    """A numpy array over a host tensor's memory; bfloat16 widened by ``widen(bits, True)``,
+    or refused where widen is None."""
     if getattr(obj, "is_cpu", None) is False:  # torch, on a GPU (or "meta": no memory)
         raise TypeError(
             f"{what} is on the {obj.device} device; tokenpick reads host memory: move it to "
@@ -108,12 +122,10 @@ def _host_tensor(obj, what, widen):
         )
     if getattr(obj, "is_cpu", None) is True and callable(getattr(obj, "numpy", None)):
         # a torch tensor on the host: its numpy() gives the same view as DLPack in a third
-        # of the time (0.7 us against 2.2), for every dtype numpy has; bfloat16 is the
-        # one it refuses
-        try:
-            return obj.numpy()
-        except (TypeError, RuntimeError):
-            pass
+        # of the time (0.7 us against 2.2), for every dtype numpy has
+        a = _torch_numpy(obj)
+        if a is not None:
+            return a
     from . import _core  # here: the reference reads its inputs here without the core
 
     try:
@@ -125,13 +137,13 @@ def _host_tensor(obj, what, widen):
             f"{what} could not be read through DLPack: {type(exc).__name__}: {exc}"
         ) from exc
     if bfloat16:
-        if not widen:
+        if widen is None:
             raise TypeError(f"{what} must have dtype float32, got bfloat16")
-        return _widen_bfloat16(a)
+        return widen(a, True)
     return a
 
 
-def _widen_bfloat16(bits):
+def widen_bfloat16(bits, bfloat16=True):
     """float32 values of bfloat16 bits (uint16), exactly: the bits are the high half of
     the float32's."""
     return (bits.astype(np.uint32) << 16).view(np.float32)
