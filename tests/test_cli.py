@@ -879,3 +879,57 @@ def test_bad_command_lines_fail_cleanly(tmp_path, args):
     proc = run("-m", "tokenpick", *args, cwd=tmp_path)
     assert proc.returncode == 2, (proc.returncode, proc.stderr[-2000:])
     assert "Traceback" not in proc.stderr, proc.stderr[-2000:]
+
+
+@pytest.mark.parametrize("dtype", ["float16", "bfloat16"])
+def test_bench_dtype_times_half_precision_beside_float32(tmp_path, dtype):
+    """--dtype: the table's rows rounded to the dtype, with an x float32 column (tokenpick
+    on the same values in float32, saved as x_float32); bfloat16 needs torch or ml_dtypes."""
+    from tokenpick.bench import dtypes
+
+    if dtypes.check(dtype) is not None:
+        pytest.skip(dtypes.check(dtype))
+    json_path = tmp_path / "bench.json"
+    out = ok(
+        run(
+            "-m", "tokenpick", "bench", *TINY_BENCH, "--quiet", "--no-reference", "--no-torch",
+            "--no-processors", "--dtype", dtype, "--json", str(json_path), cwd=tmp_path,
+        )
+    )  # fmt: skip
+    table = out[out.index("op ") :]
+    assert "x float32" in table.splitlines()[0], table
+    assert f"rounded to {dtype}" in out, out
+    saved = json.loads(json_path.read_text())
+    assert saved["settings"]["dtype"] == dtype
+    for result in saved["results"]:
+        assert result["x_float32"] > 0, result
+        assert result["timings"][dtypes.FLOAT32_NAME]["us_per_row"] > 0, result
+
+
+def test_bench_dtype_bfloat16_without_torch_or_ml_dtypes_says_so(monkeypatch, capsys):
+    from tokenpick.bench import dtypes
+
+    hide_modules(monkeypatch, "torch")
+    hide_modules(monkeypatch, "ml_dtypes")
+    dtypes._torch.cache_clear()
+    dtypes._ml_dtypes.cache_clear()
+    try:
+        status = bench.main([*TINY_BENCH, "--quiet", "--dtype", "bfloat16"])
+    finally:
+        dtypes._torch.cache_clear()
+        dtypes._ml_dtypes.cache_clear()
+    assert status == 2
+    assert "ml_dtypes" in capsys.readouterr().err
+
+
+def test_dtype_rows_hold_the_values_their_widening_gives():
+    from tokenpick.bench import dtypes
+
+    x = np.random.default_rng(2).standard_normal((2, 50)).astype(np.float32) * 3
+    for dtype in ("float16", "bfloat16"):
+        if dtypes.check(dtype) is not None:
+            continue
+        w = dtypes.widened(x, dtype)
+        assert w.dtype == np.float32 and w.shape == x.shape
+        assert np.array_equal(tokenpick._params.as_logits(dtypes.rows(x, dtype)), w)
+        assert np.abs(w - x).max() <= np.abs(x).max() * (2**-8 if dtype == "bfloat16" else 2**-11)

@@ -22,7 +22,10 @@ Every call gets rows it has not just seen.
   kernel, when it can be imported (``--no-xgrammar``).
 
 The logits are synthetic (``--logits peaked flat``, the default) or rows
-saved from a model (``--logits FILE.npy``, a (B, V) or (V,) float array).
+saved from a model (``--logits FILE.npy``, a (B, V) or (V,) float array);
+``--dtype float16`` or ``bfloat16`` times the table on them rounded to that
+dtype (torch tensors where torch can be imported), beside the same values in
+float32 (x float32).
 The default run takes V = 128256, B in {1, 8} (a few seconds of it on the
 logit processors); ``--full`` the long grid.
 benchmarks/README.md in the source tree says how each number is measured.

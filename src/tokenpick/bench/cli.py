@@ -6,7 +6,7 @@ import sys
 
 import tokenpick
 
-from . import plot, report, timing
+from . import dtypes, plot, report, timing
 from .cases import (
     GRIDS,
     LOGIT_KINDS,
@@ -16,6 +16,7 @@ from .cases import (
     logits_source,
     source_label,
 )
+from .dtypes import DTYPES
 from .peer_llama import setup_llama
 from .peer_torch import setup_torch
 from .peer_xgrammar import setup_xgrammar
@@ -90,6 +91,15 @@ def configure_parser(parser):
         "(V,) floats, timed at their own V and labelled by the file's stem",
     )
     parser.add_argument(
+        "--dtype",
+        choices=DTYPES,
+        default="float32",
+        help="the table's logits in this dtype, as a server passes them (torch tensors when "
+        "torch can be imported, else numpy arrays; bfloat16 then needs ml_dtypes), beside "
+        "tokenpick on the same values in float32 (x float32); the other sections stay "
+        "float32 (default: float32)",
+    )
+    parser.add_argument(
         "--threads",
         type=positive_int,
         metavar="N",
@@ -145,7 +155,8 @@ def configure_parser(parser):
     parser.epilog = (
         "Exit status 1 if some call raised (the table and --json say which) or "
         "a file could not be written; 2 for a bad command line (a bad --logits "
-        "file included), or --plot without matplotlib."
+        "file included), --plot without matplotlib, or --dtype bfloat16 with neither "
+        "torch nor ml_dtypes."
     )
     return parser
 
@@ -182,6 +193,7 @@ def settings_from(args):
         "logits": [source_label(s) for s in sources],
         "files": {s.label: s.describe() for s in sources if isinstance(s, SavedRows)},
         "min_time": args.min_time or grid["min_time"],
+        "dtype": args.dtype,
         "threads": args.threads,
         "processors": None
         if args.no_processors
@@ -217,6 +229,10 @@ def run(args):
     ``--plot`` is given without matplotlib (found out before anything is timed)."""
     sources = args.logits
     settings = settings_from(args)
+    why = dtypes.check(args.dtype)
+    if why is not None:
+        print(why, file=sys.stderr)
+        return 2
     try:
         new_figure = plot.agg_figure_factory() if args.plot else None
     except ImportError:

@@ -44,7 +44,7 @@ def setup_llama(args):
         }
     info = {"version": getattr(llama_cpp, "__version__", "unknown"), "threads": 1}
     note = "one at a time on one thread, each copied into llama_token_data first"
-    return Peer(NAME, bind_llama(lib), repeats=5, note=note), info
+    return Peer(NAME, bind_llama(lib), repeats=5, note=note, float32_only=True), info
 
 
 def describe(info):

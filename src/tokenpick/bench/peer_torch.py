@@ -72,13 +72,15 @@ def describe(info):
 
 def bind_torch(torch):
     """A `Peer.bind` for PyTorch: the logits become a tensor sharing their memory
-    (``torch.from_numpy``) outside the timing; the call does `op` on the whole batch."""
+    (``torch.from_numpy``; a tensor, as ``--dtype`` gives, is taken as it is) outside
+    the timing; the call does `op` on the whole batch."""
     builders = {"greedy": torch_greedy, "softmax": torch_softmax, "sample": torch_sample}
 
     def bind(op, logits):
         if op.func not in builders:
             raise NotImplementedError(op.func)
-        return builders[op.func](torch, torch.from_numpy(logits), **op.kwargs)
+        x = logits if isinstance(logits, torch.Tensor) else torch.from_numpy(logits)
+        return builders[op.func](torch, x, **op.kwargs)
 
     return bind
 

@@ -12,7 +12,7 @@ import numpy as np
 import tokenpick
 
 from .._config import usable_cores
-from . import peer_llama, peer_torch, peer_xgrammar
+from . import dtypes, peer_llama, peer_torch, peer_xgrammar
 from .cases import (
     OVERHEAD_KIND,
     OVERHEAD_OFFSET,
@@ -35,6 +35,7 @@ from .cases import (
     SAMPLE_SEED,
     SCALING_MIN_BATCH,
 )
+from .dtypes import FLOAT32_NAME
 from .timing import (
     BITMASK_INPLACE,
     FLOOR,
@@ -205,9 +206,15 @@ def timed_at_one_thread(results):
     return any(ONE_THREAD.name in r.timings for r in results)
 
 
+def timed_in_float32(results):
+    """Whether the cases of `results` were also timed on float32 values (``--dtype``)."""
+    return any(FLOAT32_NAME in r.timings for r in results)
+
+
 def table_rows(results, peers, notes):
     """The cells of the table; errors become ``error [n]`` with their text added to `notes`."""
     scaled = timed_at_one_thread(results)
+    half = timed_in_float32(results)
     return [
         [
             r.op.label,
@@ -216,10 +223,28 @@ def table_rows(results, peers, notes):
             f"{r.B}",
             us_cell(r, TOKENPICK.name, notes),
             cell(r, FLOOR.name, format_ratio(r.ratio(TOKENPICK.name, FLOOR.name)), notes),
+            *(
+                [cell(r, FLOAT32_NAME, format_ratio(r.ratio(TOKENPICK.name, FLOAT32_NAME)), notes)]
+                if half
+                else []
+            ),
             *([ratio_cell(r, ONE_THREAD.name, TOKENPICK.name, notes)] if scaled else []),
             *(ratio_cell(r, p.name, TOKENPICK.name, notes) for p in peers),
         ]
         for r in results
+    ]
+
+
+def dtype_legend(results, settings):
+    """The legend's lines on ``--dtype``: how the rows are passed, and x float32."""
+    dtype = settings.get("dtype", "float32")
+    if dtype == "float32" or not timed_in_float32(results):
+        return []
+    return [
+        f"dtype: the rows rounded to {dtype}, passed as {dtypes.describe(dtype)}; the floor "
+        "and the peers that read float32 only get their float32 values",
+        "x float32: tokenpick time / its time on the same values in float32, their repeats "
+        "interleaved",
     ]
 
 
@@ -343,6 +368,7 @@ def format_results(results, overhead, peers, settings, python_threads=(), proces
         "B",
         "tokenpick us/row",
         "x floor",
+        *(["x float32"] if timed_in_float32(results) else []),
         *(["x 1 thread"] if timed_at_one_thread(results) else []),
         *(f"{p.name} speedup" for p in peers),
     ]
@@ -355,6 +381,7 @@ def format_results(results, overhead, peers, settings, python_threads=(), proces
         f">= {POOL_BYTES >> 20} MiB of logits per case (at most {POOL_MAX_BATCHES} batches)",
         *files_legend(settings),
         f"x floor: tokenpick time / {FLOOR.name}(x, axis=-1) time on the same rows",
+        *dtype_legend(results, settings),
         scaling_legend(results, settings),
         *map(peer_legend, peers),
         "",

@@ -16,6 +16,7 @@ import numpy as np
 import tokenpick
 
 from .. import reference
+from . import dtypes
 from .cases import (
     OPS,
     OVERHEAD_KIND,
@@ -64,6 +65,8 @@ class Peer:
         count restored afterwards; None to time at the run's count.
     note : str
         How it is timed, for the table's legend, if not as tokenpick is.
+    float32_only : bool
+        It reads float32 only: with ``--dtype``, it gets the rows' float32 values.
     """
 
     name: str
@@ -72,6 +75,7 @@ class Peer:
     max_rows: int | None = None
     threads: int | None = None
     note: str = ""
+    float32_only: bool = False
 
 
 def bind_api(module):
@@ -281,6 +285,7 @@ class Result:
             "timings": {name: asdict(m) for name, m in self.timings.items()},
             "x_floor": self.ratio(TOKENPICK.name, FLOOR.name),
             "x_1_thread": self.ratio(ONE_THREAD.name, TOKENPICK.name),
+            "x_float32": self.ratio(TOKENPICK.name, dtypes.FLOAT32_NAME),
             "speedup": {p.name: self.ratio(p.name, TOKENPICK.name) for p in peers},
         }
 
@@ -289,9 +294,11 @@ class Result:
 # The sections of a run
 
 
-def time_case(op, kind, pool, peers, min_time, cache, progress):
+def time_case(op, kind, pool, peers, min_time, cache, progress, dtype="float32"):
     """Time tokenpick (also at one thread for a large batch, the two interleaved),
-    the floor and every peer doing `op` on each batch of `pool` in turn.
+    the floor and every peer doing `op` on each batch of `pool` in turn; with a
+    `dtype` other than float32, on the rows rounded to it (`dtypes`), and tokenpick
+    on their float32 values too, the two interleaved.
 
     Each peer's timing is one step of `progress`.  A measurement of a peer
     limited to the leading rows is looked up in, or added to, `cache`: those
@@ -302,11 +309,22 @@ def time_case(op, kind, pool, peers, min_time, cache, progress):
     B = 1 if logits.ndim == 1 else len(logits)
     rows_text = f"B={B}" if logits.ndim == 2 else "one 1-D row"
     timings = {}
-    scaling = scaling_peers(B)
-    for peer in (TOKENPICK, *scaling, FLOOR, *peers):
+    main, scaling, floor = TOKENPICK, scaling_peers(B), FLOOR
+    if dtype != "float32":
+        main = dtypes.on_rows(TOKENPICK, dtype)
+        scaling = [
+            *(dtypes.on_rows(p, dtype) for p in scaling),
+            dtypes.on_widened(TOKENPICK, dtype, dtypes.FLOAT32_NAME),
+        ]
+        floor = dtypes.on_widened(FLOOR, dtype)
+        peers = [
+            dtypes.on_widened(p, dtype) if p.float32_only else dtypes.on_rows(p, dtype)
+            for p in peers
+        ]
+    for peer in (main, *scaling, floor, *peers):
         rows = B if peer.max_rows is None else min(B, peer.max_rows)
         key = (peer.name, op.label, kind, V, rows)
-        if peer is TOKENPICK and scaling:  # timed with the scaling peers, in turn
+        if peer is main and scaling:  # timed with the scaling peers, in turn
             names = ", ".join(p.name for p in (peer, *scaling))
             progress.step(f"{names} interleaved: {op.label}, {kind} logits, V={V}, {rows_text}")
             together = measure_interleaved([peer, *scaling], op, pool, min_time)
@@ -332,6 +350,7 @@ def run_cases(settings, sources, peers, progress):
             settings["min_time"],
             cache,
             progress,
+            settings.get("dtype", "float32"),
         )
         for V, B, source in cases(settings, sources)
         for op in OPS
@@ -415,8 +434,10 @@ def time_python_threads(settings, progress):
 def count_steps(settings, sources, peers):
     """Number of timings of the run: one per peer (with tokenpick, at one thread too
     for a large batch, and the floor) and case, the two other sections' included."""
+    half = settings.get("dtype", "float32") != "float32"  # tokenpick on float32 values too
     main = sum(
-        len(OPS) * (2 + len(scaling_peers(B)) + len(peers)) for _, B, _ in cases(settings, sources)
+        len(OPS) * (2 + half + len(scaling_peers(B)) + len(peers))
+        for _, B, _ in cases(settings, sources)
     )
     return (
         main + len(OVERHEAD_OPS) * (2 + len(peers)) + len(PY_THREADS_OPS) * len(PY_THREADS_COUNTS)
