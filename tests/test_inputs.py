@@ -608,3 +608,22 @@ def test_float16_logits_give_their_widened_results(simd_path, rng):
     widened = x.astype(np.float32)
     for name, call in FOREIGN_CALLS.items():
         _same(call(x), call(widened), f"{name} of float16 logits")
+
+
+def test_jax_arrays_read_through_dlpack(rng):
+    """JAX arrays on the CPU (float32, bfloat16, a last position) give the results of
+    their values as numpy float32; as out= they are refused: JAX arrays are immutable."""
+    jnp = pytest.importorskip("jax.numpy")
+    x = logits(rng, B=3, V=90)
+    j = jnp.asarray(x)
+    assert np.shares_memory(tp._core.dlpack_array(j, "logits")[0], np.asarray(j))
+    for name, call in FOREIGN_CALLS.items():
+        _same(call(j), call(x), f"{name} of a JAX array")
+        b = j.astype(jnp.bfloat16)
+        _same(call(b), call(np.asarray(b.astype(jnp.float32))), f"{name} of JAX bfloat16")
+    assert tp.softmax(j[:, None, :]).shape == (3, 1, 90)
+    out = jnp.zeros(x.shape, dtype=jnp.float32)
+    for mod in (tp, ref):
+        with pytest.raises(ValueError, match="immutable"):
+            mod.softmax(x, out=out)
+    assert not np.asarray(out).any(), "nothing written"

@@ -81,6 +81,9 @@ def read_out(out, shape):
                 "out requires grad: tokenpick writes into it outside autograd; pass "
                 "out.detach() (which shares its memory) if that is meant"
             )
+        if type(out).__module__.partition(".")[0] in ("jax", "jaxlib"):
+            # immutable by contract, though its DLPack capsules may not say so
+            raise ValueError("out must be writable: a JAX array is immutable")
         if not isinstance(out, np.ndarray):
             out = _host_tensor(out, "out", None)
     if out.ndim == 3 and len(shape) == 2 and out.shape == (shape[0], 1, shape[1]):
