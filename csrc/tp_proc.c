@@ -112,35 +112,21 @@ static int64_t tally(tp_proc_scratch *s, const int64_t *ids, int64_t m, uint32_t
     return real;
 }
 
-/* b where take, else a: a select of bits, which the compiler keeps free
- * of branches (a branch on a patch's sign or tally would be mispredicted
- * about half the time). */
-static inline double select_double(int take, double a, double b)
-{
-    uint64_t ab, bb;
-    memcpy(&ab, &a, sizeof ab);
-    memcpy(&bb, &b, sizeof bb);
-    const uint64_t on = (uint64_t)0 - (uint64_t)(take != 0);
-    const uint64_t bits = (bb & on) | (ab & ~on);
-    double d;
-    memcpy(&d, &bits, sizeof d);
-    return d;
-}
-
 /* The processed logit of a token the processors touch, of logit v (not
  * -inf), tally u and bias (-0.0 if none: the one addend that leaves every
  * double as it is, -0.0 included): bias, then repetition, then frequency
- * and presence, in double, rounded once.  Every step is computed, and
- * selected or not, and the penalty subtracted is +0.0 for a token the
- * output lacks, which leaves every double as it is. */
-static float processed_logit(float v, uint32_t u, double bias, const tp_proc_args *a)
+ * and presence, in double, rounded once.  Selects, not branches (a branch on
+ * the sign or the tally would be mispredicted about half the time), so that
+ * the compiler vectorizes the loop of patches_of; the penalty subtracted is
+ * +0.0 for a token the output lacks, which leaves every double as it is. */
+static inline float processed_logit(float v, uint32_t u, double bias, const tp_proc_args *a)
 {
+    const double r = a->repetition, f = a->frequency, pres = a->presence; /* loaded always */
     const uint32_t count = u & TP_COUNT;
     const double d = (double)v + bias;
-    const double repeated = select_double(d > 0.0, d * a->repetition, d / a->repetition);
-    const double said = select_double((u & TP_PRESENT) || count > 0, d, repeated);
-    const double penalty =
-        select_double(count > 0, 0.0, a->frequency * (double)count + a->presence);
+    const double repeated = d > 0.0 ? d / r : d * r;
+    const double said = (u & (TP_PRESENT | TP_COUNT)) ? repeated : d;
+    const double penalty = count ? f * (double)count + pres : 0.0;
     return (float)(said - penalty);
 }
 
@@ -157,20 +143,14 @@ static inline float patch_of(const float *x, int64_t id, uint32_t u, double bias
 }
 
 /* logits[j] = the patch of a token of logit logits[j] and tally
- * tallies[j], without bias, for j < m: processed_logit and patch_of in a
- * form the compiler vectorizes (no call, no branch), as +inf or NaN where it
- * overflows (tp_proc_patch tells), -inf where banned. */
+ * tallies[j], without bias, for j < m: patch_of in a loop the compiler
+ * vectorizes, as +inf or NaN where it overflows (tp_proc_patch tells), -inf
+ * where banned. */
 static void patches_of(float *logits, const uint32_t *tallies, int64_t m, const tp_proc_args *a)
 {
-    const double r = a->repetition, f = a->frequency, pres = a->presence;
     for (int64_t j = 0; j < m; j++) {
-        const uint32_t u = tallies[j], count = u & TP_COUNT;
-        const double d = (double)logits[j];
-        const double repeated = d > 0.0 ? d / r : d * r;
-        const double said = (u & (TP_PRESENT | TP_COUNT)) ? repeated : d;
-        const double penalty = count ? f * (double)count + pres : 0.0;
-        const float v = (float)(said - penalty);
-        logits[j] = (u & TP_BANNED) ? -INFINITY : v;
+        const float v = processed_logit(logits[j], tallies[j], -0.0, a);
+        logits[j] = (tallies[j] & TP_BANNED) ? -INFINITY : v;
     }
 }
 

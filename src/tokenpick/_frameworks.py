@@ -37,15 +37,16 @@ def _torch_numpy(t):
         return None
 
 
-def read_logits(obj, widen=None):
-    """Logits as a numpy array of their own dtype, (V,) or (B, V) where they were
-    (V,), (B, V) or (B, 1, V); their dtype and the other shapes are the caller's to
-    check.  bfloat16 comes as float32, widened by ``widen(bits, True)`` (default:
-    numpy's shift)."""
-    a = obj if type(obj) is np.ndarray else _foreign(obj, "logits", widen)
+def read_logits(obj, widen_bf16=None):
+    """Logits as a numpy array of a real floating dtype and shape (V,) or (B, V) (read
+    from (V,), (B, V) or (B, 1, V)), V >= 1: TypeError or ValueError otherwise, the
+    errors of the package and the reference alike.  bfloat16 comes as float32, widened
+    by ``widen_bf16(bits)`` (default: `widen_bfloat16`)."""
+    widen_bf16 = widen_bf16 or widen_bfloat16
+    a = obj if type(obj) is np.ndarray else _foreign(obj, "logits", widen_bf16)
     if a.dtype.kind == "V" and a.dtype.name == "bfloat16":  # ml_dtypes': its bits, widened
         # (dtype.name costs two microseconds: asked only of a dtype numpy does not know)
-        a = (widen or widen_bfloat16)(a.view(np.uint16), True)
+        a = widen_bf16(a.view(np.uint16))
     if a.ndim == 3:
         if a.shape[1] != 1:
             raise ValueError(
@@ -53,6 +54,12 @@ def read_logits(obj, widen=None):
                 f"position, got shape {a.shape}"
             )
         a = a.reshape(a.shape[0], a.shape[2])
+    if a.dtype.kind != "f":
+        raise TypeError(f"logits must be a real floating-point array, got dtype {a.dtype}")
+    if a.ndim not in (1, 2):
+        raise ValueError(f"logits must be 1-D (V,), 2-D (B, V), or 3-D (B, 1, V), got {a.ndim}-D")
+    if a.shape[-1] == 0:
+        raise ValueError("logits has an empty vocabulary (V == 0)")
     return a
 
 
@@ -71,8 +78,8 @@ def read_out(out, shape):
     None stays None.  Its dtype, layout and writability are the caller's to check."""
     if out is None:
         return None
-    if type(out) is not np.ndarray:
-        if not hasattr(type(out), "__dlpack__") and not isinstance(out, np.ndarray):
+    if not isinstance(out, np.ndarray):
+        if not hasattr(type(out), "__dlpack__"):
             raise TypeError(
                 f"out must be a numpy array or a host tensor (DLPack), got {type(out).__name__}"
             )
@@ -84,22 +91,21 @@ def read_out(out, shape):
         if type(out).__module__.partition(".")[0] in ("jax", "jaxlib"):
             # immutable by contract, though its DLPack capsules may not say so
             raise ValueError("out must be writable: a JAX array is immutable")
-        if not isinstance(out, np.ndarray):
-            out = _host_tensor(out, "out", None)
+        out = _host_tensor(out, "out", None)
     if out.ndim == 3 and len(shape) == 2 and out.shape == (shape[0], 1, shape[1]):
         out = out.reshape(shape)
     return out
 
 
-def _foreign(obj, what, widen):
+def _foreign(obj, what, widen_bf16):
     """A numpy array over the memory of obj, which is not an ndarray (bfloat16 widened
-    by `widen`, as read_logits says)."""
+    by `widen_bf16`, as read_logits says)."""
     if isinstance(obj, np.ndarray):  # a subclass: as it is
         return obj
     if getattr(obj, "requires_grad", False) is True and callable(getattr(obj, "detach", None)):
         obj = obj.detach()  # its data, as torch would give them without the graph
     if hasattr(type(obj), "__dlpack__"):
-        return _host_tensor(obj, what, widen or widen_bfloat16)
+        return _host_tensor(obj, what, widen_bf16)
     return as_array(what, obj)
 
 
@@ -115,15 +121,16 @@ def as_array(name, value):
         ) from exc
 
 
-def _host_tensor(obj, what, widen):
-    """A numpy array over a host tensor's memory; bfloat16 widened by ``widen(bits, True)``,
-    or refused where widen is None."""
-    if getattr(obj, "is_cpu", None) is False:  # torch, on a GPU (or "meta": no memory)
+def _host_tensor(obj, what, widen_bf16):
+    """A numpy array over a host tensor's memory; bfloat16 widened by ``widen_bf16(bits)``,
+    or refused where widen_bf16 is None."""
+    on_cpu = getattr(obj, "is_cpu", None)  # torch's
+    if on_cpu is False:  # torch, on a GPU (or "meta": no memory)
         raise TypeError(
             f"{what} is on the {obj.device} device; tokenpick reads host memory: move it to "
             "the CPU first (.cpu())"
         )
-    if getattr(obj, "is_cpu", None) is True and callable(getattr(obj, "numpy", None)):
+    if on_cpu is True and callable(getattr(obj, "numpy", None)):
         # a torch tensor on the host: its numpy() gives the same view as DLPack in a third
         # of the time (0.7 us against 2.2), for every dtype numpy has
         a = _torch_numpy(obj)
@@ -140,13 +147,13 @@ def _host_tensor(obj, what, widen):
             f"{what} could not be read through DLPack: {type(exc).__name__}: {exc}"
         ) from exc
     if bfloat16:
-        if widen is None:
+        if widen_bf16 is None:
             raise TypeError(f"{what} must have dtype float32, got bfloat16")
-        return widen(a, True)
+        return widen_bf16(a)
     return a
 
 
-def widen_bfloat16(bits, bfloat16=True):
+def widen_bfloat16(bits):
     """float32 values of bfloat16 bits (uint16), exactly: the bits are the high half of
     the float32's."""
     return (bits.astype(np.uint32) << 16).view(np.float32)

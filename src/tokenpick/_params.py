@@ -118,15 +118,9 @@ def as_logits(logits):
     a = _frameworks.torch_view(logits)  # the next most common: a float32 torch tensor
     if a is not None and _core.plain_logits(a):
         return a
-    a = _frameworks.read_logits(logits, widen)
+    a = _frameworks.read_logits(logits, _widen_bfloat16)
     if _core.plain_logits(a):
         return a
-    if a.dtype.kind != "f":
-        raise TypeError(f"logits must be a real floating-point array, got dtype {a.dtype}")
-    if a.ndim not in (1, 2):
-        raise ValueError(f"logits must be 1-D (V,), 2-D (B, V), or 3-D (B, 1, V), got {a.ndim}-D")
-    if a.shape[-1] == 0:
-        raise ValueError("logits has an empty vocabulary (V == 0)")
     if a.dtype == np.float16:  # native float16: widened by the kernels, not by numpy
         return widen(a.view(np.uint16), False)
     with np.errstate(over="ignore"):
@@ -141,6 +135,10 @@ def widen(bits, bfloat16):
     out = np.empty(bits.shape, dtype=np.float32)
     _core.widen(bits, bfloat16, out)
     return out
+
+
+def _widen_bfloat16(bits):
+    return widen(bits, True)
 
 
 def nrows(x):
