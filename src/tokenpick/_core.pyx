@@ -848,8 +848,6 @@ cdef int _by_temperature(_ByTemperature op, cnp.ndarray x, stats, temperature,
     cdef _Checked c
     cdef const tp_rowstat *st
     cdef int64_t i, V = _vocab(x)
-    cdef const float *rows = <const float *>cnp.PyArray_DATA(x)
-    cdef int64_t S = _row_stride(x)  # rows S floats apart
     cdef float *dest = <float *>cnp.PyArray_DATA(out)
     cdef _Column t
     cdef _Scalar ts
@@ -861,11 +859,11 @@ cdef int _by_temperature(_ByTemperature op, cnp.ndarray x, stats, temperature,
             if st == NULL:
                 break
             if op == SOFTMAX:
-                K.softmax(rows + i * S, V, st, _f64(&t, i), dest + i * V)
+                K.softmax(c.rows + i * c.stride, V, st, _f64(&t, i), dest + i * V)
             elif op == LOG_SOFTMAX:
-                K.log_softmax(rows + i * S, V, st, _f64(&t, i), dest + i * V)
+                K.log_softmax(c.rows + i * c.stride, V, st, _f64(&t, i), dest + i * V)
             else:
-                dest[i] = K.logsumexp(rows + i * S, V, st, _f64(&t, i))
+                dest[i] = K.logsumexp(c.rows + i * c.stride, V, st, _f64(&t, i))
     return _raise_first_bad(&c)
 
 
@@ -910,8 +908,6 @@ cdef int _kept(bint probs, cnp.ndarray x, stats, temperature, top_k, top_p, min_
     cdef const tp_rowstat *st
     cdef _Workspace w = _workspace()
     cdef int64_t i, V = _vocab(x)
-    cdef const float *rows = <const float *>cnp.PyArray_DATA(x)
-    cdef int64_t S = _row_stride(x)  # rows S floats apart
     cdef float *dest = <float *>cnp.PyArray_DATA(out)
     cdef _Filters f
     cdef tp_filter row
@@ -927,7 +923,7 @@ cdef int _kept(bint probs, cnp.ndarray x, stats, temperature, top_k, top_p, min_
             st = _row_stat(&c, i, &row, w.ws)
             if st == NULL:
                 break
-            K.keep(rows + i * S, V, st, &row, w.ws, &keep)
+            K.keep(c.rows + i * c.stride, V, st, &row, w.ws, &keep)
             if probs:
                 K.filtered_probs(keep.row, V, &keep, dest + i * V)
             else:
@@ -1100,8 +1096,6 @@ def top_logprobs(cnp.ndarray x not None, stats, temperature, int64_t m,
     cdef const tp_rowstat *st
     cdef _Workspace w = _workspace()
     cdef int64_t i, V = _vocab(x)
-    cdef const float *rows = <const float *>cnp.PyArray_DATA(x)
-    cdef int64_t S = _row_stride(x)  # rows S floats apart
     cdef int64_t *id_rows = <int64_t *>cnp.PyArray_DATA(ids)
     cdef float *lp_rows = <float *>cnp.PyArray_DATA(lps)
     cdef _Column t
@@ -1117,7 +1111,7 @@ def top_logprobs(cnp.ndarray x not None, stats, temperature, int64_t m,
                 break
             ranked.ids = id_rows + i * m
             ranked.lps = lp_rows + i * m
-            K.top_logprobs(rows + i * S, V, st, _f64(&t, i), w.ws, &ranked)
+            K.top_logprobs(c.rows + i * c.stride, V, st, _f64(&t, i), w.ws, &ranked)
     _raise_first_bad(&c)
 
 
