@@ -49,7 +49,7 @@ int main(int argc, char **argv)
     if (!ws || !x)
         return 2;
     for (int t = 0; t < nnames; t++) {
-        const tp_kernels *k = tp_kernels_for(names[t]);
+        const tp_kernels *k = tp_kernels_for(names[t], TP_ELEM_F32);
         if (!k)
             continue;
         for (int si = 0; si < 3; si++) {
@@ -65,7 +65,7 @@ int main(int argc, char **argv)
                     float lp;
                     k->keep(x, n, &st, &filters[fi], ws, &keep);
                     const double u = tp_uniform(2026, (uint64_t)(si * 100 + peaked * 10 + fi));
-                    const int64_t token = k->sample(x, n, &keep, u, ws, &lp);
+                    const int64_t token = k->sample(n, &keep, u, ws, &lp);
                     printf("%s n=%lld %s filter=%zu token=%lld logprob=%.7g lse=%.8g\n", k->name,
                            (long long)n, peaked ? "peaked" : "flat", fi, (long long)token, lp, lse);
                 }

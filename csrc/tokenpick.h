@@ -1,9 +1,10 @@
 /*
- * tokenpick's C core: row kernels over float32 logits.
+ * tokenpick's C core: row kernels over float32, float16 and bfloat16 logits.
  *
- * Every kernel takes one row (a plain array of n floats, n >= 1) and writes
- * one result.  The callers (the Cython driver) guarantee what the Python layer
- * checked: no NaN, no +inf, at least one finite value per row (tp_scan_f32
+ * Every kernel takes one row (a plain array of n logits, n >= 1, of the
+ * element type of its table: tp_kernels_for) and writes one result, in
+ * float32.  The callers (the Cython driver) guarantee what the Python layer
+ * checked: no NaN, no +inf, at least one finite value per row (the table's scan
  * reports these), parameters in range.  No kernel allocates, takes a lock or
  * touches global mutable state, so any number of threads may call them at once.
  *
@@ -19,6 +20,15 @@
 #ifdef __cplusplus
 extern "C" {
 #endif
+
+/* ---- element types --------------------------------------------------------- */
+
+/* The element types of rows: each has its own table of kernels, which read
+ * the row in place, widening each value exactly to float32 as they load it. */
+#define TP_ELEM_F32 0  /* float */
+#define TP_ELEM_F16 1  /* IEEE half precision (1 sign, 5 exponent, 10 mantissa bits) */
+#define TP_ELEM_BF16 2 /* bfloat16: the high 16 bits of a float32 */
+#define TP_ELEM_COUNT 3
 
 /* ---- row checks --------------------------------------------------------- */
 
@@ -93,14 +103,16 @@ void tp_proc_scratch_free(tp_proc_scratch *s);
  * pass has just brought into the cache.  tp_proc_prepare: the bitmask's
  * words, a's ids counted in one pass each (in s's table of tallies), and
  * the bits of the tokens they touch cleared (p->stray: the ids out of
- * range; p->allow may be a's bitmask itself).  tp_proc_patch, after the pass: those tokens' processed logits,
+ * range; p->allow may be a's bitmask itself).  tp_proc_patch, after the
+ * pass (x a row of element type elem): those tokens' processed logits,
  * computed in double and rounded to float once (p->ids, p->vals); returns
  * -1, or the lowest token whose processed logit leaves float32's range
  * upwards (+inf or NaN; it then reads as banned).  fold_patches (the kernel
  * table's) then completes the pass's findings.  tp_proc_finish(s) must follow
  * before s serves another row. */
 void tp_proc_prepare(int64_t n, const tp_proc_args *a, tp_proc_scratch *s, tp_proc *p);
-int64_t tp_proc_patch(const float *x, const tp_proc_args *a, tp_proc_scratch *s, tp_proc *p);
+int64_t tp_proc_patch(const void *x, int elem, const tp_proc_args *a, tp_proc_scratch *s,
+                      tp_proc *p);
 void tp_proc_finish(tp_proc_scratch *s);
 
 /* ---- selection ---------------------------------------------------------- */
@@ -125,11 +137,13 @@ void tp_workspace_free(tp_workspace *ws);
  * left out), in ascending id, in cand_id[0..ncand) with their logits in
  * cand_x (pointing into the workspace), so later kernels touch only them. */
 typedef struct {
-    /* The row the later kernels (mask, filtered_probs, sample) read in place
-     * of x: x itself, or with processors the processed row (proc->row: whole
-     * where the kept tokens are not listed, or only at the argmax where
-     * greedy; the listed tokens' logits are in cand_x). */
-    const float *row;
+    /* The row the later kernels (mask, filtered_probs, sample) read: x
+     * itself, of the table's element type, or with processors the processed
+     * row, of floats (row_f32; proc->row: whole where the kept tokens are not
+     * listed, or only at the argmax where greedy; the listed tokens' logits
+     * are in cand_x). */
+    const void *row;
+    int row_f32;
     int greedy;
     int64_t argmax;
     float max;
@@ -157,53 +171,52 @@ typedef struct {
 
 typedef struct {
     const char *name; /* "baseline", "avx2", "avx512" */
+    int elem;         /* the element type of x: TP_ELEM_* */
 
     /* One pass: fills *st and returns TP_OK, or the first problem found. */
-    int (*scan)(const float *x, int64_t n, tp_rowstat *st);
+    int (*scan)(const void *x, int64_t n, tp_rowstat *st);
     /* scan for a row that keep will filter with top-k of k: the same pass
      * also leaves in ws (st->bmax) what top-k would read the row again for. */
-    int (*scan_top_k)(const float *x, int64_t n, int64_t k, tp_workspace *ws, tp_rowstat *st);
+    int (*scan_top_k)(const void *x, int64_t n, int64_t k, tp_workspace *ws, tp_rowstat *st);
 
     /* scan_top_k of the row as the allow bits of p leave it, the patches
      * aside (max -inf and argmax n where none is allowed), with the checks
      * of x itself: TP_ERR_NAN, TP_ERR_POSINF, TP_ERR_ALL_NEGINF.  Then, the
      * patches made (tp_proc_patch), fold_patches adds them to *st (and the
      * block maxima), and returns TP_ERR_NONE_LEFT when no token is left. */
-    int (*scan_processed)(const float *x, int64_t n, int64_t k, const tp_proc *p, tp_workspace *ws,
+    int (*scan_processed)(const void *x, int64_t n, int64_t k, const tp_proc *p, tp_workspace *ws,
                           tp_rowstat *st);
     int (*fold_patches)(const tp_proc *p, tp_workspace *ws, tp_rowstat *st);
     /* out[i] = the processed logit of token i; out may be x itself. */
-    void (*process)(const float *x, int64_t n, const tp_proc *p, float *out);
+    void (*process)(const void *x, int64_t n, const tp_proc *p, float *out);
 
     /* out[i] = exp((x[i] - max) / T) / sum; out may be x itself. */
-    void (*softmax)(const float *x, int64_t n, const tp_rowstat *st, double T, float *out);
+    void (*softmax)(const void *x, int64_t n, const tp_rowstat *st, double T, float *out);
     /* out[i] = (x[i] - max) / T - log(sum); out may be x itself. */
-    void (*log_softmax)(const float *x, int64_t n, const tp_rowstat *st, double T, float *out);
+    void (*log_softmax)(const void *x, int64_t n, const tp_rowstat *st, double T, float *out);
     /* log(sum(exp(x / T))); at T == 0 its limit as T -> 0+. */
-    float (*logsumexp)(const float *x, int64_t n, const tp_rowstat *st, double T);
+    float (*logsumexp)(const void *x, int64_t n, const tp_rowstat *st, double T);
     /* log_softmax(x / T) at one token, as log_softmax gives it there. */
-    float (*token_logprob)(const float *x, int64_t n, const tp_rowstat *st, double T,
-                           int64_t token);
+    float (*token_logprob)(const void *x, int64_t n, const tp_rowstat *st, double T, int64_t token);
 
     /* Applies the logit processors of st->proc, if any, then the filters:
      * fills *keep. */
-    void (*keep)(const float *x, int64_t n, const tp_rowstat *st, const tp_filter *f,
+    void (*keep)(const void *x, int64_t n, const tp_rowstat *st, const tp_filter *f,
                  tp_workspace *ws, tp_keep *keep);
-    /* The later kernels read keep->row as x.
+    /* The later kernels read keep->row (of any element type) as x.
      * out[i] = x[i] if kept else -inf; out may be x itself. */
-    void (*mask)(const float *x, int64_t n, const tp_keep *keep, float *out);
+    void (*mask)(int64_t n, const tp_keep *keep, float *out);
     /* out[i] = p_i / sum over kept, 0 outside; out may be x itself. */
-    void (*filtered_probs)(const float *x, int64_t n, const tp_keep *keep, float *out);
+    void (*filtered_probs)(int64_t n, const tp_keep *keep, float *out);
     /* The draw: the first kept token whose running probability sum exceeds
      * u * total; writes its log-probability under the filtered distribution.
      * Uses ws after keep is done with it. */
-    int64_t (*sample)(const float *x, int64_t n, const tp_keep *keep, double u, tp_workspace *ws,
-                      float *logprob);
+    int64_t (*sample)(int64_t n, const tp_keep *keep, double u, tp_workspace *ws, float *logprob);
 
     /* The out->m most likely tokens (1 <= m <= n) of log_softmax(x / T),
      * descending, lowest id first on ties. */
-    void (*top_logprobs)(const float *x, int64_t n, const tp_rowstat *st, double T,
-                         tp_workspace *ws, tp_ranked *out);
+    void (*top_logprobs)(const void *x, int64_t n, const tp_rowstat *st, double T, tp_workspace *ws,
+                         tp_ranked *out);
 
     /* For tests, the selections by name: the k-th largest of x[0..n)
      * (1 <= k <= n), and the smallest v[j] whose mass from the top by
@@ -214,14 +227,15 @@ typedef struct {
     float (*select_by_mass)(const float *v, const float *w, int64_t n, double target, int route,
                             tp_workspace *ws);
 
-    /* dst[i] = the float32 value of src[i], exactly: float16 or bfloat16 bits. */
-    void (*widen_f16)(const uint16_t *src, int64_t n, float *dst);
-    void (*widen_bf16)(const uint16_t *src, int64_t n, float *dst);
+    /* dst[i] = x[i] as a float32, exactly. */
+    void (*widen)(const void *x, int64_t n, float *dst);
 } tp_kernels;
 
-/* The table of an instruction set ("baseline", "avx2", "avx512"), or NULL if
- * this build lacks it or this CPU (with its operating system) cannot run it. */
-const tp_kernels *tp_kernels_for(const char *name);
+/* The table of an instruction set ("baseline", "avx2", "avx512") for rows of
+ * element type elem (TP_ELEM_*), or NULL if this build lacks it or this CPU
+ * (with its operating system) cannot run it.  The tests' entries
+ * (kth_largest, select_by_mass) take floats in every table alike. */
+const tp_kernels *tp_kernels_for(const char *name, int elem);
 /* What emulates that table ("SIMDe 0.7.4"), or NULL where it runs natively. */
 const char *tp_simd_emulation(const char *name);
 

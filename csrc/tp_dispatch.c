@@ -14,12 +14,18 @@
 
 #include "tokenpick.h"
 
-extern const tp_kernels tp_kernels_baseline;
+/* Each instruction set's tables, one per element type (TP_ELEM_*). */
+#define TP_TABLES(isa)                                                      \
+    extern const tp_kernels tp_kernels_##isa##_f32, tp_kernels_##isa##_f16, \
+        tp_kernels_##isa##_bf16;                                            \
+    static const tp_kernels *const isa##_tables[TP_ELEM_COUNT] = {          \
+        &tp_kernels_##isa##_f32, &tp_kernels_##isa##_f16, &tp_kernels_##isa##_bf16}
+TP_TABLES(baseline);
 #ifdef TP_HAVE_AVX2
-extern const tp_kernels tp_kernels_avx2;
+TP_TABLES(avx2);
 #endif
 #ifdef TP_HAVE_AVX512
-extern const tp_kernels tp_kernels_avx512;
+TP_TABLES(avx512);
 #endif
 
 #if defined(TP_SIMDE_TABLES)
@@ -79,17 +85,19 @@ static int cpu_features(void)
 }
 #endif
 
-const tp_kernels *tp_kernels_for(const char *name)
+const tp_kernels *tp_kernels_for(const char *name, int elem)
 {
+    if (elem < 0 || elem >= TP_ELEM_COUNT)
+        return NULL;
     if (strcmp(name, "baseline") == 0)
-        return &tp_kernels_baseline;
+        return baseline_tables[elem];
 #ifdef TP_HAVE_AVX2
     if (strcmp(name, "avx2") == 0)
-        return (cpu_features() & CPU_AVX2) ? &tp_kernels_avx2 : NULL;
+        return (cpu_features() & CPU_AVX2) ? avx2_tables[elem] : NULL;
 #endif
 #ifdef TP_HAVE_AVX512
     if (strcmp(name, "avx512") == 0)
-        return (cpu_features() & CPU_AVX512) ? &tp_kernels_avx512 : NULL;
+        return (cpu_features() & CPU_AVX512) ? avx512_tables[elem] : NULL;
 #endif
     return NULL;
 }

@@ -57,6 +57,38 @@ static inline uint32_t tp_float_to_bits(float v)
     return b;
 }
 
+/* Half-precision logits, as the kernels see them: their bits in a struct of
+ * their own, so that reading one as a number without widening it is a
+ * compile error. */
+typedef struct {
+    uint16_t bits;
+} tp_f16;
+typedef struct {
+    uint16_t bits;
+} tp_bf16;
+
+/* bfloat16 is the high half of a float32: a shift. */
+static inline float tp_bf16_float(tp_bf16 h) { return tp_bits_to_float((uint32_t)h.bits << 16); }
+
+/* float16 (1 sign, 5 exponent, 10 mantissa bits) exactly: a normal number
+ * moves its bits 13 up and its exponent bias from 15 to 127; exponent 31
+ * (inf and NaN) takes float32's all-ones exponent, the mantissa (a NaN's
+ * payload) kept; exponent 0 is the mantissa times 2**-24, converted and
+ * scaled exactly (a whole number below 1024 times a power of two, a normal
+ * float32): no arithmetic on subnormals, so that a thread that flushes them
+ * to zero (torch.set_flush_denormal) converts the same.  Without a branch,
+ * so that loops over it vectorize. */
+static inline float tp_f16_float(tp_f16 v)
+{
+    const uint32_t h = v.bits, exponent = h & 0x7C00u, mantissa = h & 0x3FFu;
+    const uint32_t normal = ((h & 0x7FFFu) << 13) + ((uint32_t)(127 - 15) << 23);
+    const uint32_t special = 0x7F800000u | (mantissa << 13);
+    const uint32_t small = tp_float_to_bits((float)(int32_t)mantissa * 0x1p-24f);
+    uint32_t bits = exponent == 0x7C00u ? special : normal;
+    bits = exponent == 0 ? small : bits;
+    return tp_bits_to_float(bits | (h & 0x8000u) << 16);
+}
+
 /* 2**f for |f| <= 1/2 (any f in [-1, 1] gives a finite value): a degree-5
  * polynomial fitted for relative error with the constant fixed at 1, by
  * Horner's scheme; relative error 1.7e-7 in float with multiply-adds.  The

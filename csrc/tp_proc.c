@@ -19,7 +19,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "tokenpick.h"
+#include "tp_internal.h"
 
 /* A token's tally: its count in the output in the low bits, and flags;
  * 0 for a token the row being prepared has not touched. */
@@ -130,14 +130,13 @@ static inline float processed_logit(float v, uint32_t u, double bias, const tp_p
     return (float)(said - penalty);
 }
 
-/* The patch of token id, of tally u and bias: its processed logit, -inf
- * where it is banned (a logit of -inf stays -inf through every step).
+/* The patch of a token of logit x, tally u and bias: its processed logit,
+ * -inf where it is banned (a logit of -inf stays -inf through every step).
  * *overflow is set where it leaves float32's range upwards (it then reads
  * as banned). */
-static inline float patch_of(const float *x, int64_t id, uint32_t u, double bias,
-                             const tp_proc_args *a, int *overflow)
+static inline float patch_of(float x, uint32_t u, double bias, const tp_proc_args *a, int *overflow)
 {
-    const float v = processed_logit(x[id], u, bias, a);
+    const float v = processed_logit(x, u, bias, a);
     *overflow = !(u & TP_BANNED) && (v != v || v == INFINITY);
     return (u & TP_BANNED) || *overflow ? -INFINITY : v;
 }
@@ -200,7 +199,18 @@ void tp_proc_prepare(int64_t n, const tp_proc_args *a, tp_proc_scratch *s, tp_pr
     p->allow = s->allow;
 }
 
-int64_t tp_proc_patch(const float *x, const tp_proc_args *a, tp_proc_scratch *s, tp_proc *p)
+/* The logit of token id of a row of element type elem, widened exactly. */
+static inline float logit_at(const void *x, int elem, int64_t id)
+{
+    if (elem == TP_ELEM_BF16)
+        return tp_bf16_float(((const tp_bf16 *)x)[id]);
+    if (elem == TP_ELEM_F16)
+        return tp_f16_float(((const tp_f16 *)x)[id]);
+    return ((const float *)x)[id];
+}
+
+int64_t tp_proc_patch(const void *x, int elem, const tp_proc_args *a, tp_proc_scratch *s,
+                      tp_proc *p)
 {
     /* The biased tokens' patches first, each with its last finite bias (an
      * id given twice, as a mapping other than a dict may, is biased by its
@@ -216,7 +226,7 @@ int64_t tp_proc_patch(const float *x, const tp_proc_args *a, tp_proc_scratch *s,
         const int64_t id = a->bias_ids[j];
         if ((uint64_t)id >= (uint64_t)s->n || a->bias[j] == -INFINITY || (table[id] & TP_DONE))
             continue;
-        const float v = patch_of(x, id, table[id], a->bias[j], a, &over);
+        const float v = patch_of(logit_at(x, elem, id), table[id], a->bias[j], a, &over);
         table[id] |= TP_DONE;
         ids[finite] = id;
         vals[finite] = v;
@@ -233,7 +243,7 @@ int64_t tp_proc_patch(const float *x, const tp_proc_args *a, tp_proc_scratch *s,
     for (int64_t j = 0; j < m; j++) {
         const int64_t id = touched[j];
         tallies[j] = table[id];
-        logits[j] = x[id];
+        logits[j] = logit_at(x, elem, id);
         table[id] = 0;
     }
     patches_of(logits, tallies, m, a);

@@ -21,7 +21,8 @@ Rows ("kinds"):
   and, only where asked for (``invalid=True``): nan, posinf, all_neginf.
 
 Layouts of the array handed to the function under test:
-  c32 float32 C-contiguous; f16; f64 (values with more precision than float32); strided
+  c32 float32 C-contiguous; f16; bf16 (bfloat16, rounded to nearest, as a DLPack producer
+  hands it over: tests/_dlpack.py); f64 (values with more precision than float32); strided
   (every other column of a float32 buffer whose other columns hold NaN); fortran;
   readonly; be32 (big-endian float32); unaligned (float32 at an odd byte address);
   broadcast (one row repeated with stride 0, read-only); 1d (a single row, 1-D).
@@ -31,6 +32,7 @@ Layouts of the array handed to the function under test:
 import dataclasses
 import math
 
+import _dlpack
 import numpy as np
 from hypothesis import strategies as st
 
@@ -41,6 +43,7 @@ INVALID_ROW_KINDS = ("nan", "posinf", "all_neginf")
 LAYOUTS = (
     "c32",
     "f16",
+    "bf16",
     "f64",
     "strided",
     "fortran",
@@ -218,6 +221,8 @@ def _layout(x64, layout):
             return x32
         if layout == "f16":
             return x64.astype(np.float16)
+        if layout == "bf16":  # as a framework hands it over: DLPack (numpy has no bfloat16)
+            return _dlpack.Bfloat16Rows(_dlpack.bfloat16_bits(x64))
         if layout == "f64":
             return x64.copy()
         if layout == "strided":

@@ -9,6 +9,7 @@ import weakref
 import _arrays
 import numpy as np
 import pytest
+from _dlpack import capsule as make_capsule
 
 import tokenpick as tp
 from tokenpick import reference as ref
@@ -379,61 +380,6 @@ def test_dlpack_producers_are_read_in_place(rng, versioned):
         _same(mod.softmax(Producer(x[:, ::2], versioned)), mod.softmax(x[:, ::2]), "strided")
 
 
-def _capsule(data, shape, code, bits, device_type=1, deleted=None, versioned=False):
-    """A DLPack capsule made by hand (ctypes), over `data` (a numpy array kept alive by
-    the caller), with a deleter that counts its calls in `deleted`."""
-    import ctypes as C
-
-    class Device(C.Structure):
-        _fields_ = [("device_type", C.c_int32), ("device_id", C.c_int32)]
-
-    class DType(C.Structure):
-        _fields_ = [("code", C.c_uint8), ("bits", C.c_uint8), ("lanes", C.c_uint16)]
-
-    class Tensor(C.Structure):
-        _fields_ = [
-            ("data", C.c_void_p),
-            ("device", Device),
-            ("ndim", C.c_int32),
-            ("dtype", DType),
-            ("shape", C.POINTER(C.c_int64)),
-            ("strides", C.POINTER(C.c_int64)),
-            ("byte_offset", C.c_uint64),
-        ]
-
-    Deleter = C.CFUNCTYPE(None, C.c_void_p)
-    if versioned:
-
-        class Managed(C.Structure):
-            _fields_ = [
-                ("major", C.c_uint32),
-                ("minor", C.c_uint32),
-                ("ctx", C.c_void_p),
-                ("deleter", Deleter),
-                ("flags", C.c_uint64),
-                ("tensor", Tensor),
-            ]
-
-    else:
-
-        class Managed(C.Structure):
-            _fields_ = [("tensor", Tensor), ("ctx", C.c_void_p), ("deleter", Deleter)]
-
-    dims = (C.c_int64 * len(shape))(*shape)
-    deleter = Deleter(lambda _: deleted.append(1))
-    m = Managed()
-    if versioned:
-        m.major, m.minor = 1, 0
-    m.deleter = deleter
-    m.tensor = Tensor(data.ctypes.data, Device(device_type, 0), len(shape), DType(code, bits, 1))
-    m.tensor.shape = dims
-    new = C.pythonapi.PyCapsule_New
-    new.restype, new.argtypes = C.py_object, [C.c_void_p, C.c_char_p, C.c_void_p]
-    name = b"dltensor_versioned" if versioned else b"dltensor"
-    capsule = new(C.addressof(m), name, None)
-    return capsule, (m, dims, deleter, data)  # what must outlive the capsule
-
-
 class CapsuleProducer:
     def __init__(self, capsule):
         self._capsule = capsule
@@ -451,13 +397,13 @@ def test_dlpack_capsules_by_hand(rng, versioned):
     bits = (x.view(np.uint32) >> 16).astype(np.uint16)  # bfloat16 by truncation
     widened = (bits.astype(np.uint32) << 16).view(np.float32)
     deleted = []
-    capsule, keep = _capsule(bits, bits.shape, 4, 16, deleted=deleted, versioned=versioned)
+    capsule, keep = make_capsule(bits, bits.shape, 4, 16, deleted=deleted, versioned=versioned)
     got = tp.sample(CapsuleProducer(capsule), top_k=10, seed=5)
     assert deleted == [1], "the deleter runs once, after the call"
     assert np.array_equal(got, tp.sample(widened, top_k=10, seed=5))
 
     deleted = []
-    capsule, keep = _capsule(x, x.shape, 2, 32, 2, deleted=deleted, versioned=versioned)
+    capsule, keep = make_capsule(x, x.shape, 2, 32, 2, deleted=deleted, versioned=versioned)
     for mod in (tp, ref):
         with pytest.raises(TypeError, match="CUDA device"):
             mod.softmax(CapsuleProducer(capsule))
@@ -465,7 +411,7 @@ def test_dlpack_capsules_by_hand(rng, versioned):
 
     deleted = []
     ints = np.arange(6, dtype=np.int16).reshape(2, 3)
-    capsule, keep = _capsule(ints, ints.shape, 0, 16, deleted=deleted, versioned=versioned)
+    capsule, keep = make_capsule(ints, ints.shape, 0, 16, deleted=deleted, versioned=versioned)
     with pytest.raises(TypeError, match="real floating-point"):
         tp.softmax(CapsuleProducer(capsule))
     assert deleted == [1], "an int tensor is read, then refused: released once"
@@ -533,7 +479,7 @@ def test_out_may_be_a_torch_tensor(rng):
 def test_torch_float32_tensors_are_not_copied(rng):
     torch = pytest.importorskip("torch")
     t = torch.from_numpy(logits(rng, B=2, V=300))
-    x = tp._frameworks.torch_view(t)
+    x = tp._core.torch_rows(t)
     assert x is not None and np.shares_memory(x, t.numpy())
     tracemalloc.start()
     try:
@@ -593,13 +539,14 @@ def test_half_precision_widens_exactly(simd_path):
             if bfloat16
             else bits.view(np.float16).astype(np.float32)
         )
-        got = _params.widen(bits, bfloat16)
+        got = _params.as_float32(bits if bfloat16 else bits.view(np.float16))
         nan = np.isnan(want)
         assert np.array_equal(got.view(np.uint32)[~nan], want.view(np.uint32)[~nan])
         assert np.isnan(got[nan]).all()
         for start in (0, 1, 7):
             for n in (0, 1, 15, 16, 17, 33, 100):
-                part = _params.widen(bits[30000 + start : 30000 + start + n], bfloat16)
+                part = bits[30000 + start : 30000 + start + n]
+                part = _params.as_float32(part if bfloat16 else part.view(np.float16))
                 assert np.array_equal(part, got[30000 + start : 30000 + start + n])
 
 

@@ -10,7 +10,7 @@
 /* Tokens the walk goes over: logits v[0..len), of ids ids[j], or first_id + j
  * when ids is NULL. */
 typedef struct {
-    const float *v;
+    const TP_X *v;
     const int64_t *ids;
     int64_t first_id, len;
 } tp_list;
@@ -18,10 +18,13 @@ typedef struct {
 /* Where a walk is: the sum so far, the target it must exceed, and the last
  * token of positive probability passed (the answer if rounding keeps the
  * sum short of the target). */
+#ifndef TP_WALK_TYPE /* (once, for every element type) */
+#define TP_WALK_TYPE
 typedef struct {
     double run, target;
     int64_t last_positive;
 } tp_walk;
+#endif
 
 TP_FORCE_INLINE int64_t list_id(tp_list list, int64_t j)
 {
@@ -103,12 +106,12 @@ static float listed_logit(const tp_keep *keep, int64_t token)
 
 static int64_t draw_listed(const tp_keep *keep, double u, tp_workspace *ws, double *z)
 {
-    const tp_list list = {keep->cand_x, keep->cand_id, 0, keep->ncand};
+    const tp_list_f32 list = {keep->cand_x, keep->cand_id, 0, keep->ncand};
     if (keep->ncand <= TP_TILE)
-        return draw_one_tile(keep, list, -INFINITY, u, ws, z);
-    *z = sum_exp(keep->cand_x, keep->ncand, keep->max, TP_LOG2E * keep->inv_t, -INFINITY);
+        return draw_one_tile_f32(keep, list, -INFINITY, u, ws, z);
+    *z = sum_exp_f32(keep->cand_x, keep->ncand, keep->max, TP_LOG2E * keep->inv_t, -INFINITY);
     tp_walk w = {0.0, u * *z, keep->argmax};
-    return first_crossing(keep, list, -INFINITY, &w, ws);
+    return first_crossing_f32(keep, list, -INFINITY, &w, ws);
 }
 
 /* The draw over the whole row, reading it once and a run of it again: one
@@ -116,7 +119,7 @@ static int64_t draw_listed(const tp_keep *keep, double u, tp_workspace *ws, doub
  * ws->runs, the run where the running sum crosses u * total is found from
  * those sums, and only that run is walked.  When selection left the kept
  * mass of each run (keep->run_sum), the pass is saved. */
-static int64_t draw_runs(const float *x, int64_t n, const tp_keep *keep, double u, tp_workspace *ws,
+static int64_t draw_runs(const TP_X *x, int64_t n, const tp_keep *keep, double u, tp_workspace *ws,
                          double *z)
 {
     const float thr = keep->threshold;
@@ -164,17 +167,19 @@ static int64_t draw_runs(const float *x, int64_t n, const tp_keep *keep, double 
     return first_crossing(keep, (tp_list){x + lo, NULL, lo, len}, thr, &w, ws);
 }
 
-static int64_t tp_sample_f32(const float *x, int64_t n, const tp_keep *keep, double u,
-                             tp_workspace *ws, float *logprob)
+static int64_t tp_sample(int64_t n, const tp_keep *keep, double u, tp_workspace *ws, float *logprob)
 {
+    if (TP_ELEM != TP_ELEM_F32 && keep->row_f32) /* the processed row */
+        return tp_sample_f32(n, keep, u, ws, logprob);
+    const TP_X *x = keep->row;
     if (keep->greedy) {
         *logprob = 0.0f;
         return keep->argmax;
     }
     double z;
     const int64_t token =
-        keep->ncand >= 0 ? draw_listed(keep, u, ws, &z) : draw_runs(x, n, keep, u, ws, &z);
-    const float v = keep->ncand >= 0 ? listed_logit(keep, token) : x[token];
+        keep->ncand >= 0 ? draw_listed_f32(keep, u, ws, &z) : draw_runs(x, n, keep, u, ws, &z);
+    const float v = keep->ncand >= 0 ? listed_logit(keep, token) : x_at(x, token);
     *logprob = (float)(((double)v - (double)keep->max) * keep->inv_t - log(z));
     return token;
 }

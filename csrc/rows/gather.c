@@ -17,13 +17,13 @@
 
 /* Appends the tokens of the set bits of hits (lanes of the vector at i) to
  * the candidates; false when they would pass TP_CAND_CAP. */
-static inline int gather_hits(const float *x, int64_t i, uint32_t hits, tp_cands *cand, int64_t *c)
+static inline int gather_hits(const TP_X *x, int64_t i, uint32_t hits, tp_cands *cand, int64_t *c)
 {
     for (; hits; hits &= hits - 1) {
         if (*c == TP_CAND_CAP)
             return 0;
         const int lane = tp_lowest_bit(hits);
-        cand->x[*c] = x[i + lane];
+        cand->x[*c] = x_at(x, i + lane);
         cand->id[(*c)++] = i + lane;
     }
     return 1;
@@ -36,11 +36,14 @@ static inline int gather_hits(const float *x, int64_t i, uint32_t hits, tp_cands
  * band of a few percent of the row); ids: the caller reads the candidates'
  * ids (a band gathered by packing may leave them out).  Constants at each
  * call, so that each kind compiles on its own. */
+#ifndef TP_GATHER_TYPE /* (once, for every element type) */
+#define TP_GATHER_TYPE
 typedef struct {
     float lo, hi;
     int bounded, dense, ids;
     const uint32_t *allow;
 } tp_gather;
+#endif
 
 /* The allow bits of the two vectors at i (allow NULL: all allowed). */
 TP_FORCE_INLINE uint32_t gather_allowed(tp_gather how, int64_t i)
@@ -57,7 +60,7 @@ TP_FORCE_INLINE uint32_t gather_allowed(tp_gather how, int64_t i)
  * appends a vector's hits at once instead, without a branch per hit.  Where
  * they are sparse, the packing's six vector stores cost more than the
  * branches. */
-TP_FORCE_INLINE int gather_range(const float *x, int64_t from, int64_t to, tp_gather how,
+TP_FORCE_INLINE int gather_range(const TP_X *x, int64_t from, int64_t to, tp_gather how,
                                  tp_cands *cand, int64_t *c)
 {
     const tp_vf vlo = vf_set1(how.lo), vhi = vf_set1(how.hi);
@@ -72,7 +75,7 @@ TP_FORCE_INLINE int gather_range(const float *x, int64_t from, int64_t to, tp_ga
         float *cx = cand->x;
         int64_t *cid = cand->id;
         for (; i + 2 * TP_VW <= to && got <= TP_CAND_CAP - 2 * TP_VW; i += 2 * TP_VW) {
-            const tp_vf v0 = vf_load(x + i), v1 = vf_load(x + i + TP_VW);
+            const tp_vf v0 = vx_load(x + i), v1 = vx_load(x + i + TP_VW);
             const uint32_t w = gather_allowed(how, i);
             uint32_t h0 = vf_ge_bits(v0, vlo) & w, h1 = vf_ge_bits(v1, vlo) & (w >> TP_VW);
             if (how.bounded) {
@@ -95,7 +98,7 @@ TP_FORCE_INLINE int gather_range(const float *x, int64_t from, int64_t to, tp_ga
     }
 #endif
     for (; i + 2 * TP_VW <= to; i += 2 * TP_VW) {
-        const tp_vf v0 = vf_load(x + i), v1 = vf_load(x + i + TP_VW);
+        const tp_vf v0 = vx_load(x + i), v1 = vx_load(x + i + TP_VW);
         const uint32_t w = gather_allowed(how, i);
         uint32_t h0 = vf_ge_bits(v0, vlo) & w, h1 = vf_ge_bits(v1, vlo) & (w >> TP_VW);
         if (how.bounded) {
@@ -107,21 +110,21 @@ TP_FORCE_INLINE int gather_range(const float *x, int64_t from, int64_t to, tp_ga
             return 0;
     }
     for (; i < to; i++)
-        if (x[i] >= how.lo && (!how.bounded || x[i] <= how.hi) && (gather_allowed(how, i) & 1u)
-            && !gather_hits(x, i, 1u, cand, c))
+        if (x_at(x, i) >= how.lo && (!how.bounded || x_at(x, i) <= how.hi)
+            && (gather_allowed(how, i) & 1u) && !gather_hits(x, i, 1u, cand, c))
             return 0;
     return 1;
 }
 
 /* Gathers every x[i] in [lo, hi]; returns their number, or -1 past TP_CAND_CAP. */
-static int64_t gather_between(const float *x, int64_t n, float lo, float hi, tp_cands *cand)
+static int64_t gather_between(const TP_X *x, int64_t n, float lo, float hi, tp_cands *cand)
 {
     int64_t c = 0;
     return gather_range(x, 0, n, (tp_gather){lo, hi, 1, 1, 1, NULL}, cand, &c) ? c : -1;
 }
 
 /* Gathers every x[i] >= t; returns their number, or -1 past TP_CAND_CAP. */
-static int64_t gather_at_least(const float *x, int64_t n, float t, tp_cands *cand)
+static int64_t gather_at_least(const TP_X *x, int64_t n, float t, tp_cands *cand)
 {
     int64_t c = 0;
     return gather_range(x, 0, n, (tp_gather){t, INFINITY, 0, 0, 1, NULL}, cand, &c) ? c : -1;
@@ -129,8 +132,8 @@ static int64_t gather_at_least(const float *x, int64_t n, float t, tp_cands *can
 
 /* gather_between, and in the same pass (a chunk at a time, while it is in
  * L1) *above = the number of x[i] > hi. */
-static int64_t gather_band_count_above(const float *x, int64_t n, float lo, float hi,
-                                       tp_cands *cand, int64_t *above)
+static int64_t gather_band_count_above(const TP_X *x, int64_t n, float lo, float hi, tp_cands *cand,
+                                       int64_t *above)
 {
     const float past_hi = nextafterf(hi, INFINITY);
     const tp_vf vpast = vf_set1(past_hi);
@@ -139,9 +142,9 @@ static int64_t gather_band_count_above(const float *x, int64_t n, float lo, floa
         const int64_t end = n - at < TP_CHUNK ? n : at + TP_CHUNK;
         int64_t i = at;
         for (; i + TP_VW <= end; i += TP_VW)
-            count += tp_bit_count(vf_ge_bits(vf_load(x + i), vpast));
+            count += tp_bit_count(vf_ge_bits(vx_load(x + i), vpast));
         for (; i < end; i++)
-            count += x[i] >= past_hi;
+            count += x_at(x, i) >= past_hi;
         if (!gather_range(x, at, end, (tp_gather){lo, hi, 1, 1, 1, NULL}, cand, &c))
             return -1;
     }
@@ -176,11 +179,12 @@ static int64_t probe_size(int64_t n)
 
 /* A probe of m values (a multiple of TP_PROBE_LINE, at most n) of a row of n
  * tokens into dst. */
-static void probe_lines(const float *x, int64_t n, int64_t m, float *dst)
+static void probe_lines(const TP_X *x, int64_t n, int64_t m, float *dst)
 {
     const int64_t lines = m / TP_PROBE_LINE, stride = n / lines;
     for (int64_t r = 0; r < lines; r++)
-        memcpy(dst + TP_PROBE_LINE * r, x + r * stride, TP_PROBE_LINE * sizeof(float));
+        for (int j = 0; j < TP_PROBE_LINE; j++)
+            dst[TP_PROBE_LINE * r + j] = x_at(x, r * stride + j);
 }
 
 /* Whether token i of the row is in its probe of m values. */

@@ -16,7 +16,7 @@ static int min_p_keeps(float v, float max, double T, double log_m)
 
 /* The smallest float that min-p keeps, by bisection over the keys: 32 steps,
  * no special cases for huge or tiny T. */
-static float tp_min_p_threshold_f32(float max, double T, double min_p)
+static float min_p_threshold(float max, double T, double min_p)
 {
     const double log_m = log(min_p);
     uint32_t lo = tp_key(-INFINITY); /* fails: -inf / T < log_m for min_p > 0 */
@@ -31,11 +31,46 @@ static float tp_min_p_threshold_f32(float max, double T, double min_p)
     return tp_unkey(hi);
 }
 
-static void tp_keep_f32(const float *x, int64_t n, const tp_rowstat *st, const tp_filter *f,
-                        tp_workspace *ws, tp_keep *keep)
+/* The filters of f over a row without processors (x itself, or the row as
+ * its processors left it), given the candidates top-k's block route listed
+ * already (c >= 0, all >= thr) or none (c = -1). */
+static void keep_filtered(const TP_X *x, int64_t n, const tp_rowstat *st, const tp_filter *f,
+                          tp_workspace *ws, tp_keep *keep, int64_t c, float thr)
 {
+    const int top_k = f->top_k > 0 && f->top_k < n;
+    tp_rowstat plain = *st;
+    plain.proc = NULL;
+    tp_row r = {x, n, st->max, st->argmax, keep->inv_t, TP_LOG2E * keep->inv_t, -INFINITY, ws};
+    if (top_k) {
+        if (c < 0)
+            c = top_k_candidates(x, n, f->top_k, &plain, ws, &thr);
+        r.cutoff = thr;
+    }
+    if (f->top_p < 1.0) {
+        const float t = nucleus_threshold(&r, f->top_p, &c);
+        thr = t > thr ? t : thr;
+    }
+    if (f->min_p > 0.0) {
+        const float t = min_p_threshold(st->max, f->temperature, f->min_p);
+        if (t > thr)
+            ws->runs.per = 0; /* the run sums are of the tokens >= the nucleus's threshold */
+        thr = t > thr ? t : thr;
+    }
+    if (ws->runs.per > 0) {
+        keep->run_sum = ws->runs.sum;
+        keep->run_per = ws->runs.per;
+    }
+    keep->threshold = thr;
+    keep->ncand = c >= 0 ? filter_candidates(&ws->cand, c, thr) : -1;
+}
+
+static void tp_keep_filters(const void *row, int64_t n, const tp_rowstat *st, const tp_filter *f,
+                            tp_workspace *ws, tp_keep *keep)
+{
+    const TP_X *x = row;
     const tp_proc *p = st->proc;
     keep->row = x;
+    keep->row_f32 = TP_ELEM == TP_ELEM_F32;
     keep->argmax = st->argmax;
     keep->max = st->max;
     keep->greedy = f->temperature == 0.0;
@@ -51,42 +86,21 @@ static void tp_keep_f32(const float *x, int64_t n, const tp_rowstat *st, const t
     float thr = -INFINITY;
     int64_t c = -1; /* listed candidates: every token >= thr, or -1 */
     if (p) {
-        /* The processed row: only the argmax's logit where greedy, none
-         * where top-k's block route lists every candidate with its
-         * processed logit, or else all of it; from then on, a row without
-         * processors. */
+        /* The processed row, of floats: only the argmax's logit where
+         * greedy, none where top-k's block route lists every candidate with
+         * its processed logit, or else all of it; from then on, a row
+         * without processors. */
         keep->row = p->row;
+        keep->row_f32 = 1;
         if (keep->greedy)
             p->row[st->argmax] = st->max; /* the argmax's processed logit */
         else if (!top_k || (c = top_k_by_blocks(x, n, f->top_k, st, ws, &thr)) < 0)
-            tp_process_f32(x, n, p, p->row);
+            tp_process(x, n, p, p->row);
     }
     if (keep->greedy)
         return;
-
-    tp_rowstat plain = *st;
-    plain.proc = NULL;
-    x = keep->row;
-    tp_row r = {x, n, st->max, st->argmax, keep->inv_t, TP_LOG2E * keep->inv_t, -INFINITY, ws};
-    if (top_k) {
-        if (c < 0)
-            c = top_k_candidates(x, n, f->top_k, &plain, ws, &thr);
-        r.cutoff = thr;
-    }
-    if (f->top_p < 1.0) {
-        const float t = nucleus_threshold(&r, f->top_p, &c);
-        thr = t > thr ? t : thr;
-    }
-    if (f->min_p > 0.0) {
-        const float t = tp_min_p_threshold_f32(st->max, f->temperature, f->min_p);
-        if (t > thr)
-            ws->runs.per = 0; /* the run sums are of the tokens >= the nucleus's threshold */
-        thr = t > thr ? t : thr;
-    }
-    if (ws->runs.per > 0) {
-        keep->run_sum = ws->runs.sum;
-        keep->run_per = ws->runs.per;
-    }
-    keep->threshold = thr;
-    keep->ncand = c >= 0 ? filter_candidates(&ws->cand, c, thr) : -1;
+    if (p)
+        keep_filtered_f32(p->row, n, st, f, ws, keep, c, thr);
+    else
+        keep_filtered(x, n, st, f, ws, keep, c, thr);
 }

@@ -8,9 +8,9 @@
 
 /* The checking pass: max, argmax and the problems of the row, in blocks of
  * TP_SCAN_BLOCK (scan.c). */
-static int tp_scan_f32(const float *x, int64_t n, tp_rowstat *st)
+static int tp_scan(const void *x, int64_t n, tp_rowstat *st)
 {
-    return scan_blocks(x, n, TP_SCAN_BLOCK, NULL, st);
+    return scan_blocks((const TP_X *)x, n, TP_SCAN_BLOCK, NULL, st);
 }
 
 /* One-hot at the argmax: the T == 0 form of every distribution. */
@@ -23,7 +23,7 @@ static void one_hot(int64_t n, int64_t at, float on, float off, float *out)
 
 /* out[i] = exp((x[i] - max) / T) / z over x[i] >= threshold, 0 elsewhere.
  * The exponentials go to out first and are scaled in place, so out may be x. */
-static void normalized_exp(const float *x, int64_t n, float max, double rate, float threshold,
+static void normalized_exp(const TP_X *x, int64_t n, float max, double rate, float threshold,
                            float *out)
 {
     const double z = sum_exp_store(x, n, max, rate, threshold, out);
@@ -32,8 +32,9 @@ static void normalized_exp(const float *x, int64_t n, float max, double rate, fl
         out[i] *= inv_z;
 }
 
-static void tp_softmax_f32(const float *x, int64_t n, const tp_rowstat *st, double T, float *out)
+static void tp_softmax(const void *row, int64_t n, const tp_rowstat *st, double T, float *out)
 {
+    const TP_X *x = row;
     if (T == 0.0) {
         one_hot(n, st->argmax, 1.0f, 0.0f, out);
         return;
@@ -42,51 +43,60 @@ static void tp_softmax_f32(const float *x, int64_t n, const tp_rowstat *st, doub
 }
 
 /* log of the sum of exp((x[i] - max) / T), T > 0. */
-static double log_z(const float *x, int64_t n, const tp_rowstat *st, double inv_t)
+static double log_z(const TP_X *x, int64_t n, const tp_rowstat *st, double inv_t)
 {
     return log(sum_exp(x, n, st->max, TP_LOG2E * inv_t, -INFINITY));
 }
 
-static void tp_log_softmax_f32(const float *x, int64_t n, const tp_rowstat *st, double T,
-                               float *out)
+static void tp_log_softmax(const void *row, int64_t n, const tp_rowstat *st, double T, float *out)
 {
+    const TP_X *x = row;
     if (T == 0.0) {
         one_hot(n, st->argmax, 0.0f, -INFINITY, out);
         return;
     }
     const double inv_t = tp_inv_temperature(T), max = st->max, lz = log_z(x, n, st, inv_t);
     for (int64_t i = 0; i < n; i++)
-        out[i] = (float)(((double)x[i] - max) * inv_t - lz);
+        out[i] = (float)(((double)x_at(x, i) - max) * inv_t - lz);
 }
 
-static float tp_token_logprob_f32(const float *x, int64_t n, const tp_rowstat *st, double T,
-                                  int64_t token)
+static float tp_token_logprob(const void *row, int64_t n, const tp_rowstat *st, double T,
+                              int64_t token)
 {
+    const TP_X *x = row;
     if (T == 0.0)
         return token == st->argmax ? 0.0f : -INFINITY;
     const double inv_t = tp_inv_temperature(T);
-    return (float)(((double)x[token] - st->max) * inv_t - log_z(x, n, st, inv_t));
+    return (float)(((double)x_at(x, token) - st->max) * inv_t - log_z(x, n, st, inv_t));
 }
 
-static float tp_logsumexp_f32(const float *x, int64_t n, const tp_rowstat *st, double T)
+static float tp_logsumexp(const void *row, int64_t n, const tp_rowstat *st, double T)
 {
+    const TP_X *x = row;
     const float max = st->max;
     if (T == 0.0) { /* the limit of log(sum(exp(x / T))) as T -> 0+ */
         if (max != 0.0f)
             return max > 0.0f ? INFINITY : -INFINITY;
         int64_t ties = 0;
         for (int64_t i = 0; i < n; i++)
-            ties += x[i] == max;
+            ties += x_at(x, i) == max;
         return (float)log((double)ties);
     }
     const double rate = TP_LOG2E * tp_inv_temperature(T);
     return (float)((double)max / T + log(sum_exp(x, n, max, rate, -INFINITY)));
 }
 
-static void tp_mask_f32(const float *x, int64_t n, const tp_keep *keep, float *out)
+/* The later kernels read keep->row: x itself, or the processed row of
+ * floats, which the float32 instance reads. */
+static void tp_mask(int64_t n, const tp_keep *keep, float *out)
 {
+    if (TP_ELEM != TP_ELEM_F32 && keep->row_f32) {
+        tp_mask_f32(n, keep, out);
+        return;
+    }
+    const TP_X *x = keep->row;
     if (keep->greedy) {
-        float top = x[keep->argmax];
+        float top = x_at(x, keep->argmax);
         one_hot(n, keep->argmax, top, -INFINITY, out);
         return;
     }
@@ -99,11 +109,16 @@ static void tp_mask_f32(const float *x, int64_t n, const tp_keep *keep, float *o
     }
     const float thr = keep->threshold;
     for (int64_t i = 0; i < n; i++)
-        out[i] = x[i] >= thr ? x[i] : -INFINITY;
+        out[i] = x_at(x, i) >= thr ? x_at(x, i) : -INFINITY;
 }
 
-static void tp_filtered_probs_f32(const float *x, int64_t n, const tp_keep *keep, float *out)
+static void tp_filtered_probs(int64_t n, const tp_keep *keep, float *out)
 {
+    if (TP_ELEM != TP_ELEM_F32 && keep->row_f32) {
+        tp_filtered_probs_f32(n, keep, out);
+        return;
+    }
+    const TP_X *x = keep->row;
     if (keep->greedy) {
         one_hot(n, keep->argmax, 1.0f, 0.0f, out);
         return;
@@ -127,16 +142,29 @@ static void tp_filtered_probs_f32(const float *x, int64_t n, const tp_keep *keep
     normalized_exp(x, n, keep->max, rate, keep->threshold, out);
 }
 
+/* dst[i] = x[i] widened to float32, exactly: the float32 copy of a row
+ * (what process_logits returns when it has nothing to apply). */
+static void tp_widen(const void *row, int64_t n, float *dst)
+{
+    const TP_X *x = row;
+    int64_t i = 0;
+    for (; i + TP_VW <= n; i += TP_VW)
+        vf_store(dst + i, vx_load(x + i));
+    for (; i < n; i++)
+        dst[i] = x_at(x, i);
+}
+
 /* ---- top_logprobs --------------------------------------------------------- */
 
 /* Rank order of tokens: larger logit first, then lower id. */
-static int ranks_before(const float *x, int64_t a, int64_t b)
+static int ranks_before(const TP_X *x, int64_t a, int64_t b)
 {
-    return x[a] > x[b] || (x[a] == x[b] && a < b);
+    const float xa = x_at(x, a), xb = x_at(x, b);
+    return xa > xb || (xa == xb && a < b);
 }
 
 /* Heapsort of ids[0..m) into rank order: O(m log m), in place. */
-static void sort_by_rank(const float *x, int64_t *ids, int64_t m)
+static void sort_by_rank(const TP_X *x, int64_t *ids, int64_t m)
 {
     /* a max-heap of "ranks last": the root is the token that sorts last */
     for (int64_t end = m, start = m / 2; end > 1;) {
@@ -165,9 +193,10 @@ static void sort_by_rank(const float *x, int64_t *ids, int64_t m)
     }
 }
 
-static void tp_top_logprobs_f32(const float *x, int64_t n, const tp_rowstat *st, double T,
-                                tp_workspace *ws, tp_ranked *out)
+static void tp_top_logprobs(const void *row, int64_t n, const tp_rowstat *st, double T,
+                            tp_workspace *ws, tp_ranked *out)
 {
+    const TP_X *x = row;
     const int64_t m = out->m;
     int64_t *ids = out->ids;
     float *lps = out->lps;
@@ -186,17 +215,17 @@ static void tp_top_logprobs_f32(const float *x, int64_t n, const tp_rowstat *st,
     /* The m-th largest logit splits the row: every token above it is among
      * the m, and the remaining places go to the tokens equal to it, lowest id
      * first.  Only the tokens above it are sorted. */
-    const float kth = tp_kth_largest_f32(x, n, m, ws);
+    const float kth = kth_largest(x, n, m, ws);
     int64_t above = 0;
     for (int64_t i = 0; i < n; i++)
-        if (x[i] > kth)
+        if (x_at(x, i) > kth)
             ids[above++] = i;
     sort_by_rank(x, ids, above);
     for (int64_t i = 0, j = above; j < m; i++)
-        if (x[i] == kth)
+        if (x_at(x, i) == kth)
             ids[j++] = i;
 
     const double inv_t = tp_inv_temperature(T), max = st->max, lz = log_z(x, n, st, inv_t);
     for (int64_t j = 0; j < m; j++)
-        lps[j] = (float)(((double)x[ids[j]] - max) * inv_t - lz);
+        lps[j] = (float)(((double)x_at(x, ids[j]) - max) * inv_t - lz);
 }

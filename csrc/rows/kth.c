@@ -1,7 +1,7 @@
 /*
  * The k-th largest of a list of floats (no NaN), exactly, in time linear in
  * its length: top-k's threshold, top_logprobs' split, and the ends of the
- * bands that top-k and top-p gather.  tp_kth_largest_f32 chooses the route:
+ * bands that top-k and top-p gather.  kth_largest chooses the route:
  *
  *   1. kth_largest_small      k <= 16, or k <= 64 of a long list: the k
  *                             largest so far, in a short sorted array
@@ -28,12 +28,12 @@
 /* The sample of quickselect's pivot on longer inputs. */
 #define TP_PIVOT_PICKS 32
 
-static float kth_largest_small(const float *x, int64_t n, int64_t k)
+static float kth_largest_small(const TP_X *x, int64_t n, int64_t k)
 {
     float top[TP_SMALL_K];
     int64_t have = 0;
     for (int64_t i = 0; i < n; i++) {
-        const float v = x[i];
+        const float v = x_at(x, i);
         if (have == k && !(v > top[k - 1]))
             continue;
         int64_t j = have < k ? have++ : k - 1; /* the place v takes, moved up */
@@ -50,14 +50,14 @@ static float kth_largest_small(const float *x, int64_t n, int64_t k)
  * likely keeps a little more than k values above the pivot and hands the
  * next round only those (a median pivot would take a few rounds to get there
  * when k is far from n / 2, as for top-k). */
-static float quickselect_pivot(const float *x, int64_t n, int64_t k)
+static float quickselect_pivot(const TP_X *x, int64_t n, int64_t k)
 {
     if (n < 12 * TP_PIVOT_PICKS)
-        return tp_median3(x[0], x[n / 2], x[n - 1]);
+        return tp_median3(x_at(x, 0), x_at(x, n / 2), x_at(x, n - 1));
     float s[TP_PIVOT_PICKS]; /* descending */
     const int64_t stride = n / TP_PIVOT_PICKS;
     for (int j = 0; j < TP_PIVOT_PICKS; j++) {
-        const float v = x[j * stride];
+        const float v = x_at(x, j * stride);
         int i = j;
         for (; i > 0 && s[i - 1] < v; i--)
             s[i] = s[i - 1];
@@ -67,18 +67,58 @@ static float quickselect_pivot(const float *x, int64_t n, int64_t k)
     return s[r < TP_PIVOT_PICKS ? r : TP_PIVOT_PICKS - 1];
 }
 
-/* Quickselect for n <= TP_CAND_CAP without branches on the data: each round
- * reads the values left and writes those above a pivot to the front of one
- * of ws->work and those below it to the back (every value is stored at both
- * ends, and only the count of the side it belongs to moves), counting the
- * equal ones in between.  Then the side holding rank k is the next round's
- * input, in the other list, or the pivot is the answer.  x must not be
- * ws->work. */
-static float kth_largest_quickselect(const float *x, int64_t n, int64_t k, tp_workspace *ws)
+/* One round of quickselect without branches on the data: reads the n
+ * values of src and writes those above a pivot to the front of dst and
+ * those below it to the back (every value is stored at both ends, and only
+ * the count of the side it belongs to moves), counting the equal ones in
+ * between.  Then the side holding rank *k becomes the next round's input
+ * (*next, *n and *k), or the pivot is the answer (returns 1, *pivot). */
+TP_FORCE_INLINE int quickselect_round(const TP_X *src, int64_t *n, int64_t *k, float *dst,
+                                      const float **next, float *pivot)
 {
-    const float *src = x;
+    const float p = quickselect_pivot(src, *n, *k);
+    int64_t above = 0, top = *n - 1; /* dst[0..above) > p, dst(top..n) < p */
+    for (int64_t i = 0; i < *n; i++) {
+        const float v = x_at(src, i);
+        dst[above] = v;
+        dst[top] = v;
+        above += v > p;
+        top -= v < p;
+    }
+    const int64_t below = *n - 1 - top, equal = *n - above - below;
+    *pivot = p;
+    *next = dst;
+    if (*k <= above) {
+        *n = above;
+    } else if (*k <= above + equal) {
+        return 1;
+    } else {
+        *k -= above + equal;
+        *next = dst + top + 1;
+        *n = below;
+    }
+    return 0;
+}
+
+/* Quickselect for n <= TP_CAND_CAP: rounds (quickselect_round) from x into
+ * one of the lists of ws->work and then from one to the other, until the
+ * pivot is the answer or the input is short; the radix select finishes
+ * inputs whose rounds would pass the budget.  x must not be ws->work. */
+static float kth_largest_quickselect(const TP_X *x, int64_t n, int64_t k, tp_workspace *ws)
+{
     int64_t budget = TP_QUICKSELECT_BUDGET * n;
-    for (int round = 0;; round++) {
+    float pivot;
+    const float *src;
+    if (n <= 2) {
+        if (n == 1)
+            return x_at(x, 0);
+        const float a = x_at(x, 0), b = x_at(x, 1);
+        return (k == 1) == (a > b) ? a : b;
+    }
+    budget -= n;
+    if (quickselect_round(x, &n, &k, ws->work[0], &src, &pivot))
+        return pivot;
+    for (int round = 1;; round++) {
         if (n <= 2 || budget < n) {
             if (n == 1)
                 return src[0];
@@ -87,30 +127,11 @@ static float kth_largest_quickselect(const float *x, int64_t n, int64_t k, tp_wo
                 const float lo = src[0] > src[1] ? src[1] : src[0];
                 return k == 1 ? hi : lo;
             }
-            return radix_select_count(src, n, k, &ws->hist);
+            return radix_select_count_f32(src, n, k, &ws->hist);
         }
         budget -= n;
-        const float pivot = quickselect_pivot(src, n, k);
-        float *dst = ws->work[round & 1];
-        int64_t above = 0, top = n - 1; /* dst[0..above) > pivot, dst(top..n) < pivot */
-        for (int64_t i = 0; i < n; i++) {
-            const float v = src[i];
-            dst[above] = v;
-            dst[top] = v;
-            above += v > pivot;
-            top -= v < pivot;
-        }
-        const int64_t below = n - 1 - top, equal = n - above - below;
-        if (k <= above) {
-            n = above;
-        } else if (k <= above + equal) {
+        if (quickselect_round_f32(src, &n, &k, ws->work[round & 1], &src, &pivot))
             return pivot;
-        } else {
-            k -= above + equal;
-            dst += top + 1;
-            n = below;
-        }
-        src = dst;
     }
 }
 
@@ -127,12 +148,12 @@ static inline float bisect_unkey(int32_t b) { return tp_unkey((uint32_t)b ^ 0x80
  * ends the search.  The first passes split the interval by value; later ones
  * by key, at most 32 more whatever the values.  On short rows this beats
  * quickselect, whose rounds are short and whose pivots are often poor. */
-static float kth_largest_bisect(const float *x, int64_t n, int64_t k)
+static float kth_largest_bisect(const TP_X *x, int64_t n, int64_t k)
 {
     int32_t key[TP_BISECT_MAX];
     int32_t lo = INT32_MAX, hi = INT32_MIN;
     for (int64_t i = 0; i < n; i++) {
-        const int32_t b = bisect_key(x[i]);
+        const int32_t b = bisect_key(x_at(x, i));
         key[i] = b;
         lo = b < lo ? b : lo;
         hi = b > hi ? b : hi;
@@ -166,7 +187,7 @@ static float kth_largest_bisect(const float *x, int64_t n, int64_t k)
 }
 
 /* The k-th largest of x[0..n) (1 <= k <= n); x must not be ws->work. */
-static float tp_kth_largest_f32(const float *x, int64_t n, int64_t k, tp_workspace *ws)
+static float kth_largest(const TP_X *x, int64_t n, int64_t k, tp_workspace *ws)
 {
     if (k <= 16 || (k <= TP_SMALL_K && n > TP_CAND_CAP)) {
         TP_ROUTE(TP_ROUTE_KTH_SMALL);

@@ -238,8 +238,8 @@ static int select_by_partition(const float *v, const float *w, int64_t c, double
         budget -= c;
         if (budget < 0 || !spread_median(v, w, c, &pivot))
             return 0;
-        const double ge = sum_stored_store(v, w, c, pivot, NULL); /* mass at and above */
-        const double gt = sum_stored_store(v, w, c, nextafterf(pivot, INFINITY), NULL);
+        const double ge = sum_stored_store_f32(v, w, c, pivot, NULL); /* mass at and above */
+        const double gt = sum_stored_store_f32(v, w, c, nextafterf(pivot, INFINITY), NULL);
         if (above + gt >= target) {
             c = pack_side(v, w, c, pivot, 1, ws);
         } else if (above + ge >= target) {
@@ -281,7 +281,8 @@ static float select_stored(const tp_row *r, int64_t c, double target)
     }
 #endif
     TP_ROUTE(TP_ROUTE_MASS_RADIX);
-    return radix_select_mass(r, ws->cand.x, ws->cand.e, c, target, 0);
+    return radix_select_mass_f32(ws->cand.x, ws->cand.e, c, r->cutoff,
+                                 tp_exp_setup(r->max, r->rate), target, 0, &ws->hist);
 }
 
 /* Among the c listed candidates of the row (all >= its cutoff), the
@@ -292,6 +293,6 @@ static float select_listed_by_mass(const tp_row *r, int64_t c, double target, in
                                    double *z)
 {
     tp_workspace *ws = r->ws;
-    *z = sum_exp_store(ws->cand.x, c, r->max, r->rate, r->cutoff, ws->cand.e);
+    *z = sum_exp_store_f32(ws->cand.x, c, r->max, r->rate, r->cutoff, ws->cand.e);
     return select_stored(r, c, relative ? target * *z : target);
 }

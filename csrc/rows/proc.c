@@ -20,7 +20,7 @@ TP_FORCE_INLINE int allows(const tp_proc *p, int64_t j)
  * or fewer than 32 tokens) as the allow bits leave them, -inf where a bit is
  * clear, the patches aside (overlay_patches); out may be x + from.  A word
  * of the allow bits a step: 32 / TP_VW vectors. */
-static void process_range(const float *x, int64_t from, int64_t to, const tp_proc *p, float *out)
+static void process_range(const TP_X *x, int64_t from, int64_t to, const tp_proc *p, float *out)
 {
     const tp_vf none = vf_set1(-INFINITY);
     int64_t i = from;
@@ -29,14 +29,14 @@ static void process_range(const float *x, int64_t from, int64_t to, const tp_pro
         const uint32_t w = p->allow[i >> 5];
         if (w == ~0u) {
             for (int v = 0; v < 32; v += TP_VW)
-                vf_store(out + i + v, vf_load(x + i + v));
+                vf_store(out + i + v, vx_load(x + i + v));
         } else {
             for (int v = 0; v < 32; v += TP_VW)
-                vf_store(out + i + v, vf_keep_bits(vf_load(x + i + v), w >> v, none));
+                vf_store(out + i + v, vf_keep_bits(vx_load(x + i + v), w >> v, none));
         }
     }
     for (; i < to; i++)
-        out[i] = allows(p, i) ? x[i] : -INFINITY;
+        out[i] = allows(p, i) ? x_at(x, i) : -INFINITY;
 }
 
 /* out[id - from] = the patch of every token id of the patches list[0..m)
@@ -51,8 +51,9 @@ static void overlay_patches(const tp_patches *list, int64_t m, int64_t *next, in
 }
 
 /* The whole row processed: out[i] = the processed logit of token i. */
-static void tp_process_f32(const float *x, int64_t n, const tp_proc *p, float *out)
+static void tp_process(const void *row, int64_t n, const tp_proc *p, float *out)
 {
+    const TP_X *x = row;
     process_range(x, 0, n, p, out);
     for (int64_t j = 0; j < p->nids; j++)
         out[p->ids[j]] = p->vals[j];
@@ -128,7 +129,7 @@ static int64_t patches_at_least(const tp_proc *p, float lo, tp_workspace *ws)
  * ws->patches from *next on (patches_at_least, how.lo the same): where
  * none of them lies in the range, from the row through the allow bits;
  * else a chunk at a time, processed into the workspace while it is in L1. */
-static int gather_processed(const float *x, int64_t from, int64_t to, tp_gather how,
+static int gather_processed(const TP_X *x, int64_t from, int64_t to, tp_gather how,
                             const tp_proc *p, int64_t m, int64_t *next, tp_workspace *ws,
                             int64_t *c)
 {
@@ -141,7 +142,7 @@ static int gather_processed(const float *x, int64_t from, int64_t to, tp_gather 
         const int64_t first = *c;
         process_range(x, at, at + len, p, ws->processed);
         overlay_patches(&ws->patches, m, next, at, at + len, ws->processed);
-        if (!gather_range(ws->processed, 0, len, how, &ws->cand, c))
+        if (!gather_range_f32(ws->processed, 0, len, how, &ws->cand, c))
             return 0;
         for (int64_t j = first; j < *c; j++)
             ws->cand.id[j] += at;
@@ -151,7 +152,7 @@ static int gather_processed(const float *x, int64_t from, int64_t to, tp_gather 
 
 /* The first allowed token of x[from..from+len) equal to v (from a
  * multiple of 32), or -1. */
-static int64_t first_allowed_equal(const float *x, int64_t from, int64_t len, const tp_proc *p,
+static int64_t first_allowed_equal(const TP_X *x, int64_t from, int64_t len, const tp_proc *p,
                                    float v)
 {
     const tp_vf vv = vf_set1(v);
@@ -159,13 +160,13 @@ static int64_t first_allowed_equal(const float *x, int64_t from, int64_t len, co
     for (; i + 32 <= from + len; i += 32) {
         const uint32_t w = p->allow[i >> 5];
         for (int b = 0; b < 32; b += TP_VW) {
-            const uint32_t hits = vf_eq_bits(vf_load(x + i + b), vv) & (w >> b);
+            const uint32_t hits = vf_eq_bits(vx_load(x + i + b), vv) & (w >> b);
             if (hits)
                 return i + b + tp_lowest_bit(hits);
         }
     }
     for (; i < from + len; i++)
-        if (allows(p, i) && x[i] == v)
+        if (allows(p, i) && x_at(x, i) == v)
             return i;
     return -1;
 }
@@ -176,7 +177,7 @@ static int64_t first_allowed_equal(const float *x, int64_t from, int64_t len, co
  * the max of each block's allowed tokens into bmax[] if not NULL, their max
  * and its first token (-inf and n where none is allowed), and the checks of
  * x itself (NaN, +inf, all -inf). */
-static int scan_processed_blocks(const float *x, int64_t n, int64_t bs, const tp_proc *p,
+static int scan_processed_blocks(const TP_X *x, int64_t n, int64_t bs, const tp_proc *p,
                                  float *bmax, tp_rowstat *st)
 {
     const tp_vf none = vf_set1(-INFINITY);
@@ -192,9 +193,9 @@ static int scan_processed_blocks(const float *x, int64_t n, int64_t bs, const tp
         for (; i + 64 <= end; i += 64, w += 2) { /* two words of the allow bits a step */
             if ((w[0] & w[1]) == ~0u) {          /* all allowed: the max of the logits themselves */
                 for (int o = 0; o < 64; o += 4 * TP_VW) {
-                    const tp_vf a = vf_load(x + i + o), b = vf_load(x + i + o + TP_VW);
-                    const tp_vf c = vf_load(x + i + o + 2 * TP_VW);
-                    const tp_vf d = vf_load(x + i + o + 3 * TP_VW);
+                    const tp_vf a = vx_load(x + i + o), b = vx_load(x + i + o + TP_VW);
+                    const tp_vf c = vx_load(x + i + o + 2 * TP_VW);
+                    const tp_vf d = vx_load(x + i + o + 3 * TP_VW);
                     nan |= vf_nan2_bits(a, b) | vf_nan2_bits(c, d);
                     m0 = vf_max(m0, a);
                     m1 = vf_max(m1, b);
@@ -204,8 +205,8 @@ static int scan_processed_blocks(const float *x, int64_t n, int64_t bs, const tp
                 continue;
             }
             for (int o = 0; o < 64; o += 4 * TP_VW) {
-                const tp_vf a = vf_load(x + i + o), b = vf_load(x + i + o + TP_VW);
-                const tp_vf c = vf_load(x + i + o + 2 * TP_VW), d = vf_load(x + i + o + 3 * TP_VW);
+                const tp_vf a = vx_load(x + i + o), b = vx_load(x + i + o + TP_VW);
+                const tp_vf c = vx_load(x + i + o + 2 * TP_VW), d = vx_load(x + i + o + 3 * TP_VW);
                 nan |= vf_nan2_bits(a, b) | vf_nan2_bits(c, d);
                 r0 = vf_max(r0, a);
                 r1 = vf_max(r1, b);
@@ -219,17 +220,18 @@ static int scan_processed_blocks(const float *x, int64_t n, int64_t bs, const tp
         }
         for (; i + 32 <= end; i += 32, w++) /* blocks of 32 tokens, or the last 32 */
             for (int o = 0; o < 32; o += TP_VW) {
-                const tp_vf a = vf_load(x + i + o);
+                const tp_vf a = vx_load(x + i + o);
                 nan |= vf_nan_bits(a);
                 r0 = vf_max(r0, a);
                 m0 = vf_max_where(m0, a, w[0] >> o);
             }
         float block_max = vf_hmax(vf_max(vf_max(m0, m1), vf_max(m2, m3)));
         for (; i < end; i++) {
-            nan |= x[i] != x[i];
-            tail_raw = x[i] > tail_raw ? x[i] : tail_raw;
-            if (allows(p, i) && x[i] > block_max)
-                block_max = x[i];
+            const float v = x_at(x, i);
+            nan |= v != v;
+            tail_raw = v > tail_raw ? v : tail_raw;
+            if (allows(p, i) && v > block_max)
+                block_max = v;
         }
         if (bmax)
             bmax[b] = block_max;
@@ -263,7 +265,7 @@ static int scan_processed_blocks(const float *x, int64_t n, int64_t bs, const tp
 
 /* The patched tokens into what the checking pass found: the largest, lowest
  * id first, and the blocks' maxima. */
-static int tp_fold_patches_f32(const tp_proc *p, tp_workspace *ws, tp_rowstat *st)
+static int tp_fold_patches(const tp_proc *p, tp_workspace *ws, tp_rowstat *st)
 {
     const int64_t *ids = p->ids;
     const float *vals = p->vals;

@@ -61,7 +61,8 @@ static int crossing_bin(const tp_hist *h, int nbins, double target, double *abov
  * 0), by w[] or, with w NULL, by exp((v - max) / T) of the row's exponential
  * a; the target is absolute, or a fraction of the total (relative). */
 typedef struct {
-    const float *v, *w;
+    const TP_X *v;
+    const float *w;
     int64_t n;
     float cutoff;
     int by_mass, relative;
@@ -77,15 +78,16 @@ typedef struct {
  * wait for the addition before. */
 static uint32_t radix_select(const tp_radix *q, tp_hist *h)
 {
-    const float *v = q->v;
+    const TP_X *v = q->v;
     const int64_t n = q->n;
     const int width = n <= TP_SHORT_LIST ? 8 : 11;
     double target = q->target;
 
     uint32_t kmin = UINT32_MAX, kmax = 0;
     for (int64_t i = 0; i < n; i++) {
-        const uint32_t key = tp_key(v[i]);
-        if (v[i] >= q->cutoff) {
+        const float vi = x_at(v, i);
+        const uint32_t key = tp_key(vi);
+        if (vi >= q->cutoff) {
             kmin = key < kmin ? key : kmin;
             kmax = key > kmax ? key : kmax;
         }
@@ -104,18 +106,20 @@ static uint32_t radix_select(const tp_radix *q, tp_hist *h)
         if (q->by_mass) {
             memset(h->copies, 0, TP_HIST_COPIES * (size_t)nbins * sizeof h->copies[0]);
             for (int64_t i = 0; i < n; i++) {
-                const uint32_t key = tp_key(v[i]);
-                if (v[i] >= q->cutoff && (key & pmask) == prefix)
+                const float vi = x_at(v, i);
+                const uint32_t key = tp_key(vi);
+                if (vi >= q->cutoff && (key & pmask) == prefix)
                     h->copies[TP_HIST_COPIES * ((key >> shift) & dmask)
                               + (uint32_t)(i % TP_HIST_COPIES)] +=
-                        q->w ? q->w[i] : tp_exp_apply(v[i], &q->a);
+                        q->w ? q->w[i] : tp_exp_apply(vi, &q->a);
             }
             merge_hist_copies(h, nbins);
         } else {
             memset(h->count, 0, (size_t)nbins * sizeof h->count[0]);
             for (int64_t i = 0; i < n; i++) {
-                const uint32_t key = tp_key(v[i]);
-                if (v[i] >= q->cutoff && (key & pmask) == prefix)
+                const float vi = x_at(v, i);
+                const uint32_t key = tp_key(vi);
+                if (vi >= q->cutoff && (key & pmask) == prefix)
                     h->count[(key >> shift) & dmask]++;
             }
             for (int b = 0; b < nbins; b++)
@@ -141,19 +145,20 @@ static uint32_t radix_select(const tp_radix *q, tp_hist *h)
 }
 
 /* The k-th largest of v[0..n) (1 <= k <= n). */
-static float radix_select_count(const float *v, int64_t n, int64_t k, tp_hist *h)
+static float radix_select_count(const TP_X *v, int64_t n, int64_t k, tp_hist *h)
 {
     TP_ROUTE(TP_ROUTE_KTH_RADIX);
     const tp_radix q = {v, NULL, n, -INFINITY, 0, 0, (double)k, tp_exp_setup(0.0f, 0.0)};
     return tp_unkey(radix_select(&q, h));
 }
 
-/* The largest value of v[0..n) >= the row's cutoff at which the mass from
- * the top reaches target (a fraction of the total, if relative), the mass
- * of a value being w[] or, with w NULL, its probability in the row r. */
-static float radix_select_mass(const tp_row *r, const float *v, const float *w, int64_t n,
-                               double target, int relative)
+/* The largest value of v[0..n) >= cutoff at which the mass from the top
+ * reaches target (a fraction of the total, if relative), the mass of a
+ * value being w[] or, with w NULL, its exponential a (tp_exp_setup of the
+ * row's max and rate). */
+static float radix_select_mass(const TP_X *v, const float *w, int64_t n, float cutoff, tp_exparg a,
+                               double target, int relative, tp_hist *h)
 {
-    const tp_radix q = {v, w, n, r->cutoff, 1, relative, target, tp_exp_setup(r->max, r->rate)};
-    return tp_unkey(radix_select(&q, &r->ws->hist));
+    const tp_radix q = {v, w, n, cutoff, 1, relative, target, a};
+    return tp_unkey(radix_select(&q, h));
 }

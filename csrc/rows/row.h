@@ -1,6 +1,7 @@
 /*
- * What the row kernels of csrc/rows/ share: the row under selection, the
- * workspace's parts, inlining and the count of routes taken.
+ * What the row kernels of csrc/rows/ share: the workspace's parts, inlining
+ * and the count of routes taken (the row under selection, whose type
+ * depends on its elements, is in elem.h).
  */
 #ifndef TP_ROW_H
 #define TP_ROW_H
@@ -15,19 +16,6 @@
 #define TP_FORCE_INLINE static inline __attribute__((always_inline))
 #define TP_NOINLINE static __attribute__((noinline))
 #endif
-
-/* A row under selection: its logits, what the checking pass found and the
- * constants of its exponentials. */
-typedef struct {
-    const float *x;
-    int64_t n;
-    float max;
-    int64_t argmax;
-    double inv_t; /* 1 / T */
-    double rate;  /* log2(e) / T: exp((x - max) / T) = 2**((x - max) * rate) */
-    float cutoff; /* tokens below it are out already (top-k's k-th largest), or -inf */
-    tp_workspace *ws;
-} tp_row;
 
 /* The median of three values (no NaN). */
 static inline float tp_median3(float a, float b, float c)

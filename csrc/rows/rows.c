@@ -16,22 +16,24 @@
 
 #include "row.h"
 #include "vec.h"
+#include "names.h"
 
-#include "sums.c"    /* sums of exponentials */
-#include "scan.c"    /* the checking pass */
-#include "radix.c"   /* the radix select and histograms of weight */
-#include "kth.c"     /* the k-th largest */
-#include "gather.c"  /* gathering candidates; probes of the row */
-#include "proc.c"    /* the logit processors, as the row is read */
-#include "mass.c"    /* selection by mass among candidates */
-#include "topk.c"    /* top-k's routes */
-#include "topp.c"    /* top-p's routes */
-#include "keep.c"    /* the filters in order, and min-p */
-#include "kernels.c" /* softmax and friends, mask, filtered_probs, top_logprobs */
-#include "draw.c"    /* the draw */
-#include "widen.c"   /* half precision to float32 */
+/* The kernels once per element type of the rows (elem.h, names.h). */
+#define TP_ELEM TP_ELEM_F32
+#include "instance.c"
+#undef TP_ELEM
+#define TP_ELEM TP_ELEM_F16
+#include "instance.c"
+#undef TP_ELEM
+#define TP_ELEM TP_ELEM_BF16
+#include "instance.c"
+#undef TP_ELEM
 
-/* The k-th largest by one route (route < 0: the route tp_kth_largest_f32
+/* What follows is of float32 (the tests' entries of every table). */
+#undef TP_XSUF
+#define TP_XSUF _f32
+
+/* The k-th largest by one route (route < 0: the route kth_largest
  * chooses), for tests; NaN where the route does not take these inputs. */
 static float kth_largest_by_route(const float *x, int64_t n, int64_t k, int route, tp_workspace *ws)
 {
@@ -45,7 +47,7 @@ static float kth_largest_by_route(const float *x, int64_t n, int64_t k, int rout
     case TP_ROUTE_KTH_RADIX:
         return radix_select_count(x, n, k, &ws->hist);
     default:
-        return route < 0 ? tp_kth_largest_f32(x, n, k, ws) : NAN;
+        return route < 0 ? kth_largest_f32(x, n, k, ws) : NAN;
     }
 }
 
@@ -71,7 +73,8 @@ static float select_by_mass_by_route(const float *v, const float *w, int64_t n, 
         return select_by_value_bins(v, w, n, target, ws, &t) ? t : NAN;
 #endif
     case TP_ROUTE_MASS_RADIX:
-        return radix_select_mass(&r, v, w, n, target, 0);
+        return radix_select_mass_f32(v, w, n, -INFINITY, tp_exp_setup(0.0f, TP_LOG2E), target, 0,
+                                     &ws->hist);
     default:
         if (route >= 0)
             return NAN;
@@ -86,10 +89,30 @@ static float select_by_mass_by_route(const float *v, const float *w, int64_t n, 
 #define TP_STR2(a) #a
 #define TP_STR(a) TP_STR2(a)
 
-const tp_kernels TP_CAT(tp_kernels_, TP_ISA) = {
-    TP_STR(TP_ISA),          tp_scan_f32,          tp_scan_top_k_f32,   tp_scan_processed_f32,
-    tp_fold_patches_f32,     tp_process_f32,       tp_softmax_f32,      tp_log_softmax_f32,
-    tp_logsumexp_f32,        tp_token_logprob_f32, tp_keep_f32,         tp_mask_f32,
-    tp_filtered_probs_f32,   tp_sample_f32,        tp_top_logprobs_f32, kth_largest_by_route,
-    select_by_mass_by_route, tp_widen_f16_f32,     tp_widen_bf16_f32,
-};
+/* The table tp_kernels_<isa><suffix> of the kernels of one element type. */
+#define TP_TABLE(suffix, elem)                                       \
+    const tp_kernels TP_CAT(TP_CAT(tp_kernels_, TP_ISA), suffix) = { \
+        TP_STR(TP_ISA),                                              \
+        elem,                                                        \
+        tp_scan##suffix,                                             \
+        tp_scan_top_k##suffix,                                       \
+        tp_scan_processed##suffix,                                   \
+        tp_fold_patches##suffix,                                     \
+        tp_process##suffix,                                          \
+        tp_softmax##suffix,                                          \
+        tp_log_softmax##suffix,                                      \
+        tp_logsumexp##suffix,                                        \
+        tp_token_logprob##suffix,                                    \
+        tp_keep_filters##suffix,                                     \
+        tp_mask##suffix,                                             \
+        tp_filtered_probs##suffix,                                   \
+        tp_sample##suffix,                                           \
+        tp_top_logprobs##suffix,                                     \
+        kth_largest_by_route,                                        \
+        select_by_mass_by_route,                                     \
+        tp_widen##suffix,                                            \
+    }
+
+TP_TABLE(_f32, TP_ELEM_F32);
+TP_TABLE(_f16, TP_ELEM_F16);
+TP_TABLE(_bf16, TP_ELEM_BF16);

@@ -7,17 +7,17 @@
 #include "vec.h"
 
 /* The first index holding the value v (n >= 1; returns 0 if none does). */
-static int64_t first_equal(const float *x, int64_t n, float v)
+static int64_t first_equal(const TP_X *x, int64_t n, float v)
 {
     const tp_vf vv = vf_set1(v);
     int64_t i = 0;
     for (; i + TP_VW <= n; i += TP_VW) {
-        uint32_t hits = vf_eq_bits(vf_load(x + i), vv);
+        uint32_t hits = vf_eq_bits(vx_load(x + i), vv);
         if (hits)
             return i + tp_lowest_bit(hits);
     }
     for (; i < n; i++)
-        if (x[i] == v)
+        if (x_at(x, i) == v)
             return i;
     return 0;
 }
@@ -30,7 +30,7 @@ static int64_t first_equal(const float *x, int64_t n, float v)
  * the row's max is then looked for in that block only.  Fills *st (its bmax
  * NULL) and returns TP_OK, or the first problem found. */
 #define TP_SCAN_BLOCK 4096
-TP_FORCE_INLINE int scan_blocks(const float *x, int64_t n, int64_t bs, float *bmax, tp_rowstat *st)
+TP_FORCE_INLINE int scan_blocks(const TP_X *x, int64_t n, int64_t bs, float *bmax, tp_rowstat *st)
 {
     float max = -INFINITY;
     int64_t best = 0; /* the block where max first appears */
@@ -40,8 +40,8 @@ TP_FORCE_INLINE int scan_blocks(const float *x, int64_t n, int64_t bs, float *bm
         tp_vf m0 = vf_set1(-INFINITY), m1 = m0, m2 = m0, m3 = m0;
         int64_t i = at;
         for (; i + 4 * TP_VW <= end; i += 4 * TP_VW) {
-            tp_vf a = vf_load(x + i), b = vf_load(x + i + TP_VW);
-            tp_vf c = vf_load(x + i + 2 * TP_VW), d = vf_load(x + i + 3 * TP_VW);
+            tp_vf a = vx_load(x + i), b = vx_load(x + i + TP_VW);
+            tp_vf c = vx_load(x + i + 2 * TP_VW), d = vx_load(x + i + 3 * TP_VW);
             nan |= vf_nan2_bits(a, b) | vf_nan2_bits(c, d);
             m0 = vf_max(m0, a);
             m1 = vf_max(m1, b);
@@ -49,14 +49,15 @@ TP_FORCE_INLINE int scan_blocks(const float *x, int64_t n, int64_t bs, float *bm
             m3 = vf_max(m3, d);
         }
         for (; i + TP_VW <= end; i += TP_VW) {
-            tp_vf a = vf_load(x + i);
+            tp_vf a = vx_load(x + i);
             nan |= vf_nan_bits(a);
             m0 = vf_max(m0, a);
         }
         float block_max = vf_hmax(vf_max(vf_max(m0, m1), vf_max(m2, m3)));
         for (; i < end; i++) {
-            nan |= x[i] != x[i];
-            block_max = x[i] > block_max ? x[i] : block_max;
+            const float v = x_at(x, i);
+            nan |= v != v;
+            block_max = v > block_max ? v : block_max;
         }
         if (bmax)
             bmax[at / bs] = block_max;

@@ -12,6 +12,8 @@
 
 #define TP_LANES 32
 
+#ifndef TP_SUMS_TYPES /* (once, for every element type) */
+#define TP_SUMS_TYPES
 /* What a sum reads and writes.  The three switches are constants where
  * sum_exp_any spells each combination out, so that each compiles to loops
  * of its own. */
@@ -21,20 +23,24 @@ typedef struct {
     float threshold; /* with cut: exponentials of logits below it count as 0 */
     int from, cut, store;
 } tp_sumop;
+#endif
 
 /* The exponential of logit i, computed or read; 0 below the threshold. */
-TP_FORCE_INLINE float cut_exp(const float *x, int64_t i, const tp_sumop *op, const tp_exparg *a)
+TP_FORCE_INLINE float cut_exp(const TP_X *x, int64_t i, const tp_sumop *op, const tp_exparg *a)
 {
-    const float ev = op->from ? op->e[i] : tp_exp_apply(x[i], a);
-    return op->cut && !(x[i] >= op->threshold) ? 0.0f : ev;
+    const float ev = op->from ? op->e[i] : tp_exp_apply(x_at(x, i), a);
+    return op->cut && !(x_at(x, i) >= op->threshold) ? 0.0f : ev;
 }
 
 #if TP_VARITH
+#ifndef TP_VEXPARG
+#define TP_VEXPARG
 /* tp_exp_apply over a vector, operation for operation (so the two give the
  * same bits), with the row's constants in registers. */
 typedef struct {
     tp_vf scale, neg_max_scaled, rate_hi, rate_lo;
 } tp_vexparg;
+#endif
 
 TP_FORCE_INLINE tp_vexparg vexp_setup(const tp_exparg *a)
 {
@@ -63,16 +69,17 @@ TP_FORCE_INLINE tp_vf vexp(tp_vf x, tp_vexparg a)
 }
 
 /* The sum over the whole tile of TP_TILE logits at x + i. */
-TP_FORCE_INLINE float tile_sum_exp(const float *x, int64_t i, const tp_sumop *op,
-                                   const tp_exparg *a, tp_vexparg va)
+TP_FORCE_INLINE float tile_sum_exp(const TP_X *x, int64_t i, const tp_sumop *op, const tp_exparg *a,
+                                   tp_vexparg va)
 {
     const tp_vf thr = vf_set1(op->threshold);
-    const float *xt = x + i, *et = op->from ? op->e + i : NULL;
+    const TP_X *xt = x + i;
+    const float *et = op->from ? op->e + i : NULL;
     float *ot = op->store ? op->out + i : NULL;
     tp_vf acc0 = vf_set1(0.0f), acc1 = vf_set1(0.0f);
     (void)a;
     for (int b = 0; b < TP_TILE; b += 2 * TP_VW) {
-        const tp_vf x0 = vf_load(xt + b), x1 = vf_load(xt + b + TP_VW);
+        const tp_vf x0 = vx_load(xt + b), x1 = vx_load(xt + b + TP_VW);
         tp_vf e0 = op->from ? vf_load(et + b) : vexp(x0, va);
         tp_vf e1 = op->from ? vf_load(et + b + TP_VW) : vexp(x1, va);
         if (op->cut) {
@@ -90,16 +97,17 @@ TP_FORCE_INLINE float tile_sum_exp(const float *x, int64_t i, const tp_sumop *op
 }
 
 /* The same over the nvec whole vectors at x + i (fewer than a tile's). */
-TP_FORCE_INLINE float vectors_sum_exp(const float *x, int64_t i, int64_t nvec, const tp_sumop *op,
+TP_FORCE_INLINE float vectors_sum_exp(const TP_X *x, int64_t i, int64_t nvec, const tp_sumop *op,
                                       const tp_exparg *a, tp_vexparg va)
 {
     const tp_vf thr = vf_set1(op->threshold);
-    const float *xt = x + i, *et = op->from ? op->e + i : NULL;
+    const TP_X *xt = x + i;
+    const float *et = op->from ? op->e + i : NULL;
     float *ot = op->store ? op->out + i : NULL;
     tp_vf acc = vf_set1(0.0f);
     (void)a;
     for (int64_t b = 0; b < nvec * TP_VW; b += TP_VW) {
-        const tp_vf xv = vf_load(xt + b);
+        const tp_vf xv = vx_load(xt + b);
         tp_vf ev = op->from ? vf_load(et + b) : vexp(xv, va);
         if (op->cut)
             ev = vf_ge_or_zero(ev, xv, thr);
@@ -110,7 +118,10 @@ TP_FORCE_INLINE float vectors_sum_exp(const float *x, int64_t i, int64_t nvec, c
     return vf_hsum(acc);
 }
 #else
+#ifndef TP_VEXPARG
+#define TP_VEXPARG
 typedef int tp_vexparg; /* no vector arithmetic: the compiler vectorizes the lanes */
+#endif
 
 TP_FORCE_INLINE tp_vexparg vexp_setup(const tp_exparg *a)
 {
@@ -119,8 +130,8 @@ TP_FORCE_INLINE tp_vexparg vexp_setup(const tp_exparg *a)
 }
 
 /* The sum over the whole tile of TP_TILE logits at x + i. */
-TP_FORCE_INLINE float tile_sum_exp(const float *x, int64_t i, const tp_sumop *op,
-                                   const tp_exparg *a, tp_vexparg va)
+TP_FORCE_INLINE float tile_sum_exp(const TP_X *x, int64_t i, const tp_sumop *op, const tp_exparg *a,
+                                   tp_vexparg va)
 {
     float lane[TP_LANES] = {0.0f};
     (void)va;
@@ -138,7 +149,7 @@ TP_FORCE_INLINE float tile_sum_exp(const float *x, int64_t i, const tp_sumop *op
 }
 
 /* Without vector arithmetic, TP_VW is 1 or 4 and the rest goes token by token. */
-TP_FORCE_INLINE float vectors_sum_exp(const float *x, int64_t i, int64_t nvec, const tp_sumop *op,
+TP_FORCE_INLINE float vectors_sum_exp(const TP_X *x, int64_t i, int64_t nvec, const tp_sumop *op,
                                       const tp_exparg *a, tp_vexparg va)
 {
     float s = 0.0f;
@@ -155,7 +166,7 @@ TP_FORCE_INLINE float vectors_sum_exp(const float *x, int64_t i, int64_t nvec, c
 
 /* The sum over x[0..n); with run_sum, also the sum of each run of per
  * logits (a multiple of TP_TILE) in run_sum[]. */
-TP_FORCE_INLINE double sum_exp_runs(const float *x, int64_t n, const tp_sumop *op,
+TP_FORCE_INLINE double sum_exp_runs(const TP_X *x, int64_t n, const tp_sumop *op,
                                     const tp_exparg *a, int64_t per, double *run_sum)
 {
     const tp_vexparg va = vexp_setup(a);
@@ -185,7 +196,7 @@ TP_FORCE_INLINE double sum_exp_runs(const float *x, int64_t n, const tp_sumop *o
  * exponentials are computed or read from e (if not NULL), and storing is the
  * caller's choice; each combination compiles on its own, once (inlined into
  * its callers, its eight loops would be copied into each). */
-TP_NOINLINE double sum_exp_any(const float *x, int64_t n, const float *e, float *out,
+TP_NOINLINE double sum_exp_any(const TP_X *x, int64_t n, const float *e, float *out,
                                float threshold, const tp_exparg *a)
 {
     const int cut = threshold > -INFINITY;
@@ -203,20 +214,20 @@ TP_NOINLINE double sum_exp_any(const float *x, int64_t n, const float *e, float 
 /* sum over i of exp((x[i] - max) / T) for x[i] >= threshold, with
  * rate = log2(e) / T; if out, also out[i] = that exponential (0 where
  * x[i] < threshold). */
-static double sum_exp_store(const float *x, int64_t n, float max, double rate, float threshold,
+static double sum_exp_store(const TP_X *x, int64_t n, float max, double rate, float threshold,
                             float *out)
 {
     const tp_exparg a = tp_exp_setup(max, rate);
     return sum_exp_any(x, n, NULL, out, threshold, &a);
 }
 
-static double sum_exp(const float *x, int64_t n, float max, double rate, float threshold)
+static double sum_exp(const TP_X *x, int64_t n, float max, double rate, float threshold)
 {
     return sum_exp_store(x, n, max, rate, threshold, NULL);
 }
 
 /* sum_exp_store of exponentials already computed: e[i] where x[i] >= threshold. */
-static double sum_stored_store(const float *x, const float *e, int64_t n, float threshold,
+static double sum_stored_store(const TP_X *x, const float *e, int64_t n, float threshold,
                                float *out)
 {
     const tp_exparg a = tp_exp_setup(0.0f, 1.0);
@@ -224,8 +235,8 @@ static double sum_stored_store(const float *x, const float *e, int64_t n, float 
 }
 
 /* sum_exp, and the sum of each run of runs->per logits in runs->sum. */
-TP_NOINLINE double sum_exp_by_run(const float *x, int64_t n, float max, double rate,
-                                  float threshold, tp_runs *runs)
+TP_NOINLINE double sum_exp_by_run(const TP_X *x, int64_t n, float max, double rate, float threshold,
+                                  tp_runs *runs)
 {
     const tp_exparg a = tp_exp_setup(max, rate);
     const tp_sumop cut = {NULL, NULL, threshold, 0, 1, 0}, all = {NULL, NULL, threshold, 0, 0, 0};
@@ -235,17 +246,20 @@ TP_NOINLINE double sum_exp_by_run(const float *x, int64_t n, float max, double r
 }
 
 #if TP_VARITH && TP_VCOMPRESS
+#ifndef TP_BAND
+#define TP_BAND
 /* A band of logits [lo, past_hi) that a pass gathers while it sums. */
 typedef struct {
     float lo, past_hi;
 } tp_band;
+#endif
 
 /* One tile of TP_TILE logits at x for exp_band_chunk: sums[0] gets the sum
  * of the exponentials (0 below cutoff, if cut), sums[1] that of those whose
  * logit is >= band.past_hi, each as tile_sum_exp gives it, and the logits in
  * the band are written to dst (which needs room for TP_TILE); returns their
  * number. */
-TP_FORCE_INLINE int64_t tile_exp_band(const float *x, tp_vexparg va, float cutoff, tp_band band,
+TP_FORCE_INLINE int64_t tile_exp_band(const TP_X *x, tp_vexparg va, float cutoff, tp_band band,
                                       float *dst, float sums[2])
 {
     const int cut = cutoff > -INFINITY;
@@ -254,7 +268,7 @@ TP_FORCE_INLINE int64_t tile_exp_band(const float *x, tp_vexparg va, float cutof
     tp_vf top0 = vf_set1(0.0f), top1 = vf_set1(0.0f);
     int64_t got = 0;
     for (int b = 0; b < TP_TILE; b += 2 * TP_VW) {
-        const tp_vf x0 = vf_load(x + b), x1 = vf_load(x + b + TP_VW);
+        const tp_vf x0 = vx_load(x + b), x1 = vx_load(x + b + TP_VW);
         tp_vf e0 = vexp(x0, va), e1 = vexp(x1, va);
         if (cut) {
             e0 = vf_ge_or_zero(e0, x0, vcut);
@@ -288,7 +302,7 @@ TP_FORCE_INLINE int64_t tile_exp_band(const float *x, tp_vexparg va, float cutof
 static int exp_band_chunk(const tp_row *r, int64_t at, int64_t len, tp_band band, int64_t *c,
                           double sums[2])
 {
-    const float *x = r->x + at;
+    const TP_X *x = r->x + at;
     tp_workspace *ws = r->ws;
     const tp_exparg a = tp_exp_setup(r->max, r->rate);
     const tp_vexparg va = vexp_setup(&a);
@@ -316,7 +330,7 @@ static int exp_band_chunk(const tp_row *r, int64_t at, int64_t len, tp_band band
      * does without packing */
     if (i < len) {
         const int64_t nvec = (len - i) / TP_VW, scalar = i + nvec * TP_VW;
-        const float *xr = x + i;
+        const TP_X *xr = x + i;
         s += vectors_sum_exp(xr, 0, nvec, &store_cut, &a, va);
         for (int64_t j = scalar - i; j < len - i; j++) {
             ws->chunk_e[j] = cut_exp(xr, j, &store_cut, &a);
@@ -327,8 +341,8 @@ static int exp_band_chunk(const tp_row *r, int64_t at, int64_t len, tp_band band
             h += cut_exp(xr, j, &stored_high, &a);
         if (room)
             for (int64_t j = i; j < len; j++)
-                if (x[j] >= band.lo && !(x[j] >= band.past_hi))
-                    ws->cand.x[(*c)++] = x[j];
+                if (x_at(x, j) >= band.lo && !(x_at(x, j) >= band.past_hi))
+                    ws->cand.x[(*c)++] = x_at(x, j);
     }
     sums[0] = s;
     sums[1] = h;

@@ -40,8 +40,9 @@ static int64_t top_k_block_size(int64_t n, int64_t k)
 /* scan_top_k: the checking pass, which for a row that top-k's block route
  * will filter also stores the block maxima it reads, in ws->block_max; for
  * any other k (0 for none), the plain checking pass. */
-static int tp_scan_top_k_f32(const float *x, int64_t n, int64_t k, tp_workspace *ws, tp_rowstat *st)
+static int tp_scan_top_k(const void *row, int64_t n, int64_t k, tp_workspace *ws, tp_rowstat *st)
 {
+    const TP_X *x = row;
     const int64_t bs = k > 0 && k < n ? top_k_block_size(n, k) : 0;
     if (!bs)
         return scan_blocks(x, n, TP_SCAN_BLOCK, NULL, st);
@@ -54,9 +55,10 @@ static int tp_scan_top_k_f32(const float *x, int64_t n, int64_t k, tp_workspace 
 }
 
 /* scan_top_k of the row as the logit processors p leave it (proc.c). */
-static int tp_scan_processed_f32(const float *x, int64_t n, int64_t k, const tp_proc *p,
-                                 tp_workspace *ws, tp_rowstat *st)
+static int tp_scan_processed(const void *row, int64_t n, int64_t k, const tp_proc *p,
+                             tp_workspace *ws, tp_rowstat *st)
 {
+    const TP_X *x = row;
     const int64_t bs = k > 0 && k < n ? top_k_block_size(n, k) : 0;
     float *bmax = bs ? ws->block_max : NULL;
     const int code = scan_processed_blocks(x, n, bs ? bs : TP_SCAN_BLOCK, p, bmax, st);
@@ -81,7 +83,7 @@ static int tp_scan_processed_f32(const float *x, int64_t n, int64_t k, const tp_
  * blocks hold a finite logit, and the candidates are every finite token),
  * or -1 past TP_CAND_CAP (ties filling most blocks) or, with processors,
  * without the maxima of the processed blocks. */
-static int64_t gather_top_blocks(const float *x, int64_t n, int64_t k, int64_t bs,
+static int64_t gather_top_blocks(const TP_X *x, int64_t n, int64_t k, int64_t bs,
                                  const tp_rowstat *st, tp_workspace *ws)
 {
     const int64_t nb = (n + bs - 1) / bs;
@@ -94,7 +96,7 @@ static int64_t gather_top_blocks(const float *x, int64_t n, int64_t k, int64_t b
         scan_blocks(x, n, bs, ws->block_max, &again);
         bmax = ws->block_max;
     }
-    const float t = tp_kth_largest_f32(bmax, nb, k, ws);
+    const float t = kth_largest_f32(bmax, nb, k, ws);
     const float lo = t > -INFINITY ? t : -FLT_MAX; /* -inf has no probability: not listed */
     const tp_gather how = {lo, INFINITY, 0, 0, 1, NULL};
     const int64_t m = p ? patches_at_least(p, lo, ws) : 0; /* the patches among them */
@@ -114,7 +116,7 @@ static int64_t gather_top_blocks(const float *x, int64_t n, int64_t k, int64_t b
 
 /* Route 1, the block route, where it applies to top-k of k: the
  * candidates, listed, and the k-th largest in *kth; or -1. */
-static int64_t top_k_by_blocks(const float *x, int64_t n, int64_t k, const tp_rowstat *st,
+static int64_t top_k_by_blocks(const TP_X *x, int64_t n, int64_t k, const tp_rowstat *st,
                                tp_workspace *ws, float *kth)
 {
     const int64_t bs = top_k_block_size(n, k);
@@ -126,7 +128,7 @@ static int64_t top_k_by_blocks(const float *x, int64_t n, int64_t k, const tp_ro
         *kth = -INFINITY;
         return c;
     }
-    *kth = tp_kth_largest_f32(ws->cand.x, c, k, ws);
+    *kth = kth_largest_f32(ws->cand.x, c, k, ws);
     return filter_candidates(&ws->cand, c, *kth);
 }
 
@@ -137,30 +139,30 @@ static int64_t top_k_by_blocks(const float *x, int64_t n, int64_t k, const tp_ro
  * gathers the band; if the k-th largest lies in the band, it is selected
  * there exactly (returns 1).  Otherwise (an unlucky or misleading pick, or a
  * band too full to gather) returns 0. */
-static int kth_largest_by_band(const float *x, int64_t n, int64_t k, tp_workspace *ws, float *kth)
+static int kth_largest_by_band(const TP_X *x, int64_t n, int64_t k, tp_workspace *ws, float *kth)
 {
     const int64_t m = n / 16 < TP_PROBE_MAX ? n / 16 : TP_PROBE_MAX;
     const int64_t stride = n / m;
     float *v = ws->probe.x;
     for (int64_t j = 0; j < m; j++)
-        v[j] = x[j * stride];
+        v[j] = x_at(x, j * stride);
     const double p = (double)k / (double)n, rank = p * (double)m;
     const double margin = 4.0 * sqrt((double)m * p * (1.0 - p)) + 4.0;
     const int64_t r_hi = (int64_t)floor(rank - margin), r_lo = (int64_t)ceil(rank + margin);
-    const float hi = r_hi >= 1 ? kth_largest_quickselect(v, m, r_hi, ws) : INFINITY;
-    const float lo = r_lo <= m ? kth_largest_quickselect(v, m, r_lo, ws) : -INFINITY;
+    const float hi = r_hi >= 1 ? kth_largest_quickselect_f32(v, m, r_hi, ws) : INFINITY;
+    const float lo = r_lo <= m ? kth_largest_quickselect_f32(v, m, r_lo, ws) : -INFINITY;
     int64_t above;
     const int64_t c = gather_band_count_above(x, n, lo, hi, &ws->cand, &above);
     if (c <= 0 || !(above < k && k <= above + c))
         return 0;
-    *kth = tp_kth_largest_f32(ws->cand.x, c, k - above, ws);
+    *kth = kth_largest_f32(ws->cand.x, c, k - above, ws);
     return 1;
 }
 
 /* The k-th largest logit into *kth, exactly, and the candidates >= it in
  * ws->cand: returns their number, or -1 when they are too many to list.
  * x is the row itself (st->proc NULL). */
-static int64_t top_k_candidates(const float *x, int64_t n, int64_t k, const tp_rowstat *st,
+static int64_t top_k_candidates(const TP_X *x, int64_t n, int64_t k, const tp_rowstat *st,
                                 tp_workspace *ws, float *kth)
 {
     if (top_k_block_size(n, k)) {
@@ -171,11 +173,11 @@ static int64_t top_k_candidates(const float *x, int64_t n, int64_t k, const tp_r
         probe_lines(x, n, TP_TOPK_PROBE, ws->probe.x);
         /* expect about twice k above the estimate, and at least 8 lines' worth */
         const int64_t r = (int64_t)(2.0 * (double)k * TP_TOPK_PROBE / (double)n) + 8;
-        const float estimate = tp_kth_largest_f32(ws->probe.x, TP_TOPK_PROBE, r, ws);
+        const float estimate = kth_largest_f32(ws->probe.x, TP_TOPK_PROBE, r, ws);
         const int64_t c = gather_at_least(x, n, estimate, &ws->cand);
         if (c >= k) {
             TP_ROUTE(TP_ROUTE_TOPK_PROBE);
-            *kth = tp_kth_largest_f32(ws->cand.x, c, k, ws);
+            *kth = kth_largest_f32(ws->cand.x, c, k, ws);
             return filter_candidates(&ws->cand, c, *kth);
         }
     } else if (n >= TP_TOPK_SHORT_ROW && n > TP_CAND_CAP && kth_largest_by_band(x, n, k, ws, kth)) {
@@ -183,6 +185,6 @@ static int64_t top_k_candidates(const float *x, int64_t n, int64_t k, const tp_r
         return -1; /* too many to list: a compare pass costs less than gathering them */
     }
     TP_ROUTE(TP_ROUTE_TOPK_ROW);
-    *kth = tp_kth_largest_f32(x, n, k, ws);
+    *kth = kth_largest(x, n, k, ws);
     return gather_at_least(x, n, *kth, &ws->cand);
 }

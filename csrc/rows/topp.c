@@ -45,7 +45,7 @@ static int64_t nucleus_probe(const tp_row *r, double *sum)
     const int64_t m = probe_size(r->n);
     if (m > 0)
         probe_lines(r->x, r->n, m, p->x);
-    *sum = sum_exp_store(p->x, m, r->max, r->rate, r->cutoff, p->e);
+    *sum = sum_exp_store_f32(p->x, m, r->max, r->rate, r->cutoff, p->e);
     return m;
 }
 
@@ -206,7 +206,7 @@ static void add_band_to_runs(const tp_row *r, int64_t c, float t)
     for (int64_t j = 0; j < runs; j++) {
         const int64_t first = ws->runs.first[j], end = j + 1 < runs ? ws->runs.first[j + 1] : c;
         ws->runs.sum[j] +=
-            sum_stored_store(ws->cand.x + first, ws->cand.e + first, end - first, t, NULL);
+            sum_stored_store_f32(ws->cand.x + first, ws->cand.e + first, end - first, t, NULL);
     }
     ws->runs.per = per;
 }
@@ -244,7 +244,7 @@ static int bracketed_nucleus_threshold(const tp_row *r, int64_t m, double top_p,
     if (c <= 0 || !(mass_above < target))
         return 0;
     tp_workspace *ws = r->ws;
-    const double in_band = sum_exp_store(ws->cand.x, c, r->max, r->rate, r->cutoff, ws->cand.e);
+    const double in_band = sum_exp_store_f32(ws->cand.x, c, r->max, r->rate, r->cutoff, ws->cand.e);
     if (!(mass_above + in_band >= target))
         return 0;
     *t = select_stored(r, c, target - mass_above);
@@ -256,13 +256,13 @@ static int bracketed_nucleus_threshold(const tp_row *r, int64_t m, double top_p,
  * histogram: consecutive tokens of a flat row fall in the same few bins, so
  * with one copy every addition would wait for the one before.  The bins of
  * a tile are computed first, in a loop that compilers vectorize. */
-static void add_level0_mass(const float *x, const float *e, int64_t len, tp_hist *h)
+static void add_level0_mass(const TP_X *x, const float *e, int64_t len, tp_hist *h)
 {
     uint32_t bin[TP_BIN_TILE];
     for (int64_t lo = 0; lo < len; lo += TP_BIN_TILE) {
         const int64_t m = len - lo < TP_BIN_TILE ? len - lo : TP_BIN_TILE;
         for (int64_t j = 0; j < m; j++)
-            bin[j] = TP_HIST_COPIES * (tp_key(x[lo + j]) >> TP_LEVEL0_SHIFT)
+            bin[j] = TP_HIST_COPIES * (tp_key(x_at(x, lo + j)) >> TP_LEVEL0_SHIFT)
                      + (uint32_t)(j % TP_HIST_COPIES);
         for (int64_t j = 0; j < m; j++)
             h->copies[bin[j]] += e[lo + j];
@@ -312,7 +312,8 @@ static float wide_nucleus_threshold(const tp_row *r, int64_t m, double top_p, do
     const int64_t c = chosen < 0 ? -1 : gather_between(r->x, r->n, lo, hi, &ws->cand);
     if (c <= 0) {
         TP_ROUTE(TP_ROUTE_TOPP_RADIX);
-        return radix_select_mass(r, r->x, NULL, r->n, top_p, 1);
+        return radix_select_mass(r->x, NULL, r->n, r->cutoff, tp_exp_setup(r->max, r->rate), top_p,
+                                 1, &ws->hist);
     }
     TP_ROUTE(TP_ROUTE_TOPP_HISTOGRAM);
     double listed_z;
@@ -396,7 +397,7 @@ static float nucleus_threshold(const tp_row *r, double top_p, int64_t *c)
     if (!surely_too_many(ws->probe.x, m, r->n, t0)) {
         z = sum_exp_gather(r, t0, c);
         if (*c >= 0) {
-            listed_z = sum_exp_store(ws->cand.x, *c, r->max, r->rate, r->cutoff, ws->cand.e);
+            listed_z = sum_exp_store_f32(ws->cand.x, *c, r->max, r->rate, r->cutoff, ws->cand.e);
             if (listed_z >= top_p * z * (1.0 + 4e-7)) {
                 TP_ROUTE(TP_ROUTE_TOPP_BOUND);
                 return select_stored(r, *c, top_p * z);

@@ -25,11 +25,12 @@
  *   vf_max_where(acc, a, m)  per lane j: bit j of m set ? max(acc, a) : acc
  *   vf_store(p, a)      TP_VW floats to p (unaligned)
  *
- * Where the instruction set converts half precision (AVX-512, AVX2 with
- * F16C), TP_VHALF is 1 and:
- *
- *   vf_load_half(p)     TP_VW float16 values at p (their bits, unaligned),
- *                       widened exactly (a signaling NaN comes out quiet)
+ *   vf_load_f16(p), vf_load_bf16(p)  TP_VW float16 or bfloat16 values at p
+ *                       (unaligned), widened exactly to floats: float16 by
+ *                       the instruction set's conversion where it has one
+ *                       (F16C on AVX2 and AVX-512, NEON; a signaling NaN
+ *                       may come out quiet), else in integer lanes;
+ *                       bfloat16 by a shift
  *
  * Where the instruction set has fused multiply-add (AVX2 with FMA, AVX-512,
  * aarch64), TP_VARITH is 1 and there is arithmetic too, for the vectorized
@@ -108,10 +109,14 @@ static inline tp_vf vf_max_where(tp_vf acc, tp_vf a, uint32_t m)
     return _mm512_mask_max_ps(acc, (__mmask16)m, acc, a);
 }
 static inline void vf_store(float *p, tp_vf a) { _mm512_storeu_ps(p, a); }
-#define TP_VHALF 1
-static inline tp_vf vf_load_half(const uint16_t *p)
+static inline tp_vf vf_load_f16(const tp_f16 *p)
 {
     return _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)p));
+}
+static inline tp_vf vf_load_bf16(const tp_bf16 *p)
+{
+    const __m512i wide = _mm512_cvtepu16_epi32(_mm256_loadu_si256((const __m256i *)p));
+    return _mm512_castsi512_ps(_mm512_slli_epi32(wide, 16));
 }
 #define TP_VARITH 1
 static inline uint32_t vf_within_bits(tp_vf a, tp_vf lo, tp_vf past_hi)
@@ -220,13 +225,15 @@ static inline tp_vf vf_keep_bits(tp_vf a, uint32_t m, tp_vf fill)
     return _mm256_blendv_ps(fill, a, _mm256_castsi256_ps(on));
 }
 static inline void vf_store(float *p, tp_vf a) { _mm256_storeu_ps(p, a); }
-#if defined(__F16C__) || defined(TP_SIMDE_AVX2)
-#define TP_VHALF 1
-static inline tp_vf vf_load_half(const uint16_t *p)
+static inline tp_vf vf_load_f16(const tp_f16 *p) /* F16C: the dispatch requires it */
 {
     return _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)p));
 }
-#endif
+static inline tp_vf vf_load_bf16(const tp_bf16 *p)
+{
+    const __m256i wide = _mm256_cvtepu16_epi32(_mm_loadu_si128((const __m128i *)p));
+    return _mm256_castsi256_ps(_mm256_slli_epi32(wide, 16));
+}
 #if TP_HAVE_FMA
 #define TP_VARITH 1
 static inline tp_vf vf_add(tp_vf a, tp_vf b) { return _mm256_add_ps(a, b); }
@@ -366,6 +373,31 @@ static inline tp_vf vf_keep_bits(tp_vf a, uint32_t m, tp_vf fill)
     return _mm_or_ps(_mm_and_ps(on, a), _mm_andnot_ps(on, fill));
 }
 static inline void vf_store(float *p, tp_vf a) { _mm_storeu_ps(p, a); }
+/* tp_f16_float in integer lanes (SSE2 has no conversion of half precision). */
+static inline tp_vf vf_load_f16(const tp_f16 *p)
+{
+    const __m128i h = _mm_unpacklo_epi16(_mm_loadl_epi64((const __m128i *)p), _mm_setzero_si128());
+    const __m128i exponent = _mm_and_si128(h, _mm_set1_epi32(0x7C00));
+    const __m128i mantissa = _mm_and_si128(h, _mm_set1_epi32(0x3FF));
+    const __m128i normal =
+        _mm_add_epi32(_mm_slli_epi32(_mm_and_si128(h, _mm_set1_epi32(0x7FFF)), 13),
+                      _mm_set1_epi32((127 - 15) << 23));
+    const __m128i special = _mm_or_si128(_mm_set1_epi32(0x7F800000), _mm_slli_epi32(mantissa, 13));
+    const __m128i small =
+        _mm_castps_si128(_mm_mul_ps(_mm_cvtepi32_ps(mantissa), _mm_set1_ps(0x1p-24f)));
+    const __m128i is_special = _mm_cmpeq_epi32(exponent, _mm_set1_epi32(0x7C00));
+    const __m128i is_small = _mm_cmpeq_epi32(exponent, _mm_setzero_si128());
+    __m128i bits =
+        _mm_or_si128(_mm_and_si128(is_special, special), _mm_andnot_si128(is_special, normal));
+    bits = _mm_or_si128(_mm_and_si128(is_small, small), _mm_andnot_si128(is_small, bits));
+    bits = _mm_or_si128(bits, _mm_slli_epi32(_mm_and_si128(h, _mm_set1_epi32(0x8000)), 16));
+    return _mm_castsi128_ps(bits);
+}
+static inline tp_vf vf_load_bf16(const tp_bf16 *p)
+{
+    const __m128i h = _mm_loadl_epi64((const __m128i *)p);
+    return _mm_castsi128_ps(_mm_unpacklo_epi16(_mm_setzero_si128(), h));
+}
 
 #elif defined(__ARM_NEON) || defined(_M_ARM64)
 #include <arm_neon.h>
@@ -411,6 +443,14 @@ static inline tp_vf vf_exp2_int(tp_vf s)
     return vreinterpretq_f32_u32(vaddq_u32(bits, vdupq_n_u32(127u << 23)));
 }
 static inline float vf_hsum(tp_vf a) { return vaddvq_f32(a); }
+static inline tp_vf vf_load_f16(const tp_f16 *p)
+{
+    return vcvt_f32_f16(vreinterpret_f16_u16(vld1_u16((const uint16_t *)p)));
+}
+static inline tp_vf vf_load_bf16(const tp_bf16 *p)
+{
+    return vreinterpretq_f32_u32(vshll_n_u16(vld1_u16((const uint16_t *)p), 16));
+}
 
 #else
 #define TP_VW 1
@@ -427,13 +467,12 @@ static inline uint32_t vf_eq_bits(tp_vf a, tp_vf b) { return a == b; }
 static inline uint32_t vf_ge_bits(tp_vf a, tp_vf b) { return a >= b; }
 static inline tp_vf vf_keep_bits(tp_vf a, uint32_t m, tp_vf fill) { return (m & 1) ? a : fill; }
 static inline void vf_store(float *p, tp_vf a) { *p = a; }
+static inline tp_vf vf_load_f16(const tp_f16 *p) { return tp_f16_float(*p); }
+static inline tp_vf vf_load_bf16(const tp_bf16 *p) { return tp_bf16_float(*p); }
 #endif
 
 #ifndef TP_VARITH
 #define TP_VARITH 0
-#endif
-#ifndef TP_VHALF
-#define TP_VHALF 0
 #endif
 
 #if !defined(__AVX512F__) && !defined(TP_SIMDE_AVX512)

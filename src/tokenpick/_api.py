@@ -515,8 +515,9 @@ def process_logits(
         x = P.check_out(out, x)
         _core.scan(x)
         if out is None:
-            return x.copy().reshape(_frameworks.given_shape(logits, x))
-        np.copyto(out, x)
+            copy = x.copy() if x.dtype == np.float32 else P.as_float32(x)
+            return copy.reshape(_frameworks.given_shape(logits, x))
+        np.copyto(out, P.as_float32(x))
         return given
     try:
         return _run_into(_core.process, logits, x, (plan,), out, plan)

@@ -31,6 +31,7 @@ from libc.string cimport memcpy
 cimport numpy as cnp
 
 import os
+import sys
 
 import numpy as np
 import threading
@@ -46,6 +47,10 @@ cdef extern from "tokenpick.h" nogil:
         TP_ERR_POSINF
         TP_ERR_ALL_NEGINF
         TP_ERR_NONE_LEFT
+        TP_ELEM_F32
+        TP_ELEM_F16
+        TP_ELEM_BF16
+        TP_ELEM_COUNT
 
     ctypedef struct tp_rowstat:
         float max
@@ -74,7 +79,7 @@ cdef extern from "tokenpick.h" nogil:
     void tp_proc_scratch_free(tp_proc_scratch *s) noexcept
     void tp_proc_prepare(int64_t n, const tp_proc_args *a, tp_proc_scratch *s,
                          tp_proc *p) noexcept
-    int64_t tp_proc_patch(const float *x, const tp_proc_args *a, tp_proc_scratch *s,
+    int64_t tp_proc_patch(const void *x, int elem, const tp_proc_args *a, tp_proc_scratch *s,
                           tp_proc *p) noexcept
     void tp_proc_finish(tp_proc_scratch *s) noexcept
 
@@ -85,7 +90,7 @@ cdef extern from "tokenpick.h" nogil:
         double min_p
 
     ctypedef struct tp_keep:
-        const float *row
+        const void *row
         int greedy
 
     ctypedef struct tp_workspace:
@@ -98,35 +103,34 @@ cdef extern from "tokenpick.h" nogil:
 
     ctypedef struct tp_kernels:
         const char *name
-        int (*scan)(const float *x, int64_t n, tp_rowstat *st) noexcept nogil
-        int (*scan_top_k)(const float *x, int64_t n, int64_t k, tp_workspace *ws,
+        int elem
+        int (*scan)(const void *x, int64_t n, tp_rowstat *st) noexcept nogil
+        int (*scan_top_k)(const void *x, int64_t n, int64_t k, tp_workspace *ws,
                           tp_rowstat *st) noexcept nogil
-        int (*scan_processed)(const float *x, int64_t n, int64_t k, const tp_proc *p,
+        int (*scan_processed)(const void *x, int64_t n, int64_t k, const tp_proc *p,
                               tp_workspace *ws, tp_rowstat *st) noexcept nogil
         int (*fold_patches)(const tp_proc *p, tp_workspace *ws, tp_rowstat *st) noexcept nogil
-        void (*process)(const float *x, int64_t n, const tp_proc *p, float *out) noexcept nogil
-        void (*softmax)(const float *x, int64_t n, const tp_rowstat *st, double T,
+        void (*process)(const void *x, int64_t n, const tp_proc *p, float *out) noexcept nogil
+        void (*softmax)(const void *x, int64_t n, const tp_rowstat *st, double T,
                         float *out) noexcept nogil
-        void (*log_softmax)(const float *x, int64_t n, const tp_rowstat *st, double T,
+        void (*log_softmax)(const void *x, int64_t n, const tp_rowstat *st, double T,
                             float *out) noexcept nogil
-        float (*logsumexp)(const float *x, int64_t n, const tp_rowstat *st, double T) noexcept nogil
-        float (*token_logprob)(const float *x, int64_t n, const tp_rowstat *st, double T,
+        float (*logsumexp)(const void *x, int64_t n, const tp_rowstat *st, double T) noexcept nogil
+        float (*token_logprob)(const void *x, int64_t n, const tp_rowstat *st, double T,
                                int64_t token) noexcept nogil
-        void (*keep)(const float *x, int64_t n, const tp_rowstat *st, const tp_filter *f,
+        void (*keep)(const void *x, int64_t n, const tp_rowstat *st, const tp_filter *f,
                      tp_workspace *ws, tp_keep *keep) noexcept nogil
-        void (*mask)(const float *x, int64_t n, const tp_keep *keep, float *out) noexcept nogil
-        void (*filtered_probs)(const float *x, int64_t n, const tp_keep *keep,
-                               float *out) noexcept nogil
-        int64_t (*sample)(const float *x, int64_t n, const tp_keep *keep, double u,
-                          tp_workspace *ws, float *logprob) noexcept nogil
-        void (*top_logprobs)(const float *x, int64_t n, const tp_rowstat *st, double T,
+        void (*mask)(int64_t n, const tp_keep *keep, float *out) noexcept nogil
+        void (*filtered_probs)(int64_t n, const tp_keep *keep, float *out) noexcept nogil
+        int64_t (*sample)(int64_t n, const tp_keep *keep, double u, tp_workspace *ws,
+                          float *logprob) noexcept nogil
+        void (*top_logprobs)(const void *x, int64_t n, const tp_rowstat *st, double T,
                              tp_workspace *ws, tp_ranked *out) noexcept nogil
         float (*kth_largest)(const float *x, int64_t n, int64_t k, int route,
                              tp_workspace *ws) noexcept nogil
         float (*select_by_mass)(const float *v, const float *w, int64_t n, double target,
                                 int route, tp_workspace *ws) noexcept nogil
-        void (*widen_f16)(const uint16_t *src, int64_t n, float *dst) noexcept nogil
-        void (*widen_bf16)(const uint16_t *src, int64_t n, float *dst) noexcept nogil
+        void (*widen)(const void *x, int64_t n, float *dst) noexcept nogil
 
     tp_workspace *tp_workspace_new() noexcept
     void tp_workspace_free(tp_workspace *ws) noexcept
@@ -135,7 +139,7 @@ cdef extern from "tokenpick.h" nogil:
     int tp_route_counting() noexcept
     const char *tp_route_name(int route) noexcept
     void tp_route_take(int64_t *out) noexcept
-    const tp_kernels *tp_kernels_for(const char *name) noexcept
+    const tp_kernels *tp_kernels_for(const char *name, int elem) noexcept
     const char *tp_simd_emulation(const char *name) noexcept
     double tp_uniform(uint64_t seed, uint64_t offset) noexcept
     const char *tp_compiler() noexcept
@@ -149,7 +153,7 @@ SIMD_NAMES = ("baseline", "neon", "avx2", "avx512")  # from least to most capabl
 
 def simd_paths():
     """The SIMD paths this build can run on this machine, least capable first."""
-    return [name for name in SIMD_NAMES if tp_kernels_for(name.encode()) != NULL]
+    return [name for name in SIMD_NAMES if tp_kernels_for(name.encode(), TP_ELEM_F32) != NULL]
 
 
 def _initial_simd():
@@ -169,8 +173,22 @@ def _initial_simd():
     return allowed[len(allowed) - 1] if allowed else available[0]
 
 
-# The kernel table every call uses; set once here, or by force_simd in tests.
-cdef const tp_kernels *K = tp_kernels_for(_initial_simd().encode())
+# The kernel tables every call uses, one per element type of the logits
+# (TP_ELEM_*: float32, float16, bfloat16), and K, the float32 one; set once
+# here, or by force_simd in tests.
+cdef const tp_kernels *_tables[TP_ELEM_COUNT]
+cdef const tp_kernels *K
+
+
+cdef void _use_tables(str name):
+    global K
+    cdef int e
+    for e in range(TP_ELEM_COUNT):
+        _tables[e] = tp_kernels_for(name.encode(), e)
+    K = _tables[TP_ELEM_F32]
+
+
+_use_tables(_initial_simd())
 
 
 def simd_path():
@@ -190,11 +208,10 @@ def force_simd(name):
     For tests of every path.  Not thread-safe: do not call it while other
     threads are inside tokenpick.
     """
-    global K
     if name not in simd_paths():
         raise ValueError(f"SIMD path {name!r} is not available here; have {simd_paths()}")
     previous = simd_path()
-    K = tp_kernels_for(name.encode())
+    _use_tables(name)
     return previous
 
 
@@ -214,29 +231,86 @@ cdef inline int64_t _vocab(cnp.ndarray a) noexcept:
 
 
 cdef inline int64_t _row_stride(cnp.ndarray a) noexcept:
-    """Floats from one row of logits to the next (0 for logits of shape (V,))."""
+    """Bytes from one row of logits to the next (0 for logits of shape (V,))."""
     if cnp.PyArray_NDIM(a) != 2:
         return 0
-    return cnp.PyArray_STRIDES(a)[0] // <cnp.npy_intp>sizeof(float)
+    return cnp.PyArray_STRIDES(a)[0]
+
+
+cdef inline int _elem(cnp.ndarray a) noexcept:
+    """The element type of logits that plain_logits passed: float32, float16, or
+    bfloat16 as their bits in uint16 (tokenpick._params.as_logits); -1 for any other."""
+    cdef int t = cnp.PyArray_TYPE(a)
+    if t == cnp.NPY_FLOAT32:
+        return TP_ELEM_F32
+    if t == cnp.NPY_FLOAT16:
+        return TP_ELEM_F16
+    if t == cnp.NPY_UINT16:
+        return TP_ELEM_BF16
+    return -1
 
 
 def plain_logits(a):
     """Whether a can go to the kernels as it is: an aligned ndarray of native
-    float32, of shape (V,) or (B, V) with V >= 1, each row one block of memory
-    (C-contiguous, or rows a whole number of floats apart: the last position of
-    a model's (B, L, V) logits, for instance)."""
+    float32 or float16 (or uint16: the bits of bfloat16 logits, as as_logits
+    gives them), of shape (V,) or (B, V) with V >= 1, each row one block of
+    memory (C-contiguous, or rows a whole number of elements apart: the last
+    position of a model's (B, L, V) logits, for instance)."""
     if not cnp.PyArray_Check(a):
         return False
     cdef cnp.ndarray x = <cnp.ndarray>a
     cdef int ndim = cnp.PyArray_NDIM(x)
-    if (cnp.PyArray_TYPE(x) != cnp.NPY_FLOAT32 or not cnp.PyArray_ISNOTSWAPPED(x)
+    if (_elem(x) < 0 or not cnp.PyArray_ISNOTSWAPPED(x)
             or not cnp.PyArray_ISALIGNED(x) or not (ndim == 1 or ndim == 2) or _vocab(x) == 0):
         return False
     if cnp.PyArray_ISCARRAY_RO(x):
         return True
     cdef cnp.npy_intp *strides = cnp.PyArray_STRIDES(x)
-    return (ndim == 2 and (strides[1] == sizeof(float) or _vocab(x) == 1)
-            and strides[0] % <cnp.npy_intp>sizeof(float) == 0)
+    cdef cnp.npy_intp size = cnp.PyArray_ITEMSIZE(x)
+    return (ndim == 2 and (strides[1] == size or _vocab(x) == 1) and strides[0] % size == 0)
+
+
+# torch's Tensor type and the element types of its dtypes that the kernels read, once
+# torch is imported (tokenpick never imports it)
+cdef object _Tensor = None
+cdef dict _torch_elems = {}
+
+
+def torch_rows(obj):
+    """The logits of a torch tensor that needs no more than a view (on the host, no
+    grad; float32, float16, or bfloat16 as its bits in uint16, which numpy lacks), of
+    shape (V,) or (B, V), as plain_logits takes them: a numpy array over the tensor's
+    memory (keeping it alive), made here from its pointer, shape and strides, in about
+    half the time of t.numpy() (and a third of DLPack's); else None (for the general
+    way, tokenpick._frameworks, to read or refuse)."""
+    global _Tensor
+    if _Tensor is None:
+        torch = sys.modules.get("torch")
+        if torch is None:
+            return None
+        _Tensor = torch.Tensor
+        _torch_elems.update({torch.float32: cnp.NPY_FLOAT32, torch.float16: cnp.NPY_FLOAT16,
+                             torch.bfloat16: cnp.NPY_UINT16})
+    if not isinstance(obj, _Tensor):
+        return None
+    type_num = _torch_elems.get(obj.dtype)
+    if type_num is None or obj.is_cpu is not True or obj.requires_grad or obj.is_neg():
+        return None
+    cdef int nd = obj.dim(), i
+    if nd != 1 and nd != 2:
+        return None
+    cdef cnp.npy_intp dims[2]
+    cdef cnp.npy_intp strides[2]
+    cdef cnp.npy_intp size = 4 if type_num == cnp.NPY_FLOAT32 else 2
+    shape, steps = obj.shape, obj.stride()
+    for i in range(nd):
+        dims[i] = shape[i]
+        strides[i] = steps[i] * size
+    cdef size_t address = obj.data_ptr()
+    cdef cnp.ndarray a = cnp.PyArray_New(np.ndarray, nd, dims, type_num, strides,
+                                         <void *>address, <int>size, 0, None)
+    cnp.set_array_base(a, obj)
+    return a if plain_logits(a) else None
 
 
 cdef union _Scalar:
@@ -710,9 +784,11 @@ cdef struct _Checked:
     # of the token that overflowed, for _ERR_OVERFLOW).  With logit
     # processors (plan), each row's are made ready in proc, with the
     # thread's scratch, before its checking pass, and _row_done undoes them.
-    const float *rows
+    const char *rows
     int64_t V
-    int64_t stride  # floats from a row to the next
+    int64_t stride  # bytes from a row to the next
+    const tp_kernels *k  # the table of the rows' element type
+    int elem
     const tp_rowstat *given
     tp_rowstat own
     int code
@@ -726,9 +802,13 @@ cdef struct _Checked:
 cdef int _checked_rows(_Checked *c, stats, cnp.ndarray x, const _Plan *plan=NULL,
                        int64_t start=0, int64_t stop=0) except -1:
     """Set c up for rows [start, stop) of x (the range matters with a plan)."""
-    c.rows = <const float *>cnp.PyArray_DATA(x)
+    c.rows = <const char *>cnp.PyArray_DATA(x)
     c.V = _vocab(x)
     c.stride = _row_stride(x)
+    c.elem = _elem(x)
+    if c.elem < 0:
+        raise TypeError(f"internal: logits of dtype {x.dtype} reached the kernels")
+    c.k = _tables[c.elem]
     c.given = NULL if stats is None or plan != NULL else (<_RowStats?>stats).st
     c.code = TP_OK
     c.bad = -1
@@ -740,6 +820,11 @@ cdef int _checked_rows(_Checked *c, stats, cnp.ndarray x, const _Plan *plan=NULL
     return 0
 
 
+cdef inline const void *_row(const _Checked *c, int64_t i) noexcept nogil:
+    """Row i of the logits."""
+    return c.rows + i * c.stride
+
+
 cdef inline const tp_rowstat *_row_stat(_Checked *c, int64_t i, const tp_filter *f,
                                         tp_workspace *ws) noexcept nogil:
     """Row i's stats, or NULL if it is a bad row (recorded in c).  A row
@@ -748,21 +833,21 @@ cdef inline const tp_rowstat *_row_stat(_Checked *c, int64_t i, const tp_filter 
     if c.given != NULL:
         return &c.given[i]
     cdef int64_t top_k = f.top_k if f != NULL and f.temperature != 0.0 else 0
-    cdef const float *x = c.rows + i * c.stride
+    cdef const void *x = _row(c, i)
     cdef tp_proc_args a
     cdef int64_t overflow = -1
     if c.plan == NULL:
-        c.code = K.scan_top_k(x, c.V, top_k, ws, &c.own)
+        c.code = c.k.scan_top_k(x, c.V, top_k, ws, &c.own)
     else:
         # the arguments' problems first, then the logits' own, then the processors'
         _row_args(c.plan, i, &a)
         tp_proc_prepare(c.V, &a, c.scratch, &c.proc)
-        c.code = K.scan_processed(x, c.V, top_k, &c.proc, ws, &c.own)
+        c.code = c.k.scan_processed(x, c.V, top_k, &c.proc, ws, &c.own)
         if c.proc.stray:
             c.code = _ERR_STRAY_IDS
         if c.code == TP_OK:  # the patches now, the row in cache
-            overflow = tp_proc_patch(x, &a, c.scratch, &c.proc)
-            c.code = _ERR_OVERFLOW if overflow >= 0 else K.fold_patches(&c.proc, ws, &c.own)
+            overflow = tp_proc_patch(x, c.elem, &a, c.scratch, &c.proc)
+            c.code = _ERR_OVERFLOW if overflow >= 0 else c.k.fold_patches(&c.proc, ws, &c.own)
             c.bad_token = overflow
         if c.code != TP_OK:
             tp_proc_finish(c.scratch)
@@ -822,15 +907,14 @@ cdef _Workspace _workspace():
 
 def scan(cnp.ndarray x not None):
     """The checking pass over every row: max and argmax, or ValueError naming the bad row."""
-    cdef int64_t V = _vocab(x)
-    cdef int64_t i, bad = -1, nrows = cnp.PyArray_SIZE(x) // V
-    cdef const float *rows = <const float *>cnp.PyArray_DATA(x)
-    cdef int64_t S = _row_stride(x)  # rows S floats apart
+    cdef _Checked c
+    _checked_rows(&c, None, x)
+    cdef int64_t i, bad = -1, nrows = cnp.PyArray_SIZE(x) // c.V
     cdef _RowStats stats = _RowStats(nrows)
     cdef int code = TP_OK
     with nogil:
         for i in range(nrows):
-            code = K.scan(rows + i * S, V, &stats.st[i])
+            code = c.k.scan(_row(&c, i), c.V, &stats.st[i])
             if code != TP_OK:
                 bad = i
                 break
@@ -859,11 +943,11 @@ cdef int _by_temperature(_ByTemperature op, cnp.ndarray x, stats, temperature,
             if st == NULL:
                 break
             if op == SOFTMAX:
-                K.softmax(c.rows + i * c.stride, V, st, _f64(&t, i), dest + i * V)
+                c.k.softmax(_row(&c, i), V, st, _f64(&t, i), dest + i * V)
             elif op == LOG_SOFTMAX:
-                K.log_softmax(c.rows + i * c.stride, V, st, _f64(&t, i), dest + i * V)
+                c.k.log_softmax(_row(&c, i), V, st, _f64(&t, i), dest + i * V)
             else:
-                dest[i] = K.logsumexp(c.rows + i * c.stride, V, st, _f64(&t, i))
+                dest[i] = c.k.logsumexp(_row(&c, i), V, st, _f64(&t, i))
     return _raise_first_bad(&c)
 
 
@@ -923,11 +1007,11 @@ cdef int _kept(bint probs, cnp.ndarray x, stats, temperature, top_k, top_p, min_
             st = _row_stat(&c, i, &row, w.ws)
             if st == NULL:
                 break
-            K.keep(c.rows + i * c.stride, V, st, &row, w.ws, &keep)
+            c.k.keep(_row(&c, i), V, st, &row, w.ws, &keep)
             if probs:
-                K.filtered_probs(keep.row, V, &keep, dest + i * V)
+                c.k.filtered_probs(V, &keep, dest + i * V)
             else:
-                K.mask(keep.row, V, &keep, dest + i * V)
+                c.k.mask(V, &keep, dest + i * V)
             _row_done(&c)
     return _raise_first_bad(&c)
 
@@ -961,10 +1045,10 @@ def process(cnp.ndarray x not None, stats, plan, cnp.ndarray out not None, int64
             if checked:  # (and so without stray ids, overflow or rows with no token left)
                 _row_args(&pl, i, &a)
                 tp_proc_prepare(V, &a, c.scratch, &c.proc)
-                tp_proc_patch(c.rows + i * c.stride, &a, c.scratch, &c.proc)
+                tp_proc_patch(_row(&c, i), c.elem, &a, c.scratch, &c.proc)
             elif _row_stat(&c, i, NULL, w.ws) == NULL:
                 break
-            K.process(c.rows + i * c.stride, V, &c.proc, dest + i * V)
+            c.k.process(_row(&c, i), V, &c.proc, dest + i * V)
             _row_done(&c)
     _raise_first_bad(&c)
 
@@ -1013,9 +1097,9 @@ cdef void _sample_rows(_Checked *c, const _Filters *f, const _Draws *d, tp_works
         st = _row_stat(c, i, &row, ws)
         if st == NULL:
             break
-        K.keep(c.rows + i * c.stride, c.V, st, &row, ws, &keep)
+        c.k.keep(_row(c, i), c.V, st, &row, ws, &keep)
         u = _f64(&d.u, i) if d.given else tp_uniform(_u64(&d.seed, i), _u64(&d.offset, i))
-        token[i] = K.sample(keep.row, c.V, &keep, u, ws, &logprob[i])
+        token[i] = c.k.sample(c.V, &keep, u, ws, &logprob[i])
         _row_done(c)
 
 
@@ -1111,25 +1195,22 @@ def top_logprobs(cnp.ndarray x not None, stats, temperature, int64_t m,
                 break
             ranked.ids = id_rows + i * m
             ranked.lps = lp_rows + i * m
-            K.top_logprobs(c.rows + i * c.stride, V, st, _f64(&t, i), w.ws, &ranked)
+            c.k.top_logprobs(_row(&c, i), V, st, _f64(&t, i), w.ws, &ranked)
     _raise_first_bad(&c)
 
 
-def widen(cnp.ndarray bits not None, bint bfloat16, cnp.ndarray out not None):
-    """out[...] = the float32 values of the float16 (or bfloat16) bits, exactly:
-    bits a C-contiguous uint16 array, out a C-contiguous float32 one of its size."""
-    cdef const uint16_t *src = <const uint16_t *>cnp.PyArray_DATA(bits)
+def widen(cnp.ndarray x not None, cnp.ndarray out not None):
+    """out[...] = the float32 values of logits x (float32, float16, or bfloat16 as its
+    bits in uint16), exactly: x and out C-contiguous, of one size."""
+    cdef int elem = _elem(x)
+    cdef int64_t n = cnp.PyArray_SIZE(x)
+    if (elem < 0 or cnp.PyArray_TYPE(out) != cnp.NPY_FLOAT32 or not cnp.PyArray_IS_C_CONTIGUOUS(x)
+            or not cnp.PyArray_IS_C_CONTIGUOUS(out) or cnp.PyArray_SIZE(out) != n):
+        raise TypeError("widen takes C-contiguous logits and a float32 array of their size")
+    cdef const void *src = cnp.PyArray_DATA(x)
     cdef float *dst = <float *>cnp.PyArray_DATA(out)
-    cdef int64_t n = cnp.PyArray_SIZE(bits)
-    if (cnp.PyArray_TYPE(bits) != cnp.NPY_UINT16 or cnp.PyArray_TYPE(out) != cnp.NPY_FLOAT32
-            or not cnp.PyArray_IS_C_CONTIGUOUS(bits) or not cnp.PyArray_IS_C_CONTIGUOUS(out)
-            or cnp.PyArray_SIZE(out) != n):
-        raise TypeError("widen takes C-contiguous uint16 bits and a float32 array of their size")
     with nogil:
-        if bfloat16:
-            K.widen_bf16(src, n, dst)
-        else:
-            K.widen_f16(src, n, dst)
+        _tables[elem].widen(src, n, dst)
 
 
 def token_logprobs(cnp.ndarray x not None, stats, temperature, tokens,
@@ -1149,7 +1230,7 @@ def token_logprobs(cnp.ndarray x not None, stats, temperature, tokens,
             st = _row_stat(&c, i, NULL, NULL)
             if st == NULL:
                 break
-            dest[i] = K.token_logprob(c.rows + i * c.stride, V, st, _f64(&t, i), _i64(&tok, i))
+            dest[i] = c.k.token_logprob(_row(&c, i), V, st, _f64(&t, i), _i64(&tok, i))
     _raise_first_bad(&c)
 
 

@@ -5,7 +5,8 @@ array, CuPy's host arrays) is read over its own memory, with no copy, through DL
 (``tokenpick._core.dlpack_array``), after a check that it lives on the host: a tensor on a
 GPU is a TypeError that says so.  A torch tensor that requires grad is read as its data, as
 ``.detach()`` gives it.  bfloat16, which numpy lacks (torch's, or ``ml_dtypes.bfloat16``
-arrays), is widened exactly to float32.  Logits of shape ``(B, 1, V)``, a model's last
+arrays), comes as its bits, a uint16 array, which the package's kernels read as bfloat16,
+or widened exactly to float32 (for the reference).  Logits of shape ``(B, 1, V)``, a model's last
 position, are read as ``(B, V)``.  Anything else goes through ``np.asarray``.
 
 The reference (``tokenpick.reference``) reads its inputs here too, so that both see the same
@@ -15,14 +16,6 @@ values; what the package then converts to float32 is ``tokenpick._params``'s bus
 import sys
 
 import numpy as np
-
-
-def torch_view(obj):
-    """The numpy view of a torch tensor on the host that needs no more (no grad, a
-    dtype numpy has), by the shortest way (0.7 us of torch's); else None."""
-    if getattr(obj, "is_cpu", None) is True and getattr(obj, "requires_grad", True) is False:
-        return _torch_numpy(obj)
-    return None
 
 
 def _torch_numpy(t):
@@ -37,16 +30,19 @@ def _torch_numpy(t):
         return None
 
 
-def read_logits(obj, widen_bf16=None):
+def read_logits(obj, bfloat16_bits=False):
     """Logits as a numpy array of a real floating dtype and shape (V,) or (B, V) (read
     from (V,), (B, V) or (B, 1, V)), V >= 1: TypeError or ValueError otherwise, the
-    errors of the package and the reference alike.  bfloat16 comes as float32, widened
-    by ``widen_bf16(bits)`` (default: `widen_bfloat16`)."""
-    widen_bf16 = widen_bf16 or widen_bfloat16
-    a = obj if type(obj) is np.ndarray else _foreign(obj, "logits", widen_bf16)
-    if a.dtype.kind == "V" and a.dtype.name == "bfloat16":  # ml_dtypes': its bits, widened
+    errors of the package and the reference alike.  bfloat16 comes as its bits, a uint16
+    array, with ``bfloat16_bits``; else widened exactly to float32."""
+    bfloat16 = False
+    if type(obj) is np.ndarray:
+        a = obj
+    else:
+        a, bfloat16 = _foreign(obj, "logits")
+    if a.dtype.kind == "V" and a.dtype.name == "bfloat16":  # ml_dtypes': its bits
         # (dtype.name costs two microseconds: asked only of a dtype numpy does not know)
-        a = widen_bf16(a.view(np.uint16))
+        a, bfloat16 = a.view(np.dtype(np.uint16).newbyteorder(a.dtype.byteorder)), True
     if a.ndim == 3:
         if a.shape[1] != 1:
             raise ValueError(
@@ -54,13 +50,13 @@ def read_logits(obj, widen_bf16=None):
                 f"position, got shape {a.shape}"
             )
         a = a.reshape(a.shape[0], a.shape[2])
-    if a.dtype.kind != "f":
+    if a.dtype.kind != "f" and not bfloat16:
         raise TypeError(f"logits must be a real floating-point array, got dtype {a.dtype}")
     if a.ndim not in (1, 2):
         raise ValueError(f"logits must be 1-D (V,), 2-D (B, V), or 3-D (B, 1, V), got {a.ndim}-D")
     if a.shape[-1] == 0:
         raise ValueError("logits has an empty vocabulary (V == 0)")
-    return a
+    return widen_bfloat16(a) if bfloat16 and not bfloat16_bits else a
 
 
 def given_shape(logits, x):
@@ -91,22 +87,24 @@ def read_out(out, shape):
         if type(out).__module__.partition(".")[0] in ("jax", "jaxlib"):
             # immutable by contract, though its DLPack capsules may not say so
             raise ValueError("out must be writable: a JAX array is immutable")
-        out = _host_tensor(out, "out", None)
+        out, bfloat16 = _host_tensor(out, "out")
+        if bfloat16:
+            raise TypeError("out must have dtype float32, got bfloat16")
     if out.ndim == 3 and len(shape) == 2 and out.shape == (shape[0], 1, shape[1]):
         out = out.reshape(shape)
     return out
 
 
-def _foreign(obj, what, widen_bf16):
-    """A numpy array over the memory of obj, which is not an ndarray (bfloat16 widened
-    by `widen_bf16`, as read_logits says)."""
+def _foreign(obj, what):
+    """A numpy array over the memory of obj, which is not an ndarray, and whether it
+    holds the bits of bfloat16 values (as _host_tensor gives them)."""
     if isinstance(obj, np.ndarray):  # a subclass: as it is
-        return obj
+        return obj, False
     if getattr(obj, "requires_grad", False) is True and callable(getattr(obj, "detach", None)):
         obj = obj.detach()  # its data, as torch would give them without the graph
     if hasattr(type(obj), "__dlpack__"):
-        return _host_tensor(obj, what, widen_bf16)
-    return as_array(what, obj)
+        return _host_tensor(obj, what)
+    return as_array(what, obj), False
 
 
 def as_array(name, value):
@@ -121,9 +119,9 @@ def as_array(name, value):
         ) from exc
 
 
-def _host_tensor(obj, what, widen_bf16):
-    """A numpy array over a host tensor's memory; bfloat16 widened by ``widen_bf16(bits)``,
-    or refused where widen_bf16 is None."""
+def _host_tensor(obj, what):
+    """A numpy array over a host tensor's memory, and whether it holds the bits of
+    bfloat16 values (then of dtype uint16)."""
     on_cpu = getattr(obj, "is_cpu", None)  # torch's
     if on_cpu is False:  # torch, on a GPU (or "meta": no memory)
         raise TypeError(
@@ -135,7 +133,7 @@ def _host_tensor(obj, what, widen_bf16):
         # of the time (0.7 us against 2.2), for every dtype numpy has
         a = _torch_numpy(obj)
         if a is not None:
-            return a
+            return a, False
     from . import _core  # here: the reference reads its inputs here without the core
 
     try:
@@ -146,11 +144,7 @@ def _host_tensor(obj, what, widen_bf16):
         raise TypeError(
             f"{what} could not be read through DLPack: {type(exc).__name__}: {exc}"
         ) from exc
-    if bfloat16:
-        if widen_bf16 is None:
-            raise TypeError(f"{what} must have dtype float32, got bfloat16")
-        return widen_bf16(a)
-    return a
+    return a, bfloat16
 
 
 def widen_bfloat16(bits):

@@ -104,41 +104,40 @@ def _bad_value(name, row, value, what):
 
 
 def as_logits(logits):
-    """Return logits as a float32 ndarray of shape (V,) or (B, V) whose rows are
-    each one block of memory (_core.plain_logits).
+    """Return logits as an ndarray the kernels read in place: float32, float16, or the
+    bits of bfloat16 (uint16), of shape (V,) or (B, V), each row one block of memory
+    (_core.plain_logits).
 
-    Such input in native byte order is used as it is, with no copy, a host
-    tensor of another framework included (tokenpick._frameworks reads it, and
-    (B, 1, V) as (B, V)); any other real floating input is converted to a
-    C-contiguous float32 copy (values beyond float32's range become inf, which
-    the checking pass then rejects).
+    Such input in native byte order is used as it is, with no copy, a host tensor of
+    another framework included (tokenpick._frameworks reads it, and (B, 1, V) as
+    (B, V)); half precision whose rows are not each one block is copied as it is, C
+    contiguous; any other real floating input is converted to a C-contiguous float32
+    copy (values beyond float32's range become inf, which the checking pass then
+    rejects).
     """
     if _core.plain_logits(logits):  # the common case, checked in one C call
         return logits
-    a = _frameworks.torch_view(logits)  # the next most common: a float32 torch tensor
-    if a is not None and _core.plain_logits(a):
+    a = _core.torch_rows(logits)  # the next most common: a torch tensor
+    if a is not None:
         return a
-    a = _frameworks.read_logits(logits, _widen_bfloat16)
+    a = _frameworks.read_logits(logits, bfloat16_bits=True)
     if _core.plain_logits(a):
         return a
-    if a.dtype == np.float16:  # native float16: widened by the kernels, not by numpy
-        return widen(a.view(np.uint16), False)
+    if a.dtype.itemsize == 2:  # float16, or bfloat16's bits: kept in half precision
+        return np.require(a, dtype=a.dtype.newbyteorder("="), requirements=["C", "A"])
     with np.errstate(over="ignore"):
         return np.require(a, dtype=np.float32, requirements=["C", "A"])
 
 
-def widen(bits, bfloat16):
-    """The float32 values of float16 (or bfloat16) bits, a uint16 array, exactly: a
-    C-contiguous copy made by the kernels (a vectorized pass, where numpy's float16
-    conversion takes a scalar loop, 25 times longer)."""
-    bits = np.ascontiguousarray(bits)
-    out = np.empty(bits.shape, dtype=np.float32)
-    _core.widen(bits, bfloat16, out)
+def as_float32(x):
+    """Logits as as_logits gives them, in float32: x itself, or half precision widened
+    exactly (by the kernels: a vectorized pass, where numpy's float16 conversion takes a
+    scalar loop, 25 times longer)."""
+    if x.dtype == np.float32:
+        return x
+    out = np.empty(x.shape, dtype=np.float32)
+    _core.widen(np.ascontiguousarray(x), out)
     return out
-
-
-def _widen_bfloat16(bits):
-    return widen(bits, True)
 
 
 def nrows(x):
