@@ -378,7 +378,7 @@ def describe(kw):
 PROC_KINDS = _arrays.ROW_KINDS
 
 
-def random_recipe(rng, V, B, layouts=("c32", "c32", "c32", "strided", "f64", "f16")):
+def random_recipe(rng, V, B, layouts=("c32", "c32", "c32", "strided", "f64", "f16", "bf16")):
     """A Recipe of tests/_arrays.py: B rows of V, every parameter per row or shared."""
     layout = "1d" if B == 1 and rng.random() < 0.5 else _pick(rng, layouts)
 

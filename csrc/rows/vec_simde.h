@@ -11,7 +11,8 @@
  *   the target has FMA; here, once per lane (fmaf), as the instruction does.
  * - _mm512_reduce_max_ps, _mm512_reduce_min_ps: in the order of GCC's own
  *   header, which decides which of a -0.0 and a +0.0 is returned.
- * - _mm512_mask_cmp_ps_mask, _mm512_cvtepu32_epi64 and the name __mmask16.
+ * - _mm512_mask_cmp_ps_mask, _mm512_cvtepu32_epi64, _mm512_cvtph_ps,
+ *   _mm512_cvtepu16_epi32 and the name __mmask16.
  */
 #ifndef TP_VEC_SIMDE_H
 #define TP_VEC_SIMDE_H
@@ -86,6 +87,16 @@ static inline simde__m512 tp_simde_cvtph_ps512(simde__m256i a)
 }
 #undef _mm512_cvtph_ps
 #define _mm512_cvtph_ps(a) tp_simde_cvtph_ps512(a)
+
+/* Zero-extension of 16 words to 16 dwords, which SIMDe 0.7.4 lacks: two of 8 */
+static inline simde__m512i tp_simde_cvtepu16_epi32(simde__m256i a)
+{
+    const simde__m256i lo = simde_mm256_cvtepu16_epi32(simde_mm256_castsi256_si128(a));
+    const simde__m256i hi = simde_mm256_cvtepu16_epi32(simde_mm256_extracti128_si256(a, 1));
+    return simde_mm512_inserti64x4(simde_mm512_castsi256_si512(lo), hi, 1);
+}
+#undef _mm512_cvtepu16_epi32
+#define _mm512_cvtepu16_epi32(a) tp_simde_cvtepu16_epi32(a)
 
 #ifndef _mm512_mask_cmp_ps_mask
 #define _mm512_mask_cmp_ps_mask(k, a, b, pred) \

@@ -102,6 +102,10 @@ def _foreign(obj, what):
         return obj, False
     if getattr(obj, "requires_grad", False) is True and callable(getattr(obj, "detach", None)):
         obj = obj.detach()  # its data, as torch would give them without the graph
+    if callable(getattr(obj, "is_neg", None)) and obj.is_neg():
+        # torch's lazy negation (a view whose values are the negated memory): DLPack
+        # would hand over the memory as it is
+        obj = obj.resolve_neg()
     if hasattr(type(obj), "__dlpack__"):
         return _host_tensor(obj, what)
     return as_array(what, obj), False
