@@ -25,7 +25,11 @@ def test_matches_reference(simd_path, name, case):
 
 
 @pytest.mark.parametrize("name", FUNCTIONS)
-@given(case=_arrays.cases(layouts=("c32", "1d", "f64"), invalid=True, min_rows=1, max_rows=4))
+@given(
+    case=_arrays.cases(
+        layouts=("c32", "1d", "f64", "f16", "bf16"), invalid=True, min_rows=1, max_rows=4
+    )
+)
 def test_matches_reference_with_invalid_rows(simd_path, name, case):
     """Rows with NaN, +inf or all -inf mixed in: both raise ValueError, or (no bad row) agree."""
     C.CHECKS[name](tp, ref, case)

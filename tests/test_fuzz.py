@@ -21,6 +21,7 @@ For every drawn call:
 
 import numpy as np
 import pytest
+from _dlpack import Bfloat16Rows, bfloat16_bits
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -128,6 +129,7 @@ def logits_objects():
     return st.one_of(
         arrays(dtypes=FLOAT_DTYPES),
         arrays(dtypes=FLOAT_DTYPES).map(lambda a: a.tolist()),
+        arrays(dtypes=("<f4",)).map(lambda a: Bfloat16Rows(bfloat16_bits(a))),
         arrays(),
         st.sampled_from(
             (

@@ -113,10 +113,14 @@ static inline tp_vf vf_load_f16(const tp_f16 *p)
 {
     return _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)p));
 }
+/* bfloat16: one word permutation puts word j into the high half of lane j,
+ * zeros below (one ALU operation, where zero-extension and a shift take two). */
 static inline tp_vf vf_load_bf16(const tp_bf16 *p)
 {
-    const __m512i wide = _mm512_cvtepu16_epi32(_mm256_loadu_si256((const __m256i *)p));
-    return _mm512_castsi512_ps(_mm512_slli_epi32(wide, 16));
+    const __m512i words = _mm512_castsi256_si512(_mm256_loadu_si256((const __m256i *)p));
+    const __m512i to_high = _mm512_set_epi16(15, 0, 14, 0, 13, 0, 12, 0, 11, 0, 10, 0, 9, 0, 8, 0,
+                                             7, 0, 6, 0, 5, 0, 4, 0, 3, 0, 2, 0, 1, 0, 0, 0);
+    return _mm512_castsi512_ps(_mm512_maskz_permutexvar_epi16(0xAAAAAAAAu, to_high, words));
 }
 #define TP_VARITH 1
 static inline uint32_t vf_within_bits(tp_vf a, tp_vf lo, tp_vf past_hi)
@@ -229,10 +233,17 @@ static inline tp_vf vf_load_f16(const tp_f16 *p) /* F16C: the dispatch requires 
 {
     return _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)p));
 }
+/* bfloat16: the 8 words broadcast to both halves (a load alone), and one
+ * byte shuffle puts words 0-3 and 4-7 into the high halves of the lanes of
+ * each, zeros below: one ALU operation, where zero-extension and a shift
+ * take two. */
 static inline tp_vf vf_load_bf16(const tp_bf16 *p)
 {
-    const __m256i wide = _mm256_cvtepu16_epi32(_mm_loadu_si128((const __m128i *)p));
-    return _mm256_castsi256_ps(_mm256_slli_epi32(wide, 16));
+    const __m256i both = _mm256_broadcastsi128_si256(_mm_loadu_si128((const __m128i *)p));
+    const __m256i to_high =
+        _mm256_setr_epi8(-1, -1, 0, 1, -1, -1, 2, 3, -1, -1, 4, 5, -1, -1, 6, 7, /* words 0-3 */
+                         -1, -1, 8, 9, -1, -1, 10, 11, -1, -1, 12, 13, -1, -1, 14, 15);
+    return _mm256_castsi256_ps(_mm256_shuffle_epi8(both, to_high));
 }
 #if TP_HAVE_FMA
 #define TP_VARITH 1
