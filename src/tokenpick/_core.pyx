@@ -296,18 +296,19 @@ def torch_rows(obj):
     type_num = _torch_elems.get(obj.dtype)
     if type_num is None or obj.is_cpu is not True or obj.requires_grad or obj.is_neg():
         return None
-    cdef int nd = obj.dim(), i
+    shape = obj.shape
+    cdef Py_ssize_t nd = len(shape), i
     if nd != 1 and nd != 2:
         return None
     cdef cnp.npy_intp dims[2]
     cdef cnp.npy_intp strides[2]
     cdef cnp.npy_intp size = 4 if type_num == cnp.NPY_FLOAT32 else 2
-    shape, steps = obj.shape, obj.stride()
+    steps = obj.stride()
     for i in range(nd):
         dims[i] = shape[i]
         strides[i] = steps[i] * size
     cdef size_t address = obj.data_ptr()
-    cdef cnp.ndarray a = cnp.PyArray_New(np.ndarray, nd, dims, type_num, strides,
+    cdef cnp.ndarray a = cnp.PyArray_New(np.ndarray, <int>nd, dims, type_num, strides,
                                          <void *>address, <int>size, 0, None)
     cnp.set_array_base(a, obj)
     return a if plain_logits(a) else None
