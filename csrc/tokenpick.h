@@ -277,6 +277,9 @@ void tp_route_take(int64_t *out);
 void tp_philox4x32_10(const uint32_t ctr[4], const uint32_t key[2], uint32_t out[4]);
 /* The uniform in [0, 1) of the draw for (seed, offset): 53 bits of Philox's first two words. */
 double tp_uniform(uint64_t seed, uint64_t offset);
+/* The index-th uniform of (seed, offset): Philox's counter word 2 is the index (0: the
+ * draw's, tp_uniform; speculative verification's acceptance tests take 1, 2, ...). */
+double tp_uniform_at(uint64_t seed, uint64_t offset, uint32_t index);
 
 /* ---- build and machine ---------------------------------------------------- */
 

@@ -33,10 +33,12 @@ void tp_philox4x32_10(const uint32_t ctr[4], const uint32_t key[2], uint32_t out
     out[3] = c3;
 }
 
-double tp_uniform(uint64_t seed, uint64_t offset)
+double tp_uniform(uint64_t seed, uint64_t offset) { return tp_uniform_at(seed, offset, 0); }
+
+double tp_uniform_at(uint64_t seed, uint64_t offset, uint32_t index)
 {
     const uint32_t key[2] = {(uint32_t)seed, (uint32_t)(seed >> 32)};
-    const uint32_t ctr[4] = {(uint32_t)offset, (uint32_t)(offset >> 32), 0u, 0u};
+    const uint32_t ctr[4] = {(uint32_t)offset, (uint32_t)(offset >> 32), index, 0u};
     uint32_t out[4];
     tp_philox4x32_10(ctr, key, out);
     const uint64_t bits = (uint64_t)out[0] | ((uint64_t)out[1] << 32);

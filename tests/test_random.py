@@ -40,6 +40,27 @@ def test_uniform_matches_reference_at_the_edges(seed):
         assert np.ndim(got) == 0 and np.asarray(got).dtype == np.float64
 
 
+def test_uniform_index_is_counter_word_two(rng):
+    """index j is Philox's counter word 2: index 0 is the draw's uniform; every index
+    matches the reference, broadcast against seeds and offsets; out of [0, 2**32) is an
+    error on both sides."""
+    seeds = rng.integers(0, 2**64, size=50, dtype=np.uint64)
+    offsets = rng.integers(0, 2**64, size=50, dtype=np.uint64)
+    assert np.array_equal(tp.uniform(seeds, offsets, 0), tp.uniform(seeds, offsets))
+    for index in (1, 2, 5, 2**31, 2**32 - 1):
+        got = tp.uniform(seeds, offsets, index)
+        assert np.array_equal(got, ref.uniform(seeds, offsets, index)), index
+        assert not np.array_equal(got, tp.uniform(seeds, offsets)), "another stream"
+    indices = np.arange(50) % 7
+    assert np.array_equal(tp.uniform(seeds, offsets, indices), ref.uniform(seeds, offsets, indices))
+    assert float(tp.uniform(3, 4, 2)) == float(ref.uniform(3, 4, 2))
+    for bad in (-1, 2**32, 1.5):
+        for mod in (tp, ref):
+            with pytest.raises((ValueError, TypeError)) as err:
+                mod.uniform(3, 4, bad)
+            assert "index" in str(err.value)
+
+
 def test_uniform_matches_reference_on_many_seeds_and_offsets(rng):
     seeds = rng.integers(0, 2**64, size=400, dtype=np.uint64)
     offsets = rng.integers(0, 2**64, size=400, dtype=np.uint64)

@@ -553,17 +553,22 @@ def token_logprobs(logits, tokens, temperature=1.0):
     return _per_row_result(res, x)
 
 
-def uniform(seed, offset=0):
-    """The float64 uniform in [0, 1) that :func:`sample` uses for ``(seed, offset)``.
+def uniform(seed, offset=0, index=0):
+    """The float64 uniform in [0, 1) that :func:`sample` uses for ``(seed, offset)``,
+    and the others of the same step.
 
     Philox4x32-10 with key ``(seed & 0xffffffff, seed >> 32)`` and counter
-    ``(offset & 0xffffffff, offset >> 32, 0, 0)``; of its output words
-    ``x0..x3``, ``u = ((x0 | x1 << 32) >> 11) * 2**-53``.
+    ``(offset & 0xffffffff, offset >> 32, index, 0)``; of its output words
+    ``x0..x3``, ``u = ((x0 | x1 << 32) >> 11) * 2**-53``.  Index 0 is the draw's
+    (``sample``'s, and the emitted token's of :func:`verify`); :func:`verify`'s test
+    of draft k takes index ``k + 1``.
 
     Parameters
     ----------
     seed, offset : int or 1-D array_like of int
         In [0, 2**64); arrays broadcast against each other.
+    index : int or 1-D array_like of int
+        In [0, 2**32); broadcast against them.
 
     Returns
     -------
@@ -575,12 +580,13 @@ def uniform(seed, offset=0):
     >>> float(tokenpick.uniform(0, 0))  # from Philox's known answer 6627e8d5 e169c58d ...
     0.8805201978886142
     """
-    shape = np.broadcast_shapes(np.shape(seed), np.shape(offset))
+    shape = np.broadcast_shapes(np.shape(seed), np.shape(offset), np.shape(index))
     if len(shape) > 1:
-        raise ValueError("seed and offset must be scalars or 1-D")
+        raise ValueError("seed, offset and index must be scalars or 1-D")
     nrows = shape[0] if shape else 1
     seeds = P.uint64_rows("seed", seed, nrows, P.SEED)
     offsets = P.uint64_rows("offset", offset, nrows, P.OFFSET)
+    indices = P.uint64_rows("index", index, nrows, P.INDEX)
     res = np.empty(nrows, dtype=np.float64)
-    _core.uniform(seeds, offsets, res)
+    _core.uniform(seeds, offsets, indices, res)
     return res if shape else res[0]

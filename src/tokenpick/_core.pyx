@@ -142,6 +142,7 @@ cdef extern from "tokenpick.h" nogil:
     const tp_kernels *tp_kernels_for(const char *name, int elem) noexcept
     const char *tp_simd_emulation(const char *name) noexcept
     double tp_uniform(uint64_t seed, uint64_t offset) noexcept
+    double tp_uniform_at(uint64_t seed, uint64_t offset, uint32_t index) noexcept
     const char *tp_compiler() noexcept
     const char *tp_build_flags() noexcept
 
@@ -1235,17 +1236,18 @@ def token_logprobs(cnp.ndarray x not None, stats, temperature, tokens,
     _raise_first_bad(&c)
 
 
-def uniform(seeds, offsets, cnp.ndarray out not None):
-    """tp_uniform of every (seed, offset) pair into out (float64)."""
+def uniform(seeds, offsets, indices, cnp.ndarray out not None):
+    """tp_uniform_at of every (seed, offset, index) into out (float64); indices < 2**32."""
     cdef double *dest = <double *>cnp.PyArray_DATA(out)
     cdef int64_t i
-    cdef _Column sc, oc
-    cdef _Scalar ss, os_
+    cdef _Column sc, oc, ic
+    cdef _Scalar ss, os_, is_
     _column(seeds, cnp.NPY_UINT64, &sc, &ss)
     _column(offsets, cnp.NPY_UINT64, &oc, &os_)
+    _column(indices, cnp.NPY_UINT64, &ic, &is_)
     with nogil:
         for i in range(cnp.PyArray_SIZE(out)):
-            dest[i] = tp_uniform(_u64(&sc, i), _u64(&oc, i))
+            dest[i] = tp_uniform_at(_u64(&sc, i), _u64(&oc, i), <uint32_t>_u64(&ic, i))
 
 
 # ---- the selections by name and the routes taken, for tests -------------------

@@ -64,7 +64,7 @@ class Rule:
 
 def _bound(v):
     """A bound as a user reads it: 2**64, not 18446744073709551616."""
-    if isinstance(v, int) and v > 1 << 32 and v & (v - 1) == 0:
+    if isinstance(v, int) and v >= 1 << 32 and v & (v - 1) == 0:
         return f"2**{v.bit_length() - 1}"
     return repr(v)
 
@@ -75,6 +75,7 @@ TOP_P = Rule(0, 1, lo_open=True, note="1 disables it")
 MIN_P = Rule(0, 1, note="0 disables it")
 UNIFORMS = Rule(0, 1, hi_open=True)
 SEED = OFFSET = Rule(0, U64_END, hi_open=True, integer=True)
+INDEX = Rule(0, 1 << 32, hi_open=True, integer=True)  # of a row's uniforms in one step
 NUM_THREADS = Rule(1, None, integer=True)
 # the logit processors' (tokenpick._processors)
 REPETITION_PENALTY = Rule(0, None, lo_open=True, note="1 disables it")

@@ -71,8 +71,8 @@ def philox4x32_10(counter, key):
     return c0, c1, c2, c3
 
 
-def _uniform_scalar(seed, offset):
-    x0, x1, _, _ = philox4x32_10((offset & _M32, offset >> 32, 0, 0), (seed & _M32, seed >> 32))
+def _uniform_scalar(seed, offset, index=0):
+    x0, x1, _, _ = philox4x32_10((offset & _M32, offset >> 32, index, 0), (seed & _M32, seed >> 32))
     return ((x0 | (x1 << 32)) >> 11) * 2.0**-53
 
 
@@ -87,6 +87,7 @@ _TOP_P = "a number in (0, 1] (1 disables it)"
 _MIN_P = "a number in [0, 1] (0 disables it)"
 _UNIFORMS = "a number in [0, 1)"
 _U64 = "an integer in [0, 2**64)"
+_INDEX = "an integer in [0, 2**32)"
 _NUM_THREADS = "an integer >= 1"
 
 
@@ -207,6 +208,10 @@ def _int_values(name, value, nrows, ok, what, allow_integral_float):
 
 def _u64_values(name, value, nrows):
     return _int_values(name, value, nrows, lambda v: 0 <= v < _U64_END, _U64, False)
+
+
+def _index_values(name, value, nrows):
+    return _int_values(name, value, nrows, lambda v: 0 <= v < 1 << 32, _INDEX, False)
 
 
 def _filters(nrows, V, temperature, top_k, top_p, min_p):
@@ -981,16 +986,18 @@ def token_logprobs(logits, tokens, temperature=1.0):
     return _scalar_or_rows(vals, was_1d, np.float32)
 
 
-def uniform(seed, offset=0):
-    """The float64 uniform in [0, 1) that ``sample`` uses for ``(seed, offset)``.
+def uniform(seed, offset=0, index=0):
+    """The float64 uniform in [0, 1) that ``sample`` uses for ``(seed, offset)`` (index
+    0), and the others of the same step (Philox's counter word 2 is the index).
 
     Scalars give a float; 1-D arrays (broadcast against each other) give an array.
     """
-    shape = np.broadcast_shapes(np.shape(seed), np.shape(offset))
+    shape = np.broadcast_shapes(np.shape(seed), np.shape(offset), np.shape(index))
     if len(shape) > 1:
-        raise ValueError("seed and offset must be scalars or 1-D")
+        raise ValueError("seed, offset and index must be scalars or 1-D")
     n = shape[0] if shape else 1
     seeds = _u64_values("seed", seed, n)
     offsets = _u64_values("offset", offset, n)
-    vals = [_uniform_scalar(s, o) for s, o in zip(seeds, offsets)]
+    indices = _index_values("index", index, n)
+    vals = [_uniform_scalar(s, o, j) for s, o, j in zip(seeds, offsets, indices)]
     return np.float64(vals[0]) if not shape else np.array(vals, dtype=np.float64)
