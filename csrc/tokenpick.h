@@ -158,6 +158,13 @@ typedef struct {
     int64_t run_per;
 } tp_keep;
 
+/* The outcomes of the test of a draft token (verify_draft). */
+enum {
+    TP_DRAFT_REJECTED = 0, /* *token holds the token emitted instead */
+    TP_DRAFT_ACCEPTED = 1,
+    TP_DRAFT_BAD_Q = -1 /* the draft distribution holds a value that is not a probability */
+};
+
 /* The m most likely tokens of a row (top_logprobs): ids[0..m) and their
  * log-probabilities lps[0..m). */
 typedef struct {
@@ -212,6 +219,16 @@ typedef struct {
      * u * total; writes its log-probability under the filtered distribution.
      * Uses ws after keep is done with it. */
     int64_t (*sample)(int64_t n, const tp_keep *keep, double u, tp_workspace *ws, float *logprob);
+    /* Speculative decoding's test of draft token d (in [0, n)) at a position
+     * filtered by keep, q the draft's distribution (n floats) or NULL (the
+     * draft taken as certain): accepted iff u_accept * q(d) < p(d); else the
+     * token emitted instead, drawn with u_draw from max(0, p - q), or from p
+     * (as sample draws) where that is all zero.  Returns a TP_DRAFT_* code;
+     * *logprob gets log p of the draft accepted or of the token emitted.
+     * scratch: n floats. */
+    int (*verify_draft)(int64_t n, const tp_keep *keep, int64_t d, const float *q, double u_accept,
+                        double u_draw, tp_workspace *ws, float *scratch, int64_t *token,
+                        float *logprob);
 
     /* The out->m most likely tokens (1 <= m <= n) of log_softmax(x / T),
      * descending, lowest id first on ties. */

@@ -16,3 +16,4 @@
 #include "keep.c"    /* the filters in order, and min-p */
 #include "kernels.c" /* softmax and friends, mask, filtered_probs, top_logprobs */
 #include "draw.c"    /* the draw */
+#include "verify.c"  /* speculative decoding: the test of a draft token */

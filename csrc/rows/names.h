@@ -147,4 +147,7 @@
 #define draw_runs TP_E(draw_runs)
 #define tp_sample TP_E(tp_sample)
 
+/* verify.c */
+#define tp_verify_draft TP_E(tp_verify_draft)
+
 #endif /* TP_NAMES_H */

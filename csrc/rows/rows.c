@@ -107,6 +107,7 @@ static float select_by_mass_by_route(const float *v, const float *w, int64_t n, 
         tp_mask##suffix,                                             \
         tp_filtered_probs##suffix,                                   \
         tp_sample##suffix,                                           \
+        tp_verify_draft##suffix,                                     \
         tp_top_logprobs##suffix,                                     \
         kth_largest_by_route,                                        \
         select_by_mass_by_route,                                     \

@@ -1,8 +1,9 @@
-"""tokenpick: fast, verified next-token sampling over float32 logits.
+"""tokenpick: fast, verified next-token sampling over float32, float16 and bfloat16 logits.
 
 Logit processors (grammar bitmask, logit bias, repetition, frequency and
 presence penalties, min_tokens), temperature softmax, top-k, top-p (nucleus)
-and min-p selection, greedy and seeded sampling, log-probabilities; a C core
+and min-p selection, greedy and seeded sampling, log-probabilities, and the
+verification of speculative decoding's draft tokens; a C core
 driven by Cython with the GIL released, checked against the pure-numpy
 :mod:`tokenpick.reference`.
 """
@@ -24,6 +25,7 @@ from ._api import (
     uniform,
 )
 from ._config import get_num_threads, set_num_threads, show_config
+from ._verify import verify
 from ._version import __version__
 
 __all__ = [
@@ -45,4 +47,5 @@ __all__ = [
     "top_logprobs",
     "top_p_mask",
     "uniform",
+    "verify",
 ]

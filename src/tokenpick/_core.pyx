@@ -51,6 +51,9 @@ cdef extern from "tokenpick.h" nogil:
         TP_ELEM_F16
         TP_ELEM_BF16
         TP_ELEM_COUNT
+        TP_DRAFT_REJECTED
+        TP_DRAFT_ACCEPTED
+        TP_DRAFT_BAD_Q
 
     ctypedef struct tp_rowstat:
         float max
@@ -124,6 +127,9 @@ cdef extern from "tokenpick.h" nogil:
         void (*filtered_probs)(int64_t n, const tp_keep *keep, float *out) noexcept nogil
         int64_t (*sample)(int64_t n, const tp_keep *keep, double u, tp_workspace *ws,
                           float *logprob) noexcept nogil
+        int (*verify_draft)(int64_t n, const tp_keep *keep, int64_t d, const float *q,
+                            double u_accept, double u_draw, tp_workspace *ws, float *scratch,
+                            int64_t *token, float *logprob) noexcept nogil
         void (*top_logprobs)(const void *x, int64_t n, const tp_rowstat *st, double T,
                              tp_workspace *ws, tp_ranked *out) noexcept nogil
         float (*kth_largest)(const float *x, int64_t n, int64_t k, int route,
@@ -758,23 +764,27 @@ class StrayIds(ValueError):
     general way (tokenpick._processors), which raises the error to show."""
 
 
-cdef int _raise_bad_row(int code, int64_t row, int64_t token=-1) except -1:
+cdef int _raise_bad_row(int code, int64_t row, int64_t token=-1, int64_t positions=0) except -1:
+    """Raise the error of a bad row; with positions > 0, row is row // positions of
+    verify's target logits at position row % positions."""
+    where = (f"target_logits row {row // positions}, position {row % positions}" if positions
+             else f"logits row {row}")
     if code == _ERR_STRAY_IDS:
-        raise StrayIds(f"logits row {row}: an id of the processor arguments is out of range")
+        raise StrayIds(f"{where}: an id of the processor arguments is out of range")
     if code == TP_ERR_NONE_LEFT:
         raise ValueError(
-            f"logits row {row} has no token left after the logit processors (token_bitmask, "
+            f"{where} has no token left after the logit processors (token_bitmask, "
             "-inf logit_bias, min_tokens with stop_ids): nothing can be chosen")
     if code == _ERR_OVERFLOW:
         raise ValueError(
-            f"logits row {row}: the logit processors take token {token}'s logit beyond "
+            f"{where}: the logit processors take token {token}'s logit beyond "
             "float32's range (+inf or NaN)")
     if code == TP_ERR_NAN:
-        raise ValueError(f"logits row {row} contains NaN")
+        raise ValueError(f"{where} contains NaN")
     if code == TP_ERR_POSINF:
-        raise ValueError(f"logits row {row} contains +inf")
+        raise ValueError(f"{where} contains +inf")
     if code == TP_ERR_ALL_NEGINF:
-        raise ValueError(f"logits row {row} is entirely -inf: nothing can be chosen")
+        raise ValueError(f"{where} is entirely -inf: nothing can be chosen")
     return 0
 
 
@@ -1141,6 +1151,109 @@ def sample(cnp.ndarray x not None, stats, temperature, top_k, top_p, min_p, plan
     _sample(x, stats, temperature, top_k, top_p, min_p, plan, uniforms, seeds, offsets,
             <int64_t *>cnp.PyArray_DATA(tokens), <float *>cnp.PyArray_DATA(logprobs),
             start, stop)
+
+
+# ---- speculative decoding ------------------------------------------------------
+
+cdef float *_row_scratch(int64_t V) except NULL:
+    """This thread's scratch row of V floats (verify's exponentials of a position)."""
+    cdef cnp.ndarray a = getattr(_per_thread, "row", None)
+    if a is None or cnp.PyArray_SIZE(a) < V:
+        a = np.empty(max(V, 1), dtype=np.float32)
+        _per_thread.row = a
+    return <float *>cnp.PyArray_DATA(a)
+
+
+class BadDraftProbs(ValueError):
+    """draft_probs holds a value that is not a probability where verify read it."""
+
+
+def verify(cnp.ndarray x not None, cnp.ndarray drafts not None, cnp.ndarray num_draft not None,
+           q, temperature, top_k, top_p, min_p, plan, uniforms, seeds, offsets,
+           cnp.ndarray tokens not None, cnp.ndarray accepted not None,
+           cnp.ndarray logprobs not None, int64_t positions, int64_t start, int64_t stop):
+    """Speculative decoding's verification of rows [start, stop): x holds each row's
+    `positions` target rows in turn (B * positions rows, the filters and plan given per
+    such row), drafts (B, positions - 1) int64 and num_draft (B,) int64 C-contiguous, q
+    (B, positions - 1, V) float32 C-contiguous or None, uniforms (B, positions) float64
+    or None (then seeds and offsets per row); tokens (B, positions) int64 filled with -1,
+    logprobs likewise with -inf, accepted (B,) int64.  Problems are raised in the order
+    of rows, then positions: a position's logits and processors (every position, reached
+    or not), then its draft's probabilities where read."""
+    cdef _Checked c
+    cdef _Workspace w = _workspace()
+    cdef int64_t V = _vocab(x), K = positions - 1, b, k, i, d, token = 0
+    cdef _Filters f
+    cdef _Plan pl
+    cdef _Column sc, oc
+    cdef _Scalar ss, os_
+    cdef tp_filter row
+    cdef tp_keep keep
+    cdef const tp_rowstat *st
+    cdef float lp = 0.0
+    cdef double u_draw, u_accept
+    cdef int code
+    cdef bint done, given = uniforms is not None
+    cdef int64_t bad_q = -1
+    cdef const int64_t *dr = <const int64_t *>cnp.PyArray_DATA(drafts)
+    cdef const int64_t *nd = <const int64_t *>cnp.PyArray_DATA(num_draft)
+    cdef const float *qs = NULL if q is None else <const float *>cnp.PyArray_DATA(<cnp.ndarray?>q)
+    cdef const double *us = NULL if not given else <const double *>cnp.PyArray_DATA(<cnp.ndarray?>uniforms)
+    cdef int64_t *tok = <int64_t *>cnp.PyArray_DATA(tokens)
+    cdef int64_t *acc = <int64_t *>cnp.PyArray_DATA(accepted)
+    cdef float *lps = <float *>cnp.PyArray_DATA(logprobs)
+    cdef float *scratch = _row_scratch(V)
+    if plan is not None:
+        _read_plan(plan, &pl)
+    _checked_rows(&c, None, x, &pl if plan is not None else NULL, start * positions,
+                  stop * positions)
+    _filters(&f, temperature, top_k, top_p, min_p)
+    if not given:
+        _column(seeds, cnp.NPY_UINT64, &sc, &ss)
+        _column(offsets, cnp.NPY_UINT64, &oc, &os_)
+    with nogil:
+        for b in range(start, stop):
+            done = False
+            for k in range(positions):
+                i = b * positions + k
+                _filter_row(&f, i, &row)
+                st = _row_stat(&c, i, NULL if done else &row, w.ws)
+                if st == NULL:
+                    break
+                if not done:
+                    c.k.keep(_row(&c, i), V, st, &row, w.ws, &keep)
+                    u_draw = us[b * positions] if given else tp_uniform_at(
+                        _u64(&sc, b), _u64(&oc, b), 0)
+                    if k == nd[b]:  # every draft accepted: the bonus token
+                        tok[i] = c.k.sample(V, &keep, u_draw, w.ws, &lps[i])
+                        acc[b] = k
+                        done = True
+                    else:
+                        u_accept = us[i + 1] if given else tp_uniform_at(
+                            _u64(&sc, b), _u64(&oc, b), <uint32_t>(k + 1))
+                        d = dr[b * K + k]
+                        code = c.k.verify_draft(V, &keep, d, NULL if qs == NULL else qs + (b * K + k) * V,
+                                                u_accept, u_draw, w.ws, scratch, &token, &lp)
+                        if code == TP_DRAFT_BAD_Q:
+                            bad_q = i
+                            _row_done(&c)
+                            break
+                        lps[i] = lp
+                        if code == TP_DRAFT_ACCEPTED:
+                            tok[i] = d
+                        else:
+                            tok[i] = token
+                            acc[b] = k
+                            done = True
+                _row_done(&c)
+            if c.code != TP_OK or bad_q >= 0:
+                break
+    if c.code != TP_OK:
+        _raise_bad_row(c.code, c.bad, c.bad_token, positions)
+    if bad_q >= 0:
+        raise BadDraftProbs(
+            f"draft_probs row {bad_q // positions}, position {bad_q % positions} holds a value "
+            "that is not a probability (finite and >= 0)")
 
 
 cdef extern from "numpy/arrayobject.h":

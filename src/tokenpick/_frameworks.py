@@ -35,13 +35,7 @@ def read_logits(obj, bfloat16_bits=False):
     from (V,), (B, V) or (B, 1, V)), V >= 1: TypeError or ValueError otherwise, the
     errors of the package and the reference alike.  bfloat16 comes as its bits, a uint16
     array, with ``bfloat16_bits``; else widened exactly to float32."""
-    bfloat16 = False
-    if type(obj) is np.ndarray:
-        a = obj
-    else:
-        a, bfloat16 = _foreign(obj, "logits")
-    if _is_bfloat16(a.dtype):  # ml_dtypes': its bits
-        a, bfloat16 = a.view(np.dtype(np.uint16).newbyteorder(a.dtype.byteorder)), True
+    a, bfloat16 = _read(obj, "logits")
     if a.ndim == 3:
         if a.shape[1] != 1:
             raise ValueError(
@@ -56,6 +50,43 @@ def read_logits(obj, bfloat16_bits=False):
     if a.shape[-1] == 0:
         raise ValueError("logits has an empty vocabulary (V == 0)")
     return widen_bfloat16(a) if bfloat16 and not bfloat16_bits else a
+
+
+def read_positions(obj, bfloat16_bits=False):
+    """``verify``'s target logits: a numpy array of a real floating dtype and shape
+    (B, K+1, V), K+1 >= 1, V >= 1, read as read_logits reads logits."""
+    a, bfloat16 = _read(obj, "target_logits")
+    if a.dtype.kind != "f" and not bfloat16:
+        raise TypeError(f"target_logits must be a real floating-point array, got dtype {a.dtype}")
+    if a.ndim != 3 or a.shape[1] == 0:
+        raise ValueError(
+            "target_logits must be 3-D (B, K+1, V): the target model's logits at each of K "
+            f"draft positions and the bonus position after them; got shape {a.shape}"
+        )
+    if a.shape[2] == 0:
+        raise ValueError("target_logits has an empty vocabulary (V == 0)")
+    return widen_bfloat16(a) if bfloat16 and not bfloat16_bits else a
+
+
+def read_floats(obj, what):
+    """An array argument of real floating values (draft_probs), read as logits are:
+    host tensors in place, bfloat16 widened exactly."""
+    a, bfloat16 = _read(obj, what)
+    if a.dtype.kind != "f" and not bfloat16:
+        raise TypeError(f"{what} must be a real floating-point array, got dtype {a.dtype}")
+    return widen_bfloat16(a) if bfloat16 else a
+
+
+def _read(obj, what):
+    """A numpy array of obj's values, and whether it holds the bits of bfloat16 ones."""
+    bfloat16 = False
+    if type(obj) is np.ndarray:
+        a = obj
+    else:
+        a, bfloat16 = _foreign(obj, what)
+    if _is_bfloat16(a.dtype):  # ml_dtypes': its bits
+        a, bfloat16 = a.view(np.dtype(np.uint16).newbyteorder(a.dtype.byteorder)), True
+    return a, bfloat16
 
 
 _bfloat16_dtype = None  # ml_dtypes' bfloat16, once seen

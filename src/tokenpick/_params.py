@@ -121,7 +121,13 @@ def as_logits(logits):
     a = _core.torch_rows(logits)  # the next most common: a torch tensor
     if a is not None:
         return a
-    a = _frameworks.read_logits(logits, bfloat16_bits=True)
+    return rows_in_place(_frameworks.read_logits(logits, bfloat16_bits=True))
+
+
+def rows_in_place(a):
+    """Logits as _frameworks reads them (a real floating array, or bfloat16's bits), as
+    the kernels read them in place: a itself where plain_logits takes it; else a copy,
+    C-contiguous, in half precision for half precision, float32 for the rest."""
     if _core.plain_logits(a):
         return a
     if a.dtype.itemsize == 2:  # float16, or bfloat16's bits: kept in half precision

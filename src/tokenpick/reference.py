@@ -119,13 +119,14 @@ def _check_rows(x):
         _check_row(i, row)
 
 
-def _check_row(i, row):
+def _check_row(i, row, where=None):
+    where = where or f"logits row {i}"
     if np.isnan(row).any():
-        raise ValueError(f"logits row {i} contains NaN")
+        raise ValueError(f"{where} contains NaN")
     if np.isposinf(row).any():
-        raise ValueError(f"logits row {i} contains +inf")
+        raise ValueError(f"{where} contains +inf")
     if np.isneginf(row).all():
-        raise ValueError(f"logits row {i} is entirely -inf: nothing can be chosen")
+        raise ValueError(f"{where} is entirely -inf: nothing can be chosen")
 
 
 def _row_values(name, value, nrows, kind):
@@ -451,43 +452,51 @@ def _processors(
         raise ValueError("min_tokens > 0 needs stop_ids: the ids it bans until then")
     if all(a is None for a in (token_bitmask, logit_bias, prompt_ids, output_ids, stop_ids)):
         return None  # nothing to ban, bias or penalize: the logits go on as they are
-    plans = []
-    for i in range(nrows):
-        banned = np.zeros(V, dtype=bool)
-        if allowed is not None:
-            banned |= ~allowed[i]
-        bias = np.zeros(V)
-        biased = np.zeros(V, dtype=bool)
-        if biases is not None:
-            ids, vals = biases[i]
-            banned[ids[np.isneginf(vals)]] = True
-            finite = np.isfinite(vals)
-            bias[ids[finite]] = vals[finite]
-            biased[ids[finite]] = True
-        out = outputs[i] if outputs is not None else np.empty(0, dtype=np.int64)
-        if out.size < N[i]:  # padding is not a token: out holds the real ones only
-            banned[stops[i]] = True
-        count = np.bincount(out, minlength=V)
-        present = count > 0
-        if prompts is not None:
-            present[prompts[i]] = True
-        plans.append(
-            dict(
-                banned=banned,
-                bias=bias,
-                biased=biased,
-                present=present,
-                count=count,
-                p=P[i],
-                f=F[i],
-                r=R[i],
-            )
+    return [
+        _plan(
+            V,
+            None if allowed is None else allowed[i],
+            None if biases is None else biases[i],
+            None if prompts is None else prompts[i],
+            None if outputs is None else outputs[i],
+            P[i],
+            F[i],
+            R[i],
+            N[i],
+            None if stops is None else stops[i],
         )
-    return plans
+        for i in range(nrows)
+    ]
 
 
-def _process_row(i, x, plan):
+def _plan(V, allowed, bias_entries, prompt, out, p, f, r, min_tokens, stops):
+    """One row's plan from its checked arguments (None: not given)."""
+    banned = np.zeros(V, dtype=bool)
+    if allowed is not None:
+        banned |= ~allowed
+    bias = np.zeros(V)
+    biased = np.zeros(V, dtype=bool)
+    if bias_entries is not None:
+        ids, vals = bias_entries
+        banned[ids[np.isneginf(vals)]] = True
+        finite = np.isfinite(vals)
+        bias[ids[finite]] = vals[finite]
+        biased[ids[finite]] = True
+    out = out if out is not None else np.empty(0, dtype=np.int64)
+    if out.size < min_tokens:  # padding is not a token: out holds the real ones only
+        banned[stops] = True
+    count = np.bincount(out, minlength=V)
+    present = count > 0
+    if prompt is not None:
+        present[prompt] = True
+    return dict(
+        banned=banned, bias=bias, biased=biased, present=present, count=count, p=p, f=f, r=r
+    )
+
+
+def _process_row(i, x, plan, where=None):
     """Row i's processed logits: float32 values, -inf where banned.  x: float64 (V,)."""
+    where = where or f"logits row {i}"
     p, f, r, c = plan["p"], plan["f"], plan["r"], plan["count"]
     banned = plan["banned"] | np.isneginf(x)  # -inf in the logits is a ban too
     with np.errstate(over="ignore", invalid="ignore"):
@@ -500,12 +509,12 @@ def _process_row(i, x, plan):
     if bad.any():
         j = int(np.argmax(bad))
         raise ValueError(
-            f"logits row {i}: the logit processors take token {j}'s logit beyond float32's "
+            f"{where}: the logit processors take token {j}'s logit beyond float32's "
             "range (+inf or NaN)"
         )
     if np.isneginf(v).all():
         raise ValueError(
-            f"logits row {i} has no token left after the logit processors (token_bitmask, "
+            f"{where} has no token left after the logit processors (token_bitmask, "
             "-inf logit_bias, min_tokens with stop_ids): nothing can be chosen"
         )
     return v
@@ -1001,3 +1010,265 @@ def uniform(seed, offset=0, index=0):
     indices = _index_values("index", index, n)
     vals = [_uniform_scalar(s, o, j) for s, o, j in zip(seeds, offsets, indices)]
     return np.float64(vals[0]) if not shape else np.array(vals, dtype=np.float64)
+
+
+# ----------------------------------------------------------------------------
+# Speculative decoding.
+
+
+def verify(
+    target_logits,
+    draft_tokens,
+    *,
+    draft_probs=None,
+    num_draft=None,
+    temperature=1.0,
+    top_k=0,
+    top_p=1.0,
+    min_p=0.0,
+    token_bitmask=None,
+    logit_bias=None,
+    prompt_ids=None,
+    output_ids=None,
+    repetition_penalty=1.0,
+    frequency_penalty=0.0,
+    presence_penalty=0.0,
+    min_tokens=0,
+    stop_ids=None,
+    seed=None,
+    offset=0,
+    uniforms=None,
+    return_logprobs=False,
+    num_threads=None,
+):
+    """Speculative decoding's verification of K draft tokens per row by rejection sampling
+    (Leviathan et al. 2023, "Fast inference from transformers via speculative decoding";
+    Chen et al. 2023, "Accelerating large language model decoding with speculative
+    sampling"): the emitted tokens follow the target distributions exactly.
+
+    Row b's draft k (k < num_draft[b]) is tested against p_k, ``filtered_probs`` of
+    ``target_logits[b, k]`` with the row's processors, its ``output_ids`` extended by the
+    drafts before k (and ``token_bitmask[b, k]`` when it is 3-D): it is accepted iff
+    ``u_{k+1} * q_k(d_k) < p_k(d_k)``, where q_k is ``draft_probs[b, k]`` (1 at every draft
+    without it: n-gram drafts) and ``u_j = uniform(seed, offset, index=j)``.  The first
+    rejected draft is replaced by a token drawn with ``u_0`` by ``sample``'s rule from
+    ``max(0, p_k - q_k)`` (from p_k if that is all zero); if every draft is accepted, the
+    bonus token is drawn from p at position num_draft[b] with ``u_0``.  ``T == 0`` rows
+    accept while the draft is the processed argmax and emit the argmax.  Returns
+    ``tokens`` (B, K+1) int64 (the accepted drafts, the emitted token, then -1) and
+    ``num_accepted`` (B,); with ``return_logprobs``, each emitted token's log-probability
+    under its position's p (float64, -inf past the emitted token).  ``uniforms``, if
+    given instead of seeds: (B, K+1), column j being u_j.
+    """
+    a = _frameworks.read_positions(target_logits)
+    with np.errstate(over="ignore"):
+        X = a.astype(np.float32).astype(np.float64)
+    B, npos, V = X.shape
+    K = npos - 1
+    D = _draft_array(draft_tokens, B, K)
+    N = _num_draft(num_draft, B, K)
+    for b in range(B):
+        for k in range(N[b]):
+            if not 0 <= D[b, k] < V:
+                raise ValueError(
+                    f"draft_tokens row {b}, position {k} holds {D[b, k]}, not a token id "
+                    f"in [0, V) = [0, {V})"
+                )
+    Q = _draft_probs(draft_probs, B, K, V)
+    F = _filters(B, V, temperature, top_k, top_p, min_p)
+    plans = _position_plans(
+        B, npos, V, D, N, token_bitmask, logit_bias, prompt_ids, output_ids,
+        repetition_penalty, frequency_penalty, presence_penalty, min_tokens, stop_ids,
+    )  # fmt: skip
+    if num_threads is not None:
+        n = _integer("num_threads", num_threads)
+        if n < 1:
+            raise ValueError(f"num_threads must be {_NUM_THREADS}; got {n}")
+    U = _step_uniforms(B, npos, seed, offset, uniforms)
+    # every position checked, reached or not: errors do not depend on the draws
+    rows = np.empty((B, npos, V))
+    for b in range(B):
+        for k in range(npos):
+            where = f"target_logits row {b}, position {k}"
+            _check_row(b, X[b, k], where)
+            plan = plans[b][k]
+            rows[b, k] = X[b, k] if plan is None else _process_row(b, X[b, k], plan, where)
+
+    tokens = np.full((B, npos), -1, dtype=np.int64)
+    logprobs = np.full((B, npos), -np.inf)
+    accepted = np.zeros(B, dtype=np.int64)
+    for b in range(B):
+        T = F[b][0]
+        for k in range(N[b] + 1):
+            x = rows[b, k]
+            probs, keep = _filtered_row(x, *F[b])
+            u_draw = U[b][0]
+            if k == N[b]:  # every draft accepted: the bonus token
+                token = _draw(probs, u_draw)
+            else:
+                d = int(D[b, k])
+                if T == 0.0:
+                    ok = d == _argmax(x)
+                    token = _argmax(x)
+                else:
+                    q_d = 1.0 if Q is None else _draft_prob(Q, b, k, d)
+                    ok = U[b][k + 1] * q_d < probs[d]
+                    if not ok:
+                        if Q is None:
+                            residual = probs.copy()
+                            residual[d] = 0.0
+                        else:
+                            residual = np.maximum(probs - _draft_row(Q, b, k), 0.0)
+                        token = _draw(residual if residual.sum() > 0 else probs, u_draw)
+                if ok:
+                    tokens[b, k] = d
+                    logprobs[b, k] = _logprob(x, T, keep, d)
+                    accepted[b] += 1
+                    continue
+            tokens[b, k] = token
+            logprobs[b, k] = _logprob(x, T, keep, token)
+            break
+    if return_logprobs:
+        return tokens, accepted, logprobs
+    return tokens, accepted
+
+
+def _logprob(x, T, keep, token):
+    """log p(token) under the row's filtered distribution (0 at T == 0: one-hot)."""
+    if T == 0.0:
+        return 0.0
+    s = _scores(x, T)
+    return s[token] - np.log(np.exp(s[keep]).sum())
+
+
+def _draft_array(draft_tokens, B, K):
+    a = _frameworks.as_array("draft_tokens", draft_tokens)
+    if a.dtype.kind not in "iu":
+        raise TypeError(f"draft_tokens must hold integer token ids, got dtype {a.dtype}")
+    if a.shape != (B, K):
+        raise ValueError(
+            f"draft_tokens must have shape (B, K) = ({B}, {K}) for target_logits of shape "
+            f"(B, K+1, V); got {a.shape}"
+        )
+    return a.astype(np.int64)
+
+
+def _num_draft(num_draft, B, K):
+    if num_draft is None:
+        return [K] * B
+    return _int_values(
+        "num_draft", num_draft, B, lambda n: 0 <= n <= K, f"an integer in [0, K] = [0, {K}]", False
+    )
+
+
+def _draft_probs(draft_probs, B, K, V):
+    if draft_probs is None:
+        return None
+    a = _frameworks.read_floats(draft_probs, "draft_probs")
+    if a.shape != (B, K, V):
+        raise ValueError(f"draft_probs must have shape (B, K, V) = ({B}, {K}, {V}); got {a.shape}")
+    return a.astype(np.float32).astype(np.float64)
+
+
+def _bad_draft_probs(b, k):
+    return ValueError(
+        f"draft_probs row {b}, position {k} holds a value that is not a probability "
+        "(finite and >= 0)"
+    )
+
+
+def _draft_prob(Q, b, k, d):
+    """q_k(d), checked: draft probabilities are checked where they are read."""
+    q = Q[b, k, d]
+    if not (np.isfinite(q) and q >= 0):
+        raise _bad_draft_probs(b, k)
+    return q
+
+
+def _draft_row(Q, b, k):
+    """The row q_k, checked whole (it is read whole for the residual)."""
+    q = Q[b, k]
+    if not (np.isfinite(q).all() and (q >= 0).all()):
+        raise _bad_draft_probs(b, k)
+    return q
+
+
+def _step_uniforms(B, npos, seed, offset, uniforms):
+    """Each row's uniforms of the step: column j is uniform(seed, offset, index=j)."""
+    if uniforms is not None:
+        if seed is not None:
+            raise ValueError("give either seed or uniforms, not both")
+        U = _frameworks.as_array("uniforms", uniforms)
+        if U.dtype.kind not in "fiu" or U.shape != (B, npos):
+            raise ValueError(
+                f"uniforms must be an array of numbers of shape (B, K+1) = ({B}, {npos}); "
+                f"got {U.shape if U.dtype.kind in 'fiu' else U.dtype}"
+            )
+        U = U.astype(np.float64)
+        if not ((U >= 0) & (U < 1)).all():
+            raise ValueError(f"uniforms must each be {_UNIFORMS}")
+        return U.tolist()
+    offsets = _u64_values("offset", offset, B)
+    if seed is None:
+        seeds = [int.from_bytes(os.urandom(8), "little") for _ in range(B)]
+    else:
+        seeds = _u64_values("seed", seed, B)
+    return [[_uniform_scalar(s, o, j) for j in range(npos)] for s, o in zip(seeds, offsets)]
+
+
+def _position_plans(
+    B, npos, V, D, N, token_bitmask, logit_bias, prompt_ids, output_ids,
+    repetition_penalty, frequency_penalty, presence_penalty, min_tokens, stop_ids,
+):  # fmt: skip
+    """plans[b][k]: row b's processors at position k, its output extended by the drafts
+    before k (those it has: num_draft[b] at most), or None where no processor is on."""
+    bitmask3 = token_bitmask is not None and np.ndim(token_bitmask) == 3
+    words = token_bitmask
+    if bitmask3:
+        w = _frameworks.as_array("token_bitmask", token_bitmask)
+        if w.shape[:2] != (B, npos):
+            raise ValueError(
+                f"token_bitmask of 3 dimensions must have shape (B, K+1, W) = ({B}, {npos}, W); "
+                f"got {w.shape}"
+            )
+        words = w.reshape(B * npos, w.shape[2])
+    allowed = _bitmask_rows(words, B * npos if bitmask3 else B, V)
+    biases = _bias_rows(logit_bias, B, V)
+    prompts = _id_rows("prompt_ids", prompt_ids, B, V, False, shared=False)
+    outputs = _id_rows("output_ids", output_ids, B, V, False, shared=False)
+    P = _float_values(
+        "repetition_penalty", repetition_penalty, B, lambda p: np.isfinite(p) and p > 0,
+        _REPETITION,
+    )  # fmt: skip
+    F = _float_values("frequency_penalty", frequency_penalty, B, np.isfinite, _ADDITIVE_PENALTY)
+    R = _float_values("presence_penalty", presence_penalty, B, np.isfinite, _ADDITIVE_PENALTY)
+    M = _int_values("min_tokens", min_tokens, B, lambda n: n >= 0, _MIN_TOKENS, False)
+    stops = _id_rows("stop_ids", stop_ids, B, V, False, shared=True)
+    if stops is None and any(n > 0 for n in M):
+        raise ValueError("min_tokens > 0 needs stop_ids: the ids it bans until then")
+    if all(a is None for a in (token_bitmask, logit_bias, prompt_ids, output_ids, stop_ids)) and (
+        all(p == 1.0 for p in P) and all(f == 0.0 for f in F) and all(r == 0.0 for r in R)
+    ):
+        return [[None] * npos for _ in range(B)]  # the drafts change nothing
+    plans = []
+    for b in range(B):
+        row = []
+        history = outputs[b] if outputs is not None else np.empty(0, dtype=np.int64)
+        for k in range(npos):
+            out = np.concatenate([history, D[b, : min(k, N[b])]])
+            row.append(
+                _plan(
+                    V,
+                    None if allowed is None else allowed[b * npos + k if bitmask3 else b],
+                    None if biases is None else biases[b],
+                    None if prompts is None else prompts[b],
+                    out,
+                    P[b],
+                    F[b],
+                    R[b],
+                    M[b],
+                    None if stops is None else stops[b],
+                )
+            )
+        plans.append(row)
+    return plans
