@@ -1157,7 +1157,7 @@ def _num_draft(num_draft, B, K):
     if num_draft is None:
         return [K] * B
     return _int_values(
-        "num_draft", num_draft, B, lambda n: 0 <= n <= K, f"an integer in [0, K] = [0, {K}]", False
+        "num_draft", num_draft, B, lambda n: 0 <= n <= K, f"an integer in [0, {K}]", False
     )
 
 
