@@ -34,7 +34,10 @@ SIGNATURES = {
     "top_logprobs": "(logits, n, temperature=1.0)",
     "process_logits": f"(logits, *, {PROCESSORS}, out=None)",
     "token_logprobs": "(logits, tokens, temperature=1.0)",
-    "uniform": "(seed, offset=0)",
+    "uniform": "(seed, offset=0, index=0)",
+    "verify": "(target_logits, draft_tokens, *, draft_probs=None, num_draft=None, "
+    f"temperature=1.0, top_k=0, top_p=1.0, min_p=0.0, {PROCESSORS}, seed=None, offset=0, "
+    "uniforms=None, return_logprobs=False, num_threads=None)",
 }
 
 

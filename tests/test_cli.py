@@ -936,3 +936,55 @@ def test_dtype_rows_hold_the_values_their_widening_gives():
         )  # in place, as the kernels read it
         assert np.array_equal(tokenpick._params.as_float32(read), w)
         assert np.abs(w - x).max() <= np.abs(x).max() * (2**-8 if dtype == "bfloat16" else 2**-11)
+
+
+def test_bench_prints_and_saves_the_verify_section(tiny_bench):
+    out, saved = tiny_bench
+    section = out[out.index("Speculative decoding") - 200 :]
+    assert [(c["op"], c["V"], c["B"], c["K"]) for c in saved["verify"]] == [
+        ("T=1", 1000, 1, 4),
+        ("T=0.8 top_k=50 top_p=0.9", 1000, 1, 4),
+    ]
+    for case in saved["verify"]:
+        assert case["x_sample"] > 0 and 0.3 < case["acceptance"] < 1, case
+        assert case["timings"]["verify"]["rows"] == 5, case
+    assert "x sample" in section, section
+
+
+def test_bench_only_and_no_verify(capsys, tmp_path):
+    json_path = tmp_path / "bench.json"
+    args = [*TINY_BENCH, "--quiet", "--no-reference", "--no-torch", "--no-llama"]
+    assert bench.main([*args, "--only-verify", "--json", str(json_path)]) == 0
+    out = capsys.readouterr().out
+    saved = json.loads(json_path.read_text())
+    assert saved["results"] == [] and len(saved["verify"]) == 2, saved
+    assert "x sample" in out and "Logit processors" not in out, out
+    assert bench.main([*args, "--no-processors", "--no-verify", "--json", str(json_path)]) == 0
+    assert "Speculative decoding (verify): not timed (--no-verify)" in capsys.readouterr().out
+    assert json.loads(json_path.read_text())["verify"] == []
+
+
+def test_torch_verify_is_the_same_algorithm():
+    """The PyTorch peer of the verify section accepts drafts at the rate theory gives and
+    emits tokens of the target's law, as tokenpick.verify does (a statistical check, at a
+    false-failure probability below 1e-9)."""
+    torch = pytest.importorskip("torch")
+    from scipy import stats
+
+    from tokenpick.bench import verify as section
+
+    rng = np.random.default_rng(5)
+    n, V = 40000, 5
+    p = np.array([0.4, 0.3, 0.15, 0.1, 0.05])
+    q = np.array([0.1, 0.5, 0.2, 0.1, 0.1])
+    target = np.broadcast_to(np.log(p).astype(np.float32), (n, 2, V)).copy()
+    drafts = rng.choice(V, size=(n, 1), p=q)
+    qs = np.broadcast_to(q.astype(np.float32), (n, 1, V)).copy()
+    gen = torch.Generator().manual_seed(3)
+    tokens = section.torch_verify(torch, torch.from_numpy(target), torch.from_numpy(drafts),
+                                  torch.from_numpy(qs), gen).numpy()  # fmt: skip
+    first = np.bincount(tokens[:, 0], minlength=V)
+    assert stats.chisquare(first, p * n).pvalue > 1e-10, first / n
+    accepted = (tokens[:, 1] >= 0).mean()
+    alpha = np.minimum(p, q).sum()
+    assert abs(accepted - alpha) < 6 * np.sqrt(alpha * (1 - alpha) / n), (accepted, alpha)

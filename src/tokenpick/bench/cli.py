@@ -6,7 +6,7 @@ import sys
 
 import tokenpick
 
-from . import dtypes, plot, report, timing
+from . import dtypes, plot, report, timing, verify
 from .cases import (
     GRIDS,
     LOGIT_KINDS,
@@ -139,6 +139,18 @@ def configure_parser(parser):
         help="time the logit-processors section alone (its grid: --full's, or --vocab and --batch)",
     )
     parser.add_argument(
+        "--no-verify",
+        action="store_true",
+        help="do not time the speculative-decoding section (verify of K=4 drafts against "
+        "sample on the same rows and against PyTorch)",
+    )
+    parser.add_argument(
+        "--only-verify",
+        action="store_true",
+        help="time the speculative-decoding section alone (its grid: --full's, or --vocab "
+        "and --batch)",
+    )
+    parser.add_argument(
         "--no-xgrammar",
         action="store_true",
         help="do not time xgrammar's in-place bitmask in the logit-processors section "
@@ -186,6 +198,7 @@ def settings_from(args):
     """The run's settings (JSON-ready), from the parsed options."""
     grid = GRIDS["full" if args.full else "quick"]
     processors = PROCESSOR_GRIDS["full" if args.full else "quick"]
+    spec = verify.VERIFY_GRIDS["full" if args.full else "quick"]
     sources = args.logits
     return {
         "vocabs": list(args.vocab or grid["vocabs"]),
@@ -196,10 +209,16 @@ def settings_from(args):
         "dtype": args.dtype,
         "threads": args.threads,
         "processors": None
-        if args.no_processors
+        if args.no_processors or args.only_verify
         else {
             "vocabs": list(args.vocab or processors["vocabs"]),
             "batches": list(args.batch or processors["batches"]),
+        },
+        "verify": None
+        if args.no_verify or args.only_processors
+        else {
+            "vocabs": list(args.vocab or spec["vocabs"]),
+            "batches": list(args.batch or spec["batches"]),
         },
     }
 
@@ -242,8 +261,8 @@ def run(args):
         tokenpick.set_num_threads(settings["threads"])
     torch_peer, torch_info = setup_torch(args)  # first: it sets OMP_WAIT_POLICY
     llama_peer, llama_info = (
-        (None, {"absent": "not timed (--only-processors)"})
-        if args.only_processors
+        (None, {"absent": "not timed (--only-processors or --only-verify)"})
+        if args.only_processors or args.only_verify
         else setup_llama(args)
     )
     if timing.processors_absent(settings):
@@ -257,7 +276,16 @@ def run(args):
     env = report.environment(settings, torch_info, llama_info, xgrammar_info)
     print(report.format_environment(env), end="\n\n", flush=True)
 
-    if args.only_processors:
+    speculative = []
+    if args.only_verify:
+        results, overhead, python_threads, peers, processors = [], [], [], [], []
+        progress = report.Progress(verify.count_verify_steps(settings), enabled=not args.quiet)
+        try:
+            speculative = verify.time_verify(settings, torch_peer, progress)
+        finally:
+            progress.close()
+        print(verify.format_verify(speculative))
+    elif args.only_processors:
         results, overhead, python_threads, peers = [], [], [], []
         progress = report.Progress(
             timing.count_processor_steps(settings, torch_peer), enabled=not args.quiet
@@ -272,6 +300,12 @@ def run(args):
             settings, sources, peers, (torch_peer, xgrammar_peer), args.quiet
         )
         print(report.format_results(results, overhead, peers, settings, python_threads, processors))
+        progress = report.Progress(verify.count_verify_steps(settings), enabled=not args.quiet)
+        try:
+            speculative = verify.time_verify(settings, torch_peer, progress)
+        finally:
+            progress.close()
+        print("\n" + verify.format_verify(speculative))
     written = True
     if args.json:
         written = (
@@ -286,14 +320,15 @@ def run(args):
                 peers,
                 python_threads,
                 processors,
+                speculative,
             )
             and written
         )
-    if args.plot and not args.only_processors:
+    if args.plot and not (args.only_processors or args.only_verify):
         written = (
             report.save("plot", plot.write_plot, args.plot, new_figure, results, peers) and written
         )
-    raised = any(r.failed() for r in results + overhead + processors) or any(
+    raised = any(r.failed() for r in results + overhead + processors + speculative) or any(
         entry["error"] for entry in python_threads
     )
     return 0 if written and not raised else 1

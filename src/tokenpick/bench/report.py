@@ -555,9 +555,12 @@ def processors_json(settings, processors):
 # --json
 
 
-def write_json(path, env, settings, results, overhead, peers, python_threads=(), processors=()):
+def write_json(
+    path, env, settings, results, overhead, peers, python_threads=(), processors=(), verify=()
+):
     """Write the environment, the settings, every result, the call overhead, the
-    Python threads' throughput and the logit-processors section to `path`."""
+    Python threads' throughput, the logit-processors and the speculative-decoding
+    sections to `path`."""
     one_thread = [ONE_THREAD] if timed_at_one_thread(results) else []
     document = {
         "environment": env,
@@ -570,6 +573,7 @@ def write_json(path, env, settings, results, overhead, peers, python_threads=(),
         "overhead": [r.to_json(peers) for r in overhead],
         "python_threads": list(python_threads),
         "processors": processors_json(settings, processors),
+        "verify": [r.to_json() for r in verify],
     }
     with open(path, "w", encoding="utf-8") as f:
         json.dump(document, f, indent=1, default=str)
