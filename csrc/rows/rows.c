@@ -8,7 +8,8 @@
  * the table's keep (keep.c: topk.c, topp.c, min-p) and sample (draw.c);
  * with logit processors, scan_processed and process (proc.c) first;
  * softmax, log_softmax, logsumexp, mask, filtered_probs, top_logprobs ->
- * kernels.c; the checking pass -> scan.c.  csrc/README.md has the design.
+ * kernels.c; tokenpick.verify -> keep, then verify_draft (verify.c) or the
+ * draw; the checking pass -> scan.c.  csrc/README.md has the design.
  */
 #ifndef TP_ISA
 #error "define TP_ISA (baseline, avx2, avx512) before including rows/rows.c"

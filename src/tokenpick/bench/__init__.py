@@ -6,7 +6,9 @@ temperature 0.8 alone and with top-k, top-p and min-p) and case of logits
 (kind, V, B), then the call overhead on one short row, the throughput of
 one and two Python threads, and the logit processors (a history's penalties,
 logit biases, grammar bitmasks) against the same sampling step without them,
-against PyTorch doing that step, and the bitmask alone against xgrammar's.
+against PyTorch doing that step, and the bitmask alone against xgrammar's,
+and speculative decoding's ``verify`` against ``sample`` on the same rows and
+against PyTorch doing the same verification (``--no-verify``, ``--only-verify``).
 Every call gets rows it has not just seen.
 
 * tokenpick us/row: median wall time of one call, divided by the rows;
