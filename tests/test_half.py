@@ -20,6 +20,7 @@ import pytest
 from _dlpack import Bfloat16Rows, bfloat16_bits
 
 import tokenpick as tp
+from tokenpick import reference as ref
 
 DTYPES = ("float16", "bfloat16")
 CALLS = {
@@ -207,6 +208,10 @@ def test_torch_tensors_of_every_kind(rng):
     assert tp._core.torch_rows(ints) is None
     with pytest.raises(TypeError, match="real floating-point"):
         tp.softmax(ints)
+    for sparse in (torch.from_numpy(x[0, 0]).to_sparse(), torch.from_numpy(x[0]).to_sparse()):
+        for mod in (tp, ref):
+            with pytest.raises(TypeError):
+                mod.softmax(sparse)
     neg = torch._neg_view(torch.from_numpy(x[0]))
     assert neg.is_neg()
     same(tp.softmax(neg), tp.softmax(-x[0]), "negative bit")

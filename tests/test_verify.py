@@ -15,6 +15,8 @@ and its exactness shown statistically.
   threshold (p = 1e-10 each, 4 tests) bounds the false-failure probability below 1e-9.
 """
 
+import tracemalloc
+
 import _arrays
 import _compare as C
 import numpy as np
@@ -377,3 +379,60 @@ def test_emitted_tokens_follow_the_target(drafting):
     law = [np.prod(accept[:j]) * (1 - accept[j]) for j in range(K)] + [np.prod(accept)]
     counted = np.bincount(acc, minlength=K + 1)
     assert chi_square_p(counted, law) > ALPHA, (counted / N_TRIALS, law)
+
+
+def test_penalties_count_the_drafts_without_output_ids():
+    """With a penalty on and no ids given, the drafts before a position are its output."""
+    x = np.zeros((1, 3, 4), dtype=np.float32)
+    x[..., 2] = 1.0
+    d = np.array([[2, 2]])
+    for kw in (
+        dict(presence_penalty=5.0),
+        dict(repetition_penalty=4.0),
+        dict(frequency_penalty=2.0),
+    ):
+        got = tp.verify(x, d, uniforms=[[0.5, 0.0, 0.0]], return_logprobs=True, **kw)
+        want = ref.verify(x, d, uniforms=[[0.5, 0.0, 0.0]], return_logprobs=True, **kw)
+        assert np.array_equal(got[0], want[0]) and np.array_equal(got[1], want[1]), (kw, got, want)
+        np.testing.assert_allclose(got[2], want[2], rtol=1e-5)
+        assert got[2][0, 1] < got[2][0, 0], "the penalty lowers the repeated draft"
+
+
+def test_problems_in_the_order_of_rows_then_positions():
+    """A bad draft probability at position 0 is met before NaN logits at position 3 of the
+    same row, and NaN logits in row 0 before a bad probability in row 1, on both sides."""
+    x = np.random.default_rng(3).normal(size=(3, 4, 20)).astype(np.float32)
+    d = x[:, :3].argmax(-1)
+    q = np.full((3, 3, 20), 1 / 20, dtype=np.float32)
+    for nan_at, bad_q_at, message in (
+        ((0, 3), (0, 0), "draft_probs row 0, position 0"),
+        ((0, 2), (1, 0), "target_logits row 0, position 2 contains NaN"),
+    ):
+        xb, qb = x.copy(), q.copy()
+        xb[nan_at] = np.nan
+        qb[bad_q_at] = -1.0
+        for mod in (tp, ref):
+            with pytest.raises(ValueError, match=message):
+                mod.verify(xb, d, draft_probs=qb, seed=1)
+
+
+def test_positions_of_a_longer_sequence_are_read_in_place():
+    """The last K+1 positions of a model's (B, L, V) logits: rows a whole number of
+    elements apart, read where they are (no copy) with the results of a copy."""
+    full = np.random.default_rng(0).normal(size=(4, 10, 32000)).astype(np.float32)
+    x, d = full[:, -5:], np.zeros((4, 4), dtype=np.int64)
+    want = tp.verify(np.ascontiguousarray(x), d, seed=1, top_p=0.9, return_logprobs=True)
+    tp.verify(x, d, seed=1)
+    tracemalloc.start()
+    try:
+        got = tp.verify(x, d, seed=1, top_p=0.9, return_logprobs=True)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < x.nbytes // 10, f"{peak} bytes allocated: a copy of the rows?"
+    for g, w in zip(got, want):
+        assert np.array_equal(g, w)
+    half = full.astype(np.float16)[:, -5:]
+    assert np.array_equal(
+        tp.verify(half, d, seed=2)[0], ref.verify(half.astype(np.float32), d, seed=2)[0]
+    )

@@ -280,6 +280,7 @@ def plain_logits(a):
 # torch's Tensor type and the element types of its dtypes that the kernels read, once
 # torch is imported (tokenpick never imports it)
 cdef object _Tensor = None
+cdef object _strided = None
 cdef dict _torch_elems = {}
 
 
@@ -290,18 +291,19 @@ def torch_rows(obj):
     memory (keeping it alive), made here from its pointer, shape and strides, in about
     half the time of t.numpy() (and a third of DLPack's); else None (for the general
     way, tokenpick._frameworks, to read or refuse)."""
-    global _Tensor
+    global _Tensor, _strided
     if _Tensor is None:
         torch = sys.modules.get("torch")
         if torch is None:
             return None
-        _Tensor = torch.Tensor
+        _Tensor, _strided = torch.Tensor, torch.strided
         _torch_elems.update({torch.float32: cnp.NPY_FLOAT32, torch.float16: cnp.NPY_FLOAT16,
                              torch.bfloat16: cnp.NPY_UINT16})
     if not isinstance(obj, _Tensor):
         return None
     type_num = _torch_elems.get(obj.dtype)
-    if type_num is None or obj.is_cpu is not True or obj.requires_grad or obj.is_neg():
+    if (type_num is None or obj.is_cpu is not True or obj.layout is not _strided
+            or obj.requires_grad or obj.is_neg()):
         return None
     shape = obj.shape
     cdef Py_ssize_t nd = len(shape), i
@@ -799,6 +801,7 @@ cdef struct _Checked:
     const char *rows
     int64_t V
     int64_t stride  # bytes from a row to the next
+    int64_t per, outer  # per > 0: rows in groups of per (verify's positions), outer bytes apart
     const tp_kernels *k  # the table of the rows' element type
     int elem
     const tp_rowstat *given
@@ -817,6 +820,12 @@ cdef int _checked_rows(_Checked *c, stats, cnp.ndarray x, const _Plan *plan=NULL
     c.rows = <const char *>cnp.PyArray_DATA(x)
     c.V = _vocab(x)
     c.stride = _row_stride(x)
+    c.per = 0
+    c.outer = 0
+    if cnp.PyArray_NDIM(x) == 3:  # (B, P, V), rows in place: row i is [i // P, i % P]
+        c.per = cnp.PyArray_DIMS(x)[1]
+        c.outer = cnp.PyArray_STRIDES(x)[0]
+        c.stride = cnp.PyArray_STRIDES(x)[1]
     c.elem = _elem(x)
     if c.elem < 0:
         raise TypeError(f"internal: logits of dtype {x.dtype} reached the kernels")
@@ -834,7 +843,9 @@ cdef int _checked_rows(_Checked *c, stats, cnp.ndarray x, const _Plan *plan=NULL
 
 cdef inline const void *_row(const _Checked *c, int64_t i) noexcept nogil:
     """Row i of the logits."""
-    return c.rows + i * c.stride
+    if c.per == 0:
+        return c.rows + i * c.stride
+    return c.rows + (i // c.per) * c.outer + (i % c.per) * c.stride
 
 
 cdef inline const tp_rowstat *_row_stat(_Checked *c, int64_t i, const tp_filter *f,
@@ -1164,17 +1175,13 @@ cdef float *_row_scratch(int64_t V) except NULL:
     return <float *>cnp.PyArray_DATA(a)
 
 
-class BadDraftProbs(ValueError):
-    """draft_probs holds a value that is not a probability where verify read it."""
-
-
 def verify(cnp.ndarray x not None, cnp.ndarray drafts not None, cnp.ndarray num_draft not None,
            q, temperature, top_k, top_p, min_p, plan, uniforms, seeds, offsets,
            cnp.ndarray tokens not None, cnp.ndarray accepted not None,
            cnp.ndarray logprobs not None, int64_t positions, int64_t start, int64_t stop):
     """Speculative decoding's verification of rows [start, stop): x holds each row's
-    `positions` target rows in turn (B * positions rows, the filters and plan given per
-    such row), drafts (B, positions - 1) int64 and num_draft (B,) int64 C-contiguous, q
+    `positions` target rows in turn ((B * positions, V), or (B, positions, V) with rows
+    as plain_logits takes them; the filters and plan given per such row), drafts (B, positions - 1) int64 and num_draft (B,) int64 C-contiguous, q
     (B, positions - 1, V) float32 C-contiguous or None, uniforms (B, positions) float64
     or None (then seeds and offsets per row); tokens (B, positions) int64 filled with -1,
     logprobs likewise with -inf, accepted (B,) int64.  Problems are raised in the order
@@ -1251,7 +1258,7 @@ def verify(cnp.ndarray x not None, cnp.ndarray drafts not None, cnp.ndarray num_
     if c.code != TP_OK:
         _raise_bad_row(c.code, c.bad, c.bad_token, positions)
     if bad_q >= 0:
-        raise BadDraftProbs(
+        raise ValueError(
             f"draft_probs row {bad_q // positions}, position {bad_q % positions} holds a value "
             "that is not a probability (finite and >= 0)")
 

@@ -85,17 +85,20 @@ def verify(
     ValueError
         For bad shapes and values (a draft id out of range, a probability that is not
         one, a position's logits with NaN or +inf or all -inf, no token left after its
-        processors), naming the row and the position.  Problems are found in the order
-        of rows, then positions: every position's logits and processors, reached or
-        not, then the draft's probabilities where read.
+        processors), naming the row and the position.  Problems are found row by row,
+        and within a row position by position: a position's logits and processors
+        (every position, reached or not), then, at a position reached, the draft's
+        probabilities where read.
     """
     a = _frameworks.read_positions(target_logits, bfloat16_bits=True)
     B, npos, V = a.shape
     K = npos - 1
-    x = P.rows_in_place(a.reshape(B * npos, V))
-    drafts = _drafts(draft_tokens, B, K)
+    x = _positions_in_place(a)
+    given = _drafts(draft_tokens, B, K)
     nd = _num_draft(num_draft, B, K)
-    _check_draft_ids(drafts, nd, V)
+    _check_draft_ids(given, nd, V)
+    with np.errstate(over="ignore"):  # those read are in [0, V); the rest is not read
+        drafts = np.ascontiguousarray(given, dtype=np.int64)
     q = _draft_probs(draft_probs, B, K, V)
     t, k, p, m = (
         _per_position(v, B, npos) for v in P.filters(B, V, temperature, top_k, top_p, min_p)
@@ -133,6 +136,19 @@ def verify(
     return tokens, accepted
 
 
+def _positions_in_place(a):
+    """The (B, K+1, V) target logits as the core reads them: (B*(K+1), V) rows, a view
+    where they are C-contiguous; a itself where each row is one block of memory a whole
+    number of elements from the next (the last K+1 positions of a model's (B, L, V)
+    logits); else a copy (rows_in_place)."""
+    B, npos, V = a.shape
+    if a.flags.c_contiguous:
+        return P.rows_in_place(a.reshape(B * npos, V))
+    if B and _core.plain_logits(a[:, 0]) and _core.plain_logits(a[0]):
+        return a
+    return P.rows_in_place(a.reshape(B * npos, V))
+
+
 def _drafts(draft_tokens, B, K):
     a = _frameworks.as_array("draft_tokens", draft_tokens)
     if a.dtype.kind not in "iu":
@@ -142,11 +158,7 @@ def _drafts(draft_tokens, B, K):
             f"draft_tokens must have shape (B, K) = ({B}, {K}) for target_logits of shape "
             f"(B, K+1, V); got {a.shape}"
         )
-    with np.errstate(over="ignore"):
-        ids = a.astype(np.int64)  # uint64 beyond int64 wraps negative: out of range still
-    if a.dtype == np.uint64:
-        ids[a > np.iinfo(np.int64).max] = -1
-    return np.ascontiguousarray(ids)
+    return a
 
 
 def _num_draft(num_draft, B, K):
@@ -215,7 +227,12 @@ def _position_plan(B, npos, V, drafts, nd, proc):
             )
         bitmask = words[:, 0]  # its rows' checks, with the others, against B rows
     row_plan = _processors.prepare(B, V, False, bitmask, *proc[1:])
-    if row_plan is None:
+    penalized = not (
+        np.all(np.asarray(rep) == 1.0)
+        and np.all(np.asarray(freq) == 0.0)
+        and np.all(np.asarray(pres) == 0.0)
+    )
+    if row_plan is None and not penalized:  # the drafts, as output, change nothing
         return None
     K = npos - 1
     if bitmask3:

@@ -1065,15 +1065,16 @@ def verify(
         X = a.astype(np.float32).astype(np.float64)
     B, npos, V = X.shape
     K = npos - 1
-    D = _draft_array(draft_tokens, B, K)
+    given = _draft_array(draft_tokens, B, K)
     N = _num_draft(num_draft, B, K)
     for b in range(B):
         for k in range(N[b]):
-            if not 0 <= D[b, k] < V:
+            if not 0 <= int(given[b, k]) < V:
                 raise ValueError(
-                    f"draft_tokens row {b}, position {k} holds {D[b, k]}, not a token id "
+                    f"draft_tokens row {b}, position {k} holds {given[b, k]}, not a token id "
                     f"in [0, V) = [0, {V})"
                 )
+    D = given.astype(np.int64)  # those read are in [0, V); the rest is not read
     Q = _draft_probs(draft_probs, B, K, V)
     F = _filters(B, V, temperature, top_k, top_p, min_p)
     plans = _position_plans(
@@ -1085,24 +1086,29 @@ def verify(
         if n < 1:
             raise ValueError(f"num_threads must be {_NUM_THREADS}; got {n}")
     U = _step_uniforms(B, npos, seed, offset, uniforms)
-    # every position checked, reached or not: errors do not depend on the draws
-    rows = np.empty((B, npos, V))
-    for b in range(B):
-        for k in range(npos):
-            where = f"target_logits row {b}, position {k}"
-            _check_row(b, X[b, k], where)
-            plan = plans[b][k]
-            rows[b, k] = X[b, k] if plan is None else _process_row(b, X[b, k], plan, where)
 
+    def position(b, k):
+        """Row b's processed logits at position k, checked."""
+        where = f"target_logits row {b}, position {k}"
+        _check_row(b, X[b, k], where)
+        plan = plans[b][k]
+        return X[b, k] if plan is None else _process_row(b, X[b, k], plan, where)
+
+    # Problems in the order of rows, then positions: a position's logits and processors
+    # (every position, reached or not), then its draft's probabilities where read.
     tokens = np.full((B, npos), -1, dtype=np.int64)
     logprobs = np.full((B, npos), -np.inf)
     accepted = np.zeros(B, dtype=np.int64)
     for b in range(B):
         T = F[b][0]
-        for k in range(N[b] + 1):
-            x = rows[b, k]
+        done = False
+        for k in range(npos):
+            x = position(b, k)  # checked even past the row's end
+            if done:
+                continue
             probs, keep = _filtered_row(x, *F[b])
             u_draw = U[b][0]
+            ok = False
             if k == N[b]:  # every draft accepted: the bonus token
                 token = _draw(probs, u_draw)
             else:
@@ -1120,14 +1126,14 @@ def verify(
                         else:
                             residual = np.maximum(probs - _draft_row(Q, b, k), 0.0)
                         token = _draw(residual if residual.sum() > 0 else probs, u_draw)
-                if ok:
-                    tokens[b, k] = d
-                    logprobs[b, k] = _logprob(x, T, keep, d)
-                    accepted[b] += 1
-                    continue
-            tokens[b, k] = token
-            logprobs[b, k] = _logprob(x, T, keep, token)
-            break
+            if ok:
+                tokens[b, k] = d
+                logprobs[b, k] = _logprob(x, T, keep, d)
+                accepted[b] += 1
+            else:
+                tokens[b, k] = token
+                logprobs[b, k] = _logprob(x, T, keep, token)
+                done = True
     if return_logprobs:
         return tokens, accepted, logprobs
     return tokens, accepted
@@ -1150,7 +1156,7 @@ def _draft_array(draft_tokens, B, K):
             f"draft_tokens must have shape (B, K) = ({B}, {K}) for target_logits of shape "
             f"(B, K+1, V); got {a.shape}"
         )
-    return a.astype(np.int64)
+    return a
 
 
 def _num_draft(num_draft, B, K):
