@@ -1,5 +1,6 @@
 """Compare kernel_digest outputs (files given as arguments): every table of
-every build must draw the same token for each (row, filter), with
+every build must draw the same token for each (row, filter) as the others of
+its element type (the part of the table's name after "/"), with
 log-probabilities and log-sum-exp agreeing to 1e-5."""
 
 import math
@@ -22,8 +23,16 @@ def read(path):
 
 def main(paths):
     runs = [(f"{path}:{table}", rows) for path in paths for table, rows in read(path).items()]
+    groups = {}
+    for name, rows in runs:
+        groups.setdefault(name.rpartition("/")[2] if "/" in name else "", []).append((name, rows))
+    for group in groups.values():
+        compare(group)
+
+
+def compare(runs):
     if len(runs) < 2:
-        sys.exit("FAIL: fewer than two runs to compare")
+        sys.exit(f"FAIL: fewer than two runs to compare: {[n for n, _ in runs]}")
     first_name, first = runs[0]
     for name, rows in runs[1:]:
         if rows.keys() != first.keys():

@@ -6,12 +6,14 @@
  * tables too (TP_HAVE_AVX2/AVX512), it runs every table the CPU has.
  *
  * Usage: kernel_digest [table...]   (default: every table of the build this CPU runs)
- * Prints one line per (table, row, filter): the token drawn, its
- * log-probability and the row's log-sum-exp.
+ * Prints one line per (table, element type, row, filter): the token drawn,
+ * its log-probability and the row's log-sum-exp; the rows in float16 and
+ * bfloat16 are the float32 rows rounded, read by those types' tables.
  */
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
-#include <math.h>
+#include <string.h>
 
 #include "tokenpick.h"
 
@@ -34,9 +36,28 @@ static void make_row(float *x, int64_t n, int peaked, uint64_t seed)
     }
 }
 
+/* The row's values in an element type's bits (elem TP_ELEM_F32: the floats
+ * themselves): float16 by the compiler's conversion (_Float16, rounding to
+ * nearest), bfloat16 rounded to nearest even. */
+static const void *as_elem(const float *x, int64_t n, int elem, uint16_t *bits)
+{
+    for (int64_t i = 0; i < n && elem != TP_ELEM_F32; i++) {
+        if (elem == TP_ELEM_F16) {
+            const _Float16 h = (_Float16)x[i];
+            memcpy(&bits[i], &h, sizeof h);
+        } else {
+            uint32_t b;
+            memcpy(&b, &x[i], sizeof b);
+            bits[i] = (uint16_t)((b + 0x7FFFu + ((b >> 16) & 1u)) >> 16);
+        }
+    }
+    return elem == TP_ELEM_F32 ? (const void *)x : (const void *)bits;
+}
+
 int main(int argc, char **argv)
 {
     static const char *all[] = {"baseline", "avx2", "avx512"};
+    static const char *elems[] = {"f32", "f16", "bf16"};
     const char **names = argc > 1 ? (const char **)argv + 1 : all;
     const int nnames = argc > 1 ? argc - 1 : 3;
     const int64_t sizes[] = {1000, 50000, 131072};
@@ -46,33 +67,39 @@ int main(int argc, char **argv)
     };
     tp_workspace *ws = tp_workspace_new();
     float *x = malloc(131072 * sizeof *x);
-    if (!ws || !x)
+    uint16_t *bits = malloc(131072 * sizeof *bits);
+    if (!ws || !x || !bits)
         return 2;
     for (int t = 0; t < nnames; t++) {
-        const tp_kernels *k = tp_kernels_for(names[t], TP_ELEM_F32);
-        if (!k)
-            continue;
-        for (int si = 0; si < 3; si++) {
-            for (int peaked = 0; peaked < 2; peaked++) {
-                const int64_t n = sizes[si];
-                make_row(x, n, peaked, (uint64_t)(si * 2 + peaked));
-                tp_rowstat st;
-                if (k->scan(x, n, &st) != TP_OK)
-                    return 3;
-                const float lse = k->logsumexp(x, n, &st, 1.0);
-                for (size_t fi = 0; fi < sizeof filters / sizeof filters[0]; fi++) {
-                    tp_keep keep;
-                    float lp;
-                    k->keep(x, n, &st, &filters[fi], ws, &keep);
-                    const double u = tp_uniform(2026, (uint64_t)(si * 100 + peaked * 10 + fi));
-                    const int64_t token = k->sample(n, &keep, u, ws, &lp);
-                    printf("%s n=%lld %s filter=%zu token=%lld logprob=%.7g lse=%.8g\n", k->name,
-                           (long long)n, peaked ? "peaked" : "flat", fi, (long long)token, lp, lse);
+        for (int e = 0; e < TP_ELEM_COUNT; e++) {
+            const tp_kernels *k = tp_kernels_for(names[t], e);
+            if (!k)
+                continue;
+            for (int si = 0; si < 3; si++) {
+                for (int peaked = 0; peaked < 2; peaked++) {
+                    const int64_t n = sizes[si];
+                    make_row(x, n, peaked, (uint64_t)(si * 2 + peaked));
+                    const void *row = as_elem(x, n, e, bits);
+                    tp_rowstat st;
+                    if (k->scan(row, n, &st) != TP_OK)
+                        return 3;
+                    const float lse = k->logsumexp(row, n, &st, 1.0);
+                    for (size_t fi = 0; fi < sizeof filters / sizeof filters[0]; fi++) {
+                        tp_keep keep;
+                        float lp;
+                        k->keep(row, n, &st, &filters[fi], ws, &keep);
+                        const double u = tp_uniform(2026, (uint64_t)(si * 100 + peaked * 10 + fi));
+                        const int64_t token = k->sample(n, &keep, u, ws, &lp);
+                        printf("%s/%s n=%lld %s filter=%zu token=%lld logprob=%.7g lse=%.8g\n",
+                               k->name, elems[e], (long long)n, peaked ? "peaked" : "flat", fi,
+                               (long long)token, lp, lse);
+                    }
                 }
             }
         }
     }
     tp_workspace_free(ws);
     free(x);
+    free(bits);
     return 0;
 }
