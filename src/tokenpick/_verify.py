@@ -289,14 +289,12 @@ def _shared_ids(ids):
 def _repeat_rows(value, B, npos):
     """A per-row argument (a mapping or None for every row, a (B, ...) array, or a
     sequence of B entries) with each row's entry repeated for its npos positions."""
-    if value is None or isinstance(value, dict) or not isinstance(value, (list, tuple)):
-        if isinstance(value, np.ndarray) and value.ndim >= 1 and value.dtype.kind != "O":
+    if isinstance(value, np.ndarray):
+        if value.dtype.kind != "O":
             return np.repeat(value, npos, axis=0)
-        if value is None or not hasattr(value, "__len__"):
-            return value
-        if not isinstance(value, np.ndarray):  # a mapping, for every row
-            return value
         value = value.tolist()
+    if not isinstance(value, (list, tuple)):  # None, or one mapping for every row
+        return value
     return [e for e in value for _ in range(npos)]
 
 
