@@ -117,12 +117,14 @@ void tp_proc_finish(tp_proc_scratch *s);
 
 /* ---- selection ---------------------------------------------------------- */
 
-/* The filters of one row, in their order: temperature, top-k, top-p, min-p. */
+/* The filters of one row, in their order: temperature, top-n-sigma, top-k,
+ * top-p, min-p. */
 typedef struct {
     double temperature; /* >= 0; 0 = greedy */
     int64_t top_k;      /* k > 0 and k < n is active; anything else keeps all */
     double top_p;       /* in (0, 1]; 1 keeps all */
     double min_p;       /* in [0, 1]; 0 keeps all */
+    double top_n_sigma; /* > 0 keeps x >= max - n sigma of the finite logits; <= 0 keeps all */
 } tp_filter;
 
 /* Scratch of the row kernels, one per thread: its size does not depend on

@@ -59,6 +59,7 @@ TEMPERATURES = (0.0, 1e-6, 1.0, 1e6, "rand", 1e-40, 1e-300, 1e-310, 1e39, 1e300)
 TOP_KS = (0, -1, 1, 2, 5, 50, "V", "V+1", "rand", 2**62)
 TOP_PS = (1.0, 0.9, 0.5, 1e-9, 0.999999, "rand")
 MIN_PS = (0.0, 0.05, 0.5, 1.0, 1e-40, "rand", 1e-300)
+TOP_N_SIGMAS = (0.0, 0.0, -1.0, 0.5, 1.0, 3.0, "rand", 1e-30, 1e30)
 UNIFORM_CHOICES = ("rand", 0.0, 1.0 - 2.0**-53, 0.5)
 SEED_CHOICES = ("rand", 0, 2**32 - 1, 2**32, 2**64 - 1)
 OFFSET_CHOICES = ("rand", 0, 1, 2**32 - 1, 2**32, 2**64 - 1)
@@ -76,6 +77,7 @@ class Recipe:
     top_k: tuple = (0,)
     top_p: tuple = (1.0,)
     min_p: tuple = (0.0,)
+    top_n_sigma: tuple = (0.0,)
     per_row: bool = False  # per-row parameter arrays, or Python scalars
     use_uniforms: bool = False  # uniforms= rather than seed=/offset=
     uniform: tuple = ("rand",)
@@ -104,6 +106,8 @@ class Case:
     M: list
     U: list  # per-row uniform actually used, in [0, 1)
     n_top: int
+    top_n_sigma: object = 0.0  # as passed
+    N: list = None  # per-row top_n_sigma (None: 0 for every row)
 
     @property
     def B(self):
@@ -115,8 +119,16 @@ class Case:
 
     def filters(self):
         return dict(
-            temperature=self.temperature, top_k=self.top_k, top_p=self.top_p, min_p=self.min_p
+            temperature=self.temperature,
+            top_k=self.top_k,
+            top_p=self.top_p,
+            min_p=self.min_p,
+            top_n_sigma=self.top_n_sigma,
         )
+
+    def params(self, b):
+        """Row b's filters as the reference's helpers take them: (T, k, p, m, n)."""
+        return (self.T[b], self.K[b], self.P[b], self.M[b], self.N[b] if self.N else 0.0)
 
     def randomness(self):
         if self.uniforms is not None:
@@ -130,7 +142,8 @@ class Case:
         kind = kinds[b] if b < len(kinds) else "?"
         return (
             f"row {b} (kind {kind!r}, V={self.V}): T={self.T[b]!r} top_k={self.K[b]!r} "
-            f"top_p={self.P[b]!r} min_p={self.M[b]!r} u={self.U[b]!r}"
+            f"top_p={self.P[b]!r} min_p={self.M[b]!r} top_n_sigma={self.params(b)[4]!r} "
+            f"u={self.U[b]!r}"
         )
 
     def __repr__(self):
@@ -281,6 +294,8 @@ def _pick(rng, choice, V, what):
         return float(rng.uniform(0.01, 1.0)) if choice == "rand" else float(choice)
     if what == "min_p":
         return float(rng.uniform(0.0, 0.3)) if choice == "rand" else float(choice)
+    if what == "top_n_sigma":
+        return float(rng.uniform(0.1, 3.0)) if choice == "rand" else float(choice)
     if what == "uniform":
         return float(rng.random()) if choice == "rand" else float(choice)
     if what in ("seed", "offset"):
@@ -293,6 +308,7 @@ _NARROW = {
     "temperature": np.float32,
     "top_p": np.float32,
     "min_p": np.float32,
+    "top_n_sigma": np.float32,
     "uniform": np.float32,
     "top_k": np.int32,
 }
@@ -362,6 +378,9 @@ def build(recipe):
     top_k, K = _per_row(rng, recipe.top_k, B, V, "top_k", per_row, np.int64, form)
     top_p, P = _per_row(rng, recipe.top_p, B, V, "top_p", per_row, np.float64, form)
     min_p, M = _per_row(rng, recipe.min_p, B, V, "min_p", per_row, np.float64, form)
+    top_n_sigma, N = _per_row(
+        rng, recipe.top_n_sigma, B, V, "top_n_sigma", per_row, np.float64, form
+    )
     seed = offset = uniforms = None
     if recipe.use_uniforms:
         uniforms, U = _per_row(rng, recipe.uniform, B, V, "uniform", per_row, np.float64, form)
@@ -378,6 +397,7 @@ def build(recipe):
         top_k=top_k,
         top_p=top_p,
         min_p=min_p,
+        top_n_sigma=top_n_sigma,
         seed=seed,
         offset=offset,
         uniforms=uniforms,
@@ -385,6 +405,7 @@ def build(recipe):
         K=K,
         P=P,
         M=M,
+        N=N,
         U=U,
         n_top=max(1, min(recipe.n_top, V)),
     )
@@ -430,6 +451,7 @@ def recipes(
         top_k=choices(TOP_KS),
         top_p=choices(TOP_PS),
         min_p=choices(MIN_PS),
+        top_n_sigma=choices(TOP_N_SIGMAS),
         per_row=draw(st.booleans()),
         use_uniforms=draw(st.booleans()),
         uniform=choices(UNIFORM_CHOICES),

@@ -133,7 +133,7 @@ def describe_bad(got, want, bad, case=None, limit=6):
 # Kept sets and their ambiguity, from the reference's definitions, in float64.
 
 
-def kept_bounds(x, T, k, p, m, rel=REL_BOUND):
+def kept_bounds(x, T, k, p, m, n=0.0, rel=REL_BOUND):
     """(strict, loose): the smallest and largest kept set of one float32 row when each top-p
     and min-p bound may move by ``rel`` (relative), following reference._kept.
 
@@ -152,13 +152,27 @@ def kept_bounds(x, T, k, p, m, rel=REL_BOUND):
         one[int(np.argmax(x))] = True
         return one, one.copy()
     keep = finite.copy()
+    xmax = x.max()
+    sigma_band = None
+    if n > 0.0:  # top-n-sigma: x >= max - n sigma, sigma over the finite logits
+        with np.errstate(over="ignore", invalid="ignore"):
+            bound = xmax - n * x[finite].std()
+            d = rel * (abs(xmax) + abs(xmax - bound))
+        keep &= (x >= bound) | (x == xmax)
+        sigma_band = (bound, d)
     if 0 < k < V:
         keep &= x >= np.sort(x)[V - k]
-    xmax = x.max()
     with np.errstate(invalid="ignore", over="ignore"):
         s = (x - xmax) / T
     strict = keep.copy()
     loose = keep.copy()
+    if sigma_band is not None:  # the bound computed in float32 by the kernels may move
+        bound, d = sigma_band
+        with np.errstate(invalid="ignore"):
+            strict &= (x >= bound + d) | (x == xmax)
+            loose |= (
+                finite & (x >= bound - d) & (x >= (np.sort(x)[V - k] if 0 < k < V else -np.inf))
+            )
     if p < 1.0:
         e = np.where(keep, np.exp(s), 0.0)
         order = np.argsort(-x, kind="stable")
@@ -190,8 +204,8 @@ def kept_bounds(x, T, k, p, m, rel=REL_BOUND):
     return strict, loose
 
 
-def kept_ambiguous(x, T, k, p, m):
-    strict, loose = kept_bounds(x, T, k, p, m)
+def kept_ambiguous(x, T, k, p, m, n=0.0):
+    strict, loose = kept_bounds(x, T, k, p, m, n)
     return bool((strict != loose).any())
 
 
@@ -201,11 +215,11 @@ def scores(x, T):
         return (x - x.max()) / T
 
 
-def draw_ambiguous(x, T, k, p, m, u, rel=REL_BOUND):
+def draw_ambiguous(x, T, k, p, m, u, rel=REL_BOUND, n=0.0):
     """True if the token drawn from one row with uniform u is not fixed by docs/semantics.md: the
     kept set is ambiguous, or u * total lies within ``rel`` (relative) of a cumulative-sum
-    boundary (absolute floor 1e-30 * total)."""
-    strict, loose = kept_bounds(x, T, k, p, m)
+    boundary (absolute floor 1e-30 * total); n is top_n_sigma."""
+    strict, loose = kept_bounds(x, T, k, p, m, n)
     if (strict != loose).any():
         return True
     if T == 0.0:
@@ -327,23 +341,21 @@ MASK_FUNCTIONS = ("mask", "top_k_mask", "top_p_mask", "min_p_mask")
 
 
 def _mask_call(case, name):
-    """(kwargs, per-row (T, k, p, m) that the call means)."""
-    if name == "mask":
-        return case.filters(), list(zip(case.T, case.K, case.P, case.M))
+    """(kwargs, per-row (T, k, p, m, n) that the call means)."""
+    if name in ("mask", "filtered_probs"):
+        return case.filters(), [case.params(b) for b in range(case.B)]
     if name == "top_k_mask":
-        return dict(top_k=case.top_k), [(1.0, k, 1.0, 0.0) for k in case.K]
+        return dict(top_k=case.top_k), [(1.0, k, 1.0, 0.0, 0.0) for k in case.K]
     if name == "top_p_mask":
         return (
             dict(top_p=case.top_p, temperature=case.temperature),
-            [(t, 0, p, 0.0) for t, p in zip(case.T, case.P)],
+            [(t, 0, p, 0.0, 0.0) for t, p in zip(case.T, case.P)],
         )
     if name == "min_p_mask":
         return (
             dict(min_p=case.min_p, temperature=case.temperature),
-            [(t, 0, 1.0, m) for t, m in zip(case.T, case.M)],
+            [(t, 0, 1.0, m, 0.0) for t, m in zip(case.T, case.M)],
         )
-    if name == "filtered_probs":
-        return case.filters(), list(zip(case.T, case.K, case.P, case.M))
     raise ValueError(name)
 
 
@@ -455,7 +467,7 @@ def check_sample(tp, ref, case):
     tok, lp, rtok, rlp = (np.atleast_1d(a) for a in (tok, lp, rtok, rlp))
     for b in range(case.B):
         x = case.x32[b]
-        params = (case.T[b], case.K[b], case.P[b], case.M[b])
+        params = case.params(b)
         u = case.U[b]
         strict, loose = kept_bounds(x, *params)
         fin = np.isfinite(x)
@@ -465,7 +477,7 @@ def check_sample(tp, ref, case):
         )
         ambiguous_set = bool(((strict & fin) != (loose & fin)).any())
         if t != int(rtok[b]):
-            assert draw_ambiguous(x, *params, u), (
+            assert draw_ambiguous(x, *params[:4], u, n=params[4]), (
                 f"sample: token {t} but the reference draws {int(rtok[b])} for the same u, and "
                 f"u * total is not within 1e-6 of a boundary; {case.describe_row(b)}; "
                 f"logits there: {x[t]!r} / {x[int(rtok[b])]!r}"

@@ -18,25 +18,25 @@ PROCESSORS = (
     "repetition_penalty=1.0, frequency_penalty=0.0, presence_penalty=0.0, min_tokens=0, "
     "stop_ids=None"
 )
+FILTERS = "temperature=1.0, top_k=0, top_p=1.0, min_p=0.0, top_n_sigma=0.0"
 SIGNATURES = {
     "softmax": "(logits, temperature=1.0, *, out=None)",
     "log_softmax": "(logits, temperature=1.0, *, out=None)",
     "logsumexp": "(logits, temperature=1.0)",
     "greedy": "(logits)",
-    "mask": f"(logits, *, temperature=1.0, top_k=0, top_p=1.0, min_p=0.0, {PROCESSORS}, out=None)",
+    "mask": f"(logits, *, {FILTERS}, {PROCESSORS}, out=None)",
     "top_k_mask": "(logits, top_k, *, out=None)",
     "top_p_mask": "(logits, top_p, *, temperature=1.0, out=None)",
     "min_p_mask": "(logits, min_p, *, temperature=1.0, out=None)",
-    "filtered_probs": "(logits, *, temperature=1.0, top_k=0, top_p=1.0, min_p=0.0, "
-    f"{PROCESSORS}, out=None)",
-    "sample": f"(logits, *, temperature=1.0, top_k=0, top_p=1.0, min_p=0.0, {PROCESSORS}, "
+    "filtered_probs": f"(logits, *, {FILTERS}, {PROCESSORS}, out=None)",
+    "sample": f"(logits, *, {FILTERS}, {PROCESSORS}, "
     "seed=None, offset=0, uniforms=None, return_logprobs=False, num_threads=None)",
     "top_logprobs": "(logits, n, temperature=1.0)",
     "process_logits": f"(logits, *, {PROCESSORS}, out=None)",
     "token_logprobs": "(logits, tokens, temperature=1.0)",
     "uniform": "(seed, offset=0, index=0)",
     "verify": "(target_logits, draft_tokens, *, draft_probs=None, num_draft=None, "
-    f"temperature=1.0, top_k=0, top_p=1.0, min_p=0.0, {PROCESSORS}, seed=None, offset=0, "
+    f"{FILTERS}, {PROCESSORS}, seed=None, offset=0, "
     "uniforms=None, return_logprobs=False, num_threads=None)",
 }
 

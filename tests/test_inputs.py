@@ -301,16 +301,18 @@ def test_scalar_filters_take_the_short_way_only_where_the_long_one_agrees():
     ks = [-2, -1, 0, 1, 49, 50, 2**63 - 1, 2**63, 2**64, True, 3.0]
     ps = [0, 0.0, 1e-300, 0.9, 1, 1.0, 1.5, float("nan"), False]
     ms = [0, 0.0, 0.05, 1, 1.0, 1.01, -0.0, float("nan")]
+    ns = [0, 0.0, -2, 1.5, float("inf"), float("nan"), True]
     taken = 0
-    for t, k, p, m in itertools.product(temps, ks, ps, ms):
-        plain = _core.plain_filters(V, t, k, p, m)
+    for t, k, p, m, n in itertools.product(temps, ks, ps, ms, ns):
+        plain = _core.plain_filters(V, t, k, p, m, n)
         if plain is None:
             continue
         taken += 1
-        assert [type(v) for v in plain] == [float, int, float, float], (t, k, p, m)
-        arrays = [np.asarray([v]) for v in (t, k, p, m)]
+        assert [type(v) for v in plain] == [float, int, float, float, float], (t, k, p, m, n)
+        arrays = [np.asarray([v]) for v in (t, k, p, m, n)]
         general = P.filters(1, V, *arrays)
-        assert plain == tuple(np.asarray(g).reshape(-1)[0].item() for g in general), (t, k, p, m)
+        got = tuple(np.asarray(g).reshape(-1)[0].item() for g in general)
+        assert plain == got, (t, k, p, m, n)
     assert taken > 100
 
 
@@ -321,12 +323,13 @@ def test_the_short_way_takes_its_ranges_from_the_rules():
     from tokenpick import _core
     from tokenpick import _params as P
 
-    plain = dict(temperature=1.0, top_k=0, top_p=1.0, min_p=0.0)
+    plain = dict(temperature=1.0, top_k=0, top_p=1.0, min_p=0.0, top_n_sigma=0.0)
     for name, rule in (
         ("temperature", P.TEMPERATURE),
         ("top_k", P.TOP_K),
         ("top_p", P.TOP_P),
         ("min_p", P.MIN_P),
+        ("top_n_sigma", P.TOP_N_SIGMA),
     ):
         ends = [e for e in (rule.lo, rule.hi) if e is not None]
         values = [v for e in ends for v in (e, np.nextafter(e, -np.inf), np.nextafter(e, np.inf))]

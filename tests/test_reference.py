@@ -76,7 +76,7 @@ def test_reference_kept_sets_lie_within_the_helper_bounds(case):
     for b in range(case.B):
         x = case.x32[b]
         fin = np.isfinite(x)
-        strict, loose = C.kept_bounds(x, case.T[b], case.K[b], case.P[b], case.M[b])
+        strict, loose = C.kept_bounds(x, *case.params(b))
         want = np.isfinite(masked[b])
         assert not (want & ~(loose & fin)).any() and not ((strict & fin) & ~want).any(), (
             case.describe_row(b)
@@ -91,7 +91,7 @@ def test_reference_helpers_are_tight(case):
     toks = np.atleast_1d(ref.sample(case.x32, **case.filters(), uniforms=np.array(case.U)))
     for b in range(case.B):
         x = case.x32[b]
-        params = (case.T[b], case.K[b], case.P[b], case.M[b])
+        params = case.params(b)
         strict, loose = C.kept_bounds(x, *params, rel=0.0)
         fin = np.isfinite(x)
         if not C.kept_ambiguous(x, *params):

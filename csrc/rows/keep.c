@@ -1,8 +1,9 @@
 /*
  * The kept set of a row under the filters, in their order: temperature,
- * top-k (topk.c), top-p on what top-k kept (topp.c), min-p; then the set is
- * every token at or above one threshold, listed when a route gathered it.
- * A row with logit processors is filtered as they leave it (proc.c).
+ * top-n-sigma, top-k (topk.c), top-p on what they kept (topp.c), min-p; then
+ * the set is every token at or above one threshold, listed when a route
+ * gathered it.  A row with logit processors is filtered as they leave it
+ * (proc.c).
  */
 #include "row.h"
 #include "vec.h"
@@ -31,6 +32,55 @@ static float min_p_threshold(float max, double T, double min_p)
     return tp_unkey(hi);
 }
 
+/* The smallest logit that top-n-sigma keeps: the smallest float >= max -
+ * n sigma, sigma the population standard deviation of the row's finite
+ * logits.  From their moments about max (so that a row far from 0 loses
+ * nothing to cancellation), in double lanes a tile at a time (the square of
+ * any difference of floats is a normal double: nothing overflows or
+ * underflows), the tiles in turn. */
+static float top_n_sigma_threshold(const TP_X *x, int64_t n, float max, double nsigma)
+{
+    double s1 = 0.0, s2 = 0.0;
+    int64_t count = 0;
+    for (int64_t at = 0; at < n; at += TP_TILE) {
+        const int64_t len = n - at < TP_TILE ? n - at : TP_TILE;
+        double l1[16] = {0.0}, l2[16] = {0.0};
+        int32_t lc[16] = {0};
+        int64_t j = 0;
+        for (; j + 16 <= len; j += 16)
+            for (int l = 0; l < 16; l++) {
+                const float v = x_at(x, at + j + l);
+                const int finite = v > -INFINITY;
+                const double d = finite ? (double)v - (double)max : 0.0;
+                l1[l] += d;
+                l2[l] += d * d;
+                lc[l] += finite;
+            }
+        for (; j < len; j++) {
+            const float v = x_at(x, at + j);
+            const double d = v > -INFINITY ? (double)v - (double)max : 0.0;
+            l1[0] += d;
+            l2[0] += d * d;
+            lc[0] += v > -INFINITY;
+        }
+        for (int w = 8; w > 0; w /= 2)
+            for (int l = 0; l < w; l++) {
+                l1[l] += l1[l + w];
+                l2[l] += l2[l + w];
+                lc[l] += lc[l + w];
+            }
+        s1 += l1[0];
+        s2 += l2[0];
+        count += lc[0];
+    }
+    const double mean = s1 / (double)count, var = s2 / (double)count - mean * mean;
+    const double bound = (double)max - nsigma * sqrt(var > 0.0 ? var : 0.0);
+    float t = (float)bound;
+    if ((double)t < bound)
+        t = nextafterf(t, INFINITY);
+    return t < max ? t : max;
+}
+
 /* The filters of f over a row without processors (x itself, or the row as
  * its processors left it), given the candidates top-k's block route listed
  * already (c >= 0, all >= thr) or none (c = -1). */
@@ -41,11 +91,14 @@ static void keep_filtered(const TP_X *x, int64_t n, const tp_rowstat *st, const 
     tp_rowstat plain = *st;
     plain.proc = NULL;
     tp_row r = {x, n, st->max, st->argmax, keep->inv_t, TP_LOG2E * keep->inv_t, -INFINITY, ws};
+    const float sigma_cut =
+        f->top_n_sigma > 0.0 ? top_n_sigma_threshold(x, n, st->max, f->top_n_sigma) : -INFINITY;
     if (top_k) {
         if (c < 0)
             c = top_k_candidates(x, n, f->top_k, &plain, ws, &thr);
-        r.cutoff = thr;
     }
+    thr = thr > sigma_cut ? thr : sigma_cut; /* the tokens top-k kept above top-n-sigma's */
+    r.cutoff = thr;
     if (f->top_p < 1.0) {
         const float t = nucleus_threshold(&r, f->top_p, &c);
         thr = t > thr ? t : thr;
@@ -93,8 +146,9 @@ static void tp_keep_filters(const void *row, int64_t n, const tp_rowstat *st, co
         keep->row = p->row;
         keep->row_f32 = 1;
         if (keep->greedy)
-            p->row[st->argmax] = st->max; /* the argmax's processed logit */
-        else if (!top_k || (c = top_k_by_blocks(x, n, f->top_k, st, ws, &thr)) < 0)
+            p->row[st->argmax] = st->max;       /* the argmax's processed logit */
+        else if (!top_k || f->top_n_sigma > 0.0 /* which reads the whole processed row */
+                 || (c = top_k_by_blocks(x, n, f->top_k, st, ws, &thr)) < 0)
             tp_process(x, n, p, p->row);
     }
     if (keep->greedy)

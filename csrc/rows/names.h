@@ -118,6 +118,7 @@
 /* keep.c */
 #define min_p_keeps TP_E(min_p_keeps)
 #define min_p_threshold TP_E(min_p_threshold)
+#define top_n_sigma_threshold TP_E(top_n_sigma_threshold)
 #define keep_filtered TP_E(keep_filtered)
 #define tp_keep_filters TP_E(tp_keep_filters)
 

@@ -156,6 +156,7 @@ def mask(
     top_k=0,
     top_p=1.0,
     min_p=0.0,
+    top_n_sigma=0.0,
     token_bitmask=None,
     logit_bias=None,
     prompt_ids=None,
@@ -169,8 +170,8 @@ def mask(
 ):
     """A copy of the logits with ``-inf`` outside the kept set.
 
-    The filters apply in the order temperature, top-k, top-p (on the
-    distribution renormalized after top-k), min-p.  The kept values are the
+    The filters apply in the order temperature, top-n-sigma, top-k, top-p (on
+    the distribution renormalized after top-k), min-p.  The kept values are the
     logits themselves, not divided by T; with logit processors, the
     processed logits (:func:`process_logits`), which the filters then see.
 
@@ -189,6 +190,10 @@ def mask(
     min_p : float or array_like of shape (B,)
         In [0, 1]: keep tokens with probability ``>= min_p * max probability``.
         0 disables it.
+    top_n_sigma : float or array_like of shape (B,)
+        Keep tokens whose logit is ``>= max - n * sigma``, sigma the population
+        standard deviation of the row's finite (processed) logits (top-n-sigma,
+        Tang et al. 2024, llama.cpp's).  A finite number; ``<= 0`` disables it.
     token_bitmask, logit_bias, prompt_ids, output_ids, repetition_penalty,
     frequency_penalty, presence_penalty, min_tokens, stop_ids
         The logit processors, applied before the filters: see
@@ -201,7 +206,7 @@ def mask(
     ndarray of float32, the shape of logits
     """
     x = P.as_logits(logits)
-    f = P.filters(P.nrows(x), x.shape[-1], temperature, top_k, top_p, min_p)
+    f = P.filters(P.nrows(x), x.shape[-1], temperature, top_k, top_p, min_p, top_n_sigma)
     proc = (
         token_bitmask,
         logit_bias,
@@ -215,7 +220,7 @@ def mask(
     )
     plan = _processors.prepare(P.nrows(x), x.shape[-1], x.ndim == 1, *proc)
     try:
-        return _run_into(_core.mask, logits, x, (*f, plan), out, plan)
+        return _run_into(_core.mask, logits, x, (f, plan), out, plan)
     except _core.StrayIds:
         _explain(x, proc)
 
@@ -242,6 +247,7 @@ def filtered_probs(
     top_k=0,
     top_p=1.0,
     min_p=0.0,
+    top_n_sigma=0.0,
     token_bitmask=None,
     logit_bias=None,
     prompt_ids=None,
@@ -265,7 +271,7 @@ def filtered_probs(
     ndarray of float32, the shape of logits
     """
     x = P.as_logits(logits)
-    f = P.filters(P.nrows(x), x.shape[-1], temperature, top_k, top_p, min_p)
+    f = P.filters(P.nrows(x), x.shape[-1], temperature, top_k, top_p, min_p, top_n_sigma)
     proc = (
         token_bitmask,
         logit_bias,
@@ -279,7 +285,7 @@ def filtered_probs(
     )
     plan = _processors.prepare(P.nrows(x), x.shape[-1], x.ndim == 1, *proc)
     try:
-        return _run_into(_core.filtered_probs, logits, x, (*f, plan), out, plan)
+        return _run_into(_core.filtered_probs, logits, x, (f, plan), out, plan)
     except _core.StrayIds:
         _explain(x, proc)
 
@@ -291,6 +297,7 @@ def sample(
     top_k=0,
     top_p=1.0,
     min_p=0.0,
+    top_n_sigma=0.0,
     token_bitmask=None,
     logit_bias=None,
     prompt_ids=None,
@@ -353,7 +360,7 @@ def sample(
     """
     x = P.as_logits(logits)
     nrows = P.nrows(x)
-    f = P.filters(nrows, x.shape[-1], temperature, top_k, top_p, min_p)
+    f = P.filters(nrows, x.shape[-1], temperature, top_k, top_p, min_p, top_n_sigma)
     proc = (
         token_bitmask,
         logit_bias,
@@ -371,17 +378,15 @@ def sample(
     u, seeds, offsets = P.uniforms_or_seeds(nrows, seed, offset, uniforms)
     if nrows == 1:  # the shortest way to the kernel: no thread to consider, results made there
         if plan is None:
-            return _core.sample_row(x, *f, None, u, seeds, offsets, return_logprobs, x.ndim == 2)
+            return _core.sample_row(x, f, None, u, seeds, offsets, return_logprobs, x.ndim == 2)
         try:
-            return _core.sample_row(x, *f, plan, u, seeds, offsets, return_logprobs, x.ndim == 2)
+            return _core.sample_row(x, f, plan, u, seeds, offsets, return_logprobs, x.ndim == 2)
         except _core.StrayIds:
             _explain(x, proc)
     tokens = np.empty(nrows, dtype=np.int64)
     logprobs = np.empty(nrows, dtype=np.float32)
     try:
-        _run(
-            _core.sample, x, *f, plan, u, seeds, offsets, tokens, logprobs, num_threads=num_threads
-        )
+        _run(_core.sample, x, f, plan, u, seeds, offsets, tokens, logprobs, num_threads=num_threads)
     except _core.StrayIds:
         _explain(x, proc)
     if return_logprobs:

@@ -91,6 +91,7 @@ cdef extern from "tokenpick.h" nogil:
         int64_t top_k
         double top_p
         double min_p
+        double top_n_sigma
 
     ctypedef struct tp_keep:
         const void *row
@@ -371,16 +372,20 @@ cdef inline uint64_t _u64(const _Column *c, int64_t i) noexcept nogil:
 
 
 cdef struct _Filters:
-    # temperature, top_k, top_p and min_p of every row, and their scalar storage
-    _Column t, k, p, m
-    _Scalar ts, ks, ps, ms
+    # the filters of every row (temperature, top_k, top_p, min_p, top_n_sigma), and
+    # their scalar storage
+    _Column t, k, p, m, s
+    _Scalar ts, ks, ps, ms, ss
 
 
-cdef int _filters(_Filters *f, temperature, top_k, top_p, min_p) except -1:
+cdef int _filters(_Filters *f, filters) except -1:
+    """Point f at the filters, a tuple as tokenpick._params.filters gives it."""
+    temperature, top_k, top_p, min_p, top_n_sigma = filters
     _column(temperature, cnp.NPY_FLOAT64, &f.t, &f.ts)
     _column(top_k, cnp.NPY_INT64, &f.k, &f.ks)
     _column(top_p, cnp.NPY_FLOAT64, &f.p, &f.ps)
     _column(min_p, cnp.NPY_FLOAT64, &f.m, &f.ms)
+    _column(top_n_sigma, cnp.NPY_FLOAT64, &f.s, &f.ss)
     return 0
 
 
@@ -405,14 +410,14 @@ cdef struct _Range:
     double lo, hi
 
 
-# temperature, top_k, top_p, min_p; empty (so plain_filters declines every
-# call) until set_filter_ranges
-cdef _Range _filter_ranges[4]
+# temperature, top_k, top_p, min_p, top_n_sigma; empty (so plain_filters
+# declines every call) until set_filter_ranges
+cdef _Range _filter_ranges[5]
 
 
 cdef void _empty_filter_ranges() noexcept:
     cdef int i
-    for i in range(4):
+    for i in range(5):
         _filter_ranges[i].lo = 1.0
         _filter_ranges[i].hi = 0.0
 
@@ -420,11 +425,12 @@ cdef void _empty_filter_ranges() noexcept:
 _empty_filter_ranges()
 
 
-def set_filter_ranges(temperature, top_k, top_p, min_p):
-    """Take the valid ranges of the four filters, each (lo, hi, lo_open,
-    hi_open), from where they are defined: tokenpick._params, at its import."""
+def set_filter_ranges(temperature, top_k, top_p, min_p, top_n_sigma):
+    """Take the valid ranges of the filters, each (lo, hi, lo_open, hi_open),
+    from where they are defined: tokenpick._params, at its import."""
     cdef int i
-    for i, (lo, hi, lo_open, hi_open) in enumerate((temperature, top_k, top_p, min_p)):
+    for i, (lo, hi, lo_open, hi_open) in enumerate(
+            (temperature, top_k, top_p, min_p, top_n_sigma)):
         _filter_ranges[i] = _Range(nextafter(lo, INFINITY) if lo_open else lo,
                                    nextafter(hi, -INFINITY) if hi_open else hi)
 
@@ -434,25 +440,27 @@ cdef inline bint _in_range(double v, const _Range *r) noexcept:
     return r.lo <= v <= r.hi
 
 
-def plain_filters(int64_t vocab, temperature, top_k, top_p, min_p):
-    """The filters (T, k, p, min_p) as the core takes them, when each is a
-    plain Python number in the range set_filter_ranges gave (top_k an int,
-    made 0 where it disables top-k): the common case, decided here at the
-    cost of one call.  None otherwise, for tokenpick._params to convert, or
-    reject, the general way."""
-    cdef double t, p, m
+def plain_filters(int64_t vocab, temperature, top_k, top_p, min_p, top_n_sigma):
+    """The filters (T, k, p, min_p, top_n_sigma) as the core takes them, when
+    each is a plain Python number in the range set_filter_ranges gave (top_k
+    an int, made 0 where it disables top-k): the common case, decided here at
+    the cost of one call.  None otherwise, for tokenpick._params to convert,
+    or reject, the general way."""
+    cdef double t, p, m, s
     cdef long long k
     cdef int overflow = 0
     if not (_plain_number(temperature, &t) and _plain_number(top_p, &p)
-            and _plain_number(min_p, &m) and PyLong_CheckExact(top_k)):
+            and _plain_number(min_p, &m) and _plain_number(top_n_sigma, &s)
+            and PyLong_CheckExact(top_k)):
         return None
     k = PyLong_AsLongLongAndOverflow(top_k, &overflow)
     if overflow or not (_in_range(t, &_filter_ranges[0])
                         and _in_range(<double>k, &_filter_ranges[1])
                         and _in_range(p, &_filter_ranges[2])
-                        and _in_range(m, &_filter_ranges[3])):
+                        and _in_range(m, &_filter_ranges[3])
+                        and _in_range(s, &_filter_ranges[4])):
         return None
-    return t, (k if 0 < k < vocab else 0), p, m
+    return t, (k if 0 < k < vocab else 0), p, m, s
 
 
 cdef inline void _filter_row(const _Filters *f, int64_t i, tp_filter *row) noexcept nogil:
@@ -460,6 +468,7 @@ cdef inline void _filter_row(const _Filters *f, int64_t i, tp_filter *row) noexc
     row.top_k = _i64(&f.k, i)
     row.top_p = _f64(&f.p, i)
     row.min_p = _f64(&f.m, i)
+    row.top_n_sigma = _f64(&f.s, i)
 
 
 # ---- logit processors: each row's arguments, and the thread's scratch ----------
@@ -1006,7 +1015,7 @@ def greedy(cnp.ndarray x not None, stats, cnp.ndarray out not None, int64_t star
     _raise_first_bad(&c)
 
 
-cdef int _kept(bint probs, cnp.ndarray x, stats, temperature, top_k, top_p, min_p, plan,
+cdef int _kept(bint probs, cnp.ndarray x, stats, filters, plan,
                cnp.ndarray out, int64_t start, int64_t stop) except -1:
     """The kept set of rows [start, stop) into out: as a mask of the logits,
     or (probs) as the renormalized probabilities; of the processed logits
@@ -1023,7 +1032,7 @@ cdef int _kept(bint probs, cnp.ndarray x, stats, temperature, top_k, top_p, min_
     if plan is not None:
         _read_plan(plan, &pl)
     _checked_rows(&c, stats, x, &pl if plan is not None else NULL, start, stop)
-    _filters(&f, temperature, top_k, top_p, min_p)
+    _filters(&f, filters)
     with nogil:
         for i in range(start, stop):
             _filter_row(&f, i, &row)
@@ -1039,14 +1048,14 @@ cdef int _kept(bint probs, cnp.ndarray x, stats, temperature, top_k, top_p, min_
     return _raise_first_bad(&c)
 
 
-def mask(cnp.ndarray x not None, stats, temperature, top_k, top_p, min_p, plan,
+def mask(cnp.ndarray x not None, stats, filters, plan,
          cnp.ndarray out not None, int64_t start, int64_t stop):
-    _kept(False, x, stats, temperature, top_k, top_p, min_p, plan, out, start, stop)
+    _kept(False, x, stats, filters, plan, out, start, stop)
 
 
-def filtered_probs(cnp.ndarray x not None, stats, temperature, top_k, top_p, min_p, plan,
+def filtered_probs(cnp.ndarray x not None, stats, filters, plan,
                    cnp.ndarray out not None, int64_t start, int64_t stop):
-    _kept(True, x, stats, temperature, top_k, top_p, min_p, plan, out, start, stop)
+    _kept(True, x, stats, filters, plan, out, start, stop)
 
 
 def process(cnp.ndarray x not None, stats, plan, cnp.ndarray out not None, int64_t start,
@@ -1126,7 +1135,7 @@ cdef void _sample_rows(_Checked *c, const _Filters *f, const _Draws *d, tp_works
         _row_done(c)
 
 
-cdef int _sample(cnp.ndarray x, stats, temperature, top_k, top_p, min_p, plan, uniforms,
+cdef int _sample(cnp.ndarray x, stats, filters, plan, uniforms,
                  seeds, offsets, int64_t *token, float *logprob, int64_t start,
                  int64_t stop) except -1:
     cdef _Checked c
@@ -1139,7 +1148,7 @@ cdef int _sample(cnp.ndarray x, stats, temperature, top_k, top_p, min_p, plan, u
     if plan is not None:
         _read_plan(plan, &pl)
     _checked_rows(&c, stats, x, &pl if plan is not None else NULL, start, stop)
-    _filters(&f, temperature, top_k, top_p, min_p)
+    _filters(&f, filters)
     d.given = uniforms is not None
     if d.given:
         _column(uniforms, cnp.NPY_FLOAT64, &d.u, &us)
@@ -1155,11 +1164,11 @@ cdef int _sample(cnp.ndarray x, stats, temperature, top_k, top_p, min_p, plan, u
     return 0
 
 
-def sample(cnp.ndarray x not None, stats, temperature, top_k, top_p, min_p, plan,
+def sample(cnp.ndarray x not None, stats, filters, plan,
            uniforms, seeds, offsets, cnp.ndarray tokens not None,
            cnp.ndarray logprobs not None, int64_t start, int64_t stop):
     """Either uniforms (float64), or seeds and offsets (uint64), is None."""
-    _sample(x, stats, temperature, top_k, top_p, min_p, plan, uniforms, seeds, offsets,
+    _sample(x, stats, filters, plan, uniforms, seeds, offsets,
             <int64_t *>cnp.PyArray_DATA(tokens), <float *>cnp.PyArray_DATA(logprobs),
             start, stop)
 
@@ -1176,7 +1185,7 @@ cdef float *_row_scratch(int64_t V) except NULL:
 
 
 def verify(cnp.ndarray x not None, cnp.ndarray drafts not None, cnp.ndarray num_draft not None,
-           q, temperature, top_k, top_p, min_p, plan, uniforms, seeds, offsets,
+           q, filters, plan, uniforms, seeds, offsets,
            cnp.ndarray tokens not None, cnp.ndarray accepted not None,
            cnp.ndarray logprobs not None, int64_t positions, int64_t start, int64_t stop):
     """Speculative decoding's verification of rows [start, stop): x holds each row's
@@ -1214,7 +1223,7 @@ def verify(cnp.ndarray x not None, cnp.ndarray drafts not None, cnp.ndarray num_
         _read_plan(plan, &pl)
     _checked_rows(&c, None, x, &pl if plan is not None else NULL, start * positions,
                   stop * positions)
-    _filters(&f, temperature, top_k, top_p, min_p)
+    _filters(&f, filters)
     if not given:
         _column(seeds, cnp.NPY_UINT64, &sc, &ss)
         _column(offsets, cnp.NPY_UINT64, &oc, &os_)
@@ -1280,7 +1289,7 @@ cdef object _one(void *value, cnp.dtype dtype, bint as_array):
     return a
 
 
-def sample_row(cnp.ndarray x not None, temperature, top_k, top_p, min_p, plan, uniforms,
+def sample_row(cnp.ndarray x not None, filters, plan, uniforms,
                seeds, offsets, bint return_logprob, bint as_arrays):
     """sample for x of one row, (V,) or (1, V): the token as a numpy int64,
     with its logprob as a numpy float32 if return_logprob (a pair), or
@@ -1288,7 +1297,7 @@ def sample_row(cnp.ndarray x not None, temperature, top_k, top_p, min_p, plan, u
     constructors cost more than the kernel on a short row."""
     cdef int64_t token = 0
     cdef float logprob = 0.0
-    _sample(x, None, temperature, top_k, top_p, min_p, plan, uniforms, seeds, offsets,
+    _sample(x, None, filters, plan, uniforms, seeds, offsets,
             &token, &logprob, 0, 1)
     if return_logprob:
         return _one(&token, _INT64, as_arrays), _one(&logprob, _FLOAT32, as_arrays)

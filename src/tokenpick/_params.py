@@ -73,6 +73,7 @@ TEMPERATURE = Rule(0, None, note="0 means greedy")
 TOP_K = Rule(-1, None, integer=True, note="0 or -1 disables it")
 TOP_P = Rule(0, 1, lo_open=True, note="1 disables it")
 MIN_P = Rule(0, 1, note="0 disables it")
+TOP_N_SIGMA = Rule(None, None, note="<= 0 disables it")
 UNIFORMS = Rule(0, 1, hi_open=True)
 SEED = OFFSET = Rule(0, U64_END, hi_open=True, integer=True)
 INDEX = Rule(0, 1 << 32, hi_open=True, integer=True)  # of a row's uniforms in one step
@@ -297,13 +298,14 @@ def _top_k_rows(top_k, nrows, vocab):
     return np.broadcast_to(k.reshape(-1) if k.ndim else k, (nrows,))
 
 
-def filters(nrows, vocab, temperature, top_k, top_p, min_p):
-    """The four per-row filters the core takes: float64, int64, float64, float64,
-    each a Python number or an array of shape (nrows,).
+def filters(nrows, vocab, temperature, top_k, top_p, min_p, top_n_sigma=0.0):
+    """The per-row filters the core takes, a tuple: temperature, top_k, top_p, min_p,
+    top_n_sigma (float64, int64, float64, float64, float64), each a Python number or
+    an array of shape (nrows,).
 
     top_k values that disable the filter (0, -1, k >= V) all become 0.
     """
-    plain = _core.plain_filters(vocab, temperature, top_k, top_p, min_p)
+    plain = _core.plain_filters(vocab, temperature, top_k, top_p, min_p, top_n_sigma)
     if plain is not None:  # valid Python numbers, the common case, checked in one C call
         return plain
     t = temperatures(temperature, nrows)
@@ -313,7 +315,8 @@ def filters(nrows, vocab, temperature, top_k, top_p, min_p):
         k = _top_k_rows(top_k, nrows, vocab)
     p = float_rows("top_p", top_p, nrows, TOP_P)
     m = float_rows("min_p", min_p, nrows, MIN_P)
-    return t, k, p, m
+    s = float_rows("top_n_sigma", top_n_sigma, nrows, TOP_N_SIGMA)
+    return t, k, p, m, s
 
 
 def uniforms_or_seeds(nrows, seed, offset, uniforms):
@@ -374,14 +377,17 @@ def top_logprobs_n(value, vocab):
 
 
 def _set_core_ranges():
-    """Give _core.plain_filters the ranges of the four filters, as the C doubles it compares."""
+    """Give _core.plain_filters the ranges of the filters, as the C doubles it compares."""
 
-    def bounds(rule):  # a missing upper bound is +inf, excluded: a finite number
+    def bounds(rule):  # a missing bound is an infinity, excluded: a finite number
+        lo_open = rule.lo_open if rule.lo is not None else True
+        lo = float(rule.lo) if rule.lo is not None else -math.inf
         hi_open = rule.hi_open if rule.hi is not None else True
         hi = float(rule.hi) if rule.hi is not None else math.inf
-        return float(rule.lo), hi, rule.lo_open, hi_open
+        return lo, hi, lo_open, hi_open
 
-    _core.set_filter_ranges(*(bounds(r) for r in (TEMPERATURE, TOP_K, TOP_P, MIN_P)))
+    rules = (TEMPERATURE, TOP_K, TOP_P, MIN_P, TOP_N_SIGMA)
+    _core.set_filter_ranges(*(bounds(r) for r in rules))
 
 
 _set_core_ranges()

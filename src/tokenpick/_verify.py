@@ -18,6 +18,7 @@ def verify(
     top_k=0,
     top_p=1.0,
     min_p=0.0,
+    top_n_sigma=0.0,
     token_bitmask=None,
     logit_bias=None,
     prompt_ids=None,
@@ -61,8 +62,8 @@ def verify(
         at the draft, and the whole row at a rejection).  None: drafts taken as certain.
     num_draft : int or array_like of int, shape (B,), optional
         Drafts of each row, in [0, K]; default K.
-    temperature, top_k, top_p, min_p, token_bitmask, logit_bias, prompt_ids, output_ids,
-    repetition_penalty, frequency_penalty, presence_penalty, min_tokens, stop_ids
+    temperature, top_k, top_p, min_p, top_n_sigma, token_bitmask, logit_bias, prompt_ids,
+    output_ids, repetition_penalty, frequency_penalty, presence_penalty, min_tokens, stop_ids
         As for :func:`sample`, per row; ``token_bitmask`` may also be (B, K+1, W), one
         per position (grammar decoding with drafts).
     seed, offset : as for :func:`sample`.
@@ -100,8 +101,9 @@ def verify(
     with np.errstate(over="ignore"):  # those read are in [0, V); the rest is not read
         drafts = np.ascontiguousarray(given, dtype=np.int64)
     q = _draft_probs(draft_probs, B, K, V)
-    t, k, p, m = (
-        _per_position(v, B, npos) for v in P.filters(B, V, temperature, top_k, top_p, min_p)
+    f = tuple(
+        _per_position(v, B, npos)
+        for v in P.filters(B, V, temperature, top_k, top_p, min_p, top_n_sigma)
     )
     proc = (
         token_bitmask,
@@ -121,7 +123,7 @@ def verify(
     tokens = np.full((B, npos), -1, dtype=np.int64)
     accepted = np.zeros(B, dtype=np.int64)
     logprobs = np.full((B, npos), -np.inf, dtype=np.float32)
-    args = (x, drafts, nd, q, t, k, p, m, plan, u, seeds, offsets, tokens, accepted, logprobs, npos)
+    args = (x, drafts, nd, q, f, plan, u, seeds, offsets, tokens, accepted, logprobs, npos)
     threads = _threads.thread_count(B, npos * V, num_threads)
     try:
         if threads == 1:

@@ -85,6 +85,7 @@ _TEMPERATURE = "a finite number >= 0 (0 means greedy)"
 _TOP_K = "an integer >= -1 (0 or -1 disables it)"
 _TOP_P = "a number in (0, 1] (1 disables it)"
 _MIN_P = "a number in [0, 1] (0 disables it)"
+_TOP_N_SIGMA = "a finite number (<= 0 disables it)"
 _UNIFORMS = "a number in [0, 1)"
 _U64 = "an integer in [0, 2**64)"
 _INDEX = "an integer in [0, 2**32)"
@@ -215,14 +216,16 @@ def _index_values(name, value, nrows):
     return _int_values(name, value, nrows, lambda v: 0 <= v < 1 << 32, _INDEX, False)
 
 
-def _filters(nrows, V, temperature, top_k, top_p, min_p):
+def _filters(nrows, V, temperature, top_k, top_p, min_p, top_n_sigma=0.0):
     T = _temperatures(temperature, nrows)
     K = _int_values("top_k", top_k, nrows, lambda k: k >= -1, _TOP_K, True)
     P = [float(v) for v in _row_values("top_p", top_p, nrows, "float")]
     _check_each("top_p", top_p, P, lambda p: 0.0 < p <= 1.0, _TOP_P)
     M = [float(v) for v in _row_values("min_p", min_p, nrows, "float")]
     _check_each("min_p", min_p, M, lambda m: 0.0 <= m <= 1.0, _MIN_P)
-    return list(zip(T, K, P, M))
+    S = [float(v) for v in _row_values("top_n_sigma", top_n_sigma, nrows, "float")]
+    _check_each("top_n_sigma", top_n_sigma, S, np.isfinite, _TOP_N_SIGMA)
+    return list(zip(T, K, P, M, S))
 
 
 def _out(out, shape):
@@ -547,14 +550,18 @@ def _scores(x, T):
     return (x - x.max()) / T
 
 
-def _kept(x, T, k, p, m):
-    """The boolean kept set of one row after temperature, top-k, top-p, min-p."""
+def _kept(x, T, k, p, m, n=0.0):
+    """The boolean kept set of one row after temperature, top-n-sigma, top-k, top-p,
+    min-p."""
     V = x.shape[0]
     keep = np.zeros(V, dtype=bool)
     if T == 0.0:
         keep[_argmax(x)] = True
         return keep
     keep[:] = True
+    if n > 0.0:  # the population standard deviation of the finite logits
+        finite = x[np.isfinite(x)]
+        keep &= x >= x.max() - n * finite.std()
     if 0 < k < V:
         kth = np.sort(x)[V - k]  # the k-th largest logit
         keep &= x >= kth
@@ -570,8 +577,8 @@ def _kept(x, T, k, p, m):
     return keep
 
 
-def _filtered_row(x, T, k, p, m):
-    keep = _kept(x, T, k, p, m)
+def _filtered_row(x, T, k, p, m, n=0.0):
+    keep = _kept(x, T, k, p, m, n)
     if T == 0.0:
         return keep.astype(np.float64), keep
     e = np.where(keep, np.exp(_scores(x, T)), 0.0)
@@ -659,6 +666,7 @@ def mask(
     top_k=0,
     top_p=1.0,
     min_p=0.0,
+    top_n_sigma=0.0,
     token_bitmask=None,
     logit_bias=None,
     prompt_ids=None,
@@ -676,7 +684,7 @@ def mask(
     set; the processor arguments are ``process_logits``' and apply first.
     """
     x, was_1d = _logits(logits)
-    F = _filters(x.shape[0], x.shape[1], temperature, top_k, top_p, min_p)
+    F = _filters(x.shape[0], x.shape[1], temperature, top_k, top_p, min_p, top_n_sigma)
     plans = _processors(
         x.shape[0], x.shape[1], was_1d, token_bitmask, logit_bias, prompt_ids, output_ids,
         repetition_penalty, frequency_penalty, presence_penalty, min_tokens, stop_ids,
@@ -709,6 +717,7 @@ def filtered_probs(
     top_k=0,
     top_p=1.0,
     min_p=0.0,
+    top_n_sigma=0.0,
     token_bitmask=None,
     logit_bias=None,
     prompt_ids=None,
@@ -725,7 +734,7 @@ def filtered_probs(
     The filters see the processed logits (``process_logits``' arguments, applied first).
     """
     x, was_1d = _logits(logits)
-    F = _filters(x.shape[0], x.shape[1], temperature, top_k, top_p, min_p)
+    F = _filters(x.shape[0], x.shape[1], temperature, top_k, top_p, min_p, top_n_sigma)
     plans = _processors(
         x.shape[0], x.shape[1], was_1d, token_bitmask, logit_bias, prompt_ids, output_ids,
         repetition_penalty, frequency_penalty, presence_penalty, min_tokens, stop_ids,
@@ -758,6 +767,7 @@ def sample(
     top_k=0,
     top_p=1.0,
     min_p=0.0,
+    top_n_sigma=0.0,
     token_bitmask=None,
     logit_bias=None,
     prompt_ids=None,
@@ -780,7 +790,7 @@ def sample(
     under ``filtered_probs`` of the processed logits (``token_logprobs`` gives the raw one).
     """
     x, was_1d = _logits(logits)
-    F = _filters(x.shape[0], x.shape[1], temperature, top_k, top_p, min_p)
+    F = _filters(x.shape[0], x.shape[1], temperature, top_k, top_p, min_p, top_n_sigma)
     plans = _processors(
         x.shape[0], x.shape[1], was_1d, token_bitmask, logit_bias, prompt_ids, output_ids,
         repetition_penalty, frequency_penalty, presence_penalty, min_tokens, stop_ids,
@@ -1026,6 +1036,7 @@ def verify(
     top_k=0,
     top_p=1.0,
     min_p=0.0,
+    top_n_sigma=0.0,
     token_bitmask=None,
     logit_bias=None,
     prompt_ids=None,
@@ -1076,7 +1087,7 @@ def verify(
                 )
     D = given.astype(np.int64)  # those read are in [0, V); the rest is not read
     Q = _draft_probs(draft_probs, B, K, V)
-    F = _filters(B, V, temperature, top_k, top_p, min_p)
+    F = _filters(B, V, temperature, top_k, top_p, min_p, top_n_sigma)
     plans = _position_plans(
         B, npos, V, D, N, token_bitmask, logit_bias, prompt_ids, output_ids,
         repetition_penalty, frequency_penalty, presence_penalty, min_tokens, stop_ids,
