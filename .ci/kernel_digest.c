@@ -61,15 +61,24 @@ int main(int argc, char **argv)
     const char **names = argc > 1 ? (const char **)argv + 1 : all;
     const int nnames = argc > 1 ? argc - 1 : 3;
     const int64_t sizes[] = {1000, 50000, 131072};
-    const tp_filter filters[] = {
+    tp_filter filters[] = {
         {0.8, 0, 1.0, 0.0},   {1.0, 50, 1.0, 0.0}, {1.0, 0, 0.9, 0.0},
         {1.0, 50, 0.9, 0.05}, {0.0, 0, 1.0, 0.0},  {1.5, 0, 0.5, 0.0},
+        {.temperature = 1.0, .top_n_sigma = 2.0, .top_p = 1.0},
+        {.temperature = 0.7, .top_k = 100, .top_p = 1.0, .typical_p = 0.8, .eta = 0.01},
+        {.temperature = 1.0, .top_p = 0.95, .epsilon = 1e-4, .xtc = 1, .xtc_threshold = 0.05},
+        {.temperature = 0.8, .top_k = 40, .top_p = 0.9, .min_p = 0.05, .typical_p = 0.9,
+         .xtc = 1, .xtc_threshold = 0.1, .order = TP_ORDER_LLAMA},
+        {.temperature = 1.0, .top_p = 0.9, .min_p = 0.02, .order = TP_ORDER_VLLM},
     };
     tp_workspace *ws = tp_workspace_new();
     float *x = malloc(131072 * sizeof *x);
     uint16_t *bits = malloc(131072 * sizeof *bits);
-    if (!ws || !x || !bits)
+    float *spill = malloc(6 * 131072 * sizeof *spill);
+    if (!ws || !x || !bits || !spill)
         return 2;
+    for (size_t fi = 0; fi < sizeof filters / sizeof filters[0]; fi++)
+        filters[fi].spill = spill;
     for (int t = 0; t < nnames; t++) {
         for (int e = 0; e < TP_ELEM_COUNT; e++) {
             const tp_kernels *k = tp_kernels_for(names[t], e);
@@ -101,5 +110,6 @@ int main(int argc, char **argv)
     tp_workspace_free(ws);
     free(x);
     free(bits);
+    free(spill);
     return 0;
 }

@@ -117,15 +117,44 @@ void tp_proc_finish(tp_proc_scratch *s);
 
 /* ---- selection ---------------------------------------------------------- */
 
-/* The filters of one row, in their order: temperature, top-n-sigma, top-k,
- * top-p, min-p. */
+/* The orders of the filters (tp_filter.order): tokenpick's own, which is
+ * also HF's warpers'; vLLM's (min-p before top-k and top-p); llama.cpp's
+ * chain (top-n-sigma, top-k keeping exactly k, typical, top-p, min-p, XTC on
+ * the logits as they are, temperature last, ties at a boundary broken by
+ * lowest id, and the first cumulative sum over p ending top-p and typical). */
+enum { TP_ORDER_TOKENPICK = 0, TP_ORDER_VLLM = 1, TP_ORDER_LLAMA = 2 };
+
+/* The filters of one row, in their order (TP_ORDER_TOKENPICK): temperature,
+ * top-n-sigma, top-k, top-p, min-p, typical, epsilon, eta, XTC. */
 typedef struct {
     double temperature; /* >= 0; 0 = greedy */
     int64_t top_k;      /* k > 0 and k < n is active; anything else keeps all */
     double top_p;       /* in (0, 1]; 1 keeps all */
     double min_p;       /* in [0, 1]; 0 keeps all */
     double top_n_sigma; /* > 0 keeps x >= max - n sigma of the finite logits; <= 0 keeps all */
+    double typical_p;   /* in (0, 1) is active; anything else (1 or 0) keeps all */
+    double epsilon;     /* in [0, 1); 0 keeps all */
+    double eta;         /* in [0, 1); 0 keeps all */
+    double xtc_threshold; /* XTC's probability threshold, where xtc */
+    int xtc;              /* whether XTC acts on this row (its coin came up) */
+    int order;            /* TP_ORDER_* */
+    /* Scratch of 6 n floats, where tp_filter_lists(f): the kept set listed
+     * when it may not fit the workspace. */
+    float *spill;
 } tp_filter;
+
+static inline int tp_typical_acts(const tp_filter *f)
+{
+    return f->typical_p > 0.0 && f->typical_p < 1.0;
+}
+
+/* Whether the filters f need f->spill: those that work on the listed kept
+ * set (typical, epsilon, eta, XTC, and every filter in llama.cpp's order). */
+static inline int tp_filter_lists(const tp_filter *f)
+{
+    return tp_typical_acts(f) || f->epsilon > 0.0 || f->eta > 0.0 || f->xtc
+           || f->order == TP_ORDER_LLAMA;
+}
 
 /* Scratch of the row kernels, one per thread: its size does not depend on
  * the row length; its parts are private to the kernels (tp_workspace.h). */

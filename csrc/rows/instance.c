@@ -13,6 +13,7 @@
 #include "mass.c"    /* selection by mass among candidates */
 #include "topk.c"    /* top-k's routes */
 #include "topp.c"    /* top-p's routes */
+#include "later.c"   /* the filters on the listed kept set */
 #include "keep.c"    /* the filters in order, and min-p */
 #include "kernels.c" /* softmax and friends, mask, filtered_probs, top_logprobs */
 #include "draw.c"    /* the draw */

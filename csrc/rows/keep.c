@@ -1,9 +1,10 @@
 /*
  * The kept set of a row under the filters, in their order: temperature,
- * top-n-sigma, top-k (topk.c), top-p on what they kept (topp.c), min-p; then
- * the set is every token at or above one threshold, listed when a route
- * gathered it.  A row with logit processors is filtered as they leave it
- * (proc.c).
+ * top-n-sigma, top-k (topk.c), top-p on what they kept (topp.c), min-p; so
+ * far the set is every token at or above one threshold, listed when a route
+ * gathered it.  Typical, epsilon, eta and XTC then work on the list
+ * (later.c), as do the filters in llama.cpp's order.  A row with logit
+ * processors is filtered as they leave it (proc.c).
  */
 #include "row.h"
 #include "vec.h"
@@ -98,23 +99,58 @@ static void keep_filtered(const TP_X *x, int64_t n, const tp_rowstat *st, const 
             c = top_k_candidates(x, n, f->top_k, &plain, ws, &thr);
     }
     thr = thr > sigma_cut ? thr : sigma_cut; /* the tokens top-k kept above top-n-sigma's */
+    const float min_p_cut =
+        f->min_p > 0.0 ? min_p_threshold(st->max, f->temperature, f->min_p) : -INFINITY;
+    if (f->order == TP_ORDER_VLLM && min_p_cut > thr) { /* min-p before top-p */
+        thr = min_p_cut;
+        if (c >= 0)
+            c = filter_candidates(&ws->cand, c, thr);
+    }
     r.cutoff = thr;
     if (f->top_p < 1.0) {
         const float t = nucleus_threshold(&r, f->top_p, &c);
         thr = t > thr ? t : thr;
     }
-    if (f->min_p > 0.0) {
-        const float t = min_p_threshold(st->max, f->temperature, f->min_p);
-        if (t > thr)
-            ws->runs.per = 0; /* the run sums are of the tokens >= the nucleus's threshold */
-        thr = t > thr ? t : thr;
+    if (min_p_cut > thr) {
+        ws->runs.per = 0; /* the run sums are of the tokens >= the nucleus's threshold */
+        thr = min_p_cut;
     }
     if (ws->runs.per > 0) {
         keep->run_sum = ws->runs.sum;
         keep->run_per = ws->runs.per;
     }
     keep->threshold = thr;
+    if (tp_filter_lists(f)) {
+        tp_klist L;
+        klist_make(x, n, thr, c, f, ws, &L);
+        klist_later(&L, f, keep->inv_t);
+        klist_finish(&L, n, ws, keep);
+        return;
+    }
     keep->ncand = c >= 0 ? filter_candidates(&ws->cand, c, thr) : -1;
+}
+
+/* The filters of f in llama.cpp's order, over a row without processors as
+ * keep_filtered: top-n-sigma, then on the list of what it keeps, the rest
+ * of the chain (later.c), all on the logits as they are. */
+static void keep_llama(const TP_X *x, int64_t n, const tp_rowstat *st, const tp_filter *f,
+                       tp_workspace *ws, tp_keep *keep, int64_t c, float thr)
+{
+    const int top_k = f->top_k > 0 && f->top_k < n;
+    const float sigma_cut =
+        f->top_n_sigma > 0.0 ? top_n_sigma_threshold(x, n, st->max, f->top_n_sigma) : -INFINITY;
+    if (top_k && c < 0) {
+        tp_rowstat plain = *st;
+        plain.proc = NULL;
+        c = top_k_candidates(x, n, f->top_k, &plain, ws, &thr);
+    }
+    const float kth = thr;
+    thr = thr > sigma_cut ? thr : sigma_cut;
+    keep->threshold = thr;
+    tp_klist L;
+    klist_make(x, n, thr, c, f, ws, &L);
+    klist_llama(&L, f, top_k && kth >= sigma_cut, kth);
+    klist_finish(&L, n, ws, keep);
 }
 
 static void tp_keep_filters(const void *row, int64_t n, const tp_rowstat *st, const tp_filter *f,
@@ -122,13 +158,18 @@ static void tp_keep_filters(const void *row, int64_t n, const tp_rowstat *st, co
 {
     const TP_X *x = row;
     const tp_proc *p = st->proc;
+    const int llama = f->order == TP_ORDER_LLAMA;
     keep->row = x;
     keep->row_f32 = TP_ELEM == TP_ELEM_F32;
     keep->argmax = st->argmax;
     keep->max = st->max;
-    keep->greedy = f->temperature == 0.0;
+    /* Greedy rows keep the argmax, except in llama.cpp's order, whose
+     * temperature comes after the filters: there a row at T = 0 takes the
+     * largest logit of what they keep, which typical and XTC may change. */
+    const int filtered_greedy = llama && (tp_typical_acts(f) || f->xtc);
+    keep->greedy = f->temperature == 0.0 && !filtered_greedy;
     keep->threshold = -INFINITY;
-    keep->inv_t = keep->greedy ? 0.0 : tp_inv_temperature(f->temperature);
+    keep->inv_t = llama ? 1.0 : keep->greedy ? 0.0 : tp_inv_temperature(f->temperature);
     keep->ncand = -1;
     keep->cand_x = ws->cand.x;
     keep->cand_id = ws->cand.id;
@@ -153,6 +194,18 @@ static void tp_keep_filters(const void *row, int64_t n, const tp_rowstat *st, co
     }
     if (keep->greedy)
         return;
+    if (llama) {
+        if (p)
+            keep_llama_f32(p->row, n, st, f, ws, keep, c, thr);
+        else
+            keep_llama(x, n, st, f, ws, keep, c, thr);
+        /* the draw at the row's own temperature, over what the chain kept */
+        keep->greedy = f->temperature == 0.0;
+        keep->inv_t = keep->greedy ? 0.0 : tp_inv_temperature(f->temperature);
+        if (keep->greedy && p && keep->ncand >= 0) /* mask reads the argmax's logit in the row */
+            p->row[keep->argmax] = keep->max;
+        return;
+    }
     if (p)
         keep_filtered_f32(p->row, n, st, f, ws, keep, c, thr);
     else

@@ -115,11 +115,15 @@
 #define nucleus_bound TP_E(nucleus_bound)
 #define nucleus_threshold TP_E(nucleus_threshold)
 
+/* later.c (its code on floats is compiled once, unsuffixed) */
+#define klist_make TP_E(klist_make)
+
 /* keep.c */
 #define min_p_keeps TP_E(min_p_keeps)
 #define min_p_threshold TP_E(min_p_threshold)
 #define top_n_sigma_threshold TP_E(top_n_sigma_threshold)
 #define keep_filtered TP_E(keep_filtered)
+#define keep_llama TP_E(keep_llama)
 #define tp_keep_filters TP_E(tp_keep_filters)
 
 /* kernels.c */

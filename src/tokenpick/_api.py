@@ -157,6 +157,12 @@ def mask(
     top_p=1.0,
     min_p=0.0,
     top_n_sigma=0.0,
+    typical_p=1.0,
+    epsilon=0.0,
+    eta=0.0,
+    xtc_threshold=0.1,
+    xtc_probability=0.0,
+    order="tokenpick",
     token_bitmask=None,
     logit_bias=None,
     prompt_ids=None,
@@ -166,21 +172,26 @@ def mask(
     presence_penalty=0.0,
     min_tokens=0,
     stop_ids=None,
+    seed=None,
+    offset=0,
     out=None,
 ):
     """A copy of the logits with ``-inf`` outside the kept set.
 
-    The filters apply in the order temperature, top-n-sigma, top-k, top-p (on
-    the distribution renormalized after top-k), min-p.  The kept values are the
-    logits themselves, not divided by T; with logit processors, the
-    processed logits (:func:`process_logits`), which the filters then see.
+    The filters apply in the order temperature, top-n-sigma, top-k, top-p, min-p,
+    typical, epsilon, eta, XTC, each on the distribution renormalized over what
+    the ones before it kept, ties at every boundary kept (``order=`` chooses
+    another sampler's pipeline).  The kept values are the logits themselves,
+    not divided by T; with logit processors, the processed logits
+    (:func:`process_logits`), which the filters then see.
 
     Parameters
     ----------
     logits : array_like, shape (V,) or (B, V)
     temperature : float or array_like of shape (B,)
-        Scales the distribution top-p and min-p look at.  ``T == 0`` keeps only
-        the argmax (lowest index on ties), whatever the other filters say.
+        Scales the distribution the filters look at.  ``T == 0`` keeps only
+        the argmax (lowest index on ties), whatever the other filters say
+        (but see ``order="llama.cpp"``).
     top_k : int or array_like of shape (B,)
         Keep tokens whose logit is ``>=`` the k-th largest (ties at the boundary
         are all kept).  0, -1 and k >= V disable it.
@@ -194,10 +205,40 @@ def mask(
         Keep tokens whose logit is ``>= max - n * sigma``, sigma the population
         standard deviation of the row's finite (processed) logits (top-n-sigma,
         Tang et al. 2024, llama.cpp's).  A finite number; ``<= 0`` disables it.
+    typical_p : float or array_like of shape (B,)
+        In (0, 1]: locally typical sampling (Meister et al. 2022, HF's): keep
+        the tokens whose surprise ``-log p`` is nearest the entropy H, nearest
+        first, until their mass reaches typical_p (ties at the last distance
+        kept).  1 disables it.
+    epsilon : float or array_like of shape (B,)
+        In [0, 1): drop tokens with ``p < epsilon`` (the most likely always
+        stays).  0 disables it.
+    eta : float or array_like of shape (B,)
+        In [0, 1): drop tokens with ``p < min(eta, sqrt(eta) * exp(-H))``
+        (Hewitt et al. 2022, HF's; the most likely always stays).  0 disables it.
+    xtc_threshold, xtc_probability : float or array_like of shape (B,)
+        llama.cpp's XTC ("exclude top choices"), each in [0, 1]: where
+        ``uniform(seed, offset, index=1) < xtc_probability`` and two or more
+        tokens have ``p >= xtc_threshold``, all of those but the least likely
+        are dropped.  xtc_probability 0 (the default) disables it; between 0
+        and 1 it needs ``seed``.
+    order : {"tokenpick", "hf", "vllm", "llama.cpp"}
+        Whose pipeline the filters follow.  "tokenpick" (the default) is the
+        order above; "hf" is the same (HF's warpers), without top-n-sigma and
+        XTC; "vllm" applies min-p before top-k and top-p, and has no
+        top-n-sigma, typical, epsilon, eta or XTC; "llama.cpp" is its default
+        chain: top-n-sigma, top-k keeping exactly k (ties by lowest id),
+        typical, top-p, min-p, XTC, all on the logits before temperature,
+        which only shapes the draw (a row at ``T == 0`` takes the largest
+        logit the chain kept); its top-p and typical end at the first
+        cumulative sum to reach (typical: exceed) p, ties by lowest id; no
+        epsilon or eta.  A filter the chosen sampler lacks is a ValueError.
     token_bitmask, logit_bias, prompt_ids, output_ids, repetition_penalty,
     frequency_penalty, presence_penalty, min_tokens, stop_ids
         The logit processors, applied before the filters: see
         :func:`process_logits`.  All off by default.
+    seed, offset : int or array_like of shape (B,)
+        Only for XTC's coin, as :func:`sample` takes them.
     out : ndarray of float32, optional
         Where to write the result; may be ``logits`` itself.
 
@@ -206,7 +247,12 @@ def mask(
     ndarray of float32, the shape of logits
     """
     x = P.as_logits(logits)
-    f = P.filters(P.nrows(x), x.shape[-1], temperature, top_k, top_p, min_p, top_n_sigma)
+    nrows = P.nrows(x)
+    f = P.filters(
+        nrows, x.shape[-1], temperature, top_k, top_p, min_p, top_n_sigma, typical_p, epsilon,
+        eta, xtc_threshold, xtc_probability, order,
+    )  # fmt: skip
+    f = _coins(f, nrows, seed, offset)
     proc = (
         token_bitmask,
         logit_bias,
@@ -223,6 +269,15 @@ def mask(
         return _run_into(_core.mask, logits, x, (f, plan), out, plan)
     except _core.StrayIds:
         _explain(x, proc)
+
+
+def _coins(f, nrows, seed, offset):
+    """The filters with XTC's coins tossed, for mask and filtered_probs: seed and
+    offset serve only XTC there."""
+    if not P.tosses_coins(f) or seed is None:
+        return P.xtc_coins(f, nrows, None, None)  # none to toss, or the error it needs seed
+    seeds = None if seed is None else P.uint64_rows("seed", seed, nrows, P.SEED)
+    return P.xtc_coins(f, nrows, seeds, P.uint64_rows("offset", offset, nrows, P.OFFSET))
 
 
 def top_k_mask(logits, top_k, *, out=None):
@@ -248,6 +303,12 @@ def filtered_probs(
     top_p=1.0,
     min_p=0.0,
     top_n_sigma=0.0,
+    typical_p=1.0,
+    epsilon=0.0,
+    eta=0.0,
+    xtc_threshold=0.1,
+    xtc_probability=0.0,
+    order="tokenpick",
     token_bitmask=None,
     logit_bias=None,
     prompt_ids=None,
@@ -257,6 +318,8 @@ def filtered_probs(
     presence_penalty=0.0,
     min_tokens=0,
     stop_ids=None,
+    seed=None,
+    offset=0,
     out=None,
 ):
     """The distribution :func:`sample` draws from.
@@ -271,7 +334,12 @@ def filtered_probs(
     ndarray of float32, the shape of logits
     """
     x = P.as_logits(logits)
-    f = P.filters(P.nrows(x), x.shape[-1], temperature, top_k, top_p, min_p, top_n_sigma)
+    nrows = P.nrows(x)
+    f = P.filters(
+        nrows, x.shape[-1], temperature, top_k, top_p, min_p, top_n_sigma, typical_p, epsilon,
+        eta, xtc_threshold, xtc_probability, order,
+    )  # fmt: skip
+    f = _coins(f, nrows, seed, offset)
     proc = (
         token_bitmask,
         logit_bias,
@@ -298,6 +366,12 @@ def sample(
     top_p=1.0,
     min_p=0.0,
     top_n_sigma=0.0,
+    typical_p=1.0,
+    epsilon=0.0,
+    eta=0.0,
+    xtc_threshold=0.1,
+    xtc_probability=0.0,
+    order="tokenpick",
     token_bitmask=None,
     logit_bias=None,
     prompt_ids=None,
@@ -324,8 +398,9 @@ def sample(
     Parameters
     ----------
     logits : array_like, shape (V,) or (B, V)
-    temperature, top_k, top_p, min_p
-        As for :func:`mask`.
+    temperature, top_k, top_p, min_p, top_n_sigma, typical_p, epsilon, eta, xtc_threshold,
+    xtc_probability, order
+        As for :func:`mask`; XTC's coin is ``uniform(seed, offset, index=1)``.
     token_bitmask, logit_bias, prompt_ids, output_ids, repetition_penalty,
     frequency_penalty, presence_penalty, min_tokens, stop_ids
         The logit processors (:func:`process_logits`), applied before the
@@ -360,7 +435,10 @@ def sample(
     """
     x = P.as_logits(logits)
     nrows = P.nrows(x)
-    f = P.filters(nrows, x.shape[-1], temperature, top_k, top_p, min_p, top_n_sigma)
+    f = P.filters(
+        nrows, x.shape[-1], temperature, top_k, top_p, min_p, top_n_sigma, typical_p, epsilon,
+        eta, xtc_threshold, xtc_probability, order,
+    )  # fmt: skip
     proc = (
         token_bitmask,
         logit_bias,
@@ -376,6 +454,7 @@ def sample(
     if num_threads is not None:
         P.thread_limit("num_threads", num_threads)
     u, seeds, offsets = P.uniforms_or_seeds(nrows, seed, offset, uniforms)
+    f = P.xtc_coins(f, nrows, seeds, offsets)
     if nrows == 1:  # the shortest way to the kernel: no thread to consider, results made there
         if plan is None:
             return _core.sample_row(x, f, None, u, seeds, offsets, return_logprobs, x.ndim == 2)

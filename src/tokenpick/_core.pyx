@@ -92,6 +92,13 @@ cdef extern from "tokenpick.h" nogil:
         double top_p
         double min_p
         double top_n_sigma
+        double typical_p
+        double epsilon
+        double eta
+        double xtc_threshold
+        int xtc
+        int order
+        float *spill
 
     ctypedef struct tp_keep:
         const void *row
@@ -372,21 +379,43 @@ cdef inline uint64_t _u64(const _Column *c, int64_t i) noexcept nogil:
 
 
 cdef struct _Filters:
-    # the filters of every row (temperature, top_k, top_p, min_p, top_n_sigma), and
-    # their scalar storage
-    _Column t, k, p, m, s
-    _Scalar ts, ks, ps, ms, ss
+    # the filters of every row (temperature, top_k, top_p, min_p, top_n_sigma,
+    # typical_p, epsilon, eta, xtc_threshold, xtc: 1.0 where XTC acts), their
+    # scalar storage, the order's number, and the scratch of the filters that
+    # list the kept set (NULL where no row has them)
+    _Column t, k, p, m, s, typ, eps, eta, xt, xc
+    _Scalar ts, ks, ps, ms, ss, typs, epss, etas, xts, xcs
+    int order
+    float *spill
 
 
-cdef int _filters(_Filters *f, filters) except -1:
-    """Point f at the filters, a tuple as tokenpick._params.filters gives it."""
-    temperature, top_k, top_p, min_p, top_n_sigma = filters
+cdef int _filters(_Filters *f, filters, int64_t V) except -1:
+    """Point f at the filters, a tuple as tokenpick._params.filters gives it (with
+    XTC's coins resolved: tokenpick._params.xtc_coins), for rows of V tokens."""
+    (temperature, top_k, top_p, min_p, top_n_sigma, typical_p, epsilon, eta, xtc_threshold,
+     xtc, order, lists) = filters
     _column(temperature, cnp.NPY_FLOAT64, &f.t, &f.ts)
     _column(top_k, cnp.NPY_INT64, &f.k, &f.ks)
     _column(top_p, cnp.NPY_FLOAT64, &f.p, &f.ps)
     _column(min_p, cnp.NPY_FLOAT64, &f.m, &f.ms)
     _column(top_n_sigma, cnp.NPY_FLOAT64, &f.s, &f.ss)
+    _column(typical_p, cnp.NPY_FLOAT64, &f.typ, &f.typs)
+    _column(epsilon, cnp.NPY_FLOAT64, &f.eps, &f.epss)
+    _column(eta, cnp.NPY_FLOAT64, &f.eta, &f.etas)
+    _column(xtc_threshold, cnp.NPY_FLOAT64, &f.xt, &f.xts)
+    _column(xtc, cnp.NPY_FLOAT64, &f.xc, &f.xcs)
+    f.order = order
+    f.spill = _spill_scratch(V) if lists else NULL
     return 0
+
+
+cdef float *_spill_scratch(int64_t V) except NULL:
+    """This thread's scratch of 6 V floats for the filters that list the kept set."""
+    cdef cnp.ndarray a = getattr(_per_thread, "spill", None)
+    if a is None or cnp.PyArray_SIZE(a) < 6 * V:
+        a = np.empty(max(6 * V, 1), dtype=np.float32)
+        _per_thread.spill = a
+    return <float *>cnp.PyArray_DATA(a)
 
 
 cdef bint _plain_number(object v, double *out) except -1:
@@ -410,14 +439,16 @@ cdef struct _Range:
     double lo, hi
 
 
-# temperature, top_k, top_p, min_p, top_n_sigma; empty (so plain_filters
-# declines every call) until set_filter_ranges
-cdef _Range _filter_ranges[5]
+# temperature, top_k, top_p, min_p, top_n_sigma, typical_p, epsilon, eta,
+# xtc_threshold, xtc_probability; empty (so plain_filters declines every call)
+# until set_filter_ranges
+DEF _NFILTERS = 10
+cdef _Range _filter_ranges[_NFILTERS]
 
 
 cdef void _empty_filter_ranges() noexcept:
     cdef int i
-    for i in range(5):
+    for i in range(_NFILTERS):
         _filter_ranges[i].lo = 1.0
         _filter_ranges[i].hi = 0.0
 
@@ -425,12 +456,14 @@ cdef void _empty_filter_ranges() noexcept:
 _empty_filter_ranges()
 
 
-def set_filter_ranges(temperature, top_k, top_p, min_p, top_n_sigma):
-    """Take the valid ranges of the filters, each (lo, hi, lo_open, hi_open),
-    from where they are defined: tokenpick._params, at its import."""
+def set_filter_ranges(*ranges):
+    """Take the valid ranges of the filters, each (lo, hi, lo_open, hi_open), in
+    plain_filters' order, from where they are defined: tokenpick._params, at its
+    import."""
     cdef int i
-    for i, (lo, hi, lo_open, hi_open) in enumerate(
-            (temperature, top_k, top_p, min_p, top_n_sigma)):
+    if len(ranges) != _NFILTERS:
+        raise ValueError(f"expected {_NFILTERS} ranges, got {len(ranges)}")
+    for i, (lo, hi, lo_open, hi_open) in enumerate(ranges):
         _filter_ranges[i] = _Range(nextafter(lo, INFINITY) if lo_open else lo,
                                    nextafter(hi, -INFINITY) if hi_open else hi)
 
@@ -440,27 +473,37 @@ cdef inline bint _in_range(double v, const _Range *r) noexcept:
     return r.lo <= v <= r.hi
 
 
-def plain_filters(int64_t vocab, temperature, top_k, top_p, min_p, top_n_sigma):
-    """The filters (T, k, p, min_p, top_n_sigma) as the core takes them, when
-    each is a plain Python number in the range set_filter_ranges gave (top_k
-    an int, made 0 where it disables top-k): the common case, decided here at
-    the cost of one call.  None otherwise, for tokenpick._params to convert,
-    or reject, the general way."""
-    cdef double t, p, m, s
+def plain_filters(int64_t vocab, temperature, top_k, top_p, min_p, top_n_sigma, typical_p,
+                  epsilon, eta, xtc_threshold, xtc_probability, order):
+    """The filters as the core takes them (tokenpick._params.filters), when each is a
+    plain Python number in the range set_filter_ranges gave (top_k an int, made 0
+    where it disables top-k), xtc_probability 0 or 1 (no coin to toss), and order
+    "tokenpick" with no filter llama.cpp's order needs listed: the common case,
+    decided here at the cost of one call.  None otherwise, for tokenpick._params to
+    convert, or reject, the general way."""
+    cdef double v[_NFILTERS]
     cdef long long k
-    cdef int overflow = 0
-    if not (_plain_number(temperature, &t) and _plain_number(top_p, &p)
-            and _plain_number(min_p, &m) and _plain_number(top_n_sigma, &s)
-            and PyLong_CheckExact(top_k)):
+    cdef int overflow = 0, i
+    if order != "tokenpick" or not PyLong_CheckExact(top_k):
         return None
+    for i, a in enumerate((temperature, top_k, top_p, min_p, top_n_sigma, typical_p, epsilon,
+                           eta, xtc_threshold, xtc_probability)):
+        if i == 1:
+            continue
+        if not _plain_number(a, &v[i]):
+            return None
     k = PyLong_AsLongLongAndOverflow(top_k, &overflow)
-    if overflow or not (_in_range(t, &_filter_ranges[0])
-                        and _in_range(<double>k, &_filter_ranges[1])
-                        and _in_range(p, &_filter_ranges[2])
-                        and _in_range(m, &_filter_ranges[3])
-                        and _in_range(s, &_filter_ranges[4])):
+    v[1] = <double>k
+    if overflow:
         return None
-    return t, (k if 0 < k < vocab else 0), p, m, s
+    for i in range(_NFILTERS):
+        if not _in_range(v[i], &_filter_ranges[i]):
+            return None
+    if not (v[9] == 0.0 or v[9] == 1.0):
+        return None
+    lists = v[5] < 1.0 or v[6] > 0.0 or v[7] > 0.0 or v[9] > 0.0
+    return (v[0], (k if 0 < k < vocab else 0), v[2], v[3], v[4], v[5], v[6], v[7], v[8], v[9], 0,
+            lists)
 
 
 cdef inline void _filter_row(const _Filters *f, int64_t i, tp_filter *row) noexcept nogil:
@@ -469,6 +512,13 @@ cdef inline void _filter_row(const _Filters *f, int64_t i, tp_filter *row) noexc
     row.top_p = _f64(&f.p, i)
     row.min_p = _f64(&f.m, i)
     row.top_n_sigma = _f64(&f.s, i)
+    row.typical_p = _f64(&f.typ, i)
+    row.epsilon = _f64(&f.eps, i)
+    row.eta = _f64(&f.eta, i)
+    row.xtc_threshold = _f64(&f.xt, i)
+    row.xtc = _f64(&f.xc, i) == 1.0
+    row.order = f.order
+    row.spill = f.spill
 
 
 # ---- logit processors: each row's arguments, and the thread's scratch ----------
@@ -1032,7 +1082,7 @@ cdef int _kept(bint probs, cnp.ndarray x, stats, filters, plan,
     if plan is not None:
         _read_plan(plan, &pl)
     _checked_rows(&c, stats, x, &pl if plan is not None else NULL, start, stop)
-    _filters(&f, filters)
+    _filters(&f, filters, V)
     with nogil:
         for i in range(start, stop):
             _filter_row(&f, i, &row)
@@ -1148,7 +1198,7 @@ cdef int _sample(cnp.ndarray x, stats, filters, plan, uniforms,
     if plan is not None:
         _read_plan(plan, &pl)
     _checked_rows(&c, stats, x, &pl if plan is not None else NULL, start, stop)
-    _filters(&f, filters)
+    _filters(&f, filters, V)
     d.given = uniforms is not None
     if d.given:
         _column(uniforms, cnp.NPY_FLOAT64, &d.u, &us)
@@ -1223,7 +1273,7 @@ def verify(cnp.ndarray x not None, cnp.ndarray drafts not None, cnp.ndarray num_
         _read_plan(plan, &pl)
     _checked_rows(&c, None, x, &pl if plan is not None else NULL, start * positions,
                   stop * positions)
-    _filters(&f, filters)
+    _filters(&f, filters, V)
     if not given:
         _column(seeds, cnp.NPY_UINT64, &sc, &ss)
         _column(offsets, cnp.NPY_UINT64, &oc, &os_)

@@ -74,6 +74,19 @@ TOP_K = Rule(-1, None, integer=True, note="0 or -1 disables it")
 TOP_P = Rule(0, 1, lo_open=True, note="1 disables it")
 MIN_P = Rule(0, 1, note="0 disables it")
 TOP_N_SIGMA = Rule(None, None, note="<= 0 disables it")
+TYPICAL_P = Rule(0, 1, lo_open=True, note="1 disables it")
+EPSILON = ETA = Rule(0, 1, hi_open=True, note="0 disables it")
+XTC_THRESHOLD = Rule(0, 1)
+XTC_PROBABILITY = Rule(0, 1, note="0 disables XTC")
+# the orders of the filters (order=): tokenpick's own, and the samplers it
+# reproduces; the filters each lacks (a ValueError when one is on)
+ORDERS = {"tokenpick": 0, "hf": 0, "vllm": 1, "llama.cpp": 2}
+LACKS = {
+    "tokenpick": (),
+    "hf": ("top_n_sigma", "xtc_probability"),
+    "vllm": ("top_n_sigma", "typical_p", "epsilon", "eta", "xtc_probability"),
+    "llama.cpp": ("epsilon", "eta"),
+}
 UNIFORMS = Rule(0, 1, hi_open=True)
 SEED = OFFSET = Rule(0, U64_END, hi_open=True, integer=True)
 INDEX = Rule(0, 1 << 32, hi_open=True, integer=True)  # of a row's uniforms in one step
@@ -298,14 +311,33 @@ def _top_k_rows(top_k, nrows, vocab):
     return np.broadcast_to(k.reshape(-1) if k.ndim else k, (nrows,))
 
 
-def filters(nrows, vocab, temperature, top_k, top_p, min_p, top_n_sigma=0.0):
+def filters(
+    nrows,
+    vocab,
+    temperature,
+    top_k,
+    top_p,
+    min_p,
+    top_n_sigma=0.0,
+    typical_p=1.0,
+    epsilon=0.0,
+    eta=0.0,
+    xtc_threshold=0.1,
+    xtc_probability=0.0,
+    order="tokenpick",
+):
     """The per-row filters the core takes, a tuple: temperature, top_k, top_p, min_p,
-    top_n_sigma (float64, int64, float64, float64, float64), each a Python number or
-    an array of shape (nrows,).
+    top_n_sigma, typical_p, epsilon, eta, xtc_threshold, xtc (float64 but top_k int64,
+    each a Python number or an array of shape (nrows,)), then the order's number and
+    whether any row lists its kept set (the core's scratch for it).
 
-    top_k values that disable the filter (0, -1, k >= V) all become 0.
+    top_k values that disable the filter (0, -1, k >= V) all become 0.  xtc is
+    xtc_probability until :func:`xtc_coins` turns it into 1.0 where XTC acts.
     """
-    plain = _core.plain_filters(vocab, temperature, top_k, top_p, min_p, top_n_sigma)
+    plain = _core.plain_filters(
+        vocab, temperature, top_k, top_p, min_p, top_n_sigma, typical_p, epsilon, eta,
+        xtc_threshold, xtc_probability, order,
+    )  # fmt: skip
     if plain is not None:  # valid Python numbers, the common case, checked in one C call
         return plain
     t = temperatures(temperature, nrows)
@@ -316,7 +348,62 @@ def filters(nrows, vocab, temperature, top_k, top_p, min_p, top_n_sigma=0.0):
     p = float_rows("top_p", top_p, nrows, TOP_P)
     m = float_rows("min_p", min_p, nrows, MIN_P)
     s = float_rows("top_n_sigma", top_n_sigma, nrows, TOP_N_SIGMA)
-    return t, k, p, m, s
+    typ = float_rows("typical_p", typical_p, nrows, TYPICAL_P)
+    eps = float_rows("epsilon", epsilon, nrows, EPSILON)
+    e = float_rows("eta", eta, nrows, ETA)
+    xt = float_rows("xtc_threshold", xtc_threshold, nrows, XTC_THRESHOLD)
+    xp = float_rows("xtc_probability", xtc_probability, nrows, XTC_PROBABILITY)
+    number = order_number(order)
+    on = {
+        "top_n_sigma": np.any(np.asarray(s) > 0),
+        "typical_p": np.any(np.asarray(typ) < 1),
+        "epsilon": np.any(np.asarray(eps) > 0),
+        "eta": np.any(np.asarray(e) > 0),
+        "xtc_probability": np.any(np.asarray(xp) > 0),
+    }
+    for name in LACKS[order]:
+        if on[name]:
+            raise ValueError(f"order={order!r} has no {name}: the sampler it follows lacks it")
+    lists = number == ORDERS["llama.cpp"] or any(
+        on[n] for n in ("typical_p", "epsilon", "eta", "xtc_probability")
+    )
+    return t, k, p, m, s, typ, eps, e, xt, xp, number, bool(lists)
+
+
+def order_number(order):
+    """The core's number of an order= name."""
+    if not isinstance(order, str):
+        raise TypeError(f"order must be a str, got {type(order).__name__}")
+    try:
+        return ORDERS[order]
+    except KeyError:
+        names = ", ".join(repr(o) for o in ORDERS)
+        raise ValueError(f"order must be one of {names}; got {order!r}") from None
+
+
+def tosses_coins(f):
+    """Whether the filters f have an XTC probability strictly between 0 and 1."""
+    xp = f[9]
+    if type(xp) is float:
+        return 0.0 < xp < 1.0
+    return bool(np.any((np.asarray(xp) > 0) & (np.asarray(xp) < 1)))
+
+
+def xtc_coins(f, nrows, seeds, offsets):
+    """The filters f with XTC's probability replaced by whether it acts in each row:
+    ``uniform(seed, offset, index=1) < xtc_probability``.  Probabilities 0 and 1 need no
+    coin; others need the rows' seeds (None: a ValueError, as when uniforms are given)."""
+    if not tosses_coins(f):
+        return f
+    xp = f[9]
+    if seeds is None:
+        raise ValueError(
+            "xtc_probability between 0 and 1 needs seed (and offset): XTC's coin is "
+            "uniform(seed, offset, index=1); uniforms= gives only the draw's"
+        )
+    u = np.empty(nrows, dtype=np.float64)
+    _core.uniform(seeds, offsets, 1, u)
+    return f[:9] + ((u < xp).astype(np.float64),) + f[10:]
 
 
 def uniforms_or_seeds(nrows, seed, offset, uniforms):
@@ -386,7 +473,8 @@ def _set_core_ranges():
         hi = float(rule.hi) if rule.hi is not None else math.inf
         return lo, hi, lo_open, hi_open
 
-    rules = (TEMPERATURE, TOP_K, TOP_P, MIN_P, TOP_N_SIGMA)
+    rules = (TEMPERATURE, TOP_K, TOP_P, MIN_P, TOP_N_SIGMA, TYPICAL_P, EPSILON, ETA)
+    rules += (XTC_THRESHOLD, XTC_PROBABILITY)
     _core.set_filter_ranges(*(bounds(r) for r in rules))
 
 

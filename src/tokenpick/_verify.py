@@ -19,6 +19,12 @@ def verify(
     top_p=1.0,
     min_p=0.0,
     top_n_sigma=0.0,
+    typical_p=1.0,
+    epsilon=0.0,
+    eta=0.0,
+    xtc_threshold=0.1,
+    xtc_probability=0.0,
+    order="tokenpick",
     token_bitmask=None,
     logit_bias=None,
     prompt_ids=None,
@@ -62,10 +68,13 @@ def verify(
         at the draft, and the whole row at a rejection).  None: drafts taken as certain.
     num_draft : int or array_like of int, shape (B,), optional
         Drafts of each row, in [0, K]; default K.
-    temperature, top_k, top_p, min_p, top_n_sigma, token_bitmask, logit_bias, prompt_ids,
-    output_ids, repetition_penalty, frequency_penalty, presence_penalty, min_tokens, stop_ids
+    temperature, top_k, top_p, min_p, top_n_sigma, typical_p, epsilon, eta, xtc_threshold,
+    xtc_probability, order, token_bitmask, logit_bias, prompt_ids, output_ids,
+    repetition_penalty, frequency_penalty, presence_penalty, min_tokens, stop_ids
         As for :func:`sample`, per row; ``token_bitmask`` may also be (B, K+1, W), one
-        per position (grammar decoding with drafts).
+        per position (grammar decoding with drafts).  XTC's coin at position k is
+        ``uniform(seed, offset + k, index=1)``, the coin :func:`sample` would toss at
+        that step.
     seed, offset : as for :func:`sample`.
     uniforms : array_like of float, shape (B, K+1), optional
         Instead of seeds: column j is u_j.
@@ -101,10 +110,11 @@ def verify(
     with np.errstate(over="ignore"):  # those read are in [0, V); the rest is not read
         drafts = np.ascontiguousarray(given, dtype=np.int64)
     q = _draft_probs(draft_probs, B, K, V)
-    f = tuple(
-        _per_position(v, B, npos)
-        for v in P.filters(B, V, temperature, top_k, top_p, min_p, top_n_sigma)
-    )
+    f = P.filters(
+        B, V, temperature, top_k, top_p, min_p, top_n_sigma, typical_p, epsilon, eta,
+        xtc_threshold, xtc_probability, order,
+    )  # fmt: skip
+    f = tuple(_per_position(v, B, npos) for v in f)
     proc = (
         token_bitmask,
         logit_bias,
@@ -120,6 +130,7 @@ def verify(
     if num_threads is not None:
         P.thread_limit("num_threads", num_threads)
     u, seeds, offsets = _uniforms_or_seeds(B, npos, seed, offset, uniforms)
+    f = P.xtc_coins(f, B * npos, *_position_steps(B, npos, seeds, offsets))
     tokens = np.full((B, npos), -1, dtype=np.int64)
     accepted = np.zeros(B, dtype=np.int64)
     logprobs = np.full((B, npos), -np.inf, dtype=np.float32)
@@ -194,6 +205,16 @@ def _draft_probs(draft_probs, B, K, V):
 def _per_position(value, B, npos):
     """A per-row value (a number, or an array of B) for each of the B * npos positions."""
     return np.repeat(value, npos) if isinstance(value, np.ndarray) and value.ndim else value
+
+
+def _position_steps(B, npos, seeds, offsets):
+    """The seed and the step (offset + k, modulo 2**64) of each of the B * npos
+    positions, for XTC's coins; (None, None) without seeds."""
+    if seeds is None:
+        return None, None
+    s = np.repeat(np.broadcast_to(np.asarray(seeds, dtype=np.uint64), (B,)), npos)
+    o = np.repeat(np.broadcast_to(np.asarray(offsets, dtype=np.uint64), (B,)), npos)
+    return s, o + np.tile(np.arange(npos, dtype=np.uint64), B)
 
 
 def _uniforms_or_seeds(B, npos, seed, offset, uniforms):

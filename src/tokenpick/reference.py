@@ -86,6 +86,18 @@ _TOP_K = "an integer >= -1 (0 or -1 disables it)"
 _TOP_P = "a number in (0, 1] (1 disables it)"
 _MIN_P = "a number in [0, 1] (0 disables it)"
 _TOP_N_SIGMA = "a finite number (<= 0 disables it)"
+_TYPICAL_P = "a number in (0, 1] (1 disables it)"
+_EPSILON = "a number in [0, 1) (0 disables it)"
+_XTC_THRESHOLD = "a number in [0, 1]"
+_XTC_PROBABILITY = "a number in [0, 1] (0 disables XTC)"
+_ORDERS = ("tokenpick", "hf", "vllm", "llama.cpp")
+# the filters each order's sampler lacks
+_LACKS = {
+    "tokenpick": (),
+    "hf": ("top_n_sigma", "xtc_probability"),
+    "vllm": ("top_n_sigma", "typical_p", "epsilon", "eta", "xtc_probability"),
+    "llama.cpp": ("epsilon", "eta"),
+}
 _UNIFORMS = "a number in [0, 1)"
 _U64 = "an integer in [0, 2**64)"
 _INDEX = "an integer in [0, 2**32)"
@@ -216,16 +228,82 @@ def _index_values(name, value, nrows):
     return _int_values(name, value, nrows, lambda v: 0 <= v < 1 << 32, _INDEX, False)
 
 
-def _filters(nrows, V, temperature, top_k, top_p, min_p, top_n_sigma=0.0):
+def _filters(
+    nrows,
+    V,
+    temperature,
+    top_k,
+    top_p,
+    min_p,
+    top_n_sigma=0.0,
+    typical_p=1.0,
+    epsilon=0.0,
+    eta=0.0,
+    xtc_threshold=0.1,
+    xtc_probability=0.0,
+    order="tokenpick",
+):
+    """Each row's filters: (T, k, p, min_p, n, typical_p, epsilon, eta, xtc_threshold,
+    xtc_probability, order); _coins then turns xtc_probability into whether XTC acts."""
     T = _temperatures(temperature, nrows)
     K = _int_values("top_k", top_k, nrows, lambda k: k >= -1, _TOP_K, True)
-    P = [float(v) for v in _row_values("top_p", top_p, nrows, "float")]
-    _check_each("top_p", top_p, P, lambda p: 0.0 < p <= 1.0, _TOP_P)
-    M = [float(v) for v in _row_values("min_p", min_p, nrows, "float")]
-    _check_each("min_p", min_p, M, lambda m: 0.0 <= m <= 1.0, _MIN_P)
-    S = [float(v) for v in _row_values("top_n_sigma", top_n_sigma, nrows, "float")]
-    _check_each("top_n_sigma", top_n_sigma, S, np.isfinite, _TOP_N_SIGMA)
-    return list(zip(T, K, P, M, S))
+
+    def floats(name, value, ok, what):
+        vals = [float(v) for v in _row_values(name, value, nrows, "float")]
+        _check_each(name, value, vals, ok, what)
+        return vals
+
+    P = floats("top_p", top_p, lambda p: 0.0 < p <= 1.0, _TOP_P)
+    M = floats("min_p", min_p, lambda m: 0.0 <= m <= 1.0, _MIN_P)
+    S = floats("top_n_sigma", top_n_sigma, np.isfinite, _TOP_N_SIGMA)
+    Y = floats("typical_p", typical_p, lambda p: 0.0 < p <= 1.0, _TYPICAL_P)
+    E = floats("epsilon", epsilon, lambda e: 0.0 <= e < 1.0, _EPSILON)
+    H = floats("eta", eta, lambda e: 0.0 <= e < 1.0, _EPSILON)
+    XT = floats("xtc_threshold", xtc_threshold, lambda t: 0.0 <= t <= 1.0, _XTC_THRESHOLD)
+    XP = floats("xtc_probability", xtc_probability, lambda t: 0.0 <= t <= 1.0, _XTC_PROBABILITY)
+    if not isinstance(order, str):
+        raise TypeError(f"order must be a str, got {type(order).__name__}")
+    if order not in _ORDERS:
+        names = ", ".join(repr(o) for o in _ORDERS)
+        raise ValueError(f"order must be one of {names}; got {order!r}")
+    on = {
+        "top_n_sigma": any(v > 0 for v in S),
+        "typical_p": any(v < 1 for v in Y),
+        "epsilon": any(v > 0 for v in E),
+        "eta": any(v > 0 for v in H),
+        "xtc_probability": any(v > 0 for v in XP),
+    }
+    for name in _LACKS[order]:
+        if on[name]:
+            raise ValueError(f"order={order!r} has no {name}: the sampler it follows lacks it")
+    return [f + (order,) for f in zip(T, K, P, M, S, Y, E, H, XT, XP)]
+
+
+def _coins(F, seeds, offsets):
+    """F with each row's XTC probability turned into whether XTC acts there: its coin
+    uniform(seed, offset, index=1) < the probability (no coin at 0 or 1)."""
+    out = []
+    for i, f in enumerate(F):
+        prob = f[9]
+        if 0.0 < prob < 1.0:
+            if seeds is None:
+                raise ValueError(
+                    "xtc_probability between 0 and 1 needs seed (and offset): XTC's coin "
+                    "is uniform(seed, offset, index=1); uniforms= gives only the draw's"
+                )
+            acts = _uniform_scalar(seeds[i], offsets[i], 1) < prob
+        else:
+            acts = prob == 1.0
+        out.append(f[:9] + (acts,) + f[10:])
+    return out
+
+
+def _seeds(nrows, seed, offset):
+    """The rows' seeds (fresh from the OS where None) and offsets, checked."""
+    offsets = _u64_values("offset", offset, nrows)
+    if seed is None:
+        return [int.from_bytes(os.urandom(8), "little") for _ in range(nrows)], offsets
+    return _u64_values("seed", seed, nrows), offsets
 
 
 def _out(out, shape):
@@ -550,9 +628,10 @@ def _scores(x, T):
     return (x - x.max()) / T
 
 
-def _kept(x, T, k, p, m, n=0.0):
-    """The boolean kept set of one row after temperature, top-n-sigma, top-k, top-p,
-    min-p."""
+def _kept(x, T, k, p, m, n=0.0, typ=1.0, eps=0.0, eta=0.0, xt=0.1, xtc=False, order="tokenpick"):
+    """The boolean kept set of one row under its filters, in the order's pipeline."""
+    if order == "llama.cpp":
+        return _kept_llama(x, T, k, p, m, n, typ, xt, xtc)
     V = x.shape[0]
     keep = np.zeros(V, dtype=bool)
     if T == 0.0:
@@ -566,22 +645,118 @@ def _kept(x, T, k, p, m, n=0.0):
         kth = np.sort(x)[V - k]  # the k-th largest logit
         keep &= x >= kth
     s = _scores(x, T)
+    if m > 0.0 and order == "vllm":
+        keep &= s >= np.log(m)  # vLLM's min-p comes before top-p
     if p < 1.0:
         e = np.where(keep, np.exp(s), 0.0)
-        order = np.argsort(-x, kind="stable")  # by probability, descending
-        cum = np.cumsum(e[order])
+        order_ = np.argsort(-x, kind="stable")  # by probability, descending
+        cum = np.cumsum(e[order_])
         crossing = int(np.argmax(cum >= p * cum[-1]))  # first prefix reaching p
-        keep &= x >= x[order[crossing]]  # ties with the last kept token stay
+        keep &= x >= x[order_[crossing]]  # ties with the last kept token stay
     if m > 0.0:
         keep &= s >= np.log(m)  # probability >= m * max probability
+    if typ < 1.0:
+        keep &= _typical(x, T, keep, typ, by_id=False)
+    if eps > 0.0:
+        probs, _ = _probs_entropy(x, T, keep)
+        keep &= (probs >= eps) | (x == x[keep].max())
+    if eta > 0.0:
+        probs, H = _probs_entropy(x, T, keep)
+        keep &= (probs >= min(eta, np.sqrt(eta) * np.exp(-H))) | (x == x[keep].max())
+    if xtc:
+        keep &= _xtc(x, T, keep, xt, by_id=False)
     return keep
 
 
-def _filtered_row(x, T, k, p, m, n=0.0):
-    keep = _kept(x, T, k, p, m, n)
+def _probs_entropy(x, T, keep):
+    """The distribution at T renormalized over keep (0 outside), and its entropy."""
+    s = np.where(keep, (x - x[keep].max()) / T, -np.inf)
+    logp = s - np.log(np.exp(s[keep]).sum())
+    probs = np.exp(logp)
+    return probs, -np.sum(probs[keep] * logp[keep])
+
+
+def _by_id(values, descending):
+    """The ids ordered by value (descending or ascending), ties by lowest id."""
+    ids = np.arange(values.shape[0])
+    return np.lexsort((ids, -values if descending else values))
+
+
+def _typical(x, T, keep, typ, by_id):
+    """Locally typical sampling over keep: the tokens whose surprise is nearest the
+    entropy, nearest first, until the mass reaches typ (ties at the last distance
+    kept), or by_id (llama.cpp's) until it exceeds typ, ties by lowest id."""
+    probs, H = _probs_entropy(x, T, keep)
+    with np.errstate(divide="ignore"):
+        dist = np.where(keep & (probs > 0), np.abs(-np.log(probs) - H), np.inf)
+    order = _by_id(dist, descending=False)
+    cum = np.cumsum(probs[order])
+    crossing = int(np.argmax(cum > typ if by_id else cum >= typ))
+    if not (cum > typ if by_id else cum >= typ).any():  # rounding left the total short
+        crossing = int(np.count_nonzero(np.isfinite(dist))) - 1
+    if by_id:
+        out = np.zeros_like(keep)
+        out[order[: crossing + 1]] = True
+        return out
+    return dist <= dist[order[crossing]]
+
+
+def _xtc(x, T, keep, threshold, by_id):
+    """XTC over keep: where two or more tokens have p >= threshold, all but the least
+    likely of them go (its ties stay; by_id, only the last of them by lowest id)."""
+    probs, _ = _probs_entropy(x, T, keep)
+    top = keep & (probs >= threshold)
+    if np.count_nonzero(top) < 2:
+        return keep
+    low = x[top].min()
+    out = keep & (x <= low)
+    if by_id:
+        ties = np.nonzero(top & (x == low))[0]
+        out[ties[:-1]] = False  # only the highest id of them stays
+    return out
+
+
+def _kept_llama(x, T, k, p, m, n, typ, xt, xtc):
+    """llama.cpp's default chain on the logits as they are: top-n-sigma, top-k (exactly
+    k, ties by lowest id), typical, top-p (until the mass reaches p, ties by lowest id),
+    min-p, XTC; temperature only shapes the draw, and a row at T == 0 takes the largest
+    logit kept (lowest id)."""
+    V = x.shape[0]
+    keep = np.isfinite(x)
+    if n > 0.0:
+        keep &= x >= x.max() - n * x[np.isfinite(x)].std()
+    if 0 < k < V:
+        order = _by_id(np.where(keep, x, -np.inf), descending=True)
+        top = np.zeros(V, dtype=bool)
+        top[order[:k]] = True
+        keep &= top
+    if typ < 1.0:
+        keep &= _typical(x, 1.0, keep, typ, by_id=True)
+    if p < 1.0:
+        probs, _ = _probs_entropy(x, 1.0, keep)
+        order = _by_id(np.where(keep, x, -np.inf), descending=True)
+        cum = np.cumsum(probs[order])
+        reach = cum >= p
+        last = int(np.argmax(reach)) if reach.any() else int(np.count_nonzero(keep)) - 1
+        top = np.zeros(V, dtype=bool)
+        top[order[: last + 1]] = True
+        keep &= top
+    if m > 0.0:
+        keep &= x - x[keep].max() >= np.log(m)
+    if xtc:
+        keep = _xtc(x, 1.0, keep, xt, by_id=True)
+    if T == 0.0:
+        one = np.zeros(V, dtype=bool)
+        one[_argmax(np.where(keep, x, -np.inf))] = True
+        return one
+    return keep
+
+
+def _filtered_row(x, T, *f):
+    keep = _kept(x, T, *f)
     if T == 0.0:
         return keep.astype(np.float64), keep
-    e = np.where(keep, np.exp(_scores(x, T)), 0.0)
+    e = np.where(keep, np.exp((x - x[keep].max()) / T), 0.0)
     return e / e.sum(), keep
 
 
@@ -667,6 +842,12 @@ def mask(
     top_p=1.0,
     min_p=0.0,
     top_n_sigma=0.0,
+    typical_p=1.0,
+    epsilon=0.0,
+    eta=0.0,
+    xtc_threshold=0.1,
+    xtc_probability=0.0,
+    order="tokenpick",
     token_bitmask=None,
     logit_bias=None,
     prompt_ids=None,
@@ -676,6 +857,8 @@ def mask(
     presence_penalty=0.0,
     min_tokens=0,
     stop_ids=None,
+    seed=None,
+    offset=0,
     out=None,
 ):
     """The processed logits (not divided by T) where kept, -inf outside the kept set.
@@ -684,7 +867,11 @@ def mask(
     set; the processor arguments are ``process_logits``' and apply first.
     """
     x, was_1d = _logits(logits)
-    F = _filters(x.shape[0], x.shape[1], temperature, top_k, top_p, min_p, top_n_sigma)
+    F = _filters(
+        x.shape[0], x.shape[1], temperature, top_k, top_p, min_p, top_n_sigma, typical_p,
+        epsilon, eta, xtc_threshold, xtc_probability, order,
+    )  # fmt: skip
+    F = _coins_of(F, x.shape[0], seed, offset)
     plans = _processors(
         x.shape[0], x.shape[1], was_1d, token_bitmask, logit_bias, prompt_ids, output_ids,
         repetition_penalty, frequency_penalty, presence_penalty, min_tokens, stop_ids,
@@ -718,6 +905,12 @@ def filtered_probs(
     top_p=1.0,
     min_p=0.0,
     top_n_sigma=0.0,
+    typical_p=1.0,
+    epsilon=0.0,
+    eta=0.0,
+    xtc_threshold=0.1,
+    xtc_probability=0.0,
+    order="tokenpick",
     token_bitmask=None,
     logit_bias=None,
     prompt_ids=None,
@@ -727,6 +920,8 @@ def filtered_probs(
     presence_penalty=0.0,
     min_tokens=0,
     stop_ids=None,
+    seed=None,
+    offset=0,
     out=None,
 ):
     """The renormalized distribution ``sample`` draws from: 0 outside the kept set.
@@ -734,7 +929,11 @@ def filtered_probs(
     The filters see the processed logits (``process_logits``' arguments, applied first).
     """
     x, was_1d = _logits(logits)
-    F = _filters(x.shape[0], x.shape[1], temperature, top_k, top_p, min_p, top_n_sigma)
+    F = _filters(
+        x.shape[0], x.shape[1], temperature, top_k, top_p, min_p, top_n_sigma, typical_p,
+        epsilon, eta, xtc_threshold, xtc_probability, order,
+    )  # fmt: skip
+    F = _coins_of(F, x.shape[0], seed, offset)
     plans = _processors(
         x.shape[0], x.shape[1], was_1d, token_bitmask, logit_bias, prompt_ids, output_ids,
         repetition_penalty, frequency_penalty, presence_penalty, min_tokens, stop_ids,
@@ -746,18 +945,23 @@ def filtered_probs(
 
 
 def _uniforms(nrows, seed, offset, uniforms):
+    """Each row's uniform of the draw, and the seeds and offsets (None with uniforms)."""
     if uniforms is not None:
         if seed is not None:
             raise ValueError("give either seed or uniforms, not both")
         U = [float(v) for v in _row_values("uniforms", uniforms, nrows, "float")]
         _check_each("uniforms", uniforms, U, lambda u: 0.0 <= u < 1.0, _UNIFORMS)
-        return U
-    offsets = _u64_values("offset", offset, nrows)
-    if seed is None:
-        seeds = [int.from_bytes(os.urandom(8), "little") for _ in range(nrows)]
-    else:
-        seeds = _u64_values("seed", seed, nrows)
-    return [_uniform_scalar(s, o) for s, o in zip(seeds, offsets)]
+        return U, None, None
+    seeds, offsets = _seeds(nrows, seed, offset)
+    return [_uniform_scalar(s, o) for s, o in zip(seeds, offsets)], seeds, offsets
+
+
+def _coins_of(F, nrows, seed, offset):
+    """_coins for mask and filtered_probs, whose seed and offset serve only XTC (checked
+    only where a coin is tossed)."""
+    if not any(0.0 < f[9] < 1.0 for f in F) or seed is None:
+        return _coins(F, None, None)
+    return _coins(F, *_seeds(nrows, seed, offset))
 
 
 def sample(
@@ -768,6 +972,12 @@ def sample(
     top_p=1.0,
     min_p=0.0,
     top_n_sigma=0.0,
+    typical_p=1.0,
+    epsilon=0.0,
+    eta=0.0,
+    xtc_threshold=0.1,
+    xtc_probability=0.0,
+    order="tokenpick",
     token_bitmask=None,
     logit_bias=None,
     prompt_ids=None,
@@ -790,7 +1000,10 @@ def sample(
     under ``filtered_probs`` of the processed logits (``token_logprobs`` gives the raw one).
     """
     x, was_1d = _logits(logits)
-    F = _filters(x.shape[0], x.shape[1], temperature, top_k, top_p, min_p, top_n_sigma)
+    F = _filters(
+        x.shape[0], x.shape[1], temperature, top_k, top_p, min_p, top_n_sigma, typical_p,
+        epsilon, eta, xtc_threshold, xtc_probability, order,
+    )  # fmt: skip
     plans = _processors(
         x.shape[0], x.shape[1], was_1d, token_bitmask, logit_bias, prompt_ids, output_ids,
         repetition_penalty, frequency_penalty, presence_penalty, min_tokens, stop_ids,
@@ -799,19 +1012,15 @@ def sample(
         n = _integer("num_threads", num_threads)
         if n < 1:
             raise ValueError(f"num_threads must be {_NUM_THREADS}; got {n}")
-    U = _uniforms(x.shape[0], seed, offset, uniforms)
+    U, seeds, offsets = _uniforms(x.shape[0], seed, offset, uniforms)
+    F = _coins(F, seeds, offsets)
     x = _processed(x, plans).astype(np.float64)
     tokens, logprobs = [], []
     for row, f, u in zip(x, F, U):
         probs, keep = _filtered_row(row, *f)
         tok = _draw(probs, u)
         tokens.append(tok)
-        T = f[0]
-        if T == 0.0:
-            logprobs.append(0.0)
-        else:
-            s = _scores(row, T)
-            logprobs.append(s[tok] - np.log(np.exp(s[keep]).sum()))
+        logprobs.append(_logprob(row, f[0], keep, tok))
     tokens = _scalar_or_rows(tokens, was_1d, np.int64)
     if return_logprobs:
         return tokens, _scalar_or_rows(logprobs, was_1d, np.float64)
@@ -1037,6 +1246,12 @@ def verify(
     top_p=1.0,
     min_p=0.0,
     top_n_sigma=0.0,
+    typical_p=1.0,
+    epsilon=0.0,
+    eta=0.0,
+    xtc_threshold=0.1,
+    xtc_probability=0.0,
+    order="tokenpick",
     token_bitmask=None,
     logit_bias=None,
     prompt_ids=None,
@@ -1087,7 +1302,10 @@ def verify(
                 )
     D = given.astype(np.int64)  # those read are in [0, V); the rest is not read
     Q = _draft_probs(draft_probs, B, K, V)
-    F = _filters(B, V, temperature, top_k, top_p, min_p, top_n_sigma)
+    F = _filters(
+        B, V, temperature, top_k, top_p, min_p, top_n_sigma, typical_p, epsilon, eta,
+        xtc_threshold, xtc_probability, order,
+    )  # fmt: skip
     plans = _position_plans(
         B, npos, V, D, N, token_bitmask, logit_bias, prompt_ids, output_ids,
         repetition_penalty, frequency_penalty, presence_penalty, min_tokens, stop_ids,
@@ -1096,7 +1314,7 @@ def verify(
         n = _integer("num_threads", num_threads)
         if n < 1:
             raise ValueError(f"num_threads must be {_NUM_THREADS}; got {n}")
-    U = _step_uniforms(B, npos, seed, offset, uniforms)
+    U, seeds, offsets = _step_uniforms(B, npos, seed, offset, uniforms)
 
     def position(b, k):
         """Row b's processed logits at position k, checked."""
@@ -1117,16 +1335,18 @@ def verify(
             x = position(b, k)  # checked even past the row's end
             if done:
                 continue
-            probs, keep = _filtered_row(x, *F[b])
+            # XTC's coin at position k: the one sample would toss at step offset + k
+            step = None if seeds is None else ([seeds[b]], [(offsets[b] + k) % (1 << 64)])
+            probs, keep = _filtered_row(x, *_coins([F[b]], *(step or (None, None)))[0])
             u_draw = U[b][0]
             ok = False
             if k == N[b]:  # every draft accepted: the bonus token
                 token = _draw(probs, u_draw)
             else:
                 d = int(D[b, k])
-                if T == 0.0:
-                    ok = d == _argmax(x)
-                    token = _argmax(x)
+                if T == 0.0:  # keep holds the one token greedy decoding takes
+                    token = int(np.argmax(keep))
+                    ok = d == token
                 else:
                     q_d = 1.0 if Q is None else _draft_prob(Q, b, k, d)
                     ok = U[b][k + 1] * q_d < probs[d]
@@ -1154,7 +1374,7 @@ def _logprob(x, T, keep, token):
     """log p(token) under the row's filtered distribution (0 at T == 0: one-hot)."""
     if T == 0.0:
         return 0.0
-    s = _scores(x, T)
+    s = (x - x[keep].max()) / T
     return s[token] - np.log(np.exp(s[keep]).sum())
 
 
@@ -1211,7 +1431,8 @@ def _draft_row(Q, b, k):
 
 
 def _step_uniforms(B, npos, seed, offset, uniforms):
-    """Each row's uniforms of the step: column j is uniform(seed, offset, index=j)."""
+    """Each row's uniforms of the step (column j is uniform(seed, offset, index=j)),
+    seeds and offsets (None with uniforms)."""
     if uniforms is not None:
         if seed is not None:
             raise ValueError("give either seed or uniforms, not both")
@@ -1224,13 +1445,10 @@ def _step_uniforms(B, npos, seed, offset, uniforms):
         U = U.astype(np.float64)
         if not ((U >= 0) & (U < 1)).all():
             raise ValueError(f"uniforms must each be {_UNIFORMS}")
-        return U.tolist()
-    offsets = _u64_values("offset", offset, B)
-    if seed is None:
-        seeds = [int.from_bytes(os.urandom(8), "little") for _ in range(B)]
-    else:
-        seeds = _u64_values("seed", seed, B)
-    return [[_uniform_scalar(s, o, j) for j in range(npos)] for s, o in zip(seeds, offsets)]
+        return U.tolist(), None, None
+    seeds, offsets = _seeds(B, seed, offset)
+    U = [[_uniform_scalar(s, o, j) for j in range(npos)] for s, o in zip(seeds, offsets)]
+    return U, seeds, offsets
 
 
 def _position_plans(
