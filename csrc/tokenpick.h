@@ -127,14 +127,14 @@ enum { TP_ORDER_TOKENPICK = 0, TP_ORDER_VLLM = 1, TP_ORDER_LLAMA = 2 };
 /* The filters of one row, in their order (TP_ORDER_TOKENPICK): temperature,
  * top-n-sigma, top-k, top-p, min-p, typical, epsilon, eta, XTC. */
 typedef struct {
-    double temperature; /* >= 0; 0 = greedy */
-    int64_t top_k;      /* k > 0 and k < n is active; anything else keeps all */
-    double top_p;       /* in (0, 1]; 1 keeps all */
-    double min_p;       /* in [0, 1]; 0 keeps all */
-    double top_n_sigma; /* > 0 keeps x >= max - n sigma of the finite logits; <= 0 keeps all */
-    double typical_p;   /* in (0, 1) is active; anything else (1 or 0) keeps all */
-    double epsilon;     /* in [0, 1); 0 keeps all */
-    double eta;         /* in [0, 1); 0 keeps all */
+    double temperature;   /* >= 0; 0 = greedy */
+    int64_t top_k;        /* k > 0 and k < n is active; anything else keeps all */
+    double top_p;         /* in (0, 1]; 1 keeps all */
+    double min_p;         /* in [0, 1]; 0 keeps all */
+    double top_n_sigma;   /* > 0 keeps x >= max - n sigma of the finite logits; <= 0 keeps all */
+    double typical_p;     /* in (0, 1) is active; anything else (1 or 0) keeps all */
+    double epsilon;       /* in [0, 1); 0 keeps all */
+    double eta;           /* in [0, 1); 0 keeps all */
     double xtc_threshold; /* XTC's probability threshold, where xtc */
     int xtc;              /* whether XTC acts on this row (its coin came up) */
     int order;            /* TP_ORDER_* */

@@ -18,17 +18,20 @@ PROCESSORS = (
     "repetition_penalty=1.0, frequency_penalty=0.0, presence_penalty=0.0, min_tokens=0, "
     "stop_ids=None"
 )
-FILTERS = "temperature=1.0, top_k=0, top_p=1.0, min_p=0.0, top_n_sigma=0.0"
+FILTERS = (
+    "temperature=1.0, top_k=0, top_p=1.0, min_p=0.0, top_n_sigma=0.0, typical_p=1.0, "
+    "epsilon=0.0, eta=0.0, xtc_threshold=0.1, xtc_probability=0.0, order='tokenpick'"
+)
 SIGNATURES = {
     "softmax": "(logits, temperature=1.0, *, out=None)",
     "log_softmax": "(logits, temperature=1.0, *, out=None)",
     "logsumexp": "(logits, temperature=1.0)",
     "greedy": "(logits)",
-    "mask": f"(logits, *, {FILTERS}, {PROCESSORS}, out=None)",
+    "mask": f"(logits, *, {FILTERS}, {PROCESSORS}, seed=None, offset=0, out=None)",
     "top_k_mask": "(logits, top_k, *, out=None)",
     "top_p_mask": "(logits, top_p, *, temperature=1.0, out=None)",
     "min_p_mask": "(logits, min_p, *, temperature=1.0, out=None)",
-    "filtered_probs": f"(logits, *, {FILTERS}, {PROCESSORS}, out=None)",
+    "filtered_probs": f"(logits, *, {FILTERS}, {PROCESSORS}, seed=None, offset=0, out=None)",
     "sample": f"(logits, *, {FILTERS}, {PROCESSORS}, "
     "seed=None, offset=0, uniforms=None, return_logprobs=False, num_threads=None)",
     "top_logprobs": "(logits, n, temperature=1.0)",

@@ -302,34 +302,56 @@ def test_scalar_filters_take_the_short_way_only_where_the_long_one_agrees():
     ps = [0, 0.0, 1e-300, 0.9, 1, 1.0, 1.5, float("nan"), False]
     ms = [0, 0.0, 0.05, 1, 1.0, 1.01, -0.0, float("nan")]
     ns = [0, 0.0, -2, 1.5, float("inf"), float("nan"), True]
+    off = (1.0, 0.0, 0.0, 0.1, 0.0, "tokenpick")  # typical_p, epsilon, eta, xtc's two, order
+    typicals = [1, 1.0, 0.5, 0, 1e-300, float("nan")]
+    epsilons = [0, 0.0, 0.5, 1.0, -0.0]
+    xtcs = [0, 0.0, 0.3, 1, 1.0, 1.5]
+    cases = [(t, k, p, m, n) + off for t, k, p, m, n in itertools.product(temps, ks, ps, ms, ns)]
+    cases += [
+        (0.7, 5, 0.9, 0.0, 0.0, y, e, e, xt, xp, "tokenpick")
+        for y, e, xt, xp in itertools.product(typicals, epsilons, xtcs, xtcs)
+    ]
     taken = 0
-    for t, k, p, m, n in itertools.product(temps, ks, ps, ms, ns):
-        plain = _core.plain_filters(V, t, k, p, m, n)
+    for args in cases:
+        plain = _core.plain_filters(V, *args)
         if plain is None:
             continue
         taken += 1
-        assert [type(v) for v in plain] == [float, int, float, float, float], (t, k, p, m, n)
-        arrays = [np.asarray([v]) for v in (t, k, p, m, n)]
-        general = P.filters(1, V, *arrays)
+        assert [type(v) for v in plain] == [float, int] + [float] * 8 + [int, bool], args
+        arrays = [np.asarray([v]) for v in args[:-1]]
+        general = P.filters(1, V, *arrays, args[-1])
         got = tuple(np.asarray(g).reshape(-1)[0].item() for g in general)
-        assert plain == got, (t, k, p, m, n)
+        assert plain == got, args
     assert taken > 100
+    # an order but the default, or a coin to toss, take the long way
+    assert _core.plain_filters(V, 1.0, 0, 1.0, 0.0, 0.0, 1.0, 0.0, 0.0, 0.1, 0.0, "hf") is None
+    assert (
+        _core.plain_filters(V, 1.0, 0, 1.0, 0.0, 0.0, 1.0, 0.0, 0.0, 0.1, 0.5, "tokenpick") is None
+    )
 
 
 def test_the_short_way_takes_its_ranges_from_the_rules():
-    # The valid values of the four filters are defined once (tokenpick._params's
+    # The valid values of the filters are defined once (tokenpick._params's
     # rules); _core.plain_filters is given them at import.  At each end of each range,
     # and a float's step either side of it, it accepts exactly what the rule allows.
     from tokenpick import _core
     from tokenpick import _params as P
 
-    plain = dict(temperature=1.0, top_k=0, top_p=1.0, min_p=0.0, top_n_sigma=0.0)
+    plain = dict(
+        temperature=1.0, top_k=0, top_p=1.0, min_p=0.0, top_n_sigma=0.0, typical_p=1.0,
+        epsilon=0.0, eta=0.0, xtc_threshold=0.1, xtc_probability=0.0, order="tokenpick",
+    )  # fmt: skip
     for name, rule in (
         ("temperature", P.TEMPERATURE),
         ("top_k", P.TOP_K),
         ("top_p", P.TOP_P),
         ("min_p", P.MIN_P),
         ("top_n_sigma", P.TOP_N_SIGMA),
+        ("typical_p", P.TYPICAL_P),
+        ("epsilon", P.EPSILON),
+        ("eta", P.ETA),
+        ("xtc_threshold", P.XTC_THRESHOLD),
+        ("xtc_probability", P.XTC_PROBABILITY),
     ):
         ends = [e for e in (rule.lo, rule.hi) if e is not None]
         values = [v for e in ends for v in (e, np.nextafter(e, -np.inf), np.nextafter(e, np.inf))]
@@ -341,7 +363,8 @@ def test_the_short_way_takes_its_ranges_from_the_rules():
         for v in values:
             v = v if rule.integer else float(v)
             got = _core.plain_filters(50, **{**plain, name: v}) is not None
-            assert got == bool(rule.holds(v)), (name, v, got)
+            coin = name == "xtc_probability" and 0 < v < 1  # a coin to toss: the long way
+            assert got == (bool(rule.holds(v)) and not coin), (name, v, got)
 
 
 # ---- DLPack, bfloat16 and (B, 1, V) ----------------------------------------------------

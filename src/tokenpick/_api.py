@@ -14,13 +14,21 @@ from . import _core, _frameworks, _processors, _threads
 from . import _params as P
 
 
-def _run_into(kernel, logits, x, args, out, plan=None):
+def _run_into(kernel, logits, x, args, out, plan=None, proc=None):
     """An elementwise kernel over x (the logits as read) into ``out=``
     (checked; x is copied when out overlaps it partly) or into a new array;
     returns the new array, in the logits' shape, or out as the caller gave it
-    (a tensor stays a tensor)."""
-    given, out = out, _frameworks.read_out(out, x.shape)
-    x = P.check_out(out, x)
+    (a tensor stays a tensor).  With the processor arguments `proc` of a
+    plan, their errors come before out's, as everywhere (a plain plan's ids
+    are otherwise checked only by the core)."""
+    given = out
+    try:
+        out = _frameworks.read_out(out, x.shape)
+        x = P.check_out(out, x)
+    except (TypeError, ValueError):
+        if plan is not None and proc is not None:
+            _processors.prepare(P.nrows(x), x.shape[-1], x.ndim == 1, *proc, plain=False)
+        raise
     result = np.empty(x.shape, dtype=np.float32) if out is None else out
     _run(kernel, x, *args, result, own_outputs=out is None, plan=plan)
     return result.reshape(_frameworks.given_shape(logits, x)) if given is None else given
@@ -266,7 +274,7 @@ def mask(
     )
     plan = _processors.prepare(P.nrows(x), x.shape[-1], x.ndim == 1, *proc)
     try:
-        return _run_into(_core.mask, logits, x, (f, plan), out, plan)
+        return _run_into(_core.mask, logits, x, (f, plan), out, plan, proc)
     except _core.StrayIds:
         _explain(x, proc)
 
@@ -353,7 +361,7 @@ def filtered_probs(
     )
     plan = _processors.prepare(P.nrows(x), x.shape[-1], x.ndim == 1, *proc)
     try:
-        return _run_into(_core.filtered_probs, logits, x, (f, plan), out, plan)
+        return _run_into(_core.filtered_probs, logits, x, (f, plan), out, plan, proc)
     except _core.StrayIds:
         _explain(x, proc)
 
@@ -604,7 +612,7 @@ def process_logits(
         np.copyto(out, P.as_float32(x))
         return given
     try:
-        return _run_into(_core.process, logits, x, (plan,), out, plan)
+        return _run_into(_core.process, logits, x, (plan,), out, plan, proc)
     except _core.StrayIds:
         _explain(x, proc)
 

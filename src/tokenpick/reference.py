@@ -673,7 +673,8 @@ def _probs_entropy(x, T, keep):
     s = np.where(keep, (x - x[keep].max()) / T, -np.inf)
     logp = s - np.log(np.exp(s[keep]).sum())
     probs = np.exp(logp)
-    return probs, -np.sum(probs[keep] * logp[keep])
+    some = probs > 0  # the tokens at -inf (or below float64's range) add nothing
+    return probs, -np.sum(probs[some] * logp[some])
 
 
 def _by_id(values, descending):
