@@ -323,8 +323,20 @@ def test_scalar_filters_take_the_short_way_only_where_the_long_one_agrees():
         got = tuple(np.asarray(g).reshape(-1)[0].item() for g in general)
         assert plain == got, args
     assert taken > 100
-    # an order but the default, or a coin to toss, take the long way
-    assert _core.plain_filters(V, 1.0, 0, 1.0, 0.0, 0.0, 1.0, 0.0, 0.0, 0.1, 0.0, "hf") is None
+    # every order, with each filter on or off, as the long way takes it (or rejects it)
+    for order in ("tokenpick", "hf", "vllm", "llama.cpp", "torch"):
+        for on in itertools.product([False, True], repeat=5):
+            args = (0.7, 5, 0.9, 0.0, 1.5 if on[0] else 0.0, 0.5 if on[1] else 1.0,
+                    0.1 if on[2] else 0.0, 0.1 if on[3] else 0.0, 0.1, 1.0 if on[4] else 0.0,
+                    order)  # fmt: skip
+            plain = _core.plain_filters(V, *args)
+            try:
+                general = P.filters(1, V, *[np.asarray([v]) for v in args[:-1]], order)
+            except ValueError:
+                assert plain is None, args
+                continue
+            assert plain == tuple(np.asarray(g).reshape(-1)[0].item() for g in general), args
+    # a coin to toss takes the long way
     assert (
         _core.plain_filters(V, 1.0, 0, 1.0, 0.0, 0.0, 1.0, 0.0, 0.0, 0.1, 0.5, "tokenpick") is None
     )

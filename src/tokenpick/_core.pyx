@@ -477,14 +477,22 @@ def plain_filters(int64_t vocab, temperature, top_k, top_p, min_p, top_n_sigma, 
                   epsilon, eta, xtc_threshold, xtc_probability, order):
     """The filters as the core takes them (tokenpick._params.filters), when each is a
     plain Python number in the range set_filter_ranges gave (top_k an int, made 0
-    where it disables top-k), xtc_probability 0 or 1 (no coin to toss), and order
-    "tokenpick" with no filter llama.cpp's order needs listed: the common case,
-    decided here at the cost of one call.  None otherwise, for tokenpick._params to
-    convert, or reject, the general way."""
+    where it disables top-k), xtc_probability 0 or 1 (no coin to toss), and order one
+    of the names with no filter on that its sampler lacks: the common case, decided
+    here at the cost of one call.  None otherwise, for tokenpick._params to convert,
+    or reject, the general way."""
     cdef double v[_NFILTERS]
     cdef long long k
-    cdef int overflow = 0, i
-    if order != "tokenpick" or not PyLong_CheckExact(top_k):
+    cdef int overflow = 0, i, number
+    if order == "tokenpick" or order == "hf":
+        number = 0
+    elif order == "vllm":
+        number = 1
+    elif order == "llama.cpp":
+        number = 2
+    else:
+        return None
+    if not PyLong_CheckExact(top_k):
         return None
     for i, a in enumerate((temperature, top_k, top_p, min_p, top_n_sigma, typical_p, epsilon,
                            eta, xtc_threshold, xtc_probability)):
@@ -501,9 +509,16 @@ def plain_filters(int64_t vocab, temperature, top_k, top_p, min_p, top_n_sigma, 
             return None
     if not (v[9] == 0.0 or v[9] == 1.0):
         return None
-    lists = v[5] < 1.0 or v[6] > 0.0 or v[7] > 0.0 or v[9] > 0.0
-    return (v[0], (k if 0 < k < vocab else 0), v[2], v[3], v[4], v[5], v[6], v[7], v[8], v[9], 0,
-            lists)
+    # the filters the order's sampler lacks (tokenpick._params.LACKS) are off
+    if order == "hf" and (v[4] > 0.0 or v[9] > 0.0):
+        return None
+    if number == 1 and (v[4] > 0.0 or v[5] < 1.0 or v[6] > 0.0 or v[7] > 0.0 or v[9] > 0.0):
+        return None
+    if number == 2 and (v[6] > 0.0 or v[7] > 0.0):
+        return None
+    lists = v[5] < 1.0 or v[6] > 0.0 or v[7] > 0.0 or v[9] > 0.0 or number == 2
+    return (v[0], (k if 0 < k < vocab else 0), v[2], v[3], v[4], v[5], v[6], v[7], v[8], v[9],
+            number, lists)
 
 
 cdef inline void _filter_row(const _Filters *f, int64_t i, tp_filter *row) noexcept nogil:

@@ -6,7 +6,7 @@ import sys
 
 import tokenpick
 
-from . import dtypes, plot, report, timing, verify
+from . import dtypes, filters, plot, report, timing, verify
 from .cases import (
     GRIDS,
     LOGIT_KINDS,
@@ -151,6 +151,17 @@ def configure_parser(parser):
         "and --batch)",
     )
     parser.add_argument(
+        "--no-filters",
+        action="store_true",
+        help="do not time the filters section (each filter and order= against the base "
+        "call, HF's warpers and llama.cpp's chain)",
+    )
+    parser.add_argument(
+        "--only-filters",
+        action="store_true",
+        help="time the filters section alone (its grid: --full's, or --vocab and --batch)",
+    )
+    parser.add_argument(
         "--no-xgrammar",
         action="store_true",
         help="do not time xgrammar's in-place bitmask in the logit-processors section "
@@ -199,6 +210,8 @@ def settings_from(args):
     grid = GRIDS["full" if args.full else "quick"]
     processors = PROCESSOR_GRIDS["full" if args.full else "quick"]
     spec = verify.VERIFY_GRIDS["full" if args.full else "quick"]
+    kept = filters.FILTER_GRIDS["full" if args.full else "quick"]
+    alone = args.only_processors or args.only_verify or args.only_filters
     sources = args.logits
     return {
         "vocabs": list(args.vocab or grid["vocabs"]),
@@ -209,16 +222,22 @@ def settings_from(args):
         "dtype": args.dtype,
         "threads": args.threads,
         "processors": None
-        if args.no_processors or args.only_verify
+        if args.no_processors or args.only_verify or args.only_filters
         else {
             "vocabs": list(args.vocab or processors["vocabs"]),
             "batches": list(args.batch or processors["batches"]),
         },
         "verify": None
-        if args.no_verify or args.only_processors
+        if args.no_verify or args.only_processors or args.only_filters
         else {
             "vocabs": list(args.vocab or spec["vocabs"]),
             "batches": list(args.batch or spec["batches"]),
+        },
+        "filters": None
+        if args.no_filters or (alone and not args.only_filters)
+        else {
+            "vocabs": list(args.vocab or kept["vocabs"]),
+            "batches": list(args.batch or kept["batches"]),
         },
     }
 
@@ -276,8 +295,12 @@ def run(args):
     env = report.environment(settings, torch_info, llama_info, xgrammar_info)
     print(report.format_environment(env), end="\n\n", flush=True)
 
-    speculative = []
-    if args.only_verify:
+    speculative, kept_sets = [], []
+    if args.only_filters:
+        results, overhead, python_threads, peers, processors = [], [], [], [], []
+        kept_sets = _time_filters(settings, args)
+        print(filters.format_filters(kept_sets))
+    elif args.only_verify:
         results, overhead, python_threads, peers, processors = [], [], [], [], []
         progress = report.Progress(verify.count_verify_steps(settings), enabled=not args.quiet)
         try:
@@ -306,6 +329,8 @@ def run(args):
         finally:
             progress.close()
         print("\n" + verify.format_verify(speculative))
+        kept_sets = _time_filters(settings, args)
+        print("\n" + filters.format_filters(kept_sets))
     written = True
     if args.json:
         written = (
@@ -321,17 +346,27 @@ def run(args):
                 python_threads,
                 processors,
                 speculative,
+                kept_sets,
             )
             and written
         )
-    if args.plot and not (args.only_processors or args.only_verify):
+    if args.plot and not (args.only_processors or args.only_verify or args.only_filters):
         written = (
             report.save("plot", plot.write_plot, args.plot, new_figure, results, peers) and written
         )
-    raised = any(r.failed() for r in results + overhead + processors + speculative) or any(
-        entry["error"] for entry in python_threads
-    )
+    everything = results + overhead + processors + speculative + kept_sets
+    raised = any(r.failed() for r in everything) or any(entry["error"] for entry in python_threads)
     return 0 if written and not raised else 1
+
+
+def _time_filters(settings, args):
+    """The filters section (with HF's and llama.cpp's peers unless --no-torch and
+    --no-llama say otherwise), its progress on stderr."""
+    progress = report.Progress(filters.count_filter_steps(settings), enabled=not args.quiet)
+    try:
+        return filters.time_filters(settings, progress, args.no_torch, args.no_llama)
+    finally:
+        progress.close()
 
 
 def main(argv=None):

@@ -556,11 +556,20 @@ def processors_json(settings, processors):
 
 
 def write_json(
-    path, env, settings, results, overhead, peers, python_threads=(), processors=(), verify=()
+    path,
+    env,
+    settings,
+    results,
+    overhead,
+    peers,
+    python_threads=(),
+    processors=(),
+    verify=(),
+    filters=(),
 ):
     """Write the environment, the settings, every result, the call overhead, the
-    Python threads' throughput, the logit-processors and the speculative-decoding
-    sections to `path`."""
+    Python threads' throughput, the logit-processors, the speculative-decoding and the
+    filters sections to `path`."""
     one_thread = [ONE_THREAD] if timed_at_one_thread(results) else []
     document = {
         "environment": env,
@@ -574,6 +583,7 @@ def write_json(
         "python_threads": list(python_threads),
         "processors": processors_json(settings, processors),
         "verify": [r.to_json() for r in verify],
+        "filters": [r.to_json() for r in filters],
     }
     with open(path, "w", encoding="utf-8") as f:
         json.dump(document, f, indent=1, default=str)
