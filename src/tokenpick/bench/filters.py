@@ -240,7 +240,9 @@ def format_filters(results):
         return "Filters and orders: not timed (--no-filters)"
     from .report import format_ratio, format_table, format_us  # noqa: PLC0415 - no cycle at import
 
-    headers = ["op", "V", "B", "tokenpick us/row", "x base", "HF speedup", "llama.cpp speedup"]
+    peers = [p for p in ("hf", "llama.cpp") if any(p in r.timings for r in results)]
+    names = {"hf": "HF speedup", "llama.cpp": "llama.cpp speedup"}
+    headers = ["op", "V", "B", "tokenpick us/row", "x base", *(names[p] for p in peers)]
     rows = []
     for r in results:
         m = r.timings.get("tokenpick")
@@ -251,19 +253,26 @@ def format_filters(results):
                 str(r.B),
                 format_us(m.us_per_row) if m and m.us_per_row else (m.error if m else "-"),
                 format_ratio(r.ratio("tokenpick", "base")),
-                format_ratio(r.ratio("hf", "tokenpick")) if "hf" in r.timings else "-",
-                format_ratio(r.ratio("llama.cpp", "tokenpick"))
-                if "llama.cpp" in r.timings
-                else "-",
+                *(format_ratio(r.ratio(p, "tokenpick")) if p in r.timings else "-" for p in peers),
             ]
         )
     legend = [
         "",
         "Filters and orders: tokenpick.sample with the op's filters, one thread, on peaked rows",
         "x base: its time / sample(T=0.8, top_k=50, top_p=0.9) on the same rows, interleaved",
-        "HF speedup: HF transformers' warpers in torch, then torch.multinomial / tokenpick",
-        "llama.cpp speedup: llama.cpp's sampler chain (its order; one row at a time, one "
-        "thread, each row copied into llama_token_data first) / tokenpick",
+        *(
+            ["HF speedup: HF transformers' warpers in torch, then torch.multinomial / tokenpick"]
+            if "hf" in peers
+            else []
+        ),
+        *(
+            [
+                "llama.cpp speedup: llama.cpp's sampler chain (its order; one row at a time, one "
+                "thread, each row copied into llama_token_data first) / tokenpick"
+            ]
+            if "llama.cpp" in peers
+            else []
+        ),
         "(-: the peer has no such pipeline, or is not installed)",
     ]
     return "\n".join([format_table(headers, rows), *legend])
