@@ -62,12 +62,12 @@ int main(int argc, char **argv)
     const int nnames = argc > 1 ? argc - 1 : 3;
     const int64_t sizes[] = {1000, 50000, 131072};
     tp_filter filters[] = {
-        {0.8, 0, 1.0, 0.0},
-        {1.0, 50, 1.0, 0.0},
-        {1.0, 0, 0.9, 0.0},
-        {1.0, 50, 0.9, 0.05},
-        {0.0, 0, 1.0, 0.0},
-        {1.5, 0, 0.5, 0.0},
+        {.temperature = 0.8, .top_p = 1.0},
+        {.temperature = 1.0, .top_k = 50, .top_p = 1.0},
+        {.temperature = 1.0, .top_p = 0.9},
+        {.temperature = 1.0, .top_k = 50, .top_p = 0.9, .min_p = 0.05},
+        {.temperature = 0.0, .top_p = 1.0},
+        {.temperature = 1.5, .top_p = 0.5},
         {.temperature = 1.0, .top_n_sigma = 2.0, .top_p = 1.0},
         {.temperature = 0.7, .top_k = 100, .top_p = 1.0, .typical_p = 0.8, .eta = 0.01},
         {.temperature = 1.0, .top_p = 0.95, .epsilon = 1e-4, .xtc = 1, .xtc_threshold = 0.05},
