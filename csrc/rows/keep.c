@@ -137,22 +137,29 @@ static float top_n_sigma_threshold(const TP_X *x, int64_t n, float max, double n
     return t < max ? t : max;
 }
 
+/* The first two cuts, on the whole row, whatever the order: top-k's (its
+ * candidates listed into *c and the k-th largest into *thr where top-k acts
+ * and its block route did not list them already), and top-n-sigma's, which
+ * is returned (-inf where it is off). */
+static float first_cuts(const TP_X *x, int64_t n, const tp_rowstat *st, const tp_filter *f,
+                        tp_workspace *ws, int64_t *c, float *thr)
+{
+    if (f->top_k > 0 && f->top_k < n && *c < 0) {
+        tp_rowstat plain = *st;
+        plain.proc = NULL;
+        *c = top_k_candidates(x, n, f->top_k, &plain, ws, thr);
+    }
+    return f->top_n_sigma > 0.0 ? top_n_sigma_threshold(x, n, st->max, f->top_n_sigma) : -INFINITY;
+}
+
 /* The filters of f over a row without processors (x itself, or the row as
  * its processors left it), given the candidates top-k's block route listed
  * already (c >= 0, all >= thr) or none (c = -1). */
 static void keep_filtered(const TP_X *x, int64_t n, const tp_rowstat *st, const tp_filter *f,
                           tp_workspace *ws, tp_keep *keep, int64_t c, float thr)
 {
-    const int top_k = f->top_k > 0 && f->top_k < n;
-    tp_rowstat plain = *st;
-    plain.proc = NULL;
     tp_row r = {x, n, st->max, st->argmax, keep->inv_t, TP_LOG2E * keep->inv_t, -INFINITY, ws};
-    const float sigma_cut =
-        f->top_n_sigma > 0.0 ? top_n_sigma_threshold(x, n, st->max, f->top_n_sigma) : -INFINITY;
-    if (top_k) {
-        if (c < 0)
-            c = top_k_candidates(x, n, f->top_k, &plain, ws, &thr);
-    }
+    const float sigma_cut = first_cuts(x, n, st, f, ws, &c, &thr);
     thr = thr > sigma_cut ? thr : sigma_cut; /* the tokens top-k kept above top-n-sigma's */
     const float min_p_cut =
         f->min_p > 0.0 ? min_p_threshold(st->max, f->temperature, f->min_p) : -INFINITY;
@@ -192,13 +199,7 @@ static void keep_llama(const TP_X *x, int64_t n, const tp_rowstat *st, const tp_
                        tp_workspace *ws, tp_keep *keep, int64_t c, float thr)
 {
     const int top_k = f->top_k > 0 && f->top_k < n;
-    const float sigma_cut =
-        f->top_n_sigma > 0.0 ? top_n_sigma_threshold(x, n, st->max, f->top_n_sigma) : -INFINITY;
-    if (top_k && c < 0) {
-        tp_rowstat plain = *st;
-        plain.proc = NULL;
-        c = top_k_candidates(x, n, f->top_k, &plain, ws, &thr);
-    }
+    const float sigma_cut = first_cuts(x, n, st, f, ws, &c, &thr);
     const float kth = thr;
     thr = thr > sigma_cut ? thr : sigma_cut;
     keep->threshold = thr;

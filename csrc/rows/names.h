@@ -123,6 +123,7 @@
 #define min_p_threshold TP_E(min_p_threshold)
 #define top_n_sigma_threshold TP_E(top_n_sigma_threshold)
 #define sigma_moments TP_E(sigma_moments)
+#define first_cuts TP_E(first_cuts)
 #define keep_filtered TP_E(keep_filtered)
 #define keep_llama TP_E(keep_llama)
 #define tp_keep_filters TP_E(tp_keep_filters)

@@ -284,7 +284,7 @@ def _coins(f, nrows, seed, offset):
     offset serve only XTC there."""
     if not P.tosses_coins(f) or seed is None:
         return P.xtc_coins(f, nrows, None, None)  # none to toss, or the error it needs seed
-    seeds = None if seed is None else P.uint64_rows("seed", seed, nrows, P.SEED)
+    seeds = P.uint64_rows("seed", seed, nrows, P.SEED)
     return P.xtc_coins(f, nrows, seeds, P.uint64_rows("offset", offset, nrows, P.OFFSET))
 
 
