@@ -55,6 +55,11 @@ typedef struct {
     const float *bmax;
     int64_t bmax_bs;
     const tp_proc *proc;
+    /* top-n-sigma's moments of the finite logits (their count, the sums of
+     * d = x - sigma_c and of d * d), where scan_top_k was asked for them;
+     * sigma_m[0] is -1 where not. */
+    float sigma_c;
+    double sigma_m[3];
 } tp_rowstat;
 
 /* ---- logit processors ------------------------------------------------------ */
@@ -214,8 +219,10 @@ typedef struct {
     /* One pass: fills *st and returns TP_OK, or the first problem found. */
     int (*scan)(const void *x, int64_t n, tp_rowstat *st);
     /* scan for a row that keep will filter with top-k of k: the same pass
-     * also leaves in ws (st->bmax) what top-k would read the row again for. */
-    int (*scan_top_k)(const void *x, int64_t n, int64_t k, tp_workspace *ws, tp_rowstat *st);
+     * also leaves in ws (st->bmax) what top-k would read the row again for,
+     * and with moments (nonzero) what top-n-sigma reads. */
+    int (*scan_top_k)(const void *x, int64_t n, int64_t k, int moments, tp_workspace *ws,
+                      tp_rowstat *st);
 
     /* scan_top_k of the row as the allow bits of p leave it, the patches
      * aside (max -inf and argmax n where none is allowed), with the checks

@@ -174,6 +174,40 @@ def test_rows_do_not_depend_on_their_batch_or_threads(seed):
         assert got.tolist() == one
 
 
+@pytest.mark.parametrize("V", [997, 1024, 1100, 4096 * 3 + 17, 128256])
+@pytest.mark.parametrize("top_k", [0, 2])
+def test_top_n_sigma_cut_whichever_pass_sums_it(simd_path, seed, V, top_k):
+    """The checking pass sums top-n-sigma's moments as it reads a row where the outputs
+    are the call's own; with out=, the rows are checked first and the moments summed on
+    their own.  The cut must be the same float either way: each row holds a run of
+    consecutive floats across the bound, so that a cut one ulp off changes the kept set
+    (and a -inf in one row sends its tiles down the masked sums).  top_k=2 is V // 2."""
+    rng = np.random.default_rng(seed)
+    x = rows(rng, 4, V) + np.float32(10.0)  # the bound away from 0, where ulps are tiny
+    x[1, rng.integers(0, V, 5)] = -np.inf
+    n, runs = 1.5, []
+    for b in range(4):
+        at, centre = rng.choice(V, 17, replace=False), None
+        for _ in range(30):  # the run moves the bound a little: placed again about it
+            finite = x[b][np.isfinite(x[b])].astype(np.float64)
+            bound = np.float32(finite.max() - n * finite.std())
+            if bound == centre:
+                break
+            centre, run = bound, [bound]
+            for _ in range(8):
+                run.insert(0, np.nextafter(run[0], np.float32(-np.inf)))
+                run.append(np.nextafter(run[-1], np.float32(np.inf)))
+            x[b, at] = run
+        runs.append(at)
+    f = dict(top_n_sigma=n, top_k=V // 2 if top_k else 0, temperature=0.9)
+    own = tp.mask(x, **f)
+    for b in range(4):  # the cut falls inside the run
+        assert 0 < np.isfinite(own[b, runs[b]]).sum() < 17
+    np.testing.assert_array_equal(tp.mask(x, **f, out=np.empty_like(x)), own)
+    for b in range(4):
+        np.testing.assert_array_equal(tp.mask(x[b], **f), own[b])
+
+
 def test_xtc_coin(seed):
     """XTC acts where uniform(seed, offset, index=1) < xtc_probability, and only there."""
     rng = np.random.default_rng(seed)

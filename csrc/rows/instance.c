@@ -5,6 +5,7 @@
 #include "elem.h"
 
 #include "sums.c"    /* sums of exponentials */
+#include "moments.c" /* the moments of the finite logits, for top-n-sigma */
 #include "scan.c"    /* the checking pass */
 #include "radix.c"   /* the radix select and histograms of weight */
 #include "kth.c"     /* the k-th largest */

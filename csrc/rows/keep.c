@@ -33,108 +33,43 @@ static float min_p_threshold(float max, double T, double min_p)
     return tp_unkey(hi);
 }
 
-/* The moments about c of the row's finite logits: their count, and the
- * sums of d = x - c and of d * d.  Exactly (in double lanes, where the
- * square of any difference of floats is a normal double), or fast (in float
- * lanes a tile at a time, each lane adding TP_TILE / TP_VW values, the tiles'
- * sums in double), which loses the squares of differences under about 1e-19
- * and overflows past about 1e19. */
-static void sigma_moments(const TP_X *x, int64_t n, float c, int exact, double *m)
-{
-    double s1 = 0.0, s2 = 0.0;
-    int64_t count = 0;
-    if (exact) {
-        for (int64_t i = 0; i < n; i++) {
-            const float v = x_at(x, i);
-            if (v > -INFINITY) {
-                const double d = (double)v - (double)c;
-                s1 += d;
-                s2 += d * d;
-                count++;
-            }
-        }
-        m[0] = (double)count;
-        m[1] = s1;
-        m[2] = s2;
-        return;
-    }
-#if TP_VARITH
-    const tp_vf vc = vf_set1(c), vfinite = vf_set1(-FLT_MAX);
-#endif
-    for (int64_t at = 0; at < n; at += TP_TILE) {
-        const int64_t end = n - at < TP_TILE ? n : at + TP_TILE;
-        int64_t i = at;
-        double t1 = 0.0, t2 = 0.0;
-#if TP_VARITH
-        tp_vf l1 = vf_set1(0.0f), l2 = vf_set1(0.0f);
-        for (; i + TP_VW <= end; i += TP_VW) {
-            const tp_vf v = vx_load(x + i);
-            const tp_vf d = vf_ge_or_zero(vf_sub(v, vc), v, vfinite); /* 0 at -inf */
-            l1 = vf_add(l1, d);
-            l2 = vf_add(l2, vf_mul(d, d));
-            count += tp_bit_count(vf_ge_bits(v, vfinite));
-        }
-        t1 = vf_hsum(l1);
-        t2 = vf_hsum(l2);
-#else /* lanes the compiler may vectorize */
-        float l1[8] = {0.0f}, l2[8] = {0.0f};
-        for (; i + 8 <= end; i += 8)
-            for (int l = 0; l < 8; l++) {
-                const float v = x_at(x, i + l);
-                const float d = v > -INFINITY ? v - c : 0.0f;
-                l1[l] += d;
-                l2[l] += d * d;
-                count += v > -INFINITY;
-            }
-        for (int l = 0; l < 8; l++) {
-            t1 += l1[l];
-            t2 += l2[l];
-        }
-#endif
-        for (; i < end; i++) {
-            const float v = x_at(x, i);
-            if (v > -INFINITY) {
-                const double d = (double)v - (double)c;
-                t1 += d;
-                t2 += d * d;
-                count++;
-            }
-        }
-        s1 += t1;
-        s2 += t2;
-    }
-    m[0] = (double)count;
-    m[1] = s1;
-    m[2] = s2;
-}
-
 /* The smallest logit that top-n-sigma keeps: the smallest float >= max -
  * n sigma, sigma the population standard deviation of the row's finite
- * logits.  Fast: their moments about the mean of the first tile's (so that
- * the variance, E d^2 - (E d)^2, loses little to cancellation), in float
- * lanes; unless sigma is so small (under 1e-12) or the spread so large that
- * the float lanes may have lost it: then exactly, about max. */
-static float top_n_sigma_threshold(const TP_X *x, int64_t n, float max, double nsigma)
+ * logits.  Their moments (moments.c) come from the checking pass where it
+ * summed them, else from a pass of their own: the same sums either way.
+ * Where the centre lies more than a standard deviation from their mean,
+ * they are summed again about the mean; where sigma is so small (under
+ * 1e-12) or the spread so large that float lanes may have lost it, exactly
+ * in double, about max. */
+static float top_n_sigma_threshold(const TP_X *x, int64_t n, const tp_rowstat *st, double nsigma)
 {
-    double pilot = 0.0, m[3];
-    int64_t seen = 0;
-    for (int64_t i = 0; i < n && i < TP_TILE; i++)
-        if (x_at(x, i) > -INFINITY) {
-            pilot += (double)x_at(x, i);
-            seen++;
-        }
-    sigma_moments(x, n, seen ? (float)(pilot / (double)seen) : max, 0, m);
+    double m[3];
+    float c;
+    if (st->sigma_m[0] >= 0.0) {
+        c = st->sigma_c;
+        m[0] = st->sigma_m[0];
+        m[1] = st->sigma_m[1];
+        m[2] = st->sigma_m[2];
+    } else {
+        c = moments_centre(x, n);
+        row_moments(x, n, c, m);
+    }
     double mean = m[1] / m[0], var = m[2] / m[0] - mean * mean;
-    if (!(var >= 1e-24 && var < 1e36)) {
-        sigma_moments(x, n, max, 1, m);
+    if (mean * mean > var && var >= 1e-24 && var < 1e36) {
+        row_moments(x, n, (float)((double)c + mean), m);
         mean = m[1] / m[0];
         var = m[2] / m[0] - mean * mean;
     }
-    const double bound = (double)max - nsigma * sqrt(var > 0.0 ? var : 0.0);
+    if (!(var >= 1e-24 && var < 1e36)) {
+        row_moments_exact(x, n, st->max, m);
+        mean = m[1] / m[0];
+        var = m[2] / m[0] - mean * mean;
+    }
+    const double bound = (double)st->max - nsigma * sqrt(var > 0.0 ? var : 0.0);
     float t = (float)bound;
     if ((double)t < bound)
         t = nextafterf(t, INFINITY);
-    return t < max ? t : max;
+    return t < st->max ? t : st->max;
 }
 
 /* The first two cuts, on the whole row, whatever the order: top-k's (its
@@ -149,7 +84,7 @@ static float first_cuts(const TP_X *x, int64_t n, const tp_rowstat *st, const tp
         plain.proc = NULL;
         *c = top_k_candidates(x, n, f->top_k, &plain, ws, thr);
     }
-    return f->top_n_sigma > 0.0 ? top_n_sigma_threshold(x, n, st->max, f->top_n_sigma) : -INFINITY;
+    return f->top_n_sigma > 0.0 ? top_n_sigma_threshold(x, n, st, f->top_n_sigma) : -INFINITY;
 }
 
 /* The filters of f over a row without processors (x itself, or the row as

@@ -10,7 +10,7 @@
  * TP_SCAN_BLOCK (scan.c). */
 static int tp_scan(const void *x, int64_t n, tp_rowstat *st)
 {
-    return scan_blocks((const TP_X *)x, n, TP_SCAN_BLOCK, NULL, st);
+    return scan_blocks((const TP_X *)x, n, TP_SCAN_BLOCK, NULL, 0, st);
 }
 
 /* One-hot at the argmax: the T == 0 form of every distribution. */

@@ -19,6 +19,16 @@
 #define tp_list TP_E(tp_list)
 #define tp_radix TP_E(tp_radix)
 
+/* moments.c */
+#define moments_centre TP_E(moments_centre)
+#define tile_stop TP_E(tile_stop)
+#define tail_moments TP_E(tail_moments)
+#define add_moments TP_E(add_moments)
+#define tile_sums TP_E(tile_sums)
+#define tile_moments TP_E(tile_moments)
+#define row_moments TP_E(row_moments)
+#define row_moments_exact TP_E(row_moments_exact)
+
 /* sums.c */
 #define cut_exp TP_E(cut_exp)
 #define vexp_setup TP_E(vexp_setup)
@@ -36,6 +46,7 @@
 
 /* scan.c */
 #define first_equal TP_E(first_equal)
+#define any_nan TP_E(any_nan)
 #define scan_blocks TP_E(scan_blocks)
 
 /* radix.c */
@@ -122,7 +133,6 @@
 #define min_p_keeps TP_E(min_p_keeps)
 #define min_p_threshold TP_E(min_p_threshold)
 #define top_n_sigma_threshold TP_E(top_n_sigma_threshold)
-#define sigma_moments TP_E(sigma_moments)
 #define first_cuts TP_E(first_cuts)
 #define keep_filtered TP_E(keep_filtered)
 #define keep_llama TP_E(keep_llama)

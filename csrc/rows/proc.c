@@ -246,6 +246,7 @@ static int scan_processed_blocks(const TP_X *x, int64_t n, int64_t bs, const tp_
     raw = max > raw ? max : raw;
     st->bmax = NULL;
     st->bmax_bs = 0;
+    st->sigma_m[0] = -1.0;
     st->proc = p;
     if (nan)
         return TP_ERR_NAN;

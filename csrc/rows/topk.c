@@ -39,14 +39,21 @@ static int64_t top_k_block_size(int64_t n, int64_t k)
 
 /* scan_top_k: the checking pass, which for a row that top-k's block route
  * will filter also stores the block maxima it reads, in ws->block_max; for
- * any other k (0 for none), the plain checking pass. */
-static int tp_scan_top_k(const void *row, int64_t n, int64_t k, tp_workspace *ws, tp_rowstat *st)
+ * any other k (0 for none), the plain checking pass.  With moments, it also
+ * sums top-n-sigma's moments (moments.c). */
+static int tp_scan_top_k(const void *row, int64_t n, int64_t k, int moments, tp_workspace *ws,
+                         tp_rowstat *st)
 {
     const TP_X *x = row;
-    const int64_t bs = k > 0 && k < n ? top_k_block_size(n, k) : 0;
+    int64_t bs = k > 0 && k < n ? top_k_block_size(n, k) : 0;
+    int code;
+    if (moments && bs < 4 * TP_VW) /* too small for the moments' lanes: top-k scans again */
+        bs = 0;
     if (!bs)
-        return scan_blocks(x, n, TP_SCAN_BLOCK, NULL, st);
-    const int code = scan_blocks(x, n, bs, ws->block_max, st);
+        return moments ? scan_blocks(x, n, TP_SCAN_BLOCK, NULL, 1, st)
+                       : scan_blocks(x, n, TP_SCAN_BLOCK, NULL, 0, st);
+    code = moments ? scan_blocks(x, n, bs, ws->block_max, 1, st)
+                   : scan_blocks(x, n, bs, ws->block_max, 0, st);
     if (code == TP_OK) {
         st->bmax = ws->block_max;
         st->bmax_bs = bs;
@@ -93,7 +100,7 @@ static int64_t gather_top_blocks(const TP_X *x, int64_t n, int64_t k, int64_t bs
         if (p)
             return -1;
         tp_rowstat again;
-        scan_blocks(x, n, bs, ws->block_max, &again);
+        scan_blocks(x, n, bs, ws->block_max, 0, &again);
         bmax = ws->block_max;
     }
     const float t = kth_largest_f32(bmax, nb, k, ws);

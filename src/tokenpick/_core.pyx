@@ -116,7 +116,7 @@ cdef extern from "tokenpick.h" nogil:
         const char *name
         int elem
         int (*scan)(const void *x, int64_t n, tp_rowstat *st) noexcept nogil
-        int (*scan_top_k)(const void *x, int64_t n, int64_t k, tp_workspace *ws,
+        int (*scan_top_k)(const void *x, int64_t n, int64_t k, int moments, tp_workspace *ws,
                           tp_rowstat *st) noexcept nogil
         int (*scan_processed)(const void *x, int64_t n, int64_t k, const tp_proc *p,
                               tp_workspace *ws, tp_rowstat *st) noexcept nogil
@@ -925,16 +925,19 @@ cdef inline const void *_row(const _Checked *c, int64_t i) noexcept nogil:
 cdef inline const tp_rowstat *_row_stat(_Checked *c, int64_t i, const tp_filter *f,
                                         tp_workspace *ws) noexcept nogil:
     """Row i's stats, or NULL if it is a bad row (recorded in c).  A row
-    checked here that keep will filter by f (if not NULL) with top-k gets from
-    the same pass what top-k would read it again for (in ws)."""
+    checked here that keep will filter by f (if not NULL) gets from the same
+    pass what top-k (in ws) and top-n-sigma (in its stats) would read it
+    again for."""
     if c.given != NULL:
         return &c.given[i]
-    cdef int64_t top_k = f.top_k if f != NULL and f.temperature != 0.0 else 0
+    cdef bint filtered = f != NULL and f.temperature != 0.0
+    cdef int64_t top_k = f.top_k if filtered else 0
+    cdef int moments = filtered and f.top_n_sigma > 0.0
     cdef const void *x = _row(c, i)
     cdef tp_proc_args a
     cdef int64_t overflow = -1
     if c.plan == NULL:
-        c.code = c.k.scan_top_k(x, c.V, top_k, ws, &c.own)
+        c.code = c.k.scan_top_k(x, c.V, top_k, moments, ws, &c.own)
     else:
         # the arguments' problems first, then the logits' own, then the processors'
         _row_args(c.plan, i, &a)
