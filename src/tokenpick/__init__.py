@@ -25,10 +25,13 @@ from ._api import (
     uniform,
 )
 from ._config import get_num_threads, set_num_threads, show_config
+from ._sampler import Sampler, Step
 from ._verify import verify
 from ._version import __version__
 
 __all__ = [
+    "Sampler",
+    "Step",
     "__version__",
     "filtered_probs",
     "get_num_threads",

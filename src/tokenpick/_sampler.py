@@ -1,0 +1,530 @@
+"""tokenpick.Sampler: the per-request state of a decoding loop, one call per step.
+
+A server (or a script) adds each request with its sampling arguments and seed, then
+calls ``step(logits, request_ids)`` once per decoding step with the logits of the
+requests it ran: the Sampler samples all their rows in one batched :func:`sample`
+call, with each request's own step count as the offset of its seed's stream and its
+output so far as the history of its penalties, appends the tokens and says which
+requests finished, and why.
+
+Cost: the per-request values live in numpy columns indexed by slot, so a step gathers
+them with one fancy index each (and only those that some request sets away from its
+default); the batch's gathered arguments are kept while the same requests come back
+in the same order, as in a decoding loop between arrivals and departures, so such a
+step does no Python work per request.  Nothing here is proportional to the vocabulary
+but the two lookup tables of the EOS and stop ids, made once.
+"""
+
+import threading
+from collections import namedtuple
+
+import numpy as np
+
+from . import _api, _processors
+from . import _params as P
+
+Step = namedtuple("Step", "tokens finished reasons logprobs")
+Step.__doc__ = """What :meth:`Sampler.step` returns, one entry per request of the step.
+
+tokens : ndarray of int64, shape (B,)
+    Each request's new token (appended to its output, whatever the reason it finished).
+finished : ndarray of bool, shape (B,)
+    Whether the request finished with this token.
+reasons : list of str or None
+    Why: ``"eos"`` (one of the Sampler's EOS ids), ``"stop"`` (one of the request's
+    ``stop_ids``), ``"length"`` (its ``max_new_tokens`` reached); None if it goes on.
+logprobs : ndarray of float32, shape (B,), or None
+    With ``return_logprobs=True``, each token's log-probability under
+    :func:`filtered_probs` of the processed logits.
+"""
+
+# The per-request numeric arguments of sample: name -> (default, column dtype)
+_COLUMNS = {
+    "temperature": (1.0, np.float64),
+    "top_k": (0, np.int64),
+    "top_p": (1.0, np.float64),
+    "min_p": (0.0, np.float64),
+    "top_n_sigma": (0.0, np.float64),
+    "typical_p": (1.0, np.float64),
+    "epsilon": (0.0, np.float64),
+    "eta": (0.0, np.float64),
+    "xtc_threshold": (0.1, np.float64),
+    "xtc_probability": (0.0, np.float64),
+    "repetition_penalty": (1.0, np.float64),
+    "frequency_penalty": (0.0, np.float64),
+    "presence_penalty": (0.0, np.float64),
+}
+_PENALTIES = ("repetition_penalty", "frequency_penalty", "presence_penalty")
+_NO_LIMIT = np.iinfo(np.int64).max
+
+
+class _Request:
+    """One request's arguments that are not numeric columns."""
+
+    __slots__ = ("rid", "slot", "order", "bias", "stop", "stop_set", "prompt", "done")
+
+    def __init__(self, rid, slot, order, bias, stop, prompt):
+        self.rid = rid
+        self.slot = slot
+        self.order = order
+        self.bias = bias
+        self.stop = stop
+        self.stop_set = frozenset(stop.tolist())
+        self.prompt = prompt
+        self.done = None  # the reason it finished, once it has
+
+
+class _Batch:
+    """The arguments of one composition of requests (their ids, in order), gathered."""
+
+    __slots__ = ("key", "version", "slots", "rows", "seeds", "fixed", "groups", "min_tokens",
+                 "banned", "history", "max_new")  # fmt: skip
+
+
+class Sampler:
+    """Per-request sampling state for a decoding loop: one batched call per step.
+
+    Parameters
+    ----------
+    vocab_size : int
+        V, the width of every logits row given to :meth:`step`.
+    eos_ids : sequence of int
+        The end-of-sequence ids: a request that samples one finishes (``"eos"``).
+        While a request has fewer than its ``min_tokens`` outputs they are banned,
+        with its ``stop_ids``.
+    num_threads : int, optional
+        The most threads a step spreads its rows over (default:
+        :func:`get_num_threads`).
+
+    Notes
+    -----
+    A request's tokens depend only on its own logits, arguments and seed, never on
+    which other requests share its steps or in what order: its offset is its own
+    step count.  ``add``, ``remove``, ``step`` and the readers take the Sampler's lock,
+    so threads may share one Sampler (their steps then run one at a time; the sampling
+    itself releases the GIL).
+
+    Examples
+    --------
+    >>> import numpy as np, tokenpick
+    >>> s = tokenpick.Sampler(6, eos_ids=[5])
+    >>> s.add("a", seed=1, temperature=0.7, top_p=0.9, max_new_tokens=3)
+    >>> s.add("b", seed=2, temperature=0.0)
+    >>> logits = np.log(np.array([[.1, .2, .3, .2, .1, .1]] * 2, dtype=np.float32))
+    >>> out = s.step(logits, ["a", "b"])
+    >>> out.tokens.tolist(), out.finished.tolist()
+    ([4, 2], [False, False])
+    """
+
+    def __init__(self, vocab_size, *, eos_ids=(), num_threads=None):
+        V = P.integer("vocab_size", vocab_size)
+        if V < 1:
+            raise ValueError(f"vocab_size must be >= 1, got {V}")
+        self._V = V
+        self._eos = _ids("eos_ids", eos_ids, V)
+        self._is_eos = np.zeros(V, dtype=bool)
+        self._is_eos[self._eos] = True
+        self._stop_count = np.zeros(V, dtype=np.int32)  # requests holding each stop id
+        self._threads = None if num_threads is None else P.thread_limit("num_threads", num_threads)
+        self._lock = threading.RLock()
+        self._requests = {}
+        self._free = []  # slots of removed requests
+        self._used = self._cap = 0  # slots ever taken, and the columns' length
+        self._col = {name: np.empty(0, dtype) for name, (_, dtype) in _COLUMNS.items()}
+        self._set = dict.fromkeys(_COLUMNS, 0)  # requests holding a value off its default
+        self._seed = np.empty(0, np.uint64)
+        self._steps = np.empty(0, np.int64)
+        self._max_new = np.empty(0, np.int64)
+        self._min_tokens = np.empty(0, np.int64)
+        self._out = np.empty((0, 0), np.int32)  # each slot's outputs, -1 past them
+        self._biased = self._min_tokened = self._prompted = 0
+        self._orders = {}  # order -> requests using it
+        self._version = 0  # bumped when requests come or go: gathered batches go stale
+        self._batch = None
+
+    # ---- requests -------------------------------------------------------------------
+
+    def add(
+        self,
+        request_id,
+        *,
+        seed,
+        temperature=1.0,
+        top_k=0,
+        top_p=1.0,
+        min_p=0.0,
+        top_n_sigma=0.0,
+        typical_p=1.0,
+        epsilon=0.0,
+        eta=0.0,
+        xtc_threshold=0.1,
+        xtc_probability=0.0,
+        order="tokenpick",
+        logit_bias=None,
+        repetition_penalty=1.0,
+        frequency_penalty=0.0,
+        presence_penalty=0.0,
+        prompt_ids=None,
+        max_new_tokens=None,
+        min_tokens=0,
+        stop_ids=(),
+    ):
+        """Start a request: its seed, its filters and processors (as :func:`sample`
+        takes them, one value each), its prompt (for ``repetition_penalty``), and when it
+        ends: ``max_new_tokens`` (None: no limit), its ``stop_ids`` and the Sampler's
+        EOS ids, both banned until it has ``min_tokens`` outputs.  Every argument is
+        checked here; nothing is added if one is wrong."""
+        values = dict(
+            temperature=temperature, top_k=top_k, top_p=top_p, min_p=min_p,
+            top_n_sigma=top_n_sigma, typical_p=typical_p, epsilon=epsilon, eta=eta,
+            xtc_threshold=xtc_threshold, xtc_probability=xtc_probability,
+            repetition_penalty=repetition_penalty, frequency_penalty=frequency_penalty,
+            presence_penalty=presence_penalty,
+        )  # fmt: skip
+        for name, v in values.items():
+            if np.ndim(v) != 0:
+                raise TypeError(f"{name} of one request must be a scalar, got {type(v).__name__}")
+        seed = P.integer("seed", seed)
+        if not 0 <= seed < P.U64_END:
+            raise ValueError(f"seed must be an integer in [0, 2**64), got {seed}")
+        P.filters(1, self._V, temperature, top_k, top_p, min_p, top_n_sigma, typical_p,
+                  epsilon, eta, xtc_threshold, xtc_probability, order)  # fmt: skip
+        stop = _ids("stop_ids", stop_ids, self._V)
+        prompt = None if prompt_ids is None else _ids("prompt_ids", prompt_ids, self._V)
+        min_tokens = P.integer("min_tokens", min_tokens)
+        if min_tokens < 0:
+            raise ValueError(f"min_tokens must be >= 0, got {min_tokens}")
+        if max_new_tokens is not None:
+            max_new_tokens = P.integer("max_new_tokens", max_new_tokens)
+            if max_new_tokens < 1:
+                raise ValueError(f"max_new_tokens must be >= 1 or None, got {max_new_tokens}")
+        # the processors, checked as sample checks them (the bias's ids and values)
+        _processors.prepare(
+            1, self._V, True, None, logit_bias, prompt, None, repetition_penalty,
+            frequency_penalty, presence_penalty, 0, None, plain=False,
+        )  # fmt: skip
+        with self._lock:
+            if request_id in self._requests:
+                raise ValueError(f"request {request_id!r} is already in the sampler")
+            slot = self._take_slot()
+            for name, v in values.items():
+                self._col[name][slot] = v
+                self._set[name] += v != _COLUMNS[name][0]
+            self._seed[slot] = seed
+            self._steps[slot] = 0
+            self._max_new[slot] = _NO_LIMIT if max_new_tokens is None else max_new_tokens
+            self._min_tokens[slot] = min_tokens
+            self._out[slot] = -1
+            r = _Request(request_id, slot, order, logit_bias, stop, prompt)
+            self._stop_count[stop] += 1
+            self._biased += logit_bias is not None
+            self._min_tokened += min_tokens > 0
+            self._prompted += prompt is not None
+            self._orders[order] = self._orders.get(order, 0) + 1
+            self._requests[request_id] = r
+            self._version += 1
+
+    def remove(self, request_id):
+        """End a request (finished or not); returns its output ids (int64)."""
+        with self._lock:
+            r = self._request(request_id)
+            out = self._outputs(r)
+            s = r.slot
+            for name, (default, _) in _COLUMNS.items():
+                self._set[name] -= self._col[name][s] != default
+            self._stop_count[r.stop] -= 1
+            self._biased -= r.bias is not None
+            self._min_tokened -= self._min_tokens[s] > 0
+            self._prompted -= r.prompt is not None
+            self._orders[r.order] -= 1
+            del self._requests[request_id]
+            self._free.append(s)
+            self._version += 1
+            return out
+
+    def output_ids(self, request_id):
+        """A copy of the request's output ids so far (int64)."""
+        with self._lock:
+            return self._outputs(self._request(request_id))
+
+    def finish_reason(self, request_id):
+        """Why the request finished (``"eos"``, ``"stop"``, ``"length"``), or None."""
+        with self._lock:
+            return self._request(request_id).done
+
+    def __len__(self):
+        return len(self._requests)
+
+    def __contains__(self, request_id):
+        return request_id in self._requests
+
+    # ---- the step -------------------------------------------------------------------
+
+    def step(self, logits, request_ids, *, token_bitmask=None, return_logprobs=False):
+        """Sample one token for each of the given requests, from their rows of logits.
+
+        Parameters
+        ----------
+        logits : array_like, shape (B, V) or (B, 1, V)
+            Row b is request ``request_ids[b]``'s (any dtype and framework
+            :func:`sample` reads).
+        request_ids : sequence of B request ids
+            Each added and not finished, each once.
+        token_bitmask : array_like, optional
+            This step's grammar bitmask, as :func:`sample` takes it.
+        return_logprobs : bool
+            Also give each token's log-probability.
+
+        Returns
+        -------
+        Step
+            ``(tokens, finished, reasons, logprobs)``; a finished request stays in the
+            Sampler (for :meth:`output_ids`) until :meth:`remove`.
+        """
+        with self._lock:
+            b = self._batch_for(request_ids)
+            shape = getattr(logits, "shape", None)
+            if shape is None:
+                logits = np.asarray(logits)
+                shape = logits.shape
+            if not (len(shape) in (2, 3) and shape[0] == len(b.slots) and shape[-1] == self._V
+                    and (len(shape) == 2 or shape[1] == 1)):  # fmt: skip
+                raise ValueError(
+                    f"logits must be ({len(b.slots)}, {self._V}) or ({len(b.slots)}, 1, "
+                    f"{self._V}): a row of V={self._V} per request; got shape {tuple(shape)}"
+                )
+            slots = b.slots
+            steps = self._steps[slots]
+            kwargs = dict(b.fixed)
+            if b.min_tokens is not None:  # banned until min_tokens outputs
+                if b.history is None:  # its count from the step count, no history passed
+                    kwargs["min_tokens"] = np.maximum(b.min_tokens - steps, 0)
+                else:
+                    kwargs["min_tokens"] = b.min_tokens
+                kwargs["stop_ids"] = b.banned
+            if b.history is not None:
+                kwargs["output_ids"] = b.history[:, : int(steps.max())]
+            out = self._sample(logits, b, kwargs, steps, token_bitmask, return_logprobs)
+            tokens, logprobs = out if return_logprobs else (out, None)
+            self._record(b, slots, steps, tokens)
+            return self._finish(b, slots, steps + 1, tokens, logprobs)
+
+    def _sample(self, logits, b, kwargs, steps, bitmask, return_logprobs):
+        """One sample call per order among the batch's requests (one in the usual case)."""
+        if len(b.groups) == 1:
+            order, _ = b.groups[0]
+            return _api.sample(
+                logits, **kwargs, order=order, token_bitmask=bitmask, seed=b.seeds,
+                offset=steps, return_logprobs=return_logprobs, num_threads=self._threads,
+            )  # fmt: skip
+        x = np.asarray(logits) if not hasattr(logits, "__dlpack__") else logits
+        tokens = np.empty(len(b.slots), np.int64)
+        logprobs = np.empty(len(b.slots), np.float32)
+        for order, rows in b.groups:
+            part = {k: _rows_of(v, rows) for k, v in kwargs.items()}
+            mask = (
+                bitmask if bitmask is None or np.ndim(bitmask) == 1 else np.asarray(bitmask)[rows]
+            )
+            got = _api.sample(
+                x[rows], **part, order=order, token_bitmask=mask, seed=b.seeds[rows],
+                offset=steps[rows], return_logprobs=return_logprobs, num_threads=self._threads,
+            )  # fmt: skip
+            if return_logprobs:
+                tokens[rows], logprobs[rows] = got
+            else:
+                tokens[rows] = got
+        return (tokens, logprobs) if return_logprobs else tokens
+
+    def _record(self, b, slots, steps, tokens):
+        """Append the tokens to the requests' outputs (and the batch's history)."""
+        need = int(steps.max()) + 1
+        if need > self._out.shape[1]:
+            self._out = _widened(self._out, need)
+        self._out[slots, steps] = tokens
+        self._steps[slots] = steps + 1
+        if b.history is not None:
+            if need > b.history.shape[1]:
+                b.history = _widened(b.history, need)
+            b.history[b.rows, steps] = tokens
+
+    def _finish(self, b, slots, counts, tokens, logprobs):
+        """The Step of these tokens; the requests they finish are marked so."""
+        eos = self._is_eos[tokens]
+        stop = self._stop_count[tokens] > 0  # some request stops there: whether this one does
+        length = counts >= b.max_new
+        finished = eos | stop | length
+        reasons = [None] * len(tokens)
+        if finished.any():
+            finished = eos | length
+            requests = self._requests
+            for i in np.flatnonzero(eos | stop | length).tolist():
+                r = requests[b.key[i]]
+                t = int(tokens[i])
+                if eos[i]:
+                    reason = "eos"
+                elif t in r.stop_set:
+                    reason = "stop"
+                elif length[i]:
+                    reason = "length"
+                else:
+                    continue
+                finished[i] = True
+                reasons[i] = r.done = reason
+            self._version += 1  # the finished cannot step again
+        return Step(tokens, finished, reasons, logprobs)
+
+    # ---- the batch ------------------------------------------------------------------
+
+    def _batch_for(self, request_ids):
+        """The gathered arguments of these requests in this order (kept between steps)."""
+        key = request_ids if type(request_ids) is tuple else tuple(request_ids)
+        b = self._batch
+        if b is not None and b.version == self._version and b.key == key:
+            return b
+        b = self._gather(key)
+        self._batch = b
+        return b
+
+    def _gather(self, key):
+        B = len(key)
+        if B == 0:
+            raise ValueError("request_ids is empty: a step samples at least one request")
+        requests = self._requests
+        rs = []
+        for rid in key:
+            r = requests.get(rid)
+            if r is None:
+                raise ValueError(f"request {rid!r} is not in the sampler (add it first)")
+            if r.done is not None:
+                raise ValueError(f"request {rid!r} has finished ({r.done}); remove it")
+            rs.append(r)
+        if len(set(key)) != B:
+            raise ValueError("request_ids holds a request more than once")
+        b = _Batch()
+        b.key, b.version = key, self._version
+        b.slots = slots = np.fromiter((r.slot for r in rs), np.intp, B)
+        b.rows = np.arange(B)
+        b.seeds = self._seed[slots]
+        fixed = {}
+        for name, (default, _) in _COLUMNS.items():
+            if self._set[name]:
+                column = self._col[name][slots]
+                if (column != default).any():
+                    fixed[name] = column
+        if self._biased and any(r.bias is not None for r in rs):
+            fixed["logit_bias"] = [r.bias for r in rs]
+        penalized = any(name in fixed for name in _PENALTIES)
+        if penalized and self._prompted and any(r.prompt is not None for r in rs):
+            fixed["prompt_ids"] = _padded([r.prompt for r in rs])
+        b.fixed = fixed
+        b.history = None
+        if penalized:  # the outputs so far, kept up to date row by row
+            b.history = self._out[slots, : max(1, int(self._steps[slots].max()))]
+        b.min_tokens = None
+        if self._min_tokened:
+            mins = self._min_tokens[slots]
+            if (mins > 0).any():
+                b.min_tokens = mins
+                b.banned = _padded([np.union1d(self._eos, r.stop) for r in rs])
+        orders = [o for o, n in self._orders.items() if n]
+        if len(orders) == 1:
+            b.groups = [(orders[0], None)]
+        else:
+            by = {}
+            for i, r in enumerate(rs):
+                by.setdefault(r.order, []).append(i)
+            b.groups = [(o, np.array(rows, dtype=np.intp)) for o, rows in by.items()]
+        b.max_new = self._max_new[slots]
+        return b
+
+    # ---- storage --------------------------------------------------------------------
+
+    def _take_slot(self):
+        if self._free:
+            return self._free.pop()
+        slot = self._used
+        self._used += 1
+        if slot < self._cap:
+            return slot
+        cap = max(8, 2 * self._cap)
+        for name in self._col:
+            self._col[name] = _grown(self._col[name], cap)
+        self._seed = _grown(self._seed, cap)
+        self._steps = _grown(self._steps, cap)
+        self._max_new = _grown(self._max_new, cap)
+        self._min_tokens = _grown(self._min_tokens, cap)
+        out = np.full((cap, max(16, self._out.shape[1])), -1, np.int32)
+        out[: self._cap, : self._out.shape[1]] = self._out
+        self._out = out
+        self._cap = cap
+        return slot
+
+    def _request(self, request_id):
+        r = self._requests.get(request_id)
+        if r is None:
+            raise KeyError(f"request {request_id!r} is not in the sampler")
+        return r
+
+    def _outputs(self, r):
+        return self._out[r.slot, : self._steps[r.slot]].astype(np.int64)
+
+
+def _ids(name, value, V):
+    """A 1-D int64 array of ids in [0, V): from an int, a sequence of ints or a 1-D
+    integer array (None: none)."""
+    if value is None:
+        return np.empty(0, np.int64)
+    if isinstance(value, np.ndarray):
+        if value.ndim != 1 or value.dtype.kind not in "iu":
+            raise TypeError(f"{name} must be a 1-D integer array or a sequence of ints")
+        if value.dtype.kind == "u" and value.size and value.max() >= V:
+            raise ValueError(f"{name} must hold ids in [0, {V}); got {value.max()}")
+        ids = value.astype(np.int64)
+    else:
+        items = [value] if not hasattr(value, "__iter__") else list(value)
+        ids = [P.integer(name, v) for v in items]
+        bad = [v for v in ids if not 0 <= v < V]
+        if bad:
+            raise ValueError(f"{name} must hold ids in [0, {V}); got {bad[0]}")
+        return np.array(ids, dtype=np.int64)
+    if ids.size and (ids.min() < 0 or ids.max() >= V):
+        raise ValueError(f"{name} must hold ids in [0, {V}); got {ids[(ids < 0) | (ids >= V)][0]}")
+    return ids
+
+
+def _padded(rows):
+    """A (B, L) int64 array of these 1-D id arrays, padded with -1."""
+    L = max(
+        1, max(len(r) for r in rows if r is not None) if any(r is not None for r in rows) else 1
+    )
+    out = np.full((len(rows), L), -1, np.int64)
+    for i, r in enumerate(rows):
+        if r is not None:
+            out[i, : len(r)] = r
+    return out
+
+
+def _grown(a, cap):
+    out = np.zeros(cap, a.dtype)
+    out[: a.shape[0]] = a
+    return out
+
+
+def _widened(a, need):
+    """a (rows, L) padded with -1, at least need columns wide (doubling)."""
+    L = a.shape[1]
+    while L < need:
+        L = max(16, 2 * L)
+    out = np.full((a.shape[0], L), -1, a.dtype)
+    out[:, : a.shape[1]] = a
+    return out
+
+
+def _rows_of(value, rows):
+    """value's entries for these rows: a per-row array (by its first axis) or list, or
+    a scalar for all."""
+    if isinstance(value, np.ndarray):
+        return value[rows]
+    if isinstance(value, list):
+        return [value[i] for i in rows]
+    return value
