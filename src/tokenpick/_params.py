@@ -69,6 +69,7 @@ def _bound(v):
     return repr(v)
 
 
+_FLOAT64, _INT64, _UINT64 = np.dtype(np.float64), np.dtype(np.int64), np.dtype(np.uint64)
 TEMPERATURE = Rule(0, None, note="0 means greedy")
 TOP_K = Rule(-1, None, integer=True, note="0 or -1 disables it")
 TOP_P = Rule(0, 1, lo_open=True, note="1 disables it")
@@ -218,6 +219,11 @@ def float_rows(name, value, nrows, rule):
         if not rule.holds(v):
             raise _bad_value(name, None, v, rule.text)
         return v
+    if type(value) is np.ndarray and value.dtype == _FLOAT64 and value.shape == (nrows,):
+        good = rule.holds(value)  # a row's values, the Sampler's way: kept cheap too
+        if not good.all():
+            _fail(name, value, good, rule.text)
+        return value
     if value is None:
         raise TypeError(f"{name} must be a number or a 1-D array, not None")
     a = np.asarray(value)
@@ -289,6 +295,14 @@ def uint64_rows(name, value, nrows, rule):
     """seed / offset: a Python int, or a uint64 array of shape (nrows,), as rule allows."""
     if type(value) is int and rule.holds(value):  # the common case, kept cheap
         return value
+    if type(value) is np.ndarray and value.shape == (nrows,):  # a row's values, kept cheap
+        if value.dtype == _UINT64:  # every uint64 is in [0, 2**64)
+            return value
+        if value.dtype == _INT64:
+            good = value >= 0
+            if not good.all():
+                _fail(name, value, good, rule.text)
+            return value.astype(np.uint64)
     a = int_rows(name, value, nrows, rule)
     return np.broadcast_to(a.astype(np.uint64), (nrows,))
 
@@ -303,6 +317,11 @@ def temperatures(value, nrows):
 
 
 def _top_k_rows(top_k, nrows, vocab):
+    if type(top_k) is np.ndarray and top_k.dtype == _INT64 and top_k.shape == (nrows,):
+        good = top_k >= TOP_K.lo  # a row's values, the Sampler's way: kept cheap too
+        if not good.all():
+            _fail("top_k", top_k, good, TOP_K.text)
+        return np.where((top_k > 0) & (top_k < vocab), top_k, 0)
     k = int_rows("top_k", top_k, nrows, TOP_K, allow_float=True)
     if k.dtype.kind == "O":
         k = np.array([v if 0 < v < vocab else 0 for v in k.reshape(-1).tolist()], dtype=np.int64)
@@ -355,11 +374,11 @@ def filters(
     xp = float_rows("xtc_probability", xtc_probability, nrows, XTC_PROBABILITY)
     number = order_number(order)
     on = {
-        "top_n_sigma": np.any(np.asarray(s) > 0),
-        "typical_p": np.any(np.asarray(typ) < 1),
-        "epsilon": np.any(np.asarray(eps) > 0),
-        "eta": np.any(np.asarray(e) > 0),
-        "xtc_probability": np.any(np.asarray(xp) > 0),
+        "top_n_sigma": _any_row(s, 0.0, 1),
+        "typical_p": _any_row(typ, 1.0, -1),
+        "epsilon": _any_row(eps, 0.0, 1),
+        "eta": _any_row(e, 0.0, 1),
+        "xtc_probability": _any_row(xp, 0.0, 1),
     }
     for name in LACKS[order]:
         if on[name]:
@@ -368,6 +387,14 @@ def filters(
         on[n] for n in ("typical_p", "epsilon", "eta", "xtc_probability")
     )
     return t, k, p, m, s, typ, eps, e, xt, xp, number, bool(lists)
+
+
+def _any_row(v, off, sign):
+    """Whether a filter is on in some row: v above off (sign 1) or below it (sign -1),
+    v a Python float or an array of the rows' values."""
+    if type(v) is float:
+        return v > off if sign > 0 else v < off
+    return bool((v > off).any() if sign > 0 else (v < off).any())
 
 
 def order_number(order):

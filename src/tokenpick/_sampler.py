@@ -78,7 +78,7 @@ class _Batch:
     """The arguments of one composition of requests (their ids, in order), gathered."""
 
     __slots__ = ("key", "version", "slots", "rows", "seeds", "fixed", "groups", "min_tokens",
-                 "banned", "history", "max_new")  # fmt: skip
+                 "banned", "history", "stops", "max_new")  # fmt: skip
 
 
 class Sampler:
@@ -122,9 +122,12 @@ class Sampler:
             raise ValueError(f"vocab_size must be >= 1, got {V}")
         self._V = V
         self._eos = _ids("eos_ids", eos_ids, V)
-        self._is_eos = np.zeros(V, dtype=bool)
-        self._is_eos[self._eos] = True
-        self._stop_count = np.zeros(V, dtype=np.int32)  # requests holding each stop id
+        # a table of the EOS ids where they are many; else compared (a V-wide table would
+        # miss the cache at every token after the step's sampling swept it)
+        self._is_eos = None
+        if self._eos.size > 16:
+            self._is_eos = np.zeros(V, dtype=bool)
+            self._is_eos[self._eos] = True
         self._threads = None if num_threads is None else P.thread_limit("num_threads", num_threads)
         self._lock = threading.RLock()
         self._requests = {}
@@ -136,8 +139,9 @@ class Sampler:
         self._steps = np.empty(0, np.int64)
         self._max_new = np.empty(0, np.int64)
         self._min_tokens = np.empty(0, np.int64)
-        self._out = np.empty((0, 0), np.int32)  # each slot's outputs, -1 past them
-        self._biased = self._min_tokened = self._prompted = 0
+        # the outputs, token t of slot s at [t, s]: a step writes one row's few lines
+        self._out = np.empty((0, 0), np.int32)
+        self._biased = self._min_tokened = self._prompted = self._stopping = 0
         self._orders = {}  # order -> requests using it
         self._version = 0  # bumped when requests come or go: gathered batches go stale
         self._batch = None
@@ -214,9 +218,8 @@ class Sampler:
             self._steps[slot] = 0
             self._max_new[slot] = _NO_LIMIT if max_new_tokens is None else max_new_tokens
             self._min_tokens[slot] = min_tokens
-            self._out[slot] = -1
             r = _Request(request_id, slot, order, logit_bias, stop, prompt)
-            self._stop_count[stop] += 1
+            self._stopping += stop.size > 0
             self._biased += logit_bias is not None
             self._min_tokened += min_tokens > 0
             self._prompted += prompt is not None
@@ -232,7 +235,7 @@ class Sampler:
             s = r.slot
             for name, (default, _) in _COLUMNS.items():
                 self._set[name] -= self._col[name][s] != default
-            self._stop_count[r.stop] -= 1
+            self._stopping -= r.stop.size > 0
             self._biased -= r.bias is not None
             self._min_tokened -= self._min_tokens[s] > 0
             self._prompted -= r.prompt is not None
@@ -338,9 +341,9 @@ class Sampler:
     def _record(self, b, slots, steps, tokens):
         """Append the tokens to the requests' outputs (and the batch's history)."""
         need = int(steps.max()) + 1
-        if need > self._out.shape[1]:
-            self._out = _widened(self._out, need)
-        self._out[slots, steps] = tokens
+        if need > self._out.shape[0]:
+            self._out = _longer(self._out, need)
+        self._out[steps, slots] = tokens
         self._steps[slots] = steps + 1
         if b.history is not None:
             if need > b.history.shape[1]:
@@ -349,8 +352,12 @@ class Sampler:
 
     def _finish(self, b, slots, counts, tokens, logprobs):
         """The Step of these tokens; the requests they finish are marked so."""
-        eos = self._is_eos[tokens]
-        stop = self._stop_count[tokens] > 0  # some request stops there: whether this one does
+        if self._is_eos is None:
+            eos = (tokens[:, None] == self._eos).any(axis=1)
+        else:
+            eos = self._is_eos[tokens]
+        stop = b.stops is not None and (tokens[:, None] == b.stops).any(axis=1)
+        # (a request of the batch stops at the token: whether this one does, below)
         length = counts >= b.max_new
         finished = eos | stop | length
         reasons = [None] * len(tokens)
@@ -418,8 +425,18 @@ class Sampler:
             fixed["prompt_ids"] = _padded([r.prompt for r in rs])
         b.fixed = fixed
         b.history = None
-        if penalized:  # the outputs so far, kept up to date row by row
-            b.history = self._out[slots, : max(1, int(self._steps[slots].max()))]
+        if penalized:  # the outputs so far, kept up to date row by row, -1 past them
+            steps = self._steps[slots]
+            n = int(steps.max())
+            b.history = np.full((B, max(1, n)), -1, np.int32)
+            if n:
+                b.history[:, :n] = self._out[:n, slots].T
+                b.history[np.arange(n)[None, :] >= steps[:, None]] = -1
+        b.stops = None
+        if self._stopping:
+            held = [r.stop for r in rs if r.stop.size]
+            if held:
+                b.stops = np.unique(np.concatenate(held))
         b.min_tokens = None
         if self._min_tokened:
             mins = self._min_tokens[slots]
@@ -453,8 +470,8 @@ class Sampler:
         self._steps = _grown(self._steps, cap)
         self._max_new = _grown(self._max_new, cap)
         self._min_tokens = _grown(self._min_tokens, cap)
-        out = np.full((cap, max(16, self._out.shape[1])), -1, np.int32)
-        out[: self._cap, : self._out.shape[1]] = self._out
+        out = np.empty((max(16, self._out.shape[0]), cap), np.int32)
+        out[: self._out.shape[0], : self._cap] = self._out
         self._out = out
         self._cap = cap
         return slot
@@ -466,7 +483,7 @@ class Sampler:
         return r
 
     def _outputs(self, r):
-        return self._out[r.slot, : self._steps[r.slot]].astype(np.int64)
+        return self._out[: self._steps[r.slot], r.slot].astype(np.int64)
 
 
 def _ids(name, value, V):
@@ -517,6 +534,16 @@ def _widened(a, need):
         L = max(16, 2 * L)
     out = np.full((a.shape[0], L), -1, a.dtype)
     out[:, : a.shape[1]] = a
+    return out
+
+
+def _longer(a, need):
+    """a (L, slots) with at least need rows (doubling); the new rows unset."""
+    L = a.shape[0]
+    while L < need:
+        L = max(16, 2 * L)
+    out = np.empty((L, a.shape[1]), a.dtype)
+    out[: a.shape[0]] = a
     return out
 
 

@@ -6,7 +6,7 @@ import sys
 
 import tokenpick
 
-from . import dtypes, filters, plot, report, timing, verify
+from . import dtypes, filters, plot, report, sampler, timing, verify
 from .cases import (
     GRIDS,
     LOGIT_KINDS,
@@ -162,6 +162,17 @@ def configure_parser(parser):
         help="time the filters section alone (its grid: --full's, or --vocab and --batch)",
     )
     parser.add_argument(
+        "--no-sampler",
+        action="store_true",
+        help="do not time the Sampler section (a decoding loop's step against the sample "
+        "call it makes)",
+    )
+    parser.add_argument(
+        "--only-sampler",
+        action="store_true",
+        help="time the Sampler section alone (its grid: --full's, or --vocab and --batch)",
+    )
+    parser.add_argument(
         "--no-xgrammar",
         action="store_true",
         help="do not time xgrammar's in-place bitmask in the logit-processors section "
@@ -211,7 +222,8 @@ def settings_from(args):
     processors = PROCESSOR_GRIDS["full" if args.full else "quick"]
     spec = verify.VERIFY_GRIDS["full" if args.full else "quick"]
     kept = filters.FILTER_GRIDS["full" if args.full else "quick"]
-    alone = args.only_processors or args.only_verify or args.only_filters
+    stepped = sampler.SAMPLER_GRIDS["full" if args.full else "quick"]
+    alone = alone_section(args)
     sources = args.logits
     return {
         "vocabs": list(args.vocab or grid["vocabs"]),
@@ -222,13 +234,13 @@ def settings_from(args):
         "dtype": args.dtype,
         "threads": args.threads,
         "processors": None
-        if args.no_processors or args.only_verify or args.only_filters
+        if args.no_processors or args.only_verify or args.only_filters or args.only_sampler
         else {
             "vocabs": list(args.vocab or processors["vocabs"]),
             "batches": list(args.batch or processors["batches"]),
         },
         "verify": None
-        if args.no_verify or args.only_processors or args.only_filters
+        if args.no_verify or args.only_processors or args.only_filters or args.only_sampler
         else {
             "vocabs": list(args.vocab or spec["vocabs"]),
             "batches": list(args.batch or spec["batches"]),
@@ -238,6 +250,12 @@ def settings_from(args):
         else {
             "vocabs": list(args.vocab or kept["vocabs"]),
             "batches": list(args.batch or kept["batches"]),
+        },
+        "sampler": None
+        if args.no_sampler or (alone and not args.only_sampler)
+        else {
+            "vocabs": list(args.vocab or stepped["vocabs"]),
+            "batches": list(args.batch or stepped["batches"]),
         },
     }
 
@@ -280,8 +298,8 @@ def run(args):
         tokenpick.set_num_threads(settings["threads"])
     torch_peer, torch_info = setup_torch(args)  # first: it sets OMP_WAIT_POLICY
     llama_peer, llama_info = (
-        (None, {"absent": "not timed (--only-processors or --only-verify)"})
-        if args.only_processors or args.only_verify
+        (None, {"absent": "not timed (--only-processors, --only-verify or --only-sampler)"})
+        if args.only_processors or args.only_verify or args.only_sampler
         else setup_llama(args)
     )
     if timing.processors_absent(settings):
@@ -295,8 +313,12 @@ def run(args):
     env = report.environment(settings, torch_info, llama_info, xgrammar_info)
     print(report.format_environment(env), end="\n\n", flush=True)
 
-    speculative, kept_sets = [], []
-    if args.only_filters:
+    speculative, kept_sets, stepped = [], [], []
+    if args.only_sampler:
+        results, overhead, python_threads, peers, processors = [], [], [], [], []
+        stepped = _time_sampler(settings, args)
+        print(sampler.format_sampler(stepped))
+    elif args.only_filters:
         results, overhead, python_threads, peers, processors = [], [], [], [], []
         kept_sets = _time_filters(settings, args)
         print(filters.format_filters(kept_sets))
@@ -331,6 +353,8 @@ def run(args):
         print("\n" + verify.format_verify(speculative))
         kept_sets = _time_filters(settings, args)
         print("\n" + filters.format_filters(kept_sets))
+        stepped = _time_sampler(settings, args)
+        print("\n" + sampler.format_sampler(stepped))
     written = True
     if args.json:
         written = (
@@ -347,16 +371,31 @@ def run(args):
                 processors,
                 speculative,
                 kept_sets,
+                stepped,
             )
             and written
         )
-    if args.plot and not (args.only_processors or args.only_verify or args.only_filters):
+    if args.plot and not alone_section(args):
         written = (
             report.save("plot", plot.write_plot, args.plot, new_figure, results, peers) and written
         )
-    everything = results + overhead + processors + speculative + kept_sets
+    everything = results + overhead + processors + speculative + kept_sets + stepped
     raised = any(r.failed() for r in everything) or any(entry["error"] for entry in python_threads)
     return 0 if written and not raised else 1
+
+
+def alone_section(args):
+    """Whether one section is timed alone (--only-...)."""
+    return args.only_processors or args.only_verify or args.only_filters or args.only_sampler
+
+
+def _time_sampler(settings, args):
+    """The Sampler section, its progress on stderr."""
+    progress = report.Progress(sampler.count_sampler_steps(settings), enabled=not args.quiet)
+    try:
+        return sampler.time_sampler(settings, progress)
+    finally:
+        progress.close()
 
 
 def _time_filters(settings, args):

@@ -566,10 +566,11 @@ def write_json(
     processors=(),
     verify=(),
     filters=(),
+    sampler=(),
 ):
     """Write the environment, the settings, every result, the call overhead, the
-    Python threads' throughput, the logit-processors, the speculative-decoding and the
-    filters sections to `path`."""
+    Python threads' throughput, the logit-processors, the speculative-decoding, the
+    filters and the Sampler sections to `path`."""
     one_thread = [ONE_THREAD] if timed_at_one_thread(results) else []
     document = {
         "environment": env,
@@ -584,6 +585,7 @@ def write_json(
         "processors": processors_json(settings, processors),
         "verify": [r.to_json() for r in verify],
         "filters": [r.to_json() for r in filters],
+        "sampler": [r.to_json() for r in sampler],
     }
     with open(path, "w", encoding="utf-8") as f:
         json.dump(document, f, indent=1, default=str)
