@@ -1449,6 +1449,82 @@ def uniform(seeds, offsets, indices, cnp.ndarray out not None):
 
 # ---- the selections by name and the routes taken, for tests -------------------
 
+# ---- the Sampler's step (tokenpick._sampler) ---------------------------------------
+
+
+cdef inline bint _holds(const int64_t *ids, Py_ssize_t n, int64_t t) noexcept nogil:
+    cdef Py_ssize_t j
+    for j in range(n):
+        if ids[j] == t:
+            return True
+    return False
+
+
+cdef int _require(cnp.ndarray a, int typenum, int ndim, str name) except -1:
+    if cnp.PyArray_TYPE(a) != typenum or cnp.PyArray_NDIM(a) != ndim or not cnp.PyArray_IS_C_CONTIGUOUS(a):
+        raise TypeError(f"internal: sampler_advance's {name} has the wrong layout")
+    return 0
+
+
+def sampler_advance(cnp.ndarray out not None, cnp.ndarray steps not None,
+                    cnp.ndarray slots not None, cnp.ndarray tokens not None,
+                    cnp.ndarray ends not None, cnp.ndarray stops not None,
+                    cnp.ndarray max_new not None, cnp.ndarray reasons not None):
+    """Append each request's token, and say whether it ends, in one pass over the step's
+    B rows: with s = slots[b], out[steps[s], s] = tokens[b], steps[s] += 1, and
+    reasons[b] = 1 if the token is one of ends (the EOS ids), 2 if one of stops (the
+    stop ids of some request of the step: the caller checks whose), 3 if the request's
+    count reaches max_new[b], else 0.  out is int32 (L, S); steps int64 (S,); slots,
+    tokens, max_new int64 (B,); ends, stops int64; reasons uint8 (B,); all C-contiguous.
+    Returns whether some row ends, or -1, writing nothing, if out has fewer than
+    steps[s] + 1 rows for some s."""
+    _require(out, cnp.NPY_INT32, 2, "out")
+    _require(steps, cnp.NPY_INT64, 1, "steps")
+    _require(slots, cnp.NPY_INT64, 1, "slots")
+    _require(tokens, cnp.NPY_INT64, 1, "tokens")
+    _require(ends, cnp.NPY_INT64, 1, "ends")
+    _require(stops, cnp.NPY_INT64, 1, "stops")
+    _require(max_new, cnp.NPY_INT64, 1, "max_new")
+    _require(reasons, cnp.NPY_UINT8, 1, "reasons")
+    cdef Py_ssize_t B = cnp.PyArray_DIMS(tokens)[0], b, s, L = cnp.PyArray_DIMS(out)[0]
+    cdef Py_ssize_t S = cnp.PyArray_DIMS(out)[1]
+    if (cnp.PyArray_DIMS(slots)[0] != B or cnp.PyArray_DIMS(max_new)[0] != B
+            or cnp.PyArray_DIMS(reasons)[0] != B or cnp.PyArray_DIMS(steps)[0] < S):
+        raise ValueError("internal: sampler_advance's arrays disagree in length")
+    cdef int32_t *o = <int32_t *>cnp.PyArray_DATA(out)
+    cdef int64_t *n = <int64_t *>cnp.PyArray_DATA(steps)
+    cdef const int64_t *at = <const int64_t *>cnp.PyArray_DATA(slots)
+    cdef const int64_t *t = <const int64_t *>cnp.PyArray_DATA(tokens)
+    cdef const int64_t *e = <const int64_t *>cnp.PyArray_DATA(ends)
+    cdef const int64_t *st = <const int64_t *>cnp.PyArray_DATA(stops)
+    cdef const int64_t *m = <const int64_t *>cnp.PyArray_DATA(max_new)
+    cdef uint8_t *r = <uint8_t *>cnp.PyArray_DATA(reasons)
+    cdef Py_ssize_t ne = cnp.PyArray_DIMS(ends)[0], ns = cnp.PyArray_DIMS(stops)[0]
+    cdef int64_t k
+    cdef int some = 0
+    for b in range(B):
+        s = at[b]
+        if not (0 <= s < S):
+            raise ValueError("internal: sampler_advance's slot out of range")
+        if n[s] >= L:
+            return -1
+    for b in range(B):
+        s = at[b]
+        k = n[s]
+        o[k * S + s] = <int32_t>t[b]
+        n[s] = k + 1
+        if _holds(e, ne, t[b]):
+            r[b] = 1
+        elif _holds(st, ns, t[b]):
+            r[b] = 2
+        elif k + 1 >= m[b]:
+            r[b] = 3
+        else:
+            r[b] = 0
+        some |= r[b] != 0
+    return some
+
+
 def route_names():
     """The names of the routes selection can take, in the order of route_counts."""
     return [tp_route_name(r).decode() for r in range(TP_ROUTE_COUNT)]

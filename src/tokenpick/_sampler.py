@@ -11,8 +11,9 @@ Cost: the per-request values live in numpy columns indexed by slot, so a step ga
 them with one fancy index each (and only those that some request sets away from its
 default); the batch's gathered arguments are kept while the same requests come back
 in the same order, as in a decoding loop between arrivals and departures, so such a
-step does no Python work per request.  Nothing here is proportional to the vocabulary
-but the two lookup tables of the EOS and stop ids, made once.
+step does no Python work per request; after the sampling, one pass in C appends the
+tokens and checks them for EOS, stop ids and max_new_tokens.  Nothing here is
+proportional to the vocabulary.
 """
 
 import threading
@@ -20,7 +21,7 @@ from collections import namedtuple
 
 import numpy as np
 
-from . import _api, _processors
+from . import _api, _core, _processors
 from . import _params as P
 
 Step = namedtuple("Step", "tokens finished reasons logprobs")
@@ -56,6 +57,8 @@ _COLUMNS = {
 }
 _PENALTIES = ("repetition_penalty", "frequency_penalty", "presence_penalty")
 _NO_LIMIT = np.iinfo(np.int64).max
+_NO_IDS = np.empty(0, np.int64)
+_REASONS = (None, "eos", "stop", "length")  # sampler_advance's codes
 
 
 class _Request:
@@ -78,7 +81,7 @@ class _Batch:
     """The arguments of one composition of requests (their ids, in order), gathered."""
 
     __slots__ = ("key", "version", "slots", "rows", "seeds", "fixed", "groups", "min_tokens",
-                 "banned", "history", "stops", "max_new")  # fmt: skip
+                 "banned", "history", "stops", "max_new", "ends")  # fmt: skip
 
 
 class Sampler:
@@ -122,12 +125,6 @@ class Sampler:
             raise ValueError(f"vocab_size must be >= 1, got {V}")
         self._V = V
         self._eos = _ids("eos_ids", eos_ids, V)
-        # a table of the EOS ids where they are many; else compared (a V-wide table would
-        # miss the cache at every token after the step's sampling swept it)
-        self._is_eos = None
-        if self._eos.size > 16:
-            self._is_eos = np.zeros(V, dtype=bool)
-            self._is_eos[self._eos] = True
         self._threads = None if num_threads is None else P.thread_limit("num_threads", num_threads)
         self._lock = threading.RLock()
         self._requests = {}
@@ -309,8 +306,7 @@ class Sampler:
                 kwargs["output_ids"] = b.history[:, : int(steps.max())]
             out = self._sample(logits, b, kwargs, steps, token_bitmask, return_logprobs)
             tokens, logprobs = out if return_logprobs else (out, None)
-            self._record(b, slots, steps, tokens)
-            return self._finish(b, slots, steps + 1, tokens, logprobs)
+            return self._advance(b, steps, tokens, logprobs)
 
     def _sample(self, logits, b, kwargs, steps, bitmask, return_logprobs):
         """One sample call per order among the batch's requests (one in the usual case)."""
@@ -338,46 +334,38 @@ class Sampler:
                 tokens[rows] = got
         return (tokens, logprobs) if return_logprobs else tokens
 
-    def _record(self, b, slots, steps, tokens):
-        """Append the tokens to the requests' outputs (and the batch's history)."""
-        need = int(steps.max()) + 1
-        if need > self._out.shape[0]:
-            self._out = _longer(self._out, need)
-        self._out[steps, slots] = tokens
-        self._steps[slots] = steps + 1
+    def _advance(self, b, steps, tokens, logprobs):
+        """Append the tokens to the requests' outputs (and the batch's history), and
+        return the Step; the requests they finish are marked so.  The appending and the
+        checks for EOS, stop ids and max_new_tokens are one pass in C over the B rows:
+        run after the sampling swept the logits through the caches, the fewer arrays
+        a step touches here, the fewer of its reads miss."""
+        ends = _core.sampler_advance(
+            self._out, self._steps, b.slots, tokens, self._eos, b.stops, b.max_new, b.ends
+        )
+        if ends < 0:  # a request's outputs outgrew the table: longer, then again
+            self._out = _longer(self._out, int(steps.max()) + 1)
+            ends = _core.sampler_advance(
+                self._out, self._steps, b.slots, tokens, self._eos, b.stops, b.max_new, b.ends
+            )
         if b.history is not None:
-            if need > b.history.shape[1]:
-                b.history = _widened(b.history, need)
+            if int(steps.max()) >= b.history.shape[1]:
+                b.history = _widened(b.history, int(steps.max()) + 1)
             b.history[b.rows, steps] = tokens
-
-    def _finish(self, b, slots, counts, tokens, logprobs):
-        """The Step of these tokens; the requests they finish are marked so."""
-        if self._is_eos is None:
-            eos = (tokens[:, None] == self._eos).any(axis=1)
-        else:
-            eos = self._is_eos[tokens]
-        stop = b.stops is not None and (tokens[:, None] == b.stops).any(axis=1)
-        # (a request of the batch stops at the token: whether this one does, below)
-        length = counts >= b.max_new
-        finished = eos | stop | length
         reasons = [None] * len(tokens)
-        if finished.any():
-            finished = eos | length
-            requests = self._requests
-            for i in np.flatnonzero(eos | stop | length).tolist():
-                r = requests[b.key[i]]
-                t = int(tokens[i])
-                if eos[i]:
-                    reason = "eos"
-                elif t in r.stop_set:
-                    reason = "stop"
-                elif length[i]:
-                    reason = "length"
-                else:
-                    continue
-                finished[i] = True
-                reasons[i] = r.done = reason
-            self._version += 1  # the finished cannot step again
+        if not ends:
+            return Step(tokens, np.zeros(len(tokens), bool), reasons, logprobs)
+        finished = b.ends != 0
+        for i in np.flatnonzero(finished).tolist():
+            r = self._requests[b.key[i]]
+            code = b.ends[i]
+            if code == 2 and int(tokens[i]) not in r.stop_set:  # another request's stop id
+                code = 3 if steps[i] + 1 >= b.max_new[i] else 0
+            if code:
+                reasons[i] = r.done = _REASONS[code]
+            else:
+                finished[i] = False
+        self._version += 1  # the finished cannot step again
         return Step(tokens, finished, reasons, logprobs)
 
     # ---- the batch ------------------------------------------------------------------
@@ -409,7 +397,8 @@ class Sampler:
             raise ValueError("request_ids holds a request more than once")
         b = _Batch()
         b.key, b.version = key, self._version
-        b.slots = slots = np.fromiter((r.slot for r in rs), np.intp, B)
+        b.slots = slots = np.fromiter((r.slot for r in rs), np.int64, B)
+        b.ends = np.empty(B, np.uint8)
         b.rows = np.arange(B)
         b.seeds = self._seed[slots]
         fixed = {}
@@ -432,7 +421,7 @@ class Sampler:
             if n:
                 b.history[:, :n] = self._out[:n, slots].T
                 b.history[np.arange(n)[None, :] >= steps[:, None]] = -1
-        b.stops = None
+        b.stops = _NO_IDS
         if self._stopping:
             held = [r.stop for r in rs if r.stop.size]
             if held:
