@@ -312,9 +312,11 @@ class Sampler:
         """One sample call per order among the batch's requests (one in the usual case)."""
         if len(b.groups) == 1:
             order, _ = b.groups[0]
+            one = len(steps) == 1  # Python ints: sample's shortest way
             return _api.sample(
-                logits, **kwargs, order=order, token_bitmask=bitmask, seed=b.seeds,
-                offset=steps, return_logprobs=return_logprobs, num_threads=self._threads,
+                logits, **kwargs, order=order, token_bitmask=bitmask,
+                seed=int(b.seeds[0]) if one else b.seeds, offset=int(steps[0]) if one else steps,
+                return_logprobs=return_logprobs, num_threads=self._threads,
             )  # fmt: skip
         x = np.asarray(logits) if not hasattr(logits, "__dlpack__") else logits
         tokens = np.empty(len(b.slots), np.int64)
@@ -405,7 +407,10 @@ class Sampler:
         for name, (default, _) in _COLUMNS.items():
             if self._set[name]:
                 column = self._col[name][slots]
-                if (column != default).any():
+                if (column == column[0]).all():  # one value for all: a scalar, checked faster
+                    if column[0] != default:
+                        fixed[name] = column[0].item()
+                elif (column != default).any():
                     fixed[name] = column
         if self._biased and any(r.bias is not None for r in rs):
             fixed["logit_bias"] = [r.bias for r in rs]
