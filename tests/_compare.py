@@ -18,6 +18,10 @@ error type, or both return and agree:
 * tokens identical for the same u, except where u * total lies within 1e-6 (relative) of a
   cumulative-sum boundary (``draw_ambiguous``), with an absolute floor of 1e-30 * total,
   the same floor as for probabilities (float32 cannot hold smaller ones).
+
+The filters after min-p and the orders of other samplers, whose boundaries ``kept_bounds``
+does not follow, are compared by ``compare_filters``: a row is on a boundary when nudging a
+parameter by 3e-6 (relative) moves its kept set in the reference, and is left out.
 """
 
 import numpy as np
@@ -248,6 +252,65 @@ def order_by_logit(x, n):
     """The n token ids of a row by descending logit, lowest id first among ties."""
     x = np.asarray(x, dtype=np.float64)
     return np.lexsort((np.arange(x.shape[0]), -x))[:n]
+
+
+# ----------------------------------------------------------------------------
+# The filters after min-p (typical, epsilon, eta, XTC) and the other orders, which
+# kept_bounds does not follow: a row whose kept set moves when a threshold-like parameter
+# moves by NUDGE_REL (relative) in the reference is on a boundary, and left out.
+
+NUDGE_REL = 3e-6  # beyond float32 exponentials' rounding summed, within a token's mass
+NUDGED = ("top_p", "min_p", "typical_p", "epsilon", "eta", "xtc_threshold", "top_n_sigma")
+
+
+def nudged_kept(ref, row, f):
+    """The row's kept sets under filters f and under each nudge of one parameter by
+    NUDGE_REL, the first unnudged."""
+    sets = [np.isfinite(ref.mask(row, **f))]
+    for name in NUDGED:
+        v = f.get(name)
+        if v is None or v in (0.0, 1.0):
+            continue
+        for scale in (1 - NUDGE_REL, 1 + NUDGE_REL):
+            sets.append(np.isfinite(ref.mask(row, **{**f, name: v * scale})))
+    return sets
+
+
+def on_boundary(ref, row, f):
+    """Whether the row's kept set under filters f moves when a parameter moves by NUDGE_REL."""
+    kept, *nudged = nudged_kept(ref, row, f)
+    return any(not np.array_equal(k, kept) for k in nudged)
+
+
+def compare_filters(tp, ref, x, f, seed=7, values=None):
+    """Check mask, filtered_probs and sample of x under filters f against the reference on
+    `values` (x's float32 values, default x itself), row by row, and return the rows
+    left out as on a boundary.  Probabilities and log-probabilities within the tolerances
+    above; sample's row b draws at (seed, offset b), and its token must be the reference's
+    unless the draw lies within 1e-5 of a cumulative boundary."""
+    values = x if values is None else values
+    skipped = []
+    m_tp, p_tp = tp.mask(x, **f), tp.filtered_probs(x, **f)
+    draws = dict(seed=seed, offset=np.arange(len(values)), return_logprobs=True)
+    t_tp, lp_tp = tp.sample(x, **f, **draws)
+    t_ref, lp_ref = ref.sample(values, **f, **draws)
+    for b, row in enumerate(values):
+        if on_boundary(ref, row, f):
+            skipped.append(b)
+            continue
+        want = ref.mask(row, **f)
+        assert np.array_equal(np.isfinite(m_tp[b]), np.isfinite(want)), (b, f)
+        np.testing.assert_array_equal(m_tp[b][np.isfinite(want)], want[np.isfinite(want)])
+        probs = ref.filtered_probs(row, **f)
+        bad = prob_errors(p_tp[b], probs)
+        assert not bad.any(), f"filtered_probs, {f}: " + describe_bad(p_tp[b], probs, bad)
+        u = tp.uniform(seed, b)
+        cum = np.cumsum(probs)
+        if np.min(np.abs(cum - u * cum[-1])) > 1e-5:  # the draw is not on a boundary either
+            assert t_tp[b] == t_ref[b], (b, f)
+        if t_tp[b] == t_ref[b]:
+            assert not log_errors(lp_tp[b], lp_ref[b]), (b, f, lp_tp[b], lp_ref[b])
+    return skipped
 
 
 # ----------------------------------------------------------------------------

@@ -78,7 +78,8 @@ def test_bench_quick_run_prints_a_table(tmp_path):
         )
     )
     assert tokenpick.__version__ in out, "the benchmark must print the version first"
-    table = out.split("\n\n")[1]
+    title, table = table_of(out)
+    assert title == "Logits: flat (synthetic)", title
     rows = [
         line
         for line in table.splitlines()
@@ -184,6 +185,13 @@ PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 def header(out):
     """The benchmark's header: what it prints before the first blank line."""
     return out.split("\n\n", 1)[0]
+
+
+def table_of(out):
+    """The benchmark's table, (its title, its lines from the column headers on): the
+    block after the header."""
+    title, table = out.split("\n\n")[1].split("\n", 1)
+    return title, table
 
 
 def hide_modules(monkeypatch, name):
@@ -298,7 +306,7 @@ def test_bench_times_large_batches_at_one_thread(tmp_path):
             cwd=tmp_path,
         )
     )
-    table = out.split("\n\n")[1]
+    _, table = table_of(out)
     assert "x 1 thread" in table.splitlines()[0], table
     assert "set_num_threads(1)" in out and "at 2 threads" in out, out
     data = json.loads(json_path.read_text())
@@ -314,7 +322,7 @@ def test_bench_times_large_batches_at_one_thread(tmp_path):
 
 def test_bench_at_one_thread_says_it_does_not_time_scaling(tmp_path):
     out = ok(run("-m", "tokenpick", "bench", *SCALING_BENCH, "--threads", "1", cwd=tmp_path))
-    assert "x 1 thread" not in out.split("\n\n")[1].splitlines()[0], out
+    assert "x 1 thread" not in table_of(out)[1].splitlines()[0], out
     assert "x 1 thread: not timed" in out, out
 
 
@@ -460,11 +468,13 @@ def test_bench_times_rows_saved_in_a_npy_file(tmp_path):
             cwd=tmp_path,
         )
     )
-    table = out.split("\n\n")[1]
+    _, table = table_of(out)
     saved = [line for line in table.splitlines() if " model_rows " in line]
     # the file's rows at their own V only, at every B (8 > its 3 rows: they are cycled)
     assert len(saved) == 2 * len(cases.OPS) and all(" 1000 " in line for line in saved), table
-    assert f"model_rows logits: the 3 rows of {npy} (V=1000)" in out, out
+    title, _ = table_of(out)
+    assert title.startswith("Logits: peaked (synthetic); model_rows: the 3 rows of "), title
+    assert f"the 3 rows of {npy} (V=1000), in turn, cycled" in title, title
     data = json.loads(json_path.read_text())
     assert data["settings"]["logits"] == ["peaked", "model_rows"]
     assert data["settings"]["files"] == {"model_rows": {"path": str(npy), "rows": 3, "V": 1000}}
@@ -499,6 +509,28 @@ def test_saved_rows_are_a_pool_of_fresh_rows(tmp_path):
     one_row = tmp_path / "row.npy"
     np.save(one_row, rows[1].astype(np.float32))  # a (V,) array is one row
     assert cases.logits_source(str(one_row)).rows.shape == (1, 64)
+
+
+MODEL_ROWS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "data", "smollm2_logits.npy")
+TABLE_ALONE = tuple(
+    f"--no-{part}" for part in ("reference", "torch", "llama", "processors", "verify", "filters")
+)
+
+
+def test_bench_times_the_committed_model_rows(tmp_path):
+    """The three real rows of tests/data (SmolLM2-135M-Instruct) through the table alone,
+    at its smallest settings: B = 1 and 4 (more than the file's rows: cycled)."""
+    smallest = ("--batch", "1", "4", "--min-time", "0.001", "--quiet", *TABLE_ALONE)
+    out = ok(run("-m", "tokenpick", "bench", "--logits", MODEL_ROWS, *smallest, cwd=tmp_path))
+    title, table = table_of(out)
+    assert title == (
+        f"Logits: smollm2_logits: the 3 rows of {MODEL_ROWS} (V=49152), in turn, cycled "
+        "where the batches need more"
+    ), title
+    rows = [line.split() for line in table.splitlines()[2:]]
+    assert len(rows) == 2 * len(cases.OPS), table
+    assert all(line[-5:-3] == ["smollm2_logits", "49152"] for line in rows), table
+    assert sorted({line[-3] for line in rows}) == ["1", "4"], table
 
 
 def bad_arrays():

@@ -293,13 +293,17 @@ def peer_legend(peer):
     )
 
 
-def files_legend(settings):
-    """The legend's lines on logits read from files."""
-    return [
-        f"{label} logits: the {entry['rows']} rows of {entry['path']} (V={entry['V']}), "
-        f"cycled where a pool needs more"
-        for label, entry in settings["files"].items()
+def table_title(settings):
+    """The line above the table: the logits it was timed on, synthetic or from files."""
+    files = settings["files"]
+    kinds = [label for label in settings["logits"] if label not in files]
+    parts = [f"{', '.join(kinds)} (synthetic)"] if kinds else []
+    parts += [
+        f"{label}: the {entry['rows']} rows of {entry['path']} (V={entry['V']}), "
+        f"in turn, cycled where the batches need more"
+        for label, entry in files.items()
     ]
+    return "Logits: " + "; ".join(parts)
 
 
 def format_overhead(overhead, peers, settings, notes):
@@ -373,13 +377,12 @@ def format_results(results, overhead, peers, settings, python_threads=(), proces
         *(f"{p.name} speedup" for p in peers),
     ]
     notes = []
-    table = format_table(headers, table_rows(results, peers, notes))
+    table = table_title(settings) + "\n" + format_table(headers, table_rows(results, peers, notes))
     legend = [
         "",
         f"us/row: median of {TOKENPICK.repeats} repeats of >= {settings['min_time']:g} s "
         f"of calls, divided by B; the calls go in turn through batches of fresh rows, "
         f">= {POOL_BYTES >> 20} MiB of logits per case (at most {POOL_MAX_BATCHES} batches)",
-        *files_legend(settings),
         f"x floor: tokenpick time / {FLOOR.name}(x, axis=-1) time on the same rows",
         *dtype_legend(results, settings),
         scaling_legend(results, settings),
