@@ -60,16 +60,28 @@ def _step(rows, arguments):
 
 
 def _sample(rows, arguments):
-    """The same sampling in one sample call, its offsets advancing by one a call as the
-    Sampler's do (the offset moves the draw, whose cost on an unfiltered row depends
-    on where it lands)."""
-    columns = {k: np.array([a[k] for a in arguments]) for k in arguments[0] if k != "seed"}
-    seeds = np.array([a["seed"] for a in arguments], dtype=np.uint64)
+    """The same sampling in one sample call, its arguments in the forms the Sampler
+    passes (a value all requests share as a scalar; one request's seed and offset as
+    ints), its offsets advancing by one a call as the Sampler's do (the offset moves
+    the draw, whose cost on an unfiltered row depends on where it lands)."""
+    columns = {}
+    for k in arguments[0]:
+        values = np.array([a[k] for a in arguments])
+        columns[k] = values[0].item() if (values == values[0]).all() else values
+    seeds = columns.pop("seed")
     offsets = np.zeros(len(arguments), dtype=np.int64)
+    if len(arguments) == 1:
 
-    def call():
-        tokenpick.sample(rows, **columns, seed=seeds, offset=offsets, num_threads=1)
-        offsets.__iadd__(1)
+        def call():
+            tokenpick.sample(rows, **columns, seed=seeds, offset=int(offsets[0]), num_threads=1)
+            offsets.__iadd__(1)
+
+    else:
+        seeds = np.asarray(seeds, dtype=np.uint64)
+
+        def call():
+            tokenpick.sample(rows, **columns, seed=seeds, offset=offsets, num_threads=1)
+            offsets.__iadd__(1)
 
     return [call]
 
