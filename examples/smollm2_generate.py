@@ -7,8 +7,9 @@ It shows two things:
 
 1. Temperature, the introduction's example: the same prompt continued at T = 0.1,
    0.5 and 1.0 (top_p=0.9, one seed), the three requests sampled in one batch by a
-   ``tokenpick.Sampler`` in a KV-cached decoding loop until each emits the end of
-   its turn or reaches ``--max-new-tokens``.  Low T repeats the likeliest
+   ``tokenpick.Sampler`` in a KV-cached decoding loop
+   (``tokenpick.integrations.transformers.decode``) until each emits the end of its
+   turn or reaches ``--max-new-tokens``.  Low T repeats the likeliest
    continuation; high T wanders.
 2. Where a decoding step's time goes: the same loop, one request, with the model's
    forward pass timed apart from the sampling, once sampling with tokenpick and once
@@ -20,7 +21,6 @@ downloaded by ``smollm2_model.py`` beside this file; ``--gguf`` gives its path.
 """
 
 import argparse
-import inspect
 import os
 import sys
 import time
@@ -31,6 +31,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from smollm2_model import load_smollm2  # noqa: E402
 
 import tokenpick  # noqa: E402
+from tokenpick.integrations.transformers import cache_keyword, decode  # noqa: E402
 
 PROMPT = "Write one sentence about the sea."
 SAMPLING = {"top_k": 50, "top_p": 0.9, "temperature": 0.7}  # part 2's, tokenpick and HF alike
@@ -44,14 +45,6 @@ def chat_ids(tokenizer, prompt):
     return tokenizer(text, return_tensors="pt").input_ids
 
 
-def cached(model, out):
-    """The keyword that hands the forward pass's KV cache to the next one: ``cache`` in
-    transformers 5 (``past_key_values`` is deprecated there), ``past_key_values`` before."""
-    if "cache" in inspect.signature(model.forward).parameters:
-        return {"cache": out.cache}
-    return {"past_key_values": out.past_key_values}
-
-
 def end_ids(model, tokenizer):
     """The ids that end the model's turn: its generation config's EOS ids and the
     tokenizer's."""
@@ -63,29 +56,18 @@ def end_ids(model, tokenizer):
 
 
 def temperatures(model, tokenizer, prompt, max_new_tokens, seed):
-    """Part 1: the prompt at three temperatures, as one batch of three requests."""
-    import torch
-
+    """Part 1: the prompt at three temperatures, as one batch of three requests, in
+    tokenpick's decoding loop for transformers models (`decode`)."""
     temps = (0.1, 0.5, 1.0)
     sampler = tokenpick.Sampler(model.config.vocab_size, eos_ids=end_ids(model, tokenizer))
     for t in temps:
         sampler.add(t, seed=seed, temperature=t, top_p=0.9, max_new_tokens=max_new_tokens)
     ids = chat_ids(tokenizer, prompt).repeat(len(temps), 1)
-    running = list(temps)
-    with torch.inference_mode():
-        out = model(input_ids=ids, use_cache=True)
-        while running:
-            rows = [temps.index(t) for t in running]
-            step = sampler.step(out.logits[rows, -1, :], running)  # read in place
-            feed = torch.full((len(temps), 1), tokenizer.eos_token_id or 0, dtype=torch.long)
-            feed[rows, 0] = torch.from_numpy(step.tokens)  # finished rows are fed, not read
-            running = [t for t, done in zip(running, step.finished) if not done]
-            if running:
-                out = model(input_ids=feed, use_cache=True, **cached(model, out))
+    outputs = decode(model, ids, sampler, temps)
     print(f"Prompt: {prompt!r}\n")
     for t in temps:
-        text = tokenizer.decode(sampler.remove(t), skip_special_tokens=True)
-        print(f"T={t}: {text.strip()}\n")
+        text = tokenizer.decode(outputs[t], skip_special_tokens=True)
+        print(f"T={t}: {text.strip()}  [{sampler.finish_reason(t)}]\n")
 
 
 def hf_sampler(torch, seed):
@@ -114,6 +96,7 @@ def timed_loop(model, ids, steps, sample):
     import torch
 
     forward = sampling = 0.0
+    keyword = cache_keyword(model)
     with torch.inference_mode():
         t0 = time.perf_counter()
         out = model(input_ids=ids, use_cache=True)
@@ -123,7 +106,9 @@ def timed_loop(model, ids, steps, sample):
             token = sample(ids, out.logits[:, -1, :])
             t1 = time.perf_counter()
             ids = torch.cat([ids, token[:, None]], dim=1)
-            out = model(input_ids=token[:, None], use_cache=True, **cached(model, out))
+            out = model(
+                input_ids=token[:, None], use_cache=True, **{keyword: getattr(out, keyword)}
+            )
             t2 = time.perf_counter()
             sampling += t1 - t0
             forward += t2 - t1
