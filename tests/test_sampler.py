@@ -246,3 +246,43 @@ def test_bad_steps_are_refused():
         tp.Sampler(0)
     with pytest.raises(ValueError, match="eos_ids"):
         tp.Sampler(5, eos_ids=[5])
+
+
+def test_a_refused_add_changes_nothing_and_a_bias_is_the_requests_own():
+    s = tp.Sampler(V)
+    for _ in range(3):  # top_k past int64 keeps every token, as in sample; then a bad top_p
+        with pytest.raises(ValueError):
+            s.add("a", seed=1, temperature=0.5, top_k=10**30, top_p=2.0)
+    with pytest.raises(TypeError, match="mapping"):
+        s.add("a", seed=1, logit_bias=[{3: 1.0}])  # the per-row form of sample: one request
+    assert len(s) == 0 and s._used == 0 and not any(s._set.values())
+    bias = {3: 1.0}
+    s.add("a", seed=1, top_k=10**30, logit_bias=bias)
+    bias[4] = np.nan  # the caller's dict changes after add: not the request's bias
+    x = np.zeros((1, V), np.float32)
+    want = tp.sample(x, logit_bias={3: 1.0}, seed=1, offset=0)
+    assert s.step(x, ["a"]).tokens.tolist() == want.tolist()
+
+
+def test_requests_of_different_orders_share_a_step(rng):
+    rows = logits_for(rng, 3)
+    s = tp.Sampler(V)
+    orders = ["hf", "tokenpick", "llama.cpp"]
+    for i, order in enumerate(orders):
+        s.add(i, seed=i, order=order, top_k=20, top_p=0.8, temperature=0.9)
+    got = s.step(rows, [0, 1, 2]).tokens
+    for i, order in enumerate(orders):
+        want = tp.sample(rows[i], order=order, top_k=20, top_p=0.8, temperature=0.9, seed=i)
+        assert got[i] == want
+
+
+def test_another_requests_stop_id_does_not_stop_this_one():
+    x = np.full((2, 10), -5.0, np.float32)
+    x[:, 4] = 5.0
+    s = tp.Sampler(10)
+    s.add("a", seed=0, temperature=0.0, stop_ids=[4])
+    s.add("b", seed=0, temperature=0.0)
+    out = s.step(x, ["a", "b"])
+    assert out.reasons == ["stop", None] and out.finished.tolist() == [True, False]
+    again = s.step(x[1:], ["b"])  # "b" goes on
+    assert again.tokens.tolist() == [4] and again.reasons == [None]

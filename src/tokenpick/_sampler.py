@@ -18,6 +18,7 @@ proportional to the vocabulary.
 
 import threading
 from collections import namedtuple
+from collections.abc import Mapping
 
 import numpy as np
 
@@ -64,7 +65,7 @@ _REASONS = (None, "eos", "stop", "length")  # sampler_advance's codes
 class _Request:
     """One request's arguments that are not numeric columns."""
 
-    __slots__ = ("rid", "slot", "order", "bias", "stop", "stop_set", "prompt", "done")
+    __slots__ = ("rid", "slot", "order", "bias", "stop", "stop_set", "prompt", "done", "banned")
 
     def __init__(self, rid, slot, order, bias, stop, prompt):
         self.rid = rid
@@ -199,23 +200,35 @@ class Sampler:
             max_new_tokens = P.integer("max_new_tokens", max_new_tokens)
             if max_new_tokens < 1:
                 raise ValueError(f"max_new_tokens must be >= 1 or None, got {max_new_tokens}")
+        if logit_bias is not None:  # one mapping, copied: the caller's later changes stay theirs
+            if not isinstance(logit_bias, Mapping):
+                raise TypeError(
+                    f"logit_bias of one request must be a mapping {{id: bias}} or None, "
+                    f"got {type(logit_bias).__name__}"
+                )
+            logit_bias = dict(logit_bias)
         # the processors, checked as sample checks them (the bias's ids and values)
         _processors.prepare(
             1, self._V, True, None, logit_bias, prompt, None, repetition_penalty,
             frequency_penalty, presence_penalty, 0, None, plain=False,
         )  # fmt: skip
+        # every value as its column holds it, before anything changes (top_k as the core
+        # reads it: 0 wherever it keeps every token, so that no int overflows a column)
+        values["top_k"] = values["top_k"] if 0 < values["top_k"] < self._V else 0
+        row = {name: _COLUMNS[name][1](v) for name, v in values.items()}
+        r = _Request(request_id, -1, order, logit_bias, stop, prompt)
+        r.banned = np.union1d(self._eos, stop)  # banned until min_tokens
         with self._lock:
             if request_id in self._requests:
                 raise ValueError(f"request {request_id!r} is already in the sampler")
-            slot = self._take_slot()
-            for name, v in values.items():
+            r.slot = slot = self._take_slot()
+            for name, v in row.items():
                 self._col[name][slot] = v
                 self._set[name] += v != _COLUMNS[name][0]
             self._seed[slot] = seed
             self._steps[slot] = 0
             self._max_new[slot] = _NO_LIMIT if max_new_tokens is None else max_new_tokens
             self._min_tokens[slot] = min_tokens
-            r = _Request(request_id, slot, order, logit_bias, stop, prompt)
             self._stopping += stop.size > 0
             self._biased += logit_bias is not None
             self._min_tokened += min_tokens > 0
@@ -367,7 +380,8 @@ class Sampler:
                 reasons[i] = r.done = _REASONS[code]
             else:
                 finished[i] = False
-        self._version += 1  # the finished cannot step again
+        if any(reasons):
+            self._version += 1  # the finished cannot step again
         return Step(tokens, finished, reasons, logprobs)
 
     # ---- the batch ------------------------------------------------------------------
@@ -436,7 +450,7 @@ class Sampler:
             mins = self._min_tokens[slots]
             if (mins > 0).any():
                 b.min_tokens = mins
-                b.banned = _padded([np.union1d(self._eos, r.stop) for r in rs])
+                b.banned = _padded([r.banned for r in rs])
         orders = [o for o, n in self._orders.items() if n]
         if len(orders) == 1:
             b.groups = [(orders[0], None)]
