@@ -114,7 +114,9 @@ TP_FORCE_INLINE int scan_blocks(const TP_X *x, int64_t n, int64_t bs, float *bma
 #endif
         }
         float block_max = vf_hmax(vf_max(vf_max(m0, m1), vf_max(m2, m3)));
+#if TP_VARITH
         const int64_t whole = i; /* the tokens before the row's last vector */
+#endif
         for (; i < end; i++) {
             const float v = x_at(x, i);
             nan |= v != v;
