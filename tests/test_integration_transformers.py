@@ -295,6 +295,8 @@ def test_errors(model, hf):
         tpt.generate(model, ids, seed=0, do_sample=True, top_h=0.5, max_new_tokens=2)
     with pytest.raises(ValueError, match="beam"):
         tpt.generate(model, ids, seed=0, do_sample=True, num_beams=2, max_new_tokens=2)
+    with pytest.raises(ValueError, match="assisted"):
+        tpt.generate(model, ids, seed=0, do_sample=True, assistant_model=model, max_new_tokens=2)
 
 
 def test_imports_without_transformers():

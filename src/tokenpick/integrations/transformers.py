@@ -239,12 +239,12 @@ def generate(model, inputs=None, *, seed, generation_config=None, logits_process
         if all(getattr(c, key, None) is None for c in (generation_config, model.generation_config)):
             if kwargs.get(key) is None:
                 setattr(config, key, None)
-    if "assistant_model" in rest or "custom_generate" in rest:
-        raise ValueError("assisted and custom decoding are not sampling one token a step")
-    if config.watermarking_config is not None:
-        raise ValueError("watermarking acts after the draw, where it would change nothing")
     processors = LogitsProcessorList(logits_processor or [])
     if config.do_sample is True:
+        if rest.get("custom_generate") is not None:
+            raise ValueError("a custom decoding method would not call tokenpick's processor")
+        if config.watermarking_config is not None:
+            raise ValueError("watermarking acts after the draw, where it would change nothing")
         settings = sampling_settings(config)
         keep = bool(config.output_scores and config.return_dict_in_generate)
         n = config.num_return_sequences or 1
@@ -257,7 +257,7 @@ def generate(model, inputs=None, *, seed, generation_config=None, logits_process
             batch = first.shape[0]
             inputs = _expand(inputs, n, batch)
             rest = {key: _expand(value, n, batch) for key, value in rest.items()}
-        mode = getattr(config.get_generation_mode(), "value", None)
+        mode = getattr(config.get_generation_mode(rest.get("assistant_model")), "value", None)
         if mode != "greedy_search":  # beam search, assisted decoding, DoLa, contrastive
             raise ValueError(f"tokenpick samples one token a step; this config asks for {mode}")
         processors.append(TokenpickLogitsProcessor(seed=seed, keep_scores=keep, **settings))
