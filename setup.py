@@ -43,6 +43,7 @@ CSRC = [
     "csrc/tp_config.c",
     "csrc/tp_workspace.c",
     "csrc/tp_proc.c",
+    "csrc/tp_kept.c",
     "csrc/tp_routes.c",
 ]
 

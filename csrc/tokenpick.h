@@ -82,10 +82,56 @@ struct tp_proc {
     float *row; /* n floats of scratch: the processed row, where a kernel needs it whole */
 };
 
+/* A token's tally, in the processors' tables and lists: its count in the
+ * output in the low bits, and flags. */
+enum {
+    TP_COUNT = (1u << 27) - 1,
+    TP_STOP = 1u << 27,    /* tp_kept: banned while the outputs are fewer than min_tokens */
+    TP_PRESENT = 1u << 28, /* in the prompt */
+    TP_BANNED = 1u << 29,
+    TP_DONE = 1u << 30,    /* (tp_proc.c's table) its patch is made */
+    TP_TOUCHED = 1u << 31  /* (tp_proc.c's table) listed among the touched tokens */
+};
+
+/* A request's processors kept between the steps of a decoding loop
+ * (tokenpick.Sampler), so that a step neither tallies its history again nor
+ * looks up a table over the vocabulary: every token its prompt, output,
+ * biases and stop ids touch, once (in the order first seen), with its tally
+ * and its bias (-0.0, the addend that changes nothing, where it has none;
+ * -inf bans it), and a hash index of their ids.  tp_kept_add adds a step's
+ * token: a count incremented, or an entry appended. */
+typedef struct {
+    int64_t *ids;
+    uint32_t *tally; /* count (when counted) | TP_PRESENT | TP_STOP */
+    double *bias;
+    int64_t n, cap;
+    int64_t *index;  /* slots of 1 + an entry's position, 0 where free */
+    int64_t slots;   /* a power of two, at least twice n (0: none yet) */
+    int64_t outputs; /* the tokens added so far */
+    int counted;     /* whether the outputs are tallied (some penalty is on) */
+} tp_kept;
+
+/* An empty tp_kept, counted or not. */
+void tp_kept_init(tp_kept *k, int counted);
+void tp_kept_free(tp_kept *k);
+/* Adds ids[0..m) (in [0, n), repeats allowed) with flags set in their tallies
+ * and, if bias is not NULL, bias[j] as id j's bias (a later finite value
+ * replacing an earlier one; -inf for good).  0, or -1 out of memory (then k
+ * is as it was). */
+int tp_kept_put(tp_kept *k, const int64_t *ids, int64_t m, uint32_t flags, const double *bias);
+/* Room for m more tokens, so that tp_kept_add cannot fail: 0, or -1 out of
+ * memory. */
+int tp_kept_reserve(tp_kept *k, int64_t m);
+/* Adds the output token id (in [0, n)); room for it reserved. */
+void tp_kept_add(tp_kept *k, int64_t id);
+
 /* One row's processor arguments: ids in [0, n) or -1 (padding, skipped) in
  * every list; any other id is skipped and counted (tp_proc.stray), so that
- * a caller may leave the check of the history's ids to this pass. */
+ * a caller may leave the check of the history's ids to this pass.  With kept
+ * not NULL, the row's biases, history and stop ids are kept's, and the lists
+ * here are not read. */
 typedef struct {
+    const tp_kept *kept;
     const uint32_t *bitmask; /* words of the grammar's bitmask, or NULL: all allowed */
     int64_t words;           /* tokens from 32 * words on are banned */
     const int64_t *bias_ids; /* the biases: bias[j] added to token bias_ids[j]; -inf bans */

@@ -13,6 +13,10 @@
  * branch on the ids but the range check, and nothing proportional to the
  * vocabulary but the copy of the bitmask's words.  tp_proc_finish puts the
  * table back where the patches were not made (a bad row).
+ *
+ * A row whose processors a decoding loop keeps between its steps (a->kept,
+ * tp_kept.c) skips the tally and the table: its tokens are listed already,
+ * with their tallies and biases, and are read in their order.
  */
 #include <math.h>
 #include <stdint.h>
@@ -20,16 +24,6 @@
 #include <string.h>
 
 #include "tp_internal.h"
-
-/* A token's tally: its count in the output in the low bits, and flags;
- * 0 for a token the row being prepared has not touched. */
-enum {
-    TP_PRESENT = 1u << 28, /* in the prompt */
-    TP_BANNED = 1u << 29,
-    TP_DONE = 1u << 30,    /* its patch is made */
-    TP_TOUCHED = 1u << 31, /* listed in touched[] */
-    TP_COUNT = (1u << 28) - 1
-};
 
 struct tp_proc_scratch {
     int64_t n, cap;
@@ -153,8 +147,56 @@ static void patches_of(float *logits, const uint32_t *tallies, int64_t m, const 
     }
 }
 
+/* The allow bits: the bitmask's words (the bits past n never read), or all
+ * ones, in s->allow. */
+static void allow_bits(int64_t n, const tp_proc_args *a, tp_proc_scratch *s)
+{
+    const int64_t words = (n + 31) / 32;
+    if (a->bitmask) {
+        const int64_t given = a->words < words ? a->words : words;
+        memcpy(s->allow, a->bitmask, (size_t)given * sizeof *s->allow);
+        memset(s->allow + given, 0, (size_t)(words - given) * sizeof *s->allow);
+    } else {
+        memset(s->allow, 0xFF, (size_t)words * sizeof *s->allow);
+    }
+}
+
+/* tp_proc_prepare with the row's processors kept (a->kept): no tally, no
+ * table; the kept tokens' tallies copied with their bans, in their order,
+ * and their bits cleared. */
+static void prepare_kept(int64_t n, const tp_proc_args *a, tp_proc_scratch *s, tp_proc *p)
+{
+    const tp_kept *k = a->kept;
+    const uint32_t stop = k->outputs < a->min_tokens ? TP_STOP : 0;
+    p->ids = s->ids;
+    p->vals = s->vals;
+    p->nids = 0;
+    p->stray = 0;
+    p->row = s->row;
+    s->ntouched = 0;
+    s->stray = 0;
+    if (a->bitmask && a->words >= (n + 31) / 32 && k->n == 0) {
+        p->allow = a->bitmask;
+        return;
+    }
+    allow_bits(n, a, s);
+    for (int64_t j = 0; j < k->n; j++) {
+        const int64_t id = k->ids[j];
+        uint32_t *word = &s->allow[id >> 5];
+        const uint32_t bit = 1u << (id & 31), u = k->tally[j];
+        const int banned = !(*word & bit) || (u & stop) || k->bias[j] == -INFINITY;
+        s->tallies[j] = (u & ~TP_STOP) | (banned ? TP_BANNED : 0u);
+        *word &= ~bit;
+    }
+    p->allow = s->allow;
+}
+
 void tp_proc_prepare(int64_t n, const tp_proc_args *a, tp_proc_scratch *s, tp_proc *p)
 {
+    if (a->kept) {
+        prepare_kept(n, a, s, p);
+        return;
+    }
     s->ntouched = 0;
     s->stray = 0;
     const int64_t output = tally(s, a->output, a->noutput, 1, 0);
@@ -177,18 +219,11 @@ void tp_proc_prepare(int64_t n, const tp_proc_args *a, tp_proc_scratch *s, tp_pr
      * touched (the bits past n are never read); else a copy, whose bits of
      * the touched tokens are cleared (they read their patches), a token the
      * grammar bans being banned in its tally. */
-    const int64_t words = (n + 31) / 32;
-    if (a->bitmask && a->words >= words && s->ntouched == 0) {
+    if (a->bitmask && a->words >= (n + 31) / 32 && s->ntouched == 0) {
         p->allow = a->bitmask;
         return;
     }
-    if (a->bitmask) {
-        const int64_t given = a->words < words ? a->words : words;
-        memcpy(s->allow, a->bitmask, (size_t)given * sizeof *s->allow);
-        memset(s->allow + given, 0, (size_t)(words - given) * sizeof *s->allow);
-    } else {
-        memset(s->allow, 0xFF, (size_t)words * sizeof *s->allow);
-    }
+    allow_bits(n, a, s);
     for (int64_t j = 0; j < s->ntouched; j++) {
         const int64_t id = s->touched[j];
         uint32_t *word = &s->allow[id >> 5];
@@ -209,9 +244,43 @@ static inline float logit_at(const void *x, int elem, int64_t id)
     return ((const float *)x)[id];
 }
 
+/* tp_proc_patch with the row's processors kept (a->kept): the kept tokens'
+ * logits gathered, their patches computed (each with its own bias), and the
+ * finite ones listed, in the kept order. */
+static int64_t patch_kept(const void *x, int elem, const tp_proc_args *a, tp_proc_scratch *s,
+                          tp_proc *p)
+{
+    const tp_kept *k = a->kept;
+    const int64_t m = k->n;
+    const int64_t *kid = k->ids;
+    const uint32_t *tallies = s->tallies;
+    float *logits = s->logits;
+    for (int64_t j = 0; j < m; j++)
+        logits[j] = logit_at(x, elem, kid[j]);
+    for (int64_t j = 0; j < m; j++) {
+        const float v = processed_logit(logits[j], tallies[j], k->bias[j], a);
+        logits[j] = (tallies[j] & TP_BANNED) ? -INFINITY : v;
+    }
+    int64_t *ids = s->ids;
+    float *vals = s->vals;
+    int64_t finite = 0, overflow = INT64_MAX;
+    for (int64_t j = 0; j < m; j++) {
+        const float v = logits[j];
+        const int out = v != v || v == INFINITY;
+        ids[finite] = kid[j];
+        vals[finite] = v;
+        finite += !out && v != -INFINITY;
+        overflow = out && kid[j] < overflow ? kid[j] : overflow;
+    }
+    p->nids = finite;
+    return overflow == INT64_MAX ? -1 : overflow;
+}
+
 int64_t tp_proc_patch(const void *x, int elem, const tp_proc_args *a, tp_proc_scratch *s,
                       tp_proc *p)
 {
+    if (a->kept)
+        return patch_kept(x, elem, a, s, p);
     /* The biased tokens' patches first, each with its last finite bias (an
      * id given twice, as a mapping other than a dict may, is biased by its
      * last finite value, and banned if either is -inf); then the others',

@@ -459,6 +459,14 @@ def sample(
         stop_ids,
     )
     plan = _processors.prepare(nrows, x.shape[-1], x.ndim == 1, *proc)
+    return draw(x, f, plan, proc, seed, offset, uniforms, return_logprobs, num_threads)
+
+
+def draw(x, f, plan, proc, seed, offset, uniforms, return_logprobs, num_threads):
+    """sample's work once its logits `x` (as read), filters `f` and processors' `plan`
+    (from their arguments `proc`, or None for a plan that needs no explaining: one of
+    tokenpick.Sampler's) are checked; the rest is checked here."""
+    nrows = P.nrows(x)
     if num_threads is not None:
         P.thread_limit("num_threads", num_threads)
     u, seeds, offsets = P.uniforms_or_seeds(nrows, seed, offset, uniforms)

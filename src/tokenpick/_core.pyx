@@ -25,7 +25,7 @@ from cpython.long cimport PyLong_AsLongLongAndOverflow, PyLong_CheckExact
 from cpython.ref cimport PyObject
 from libc.math cimport INFINITY, nextafter
 from libc.stdint cimport int32_t, int64_t, uint8_t, uint16_t, uint32_t, uint64_t
-from libc.stdlib cimport calloc, free, malloc
+from libc.stdlib cimport calloc, free, malloc, realloc
 from libc.string cimport memcpy
 
 cimport numpy as cnp
@@ -62,7 +62,25 @@ cdef extern from "tokenpick.h" nogil:
     ctypedef struct tp_proc:
         int64_t stray
 
+    ctypedef struct tp_kept:
+        int64_t n
+        int64_t outputs
+        int counted
+
+    void tp_kept_init(tp_kept *k, int counted) noexcept
+    void tp_kept_free(tp_kept *k) noexcept
+    int tp_kept_put(tp_kept *k, const int64_t *ids, int64_t m, uint32_t flags,
+                    const double *bias) noexcept
+    int tp_kept_reserve(tp_kept *k, int64_t m) noexcept
+    void tp_kept_add(tp_kept *k, int64_t id) noexcept
+
+    enum:
+        TP_COUNT
+        TP_STOP
+        TP_PRESENT
+
     ctypedef struct tp_proc_args:
+        const tp_kept *kept
         const uint32_t *bitmask
         int64_t words
         const int64_t *bias_ids
@@ -559,6 +577,8 @@ cdef struct _Plan:
     const double *bias_vals  # beside bias.ids
     _Column rep, freq, pres, min_tokens
     _Scalar reps, freqs, press, mins
+    const tp_kept *kept      # NULL, or a KeptStore's requests, row i's at kept_slots[i]
+    const int64_t *kept_slots
 
 
 # The words of a bitmask of width 0, which bans every token (a pointer that is not NULL).
@@ -588,7 +608,8 @@ cdef int _id_lists(ids, starts, _IdLists *lists) except -1:
 cdef int _read_plan(plan, _Plan *pl) except -1:
     """Point pl at the arrays of plan (tokenpick._processors.Plan)."""
     (bitmask, bias_ids, bias_vals, bias_starts, prompt_ids, prompt_starts, output_ids,
-     output_starts, stop_ids, stop_starts, repetition, frequency, presence, min_tokens) = plan
+     output_starts, stop_ids, stop_starts, repetition, frequency, presence, min_tokens,
+     kept) = plan
     cdef cnp.ndarray words
     pl.bitmask = NULL
     pl.words = 0
@@ -608,6 +629,12 @@ cdef int _read_plan(plan, _Plan *pl) except -1:
     _column(frequency, cnp.NPY_FLOAT64, &pl.freq, &pl.freqs)
     _column(presence, cnp.NPY_FLOAT64, &pl.pres, &pl.press)
     _column(min_tokens, cnp.NPY_INT64, &pl.min_tokens, &pl.mins)
+    pl.kept = NULL
+    pl.kept_slots = NULL
+    if kept is not None:  # (KeptStore, int64 slots of the rows), checked by KeptStore.rows
+        store, slots = kept
+        pl.kept = (<KeptStore?>store).kept
+        pl.kept_slots = <const int64_t *>cnp.PyArray_DATA(<cnp.ndarray?>slots)
     return 0
 
 
@@ -627,6 +654,7 @@ cdef inline int64_t _segment(const _IdLists *lists, int64_t i,
 
 cdef void _row_args(const _Plan *pl, int64_t i, tp_proc_args *a) noexcept nogil:
     """Row i's processor arguments, as tp_proc_prepare takes them."""
+    a.kept = NULL if pl.kept == NULL else &pl.kept[pl.kept_slots[i]]
     a.bitmask = pl.bitmask
     a.words = pl.words
     if pl.bitmask != NULL and not pl.bitmask_shared:
@@ -648,7 +676,8 @@ cdef int64_t _plan_ids(const _Plan *pl, int64_t start, int64_t stop) noexcept:
     cdef int64_t i, most = 0
     for i in range(start, stop):
         _row_args(pl, i, &a)
-        most = max(most, a.nbias + a.nprompt + a.noutput + a.nstop)
+        most = max(most, a.nbias + a.nprompt + a.noutput + a.nstop
+                   + (0 if a.kept == NULL else a.kept.n))
     return most
 
 
@@ -783,7 +812,7 @@ def plain_plan(int64_t nrows, int64_t V, bint was_1d, token_bitmask, logit_bias,
         lengths.append(length)
     return (token_bitmask, *biases, prompt_ids, lengths[0], output_ids, lengths[1], stop_ids,
             lengths[2], repetition_penalty + 0.0, frequency_penalty + 0.0,
-            presence_penalty + 0.0, min_tokens)
+            presence_penalty + 0.0, min_tokens, None)
 
 
 cdef class _ProcScratch:
@@ -910,8 +939,12 @@ cdef int _checked_rows(_Checked *c, stats, cnp.ndarray x, const _Plan *plan=NULL
     c.bad_token = -1
     c.plan = plan
     c.scratch = NULL
+    cdef int64_t ids
     if plan != NULL:  # the stats of processed rows are made row by row, checked or not
-        c.scratch = _proc_scratch(c.V, _plan_ids(plan, start, stop)).s
+        ids = _plan_ids(plan, start, stop)
+        if ids > TP_COUNT:  # the tallies' count would overflow into their flags
+            raise ValueError(f"a row's processor arguments hold more than {TP_COUNT} ids")
+        c.scratch = _proc_scratch(c.V, ids).s
     return 0
 
 
@@ -1466,16 +1499,119 @@ cdef int _require(cnp.ndarray a, int typenum, int ndim, str name) except -1:
     return 0
 
 
+cdef class KeptStore:
+    """The logit processors of a decoding loop's requests, kept between its steps
+    (tp_kept, one per slot): each request's biases, stop ids, prompt and output tallies,
+    which a step's plan (tokenpick._processors.Plan.kept) reads in place of id lists,
+    and to which sampler_advance adds each step's token."""
+    cdef tp_kept *kept
+    cdef Py_ssize_t size
+
+    def __dealloc__(self):
+        self._free(0)
+        free(self.kept)
+
+    cdef void _free(self, Py_ssize_t start) noexcept:
+        cdef Py_ssize_t s
+        for s in range(start, self.size):
+            tp_kept_free(&self.kept[s])
+
+    def set(self, Py_ssize_t slot, bint counted, prompt, bias_ids, bias_vals, stop, outputs):
+        """Slot's request anew: its outputs tallied if counted, its prompt's ids
+        (int64, in [0, V)) marked present, its biases (int64 ids, float64 values,
+        finite or -inf), its stop ids (banned while it has fewer outputs than its
+        min_tokens), and the outputs it has already (a resumed request); None for any
+        of them: none.  The ids are the caller's to check."""
+        cdef Py_ssize_t s, size
+        cdef tp_kept *grown
+        if slot < 0:
+            raise ValueError("internal: KeptStore slot out of range")
+        if slot >= self.size:  # the store grows (doubling) to hold the slot
+            size = max(8, 2 * self.size, slot + 1)
+            grown = <tp_kept *>realloc(self.kept, size * sizeof(tp_kept))
+            if grown == NULL:
+                raise MemoryError()
+            self.kept = grown
+            for s in range(self.size, size):
+                tp_kept_init(&self.kept[s], 0)
+            self.size = size
+        cdef tp_kept k
+        tp_kept_init(&k, counted)
+        try:
+            _kept_put(&k, prompt, TP_PRESENT, None)
+            _kept_put(&k, bias_ids, 0, bias_vals)
+            _kept_put(&k, stop, TP_STOP, None)
+            _kept_add(&k, outputs)
+        except MemoryError:
+            tp_kept_free(&k)
+            raise
+        tp_kept_free(&self.kept[slot])
+        self.kept[slot] = k
+
+    def clear(self, Py_ssize_t slot):
+        """Free slot's request."""
+        if 0 <= slot < self.size:
+            tp_kept_free(&self.kept[slot])
+
+    def tokens(self, Py_ssize_t slot):
+        """How many tokens slot's request keeps (for tests and the benchmark)."""
+        return self.kept[slot].n if 0 <= slot < self.size else 0
+
+    def rows(self, cnp.ndarray slots not None):
+        """The Plan.kept of a step's rows: (self, slots), slots checked."""
+        _require(slots, cnp.NPY_INT64, 1, "slots")
+        cdef const int64_t *at = <const int64_t *>cnp.PyArray_DATA(slots)
+        cdef Py_ssize_t b
+        for b in range(cnp.PyArray_DIMS(slots)[0]):
+            if not 0 <= at[b] < self.size:
+                raise ValueError("internal: KeptStore slot out of range")
+        return self, slots
+
+
+cdef int _kept_put(tp_kept *k, ids, uint32_t flags, vals) except -1:
+    if ids is None:
+        return 0
+    cdef cnp.ndarray a = np.ascontiguousarray(ids, dtype=np.int64)
+    cdef cnp.ndarray v
+    cdef const double *bias = NULL
+    if vals is not None:
+        v = np.ascontiguousarray(vals, dtype=np.float64)
+        if cnp.PyArray_SIZE(v) != cnp.PyArray_SIZE(a):
+            raise ValueError("internal: KeptStore biases and ids disagree in length")
+        bias = <const double *>cnp.PyArray_DATA(v)
+    if tp_kept_put(k, <const int64_t *>cnp.PyArray_DATA(a), cnp.PyArray_SIZE(a), flags,
+                   bias) != 0:
+        raise MemoryError()
+    return 0
+
+
+cdef int _kept_add(tp_kept *k, ids) except -1:
+    if ids is None:
+        return 0
+    cdef cnp.ndarray a = np.ascontiguousarray(ids, dtype=np.int64)
+    cdef const int64_t *at = <const int64_t *>cnp.PyArray_DATA(a)
+    cdef Py_ssize_t j, m = cnp.PyArray_SIZE(a)
+    if m >= TP_COUNT:
+        raise OverflowError(f"more than {TP_COUNT} outputs: their tallies would overflow")
+    if tp_kept_reserve(k, m) != 0:
+        raise MemoryError()
+    for j in range(m):
+        tp_kept_add(k, at[j])
+    return 0
+
+
 def sampler_advance(cnp.ndarray out not None, cnp.ndarray steps not None,
                     cnp.ndarray slots not None, cnp.ndarray tokens not None,
                     cnp.ndarray ends not None, cnp.ndarray stops not None,
-                    cnp.ndarray max_new not None, cnp.ndarray reasons not None):
+                    cnp.ndarray max_new not None, cnp.ndarray reasons not None,
+                    KeptStore kept=None):
     """Append each request's token, and say whether it ends, in one pass over the step's
     B rows: with s = slots[b], out[steps[s], s] = tokens[b], steps[s] += 1, and
     reasons[b] = 1 if the token is one of ends (the EOS ids), 2 if one of stops (the
     stop ids of some request of the step: the caller checks whose), 3 if the request's
     count reaches max_new[b], else 0.  out is int32 (L, S); steps int64 (S,); slots,
     tokens, max_new int64 (B,); ends, stops int64; reasons uint8 (B,); all C-contiguous.
+    With kept, each token is also added to its request's kept processors.
     Returns whether some row ends, or -1, writing nothing, if out has fewer than
     steps[s] + 1 rows for some s."""
     _require(out, cnp.NPY_INT32, 2, "out")
@@ -1508,8 +1644,18 @@ def sampler_advance(cnp.ndarray out not None, cnp.ndarray steps not None,
             raise ValueError("internal: sampler_advance's slot out of range")
         if n[s] >= L:
             return -1
+        if kept is not None and not s < kept.size:
+            raise ValueError("internal: sampler_advance's slot has no kept processors")
+    if kept is not None:  # room first, so that nothing is written if memory runs out
+        for b in range(B):
+            if kept.kept[at[b]].outputs >= TP_COUNT:
+                raise OverflowError(f"a request has {TP_COUNT} outputs: its tallies are full")
+            if tp_kept_reserve(&kept.kept[at[b]], 1) != 0:
+                raise MemoryError()
     for b in range(B):
         s = at[b]
+        if kept is not None:
+            tp_kept_add(&kept.kept[s], t[b])
         k = n[s]
         o[k * S + s] = <int32_t>t[b]
         n[s] = k + 1

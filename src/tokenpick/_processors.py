@@ -67,6 +67,9 @@ class Plan(NamedTuple):
     frequency_penalty: object
     presence_penalty: object
     min_tokens: object  # int, or int64 (nrows,); values >= 0 (beyond int64: its maximum)
+    # None, or (a _core.KeptStore, int64 (nrows,) slots): each row's biases, history and
+    # stop ids kept by a decoding loop (tokenpick.Sampler), the id fields then None
+    kept: object = None
 
 
 def prepare(
@@ -164,6 +167,18 @@ def prepare(
         pres,
         mint,
     )
+
+
+def kept_plan(nrows, token_bitmask, repetition_penalty, frequency_penalty, presence_penalty,
+              min_tokens, kept):
+    """The Plan of rows whose biases, history and stop ids a decoding loop keeps
+    (tokenpick.Sampler: `kept` is its KeptStore's ``rows(slots)``), with this step's
+    bitmask, checked here, and the rows' penalties and min_tokens, checked when the
+    requests were added (floats and ints, or float64 and int64 arrays of the rows)."""
+    return Plan(
+        _bitmask(token_bitmask, nrows), None, None, None, None, None, None, None, None, None,
+        repetition_penalty, frequency_penalty, presence_penalty, min_tokens, kept,
+    )  # fmt: skip
 
 
 def _bitmask(value, nrows):

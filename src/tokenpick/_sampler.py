@@ -14,6 +14,13 @@ in the same order, as in a decoding loop between arrivals and departures, so suc
 step does no Python work per request; after the sampling, one pass in C appends the
 tokens and checks them for EOS, stop ids and max_new_tokens.  Nothing here is
 proportional to the vocabulary.
+
+The logit processors a request keeps from step to step (its biases, the ids it bans
+until min_tokens, and for its penalties the tallies of its prompt and outputs) are kept
+in C (_core.KeptStore: each request's touched tokens, once each, with their tallies and
+biases), which the sampling reads in place of id lists: a step adds each request's new
+token there (one hash probe), where a call of :func:`sample` tallies the whole history
+again.  The tokens are those of :func:`sample` given the same arguments as lists.
 """
 
 import threading
@@ -57,6 +64,7 @@ _COLUMNS = {
     "presence_penalty": (0.0, np.float64),
 }
 _PENALTIES = ("repetition_penalty", "frequency_penalty", "presence_penalty")
+_FILTERS = tuple(name for name in _COLUMNS if name not in _PENALTIES)
 _NO_LIMIT = np.iinfo(np.int64).max
 _NO_IDS = np.empty(0, np.int64)
 _REASONS = (None, "eos", "stop", "length")  # sampler_advance's codes
@@ -65,24 +73,23 @@ _REASONS = (None, "eos", "stop", "length")  # sampler_advance's codes
 class _Request:
     """One request's arguments that are not numeric columns."""
 
-    __slots__ = ("rid", "slot", "order", "bias", "stop", "stop_set", "prompt", "done", "banned")
+    __slots__ = ("rid", "slot", "order", "stop", "stop_set", "kept", "done")
 
-    def __init__(self, rid, slot, order, bias, stop, prompt):
+    def __init__(self, rid, slot, order, stop, kept):
         self.rid = rid
         self.slot = slot
         self.order = order
-        self.bias = bias
         self.stop = stop
         self.stop_set = frozenset(stop.tolist())
-        self.prompt = prompt
+        self.kept = kept  # whether it has processors kept in C (biases, bans, penalties)
         self.done = None  # the reason it finished, once it has
 
 
 class _Batch:
     """The arguments of one composition of requests (their ids, in order), gathered."""
 
-    __slots__ = ("key", "version", "slots", "rows", "seeds", "fixed", "groups", "min_tokens",
-                 "banned", "history", "stops", "max_new", "ends")  # fmt: skip
+    __slots__ = ("key", "version", "slots", "rows", "seeds", "filters", "proc", "kept",
+                 "groups", "stops", "max_new", "ends")  # fmt: skip
 
 
 class Sampler:
@@ -139,7 +146,8 @@ class Sampler:
         self._min_tokens = np.empty(0, np.int64)
         # the outputs, token t of slot s at [t, s]: a step writes one row's few lines
         self._out = np.empty((0, 0), np.int32)
-        self._biased = self._min_tokened = self._prompted = self._stopping = 0
+        self._stopping = self._kept_on = 0  # requests with stop ids; with kept processors
+        self._kept = _core.KeptStore()
         self._orders = {}  # order -> requests using it
         self._version = 0  # bumped when requests come or go: gathered batches go stale
         self._batch = None
@@ -170,12 +178,19 @@ class Sampler:
         max_new_tokens=None,
         min_tokens=0,
         stop_ids=(),
+        output_ids=None,
     ):
         """Start a request: its seed, its filters and processors (as :func:`sample`
         takes them, one value each), its prompt (for ``repetition_penalty``), and when it
         ends: ``max_new_tokens`` (None: no limit), its ``stop_ids`` and the Sampler's
         EOS ids, both banned until it has ``min_tokens`` outputs.  Every argument is
-        checked here; nothing is added if one is wrong."""
+        checked here; nothing is added if one is wrong.
+
+        ``output_ids`` resumes a request (preempted, or moved from another Sampler) with
+        the outputs it had: its step count, the offset of its next draw, starts at their
+        number, and they count for its penalties, ``min_tokens`` and
+        ``max_new_tokens`` (which must leave it a step), so that its next tokens are
+        those it would have drawn had it never stopped."""
         values = dict(
             temperature=temperature, top_k=top_k, top_p=top_p, min_p=min_p,
             top_n_sigma=top_n_sigma, typical_p=typical_p, epsilon=epsilon, eta=eta,
@@ -193,6 +208,7 @@ class Sampler:
                   epsilon, eta, xtc_threshold, xtc_probability, order)  # fmt: skip
         stop = _ids("stop_ids", stop_ids, self._V)
         prompt = None if prompt_ids is None else _ids("prompt_ids", prompt_ids, self._V)
+        outputs = _ids("output_ids", output_ids, self._V)
         min_tokens = P.integer("min_tokens", min_tokens)
         if min_tokens < 0:
             raise ValueError(f"min_tokens must be >= 0, got {min_tokens}")
@@ -200,6 +216,11 @@ class Sampler:
             max_new_tokens = P.integer("max_new_tokens", max_new_tokens)
             if max_new_tokens < 1:
                 raise ValueError(f"max_new_tokens must be >= 1 or None, got {max_new_tokens}")
+            if outputs.size >= max_new_tokens:
+                raise ValueError(
+                    f"output_ids holds {outputs.size} tokens: max_new_tokens={max_new_tokens} "
+                    "leaves the request no step"
+                )
         if logit_bias is not None:  # one mapping, copied: the caller's later changes stay theirs
             if not isinstance(logit_bias, Mapping):
                 raise TypeError(
@@ -208,6 +229,7 @@ class Sampler:
                 )
             logit_bias = dict(logit_bias)
         # the processors, checked as sample checks them (the bias's ids and values)
+        bias_ids, bias_vals, _ = _processors._biases(logit_bias, 1, self._V)
         _processors.prepare(
             1, self._V, True, None, logit_bias, prompt, None, repetition_penalty,
             frequency_penalty, presence_penalty, 0, None, plain=False,
@@ -216,23 +238,35 @@ class Sampler:
         # reads it: 0 wherever it keeps every token, so that no int overflows a column)
         values["top_k"] = values["top_k"] if 0 < values["top_k"] < self._V else 0
         row = {name: _COLUMNS[name][1](v) for name, v in values.items()}
-        r = _Request(request_id, -1, order, logit_bias, stop, prompt)
-        r.banned = np.union1d(self._eos, stop)  # banned until min_tokens
+        # what the core keeps of it: the tallies of its prompt (for the repetition
+        # penalty alone) and outputs when a penalty is on, its biases, and the ids banned
+        # until min_tokens
+        counted = any(row[name] != _COLUMNS[name][0] for name in _PENALTIES)
+        kept_prompt = prompt if row["repetition_penalty"] != 1.0 else None
+        banned = np.union1d(self._eos, stop) if min_tokens > 0 else _NO_IDS
+        kept = counted or bias_ids is not None or banned.size > 0
+        r = _Request(request_id, -1, order, stop, kept)
         with self._lock:
             if request_id in self._requests:
                 raise ValueError(f"request {request_id!r} is already in the sampler")
             r.slot = slot = self._take_slot()
+            if outputs.size > self._out.shape[0]:
+                self._out = _longer(self._out, outputs.size)
+            try:
+                self._kept.set(slot, counted, kept_prompt, bias_ids, bias_vals, banned, outputs)
+            except BaseException:
+                self._free.append(slot)
+                raise
+            self._out[: outputs.size, slot] = outputs
             for name, v in row.items():
                 self._col[name][slot] = v
                 self._set[name] += v != _COLUMNS[name][0]
             self._seed[slot] = seed
-            self._steps[slot] = 0
+            self._steps[slot] = outputs.size
             self._max_new[slot] = _NO_LIMIT if max_new_tokens is None else max_new_tokens
             self._min_tokens[slot] = min_tokens
             self._stopping += stop.size > 0
-            self._biased += logit_bias is not None
-            self._min_tokened += min_tokens > 0
-            self._prompted += prompt is not None
+            self._kept_on += kept
             self._orders[order] = self._orders.get(order, 0) + 1
             self._requests[request_id] = r
             self._version += 1
@@ -246,9 +280,8 @@ class Sampler:
             for name, (default, _) in _COLUMNS.items():
                 self._set[name] -= self._col[name][s] != default
             self._stopping -= r.stop.size > 0
-            self._biased -= r.bias is not None
-            self._min_tokened -= self._min_tokens[s] > 0
-            self._prompted -= r.prompt is not None
+            self._kept_on -= r.kept
+            self._kept.clear(s)
             self._orders[r.order] -= 1
             del self._requests[request_id]
             self._free.append(s)
@@ -306,42 +339,33 @@ class Sampler:
                     f"logits must be ({len(b.slots)}, {self._V}) or ({len(b.slots)}, 1, "
                     f"{self._V}): a row of V={self._V} per request; got shape {tuple(shape)}"
                 )
-            slots = b.slots
-            steps = self._steps[slots]
-            kwargs = dict(b.fixed)
-            if b.min_tokens is not None:  # banned until min_tokens outputs
-                if b.history is None:  # its count from the step count, no history passed
-                    kwargs["min_tokens"] = np.maximum(b.min_tokens - steps, 0)
-                else:
-                    kwargs["min_tokens"] = b.min_tokens
-                kwargs["stop_ids"] = b.banned
-            if b.history is not None:
-                kwargs["output_ids"] = b.history[:, : int(steps.max())]
-            out = self._sample(logits, b, kwargs, steps, token_bitmask, return_logprobs)
+            steps = self._steps[b.slots]
+            out = self._sample(logits, b, steps, token_bitmask, return_logprobs)
             tokens, logprobs = out if return_logprobs else (out, None)
             return self._advance(b, steps, tokens, logprobs)
 
-    def _sample(self, logits, b, kwargs, steps, bitmask, return_logprobs):
-        """One sample call per order among the batch's requests (one in the usual case)."""
+    def _sample(self, logits, b, steps, bitmask, return_logprobs):
+        """One draw per order among the batch's requests (one in the usual case): the
+        checks and the core of :func:`sample`, with the processors the core keeps."""
+        x = P.as_logits(logits)
         if len(b.groups) == 1:
-            order, _ = b.groups[0]
             one = len(steps) == 1  # Python ints: sample's shortest way
-            return _api.sample(
-                logits, **kwargs, order=order, token_bitmask=bitmask,
-                seed=int(b.seeds[0]) if one else b.seeds, offset=int(steps[0]) if one else steps,
-                return_logprobs=return_logprobs, num_threads=self._threads,
+            return self._draw(
+                x, b.groups[0][0], b.filters, b.proc, b.kept, bitmask,
+                int(b.seeds[0]) if one else b.seeds, int(steps[0]) if one else steps,
+                return_logprobs,
             )  # fmt: skip
-        x = np.asarray(logits) if not hasattr(logits, "__dlpack__") else logits
         tokens = np.empty(len(b.slots), np.int64)
         logprobs = np.empty(len(b.slots), np.float32)
         for order, rows in b.groups:
-            part = {k: _rows_of(v, rows) for k, v in kwargs.items()}
             mask = (
                 bitmask if bitmask is None or np.ndim(bitmask) == 1 else np.asarray(bitmask)[rows]
             )
-            got = _api.sample(
-                x[rows], **part, order=order, token_bitmask=mask, seed=b.seeds[rows],
-                offset=steps[rows], return_logprobs=return_logprobs, num_threads=self._threads,
+            got = self._draw(
+                x[rows], order, {k: _rows_of(v, rows) for k, v in b.filters.items()},
+                {k: _rows_of(v, rows) for k, v in b.proc.items()},
+                None if b.kept is None else self._kept.rows(b.slots[rows]), mask,
+                b.seeds[rows], steps[rows], return_logprobs,
             )  # fmt: skip
             if return_logprobs:
                 tokens[rows], logprobs[rows] = got
@@ -349,24 +373,28 @@ class Sampler:
                 tokens[rows] = got
         return (tokens, logprobs) if return_logprobs else tokens
 
+    def _draw(self, x, order, filters, proc, kept, bitmask, seed, offset, return_logprobs):
+        nrows = P.nrows(x)
+        f = P.filters(nrows, self._V, *(filters.get(k, _COLUMNS[k][0]) for k in _FILTERS), order)
+        plan = None
+        if kept is not None or bitmask is not None:
+            plan = _processors.kept_plan(
+                nrows, bitmask, *(proc.get(k, _COLUMNS[k][0]) for k in _PENALTIES),
+                proc.get("min_tokens", 0), kept,
+            )  # fmt: skip
+        return _api.draw(x, f, plan, None, seed, offset, None, return_logprobs, self._threads)
+
     def _advance(self, b, steps, tokens, logprobs):
-        """Append the tokens to the requests' outputs (and the batch's history), and
+        """Append the tokens to the requests' outputs (and their kept processors), and
         return the Step; the requests they finish are marked so.  The appending and the
         checks for EOS, stop ids and max_new_tokens are one pass in C over the B rows:
         run after the sampling swept the logits through the caches, the fewer arrays
         a step touches here, the fewer of its reads miss."""
-        ends = _core.sampler_advance(
-            self._out, self._steps, b.slots, tokens, self._eos, b.stops, b.max_new, b.ends
-        )
+        args = (self._steps, b.slots, tokens, self._eos, b.stops, b.max_new, b.ends, self._kept)
+        ends = _core.sampler_advance(self._out, *args)
         if ends < 0:  # a request's outputs outgrew the table: longer, then again
             self._out = _longer(self._out, int(steps.max()) + 1)
-            ends = _core.sampler_advance(
-                self._out, self._steps, b.slots, tokens, self._eos, b.stops, b.max_new, b.ends
-            )
-        if b.history is not None:
-            if int(steps.max()) >= b.history.shape[1]:
-                b.history = _widened(b.history, int(steps.max()) + 1)
-            b.history[b.rows, steps] = tokens
+            ends = _core.sampler_advance(self._out, *args)
         reasons = [None] * len(tokens)
         if not ends:
             return Step(tokens, np.zeros(len(tokens), bool), reasons, logprobs)
@@ -417,7 +445,7 @@ class Sampler:
         b.ends = np.empty(B, np.uint8)
         b.rows = np.arange(B)
         b.seeds = self._seed[slots]
-        fixed = {}
+        fixed = {}  # the values some request sets off their default: scalars where all agree
         for name, (default, _) in _COLUMNS.items():
             if self._set[name]:
                 column = self._col[name][slots]
@@ -426,31 +454,19 @@ class Sampler:
                         fixed[name] = column[0].item()
                 elif (column != default).any():
                     fixed[name] = column
-        if self._biased and any(r.bias is not None for r in rs):
-            fixed["logit_bias"] = [r.bias for r in rs]
-        penalized = any(name in fixed for name in _PENALTIES)
-        if penalized and self._prompted and any(r.prompt is not None for r in rs):
-            fixed["prompt_ids"] = _padded([r.prompt for r in rs])
-        b.fixed = fixed
-        b.history = None
-        if penalized:  # the outputs so far, kept up to date row by row, -1 past them
-            steps = self._steps[slots]
-            n = int(steps.max())
-            b.history = np.full((B, max(1, n)), -1, np.int32)
-            if n:
-                b.history[:, :n] = self._out[:n, slots].T
-                b.history[np.arange(n)[None, :] >= steps[:, None]] = -1
+        b.filters = {k: v for k, v in fixed.items() if k not in _PENALTIES}
+        b.proc = {k: v for k, v in fixed.items() if k in _PENALTIES}
+        b.kept = None
+        if self._kept_on and any(r.kept for r in rs):
+            b.kept = self._kept.rows(slots)
+            mins = self._min_tokens[slots]
+            if (mins > 0).any():
+                b.proc["min_tokens"] = mins
         b.stops = _NO_IDS
         if self._stopping:
             held = [r.stop for r in rs if r.stop.size]
             if held:
                 b.stops = np.unique(np.concatenate(held))
-        b.min_tokens = None
-        if self._min_tokened:
-            mins = self._min_tokens[slots]
-            if (mins > 0).any():
-                b.min_tokens = mins
-                b.banned = _padded([r.banned for r in rs])
         orders = [o for o, n in self._orders.items() if n]
         if len(orders) == 1:
             b.groups = [(orders[0], None)]
@@ -517,31 +533,9 @@ def _ids(name, value, V):
     return ids
 
 
-def _padded(rows):
-    """A (B, L) int64 array of these 1-D id arrays, padded with -1."""
-    L = max(
-        1, max(len(r) for r in rows if r is not None) if any(r is not None for r in rows) else 1
-    )
-    out = np.full((len(rows), L), -1, np.int64)
-    for i, r in enumerate(rows):
-        if r is not None:
-            out[i, : len(r)] = r
-    return out
-
-
 def _grown(a, cap):
     out = np.zeros(cap, a.dtype)
     out[: a.shape[0]] = a
-    return out
-
-
-def _widened(a, need):
-    """a (rows, L) padded with -1, at least need columns wide (doubling)."""
-    L = a.shape[1]
-    while L < need:
-        L = max(16, 2 * L)
-    out = np.full((a.shape[0], L), -1, a.dtype)
-    out[:, : a.shape[1]] = a
     return out
 
 
