@@ -76,6 +76,8 @@ struct tp_proc {
     const int64_t *ids;    /* the nids tokens with a patch (their bits clear), in any order */
     const float *vals;     /* their patches, finite */
     int64_t nids;
+    float top;      /* the largest patch (-inf where none) ... */
+    int64_t top_id; /* ... and its lowest token */
     /* the ids of the arguments neither -1 nor in [0, n): skipped, and
      * counted here for the caller to report */
     int64_t stray;
@@ -95,16 +97,18 @@ enum {
 
 /* A request's processors kept between the steps of a decoding loop
  * (tokenpick.Sampler), so that a step neither tallies its history again nor
- * looks up a table over the vocabulary: every token its prompt, output,
- * biases and stop ids touch, once (in the order first seen), with its tally
- * and its bias (-0.0, the addend that changes nothing, where it has none;
- * -inf bans it), and a hash index of their ids.  tp_kept_add adds a step's
+ * looks up a table over the vocabulary: every token its biases, stop ids,
+ * prompt and output touch, once, with its tally, and a hash index of their
+ * ids.  The tokens of the biases and stop ids come first (the `fixed`
+ * ones), with their biases (-0.0, the addend that changes nothing, where a
+ * token has none; -inf bans it, and its tally says TP_BANNED), so that the
+ * others, the many, take a loop without them.  tp_kept_add adds a step's
  * token: a count incremented, or an entry appended. */
 typedef struct {
     int64_t *ids;
-    uint32_t *tally; /* count (when counted) | TP_PRESENT | TP_STOP */
-    double *bias;
-    int64_t n, cap;
+    uint32_t *tally; /* count (when counted) | TP_PRESENT | TP_STOP | TP_BANNED */
+    double *bias;    /* of the fixed tokens */
+    int64_t n, fixed, cap;
     int64_t *index;  /* slots of 1 + an entry's position, 0 where free */
     int64_t slots;   /* a power of two, at least twice n (0: none yet) */
     int64_t outputs; /* the tokens added so far */
@@ -114,11 +118,15 @@ typedef struct {
 /* An empty tp_kept, counted or not. */
 void tp_kept_init(tp_kept *k, int counted);
 void tp_kept_free(tp_kept *k);
-/* Adds ids[0..m) (in [0, n), repeats allowed) with flags set in their tallies
- * and, if bias is not NULL, bias[j] as id j's bias (a later finite value
- * replacing an earlier one; -inf for good).  0, or -1 out of memory (then k
- * is as it was). */
-int tp_kept_put(tp_kept *k, const int64_t *ids, int64_t m, uint32_t flags, const double *bias);
+/* The fixed tokens of an empty k: bias[j] for token bias_ids[j], j < nbias
+ * (an id given twice takes its last finite value, or -inf for good), and the
+ * stop ids (banned while the outputs are fewer than min_tokens).  0, -1 out
+ * of memory, -2 if k is not empty. */
+int tp_kept_fix(tp_kept *k, const int64_t *bias_ids, const double *bias, int64_t nbias,
+                const int64_t *stop, int64_t nstop);
+/* Adds ids[0..m) (in [0, n), repeats allowed) with flags set in their
+ * tallies.  0, or -1 out of memory (then k is as it was). */
+int tp_kept_put(tp_kept *k, const int64_t *ids, int64_t m, uint32_t flags);
 /* Room for m more tokens, so that tp_kept_add cannot fail: 0, or -1 out of
  * memory. */
 int tp_kept_reserve(tp_kept *k, int64_t m);

@@ -1,10 +1,11 @@
 /*
  * A request's logit processors kept between the steps of a decoding loop
- * (tp_kept in tokenpick.h): the tokens its prompt, output, biases and stop
- * ids touch, each once, with its tally and bias, found by a hash index of
- * their ids (open addressing, linear probing, at most half full).  A step
- * adds one token: one probe or so, then a count incremented or an entry
- * appended, where a recount would read the whole history.
+ * (tp_kept in tokenpick.h): the tokens its biases, stop ids, prompt and
+ * output touch, each once, with its tally (and, for the first, the fixed
+ * ones, its bias), found by a hash index of their ids (open addressing,
+ * linear probing, at most half full).  A step adds one token: one probe or
+ * so, then a count incremented or an entry appended, where a recount would
+ * read the whole history.
  */
 #include <math.h>
 #include <stdint.h>
@@ -78,10 +79,7 @@ static int grow(tp_kept *k, int64_t need)
     return 0;
 }
 
-int tp_kept_reserve(tp_kept *k, int64_t m)
-{
-    return grow(k, k->n + m);
-}
+int tp_kept_reserve(tp_kept *k, int64_t m) { return grow(k, k->n + m); }
 
 /* The entry of id, appended (no tally, no bias) if it was not there; room
  * for it reserved. */
@@ -98,16 +96,31 @@ static int64_t entry(tp_kept *k, int64_t id)
     return at;
 }
 
-int tp_kept_put(tp_kept *k, const int64_t *ids, int64_t m, uint32_t flags, const double *bias)
+int tp_kept_fix(tp_kept *k, const int64_t *bias_ids, const double *bias, int64_t nbias,
+                const int64_t *stop, int64_t nstop)
+{
+    if (k->n != 0)
+        return -2;
+    if (grow(k, nbias + nstop) != 0)
+        return -1;
+    for (int64_t j = 0; j < nbias; j++) {
+        const int64_t at = entry(k, bias_ids[j]);
+        if (k->bias[at] != -INFINITY)
+            k->bias[at] = bias[j];
+        k->tally[at] |= bias[j] == -INFINITY ? TP_BANNED : 0u;
+    }
+    for (int64_t j = 0; j < nstop; j++)
+        k->tally[entry(k, stop[j])] |= TP_STOP;
+    k->fixed = k->n;
+    return 0;
+}
+
+int tp_kept_put(tp_kept *k, const int64_t *ids, int64_t m, uint32_t flags)
 {
     if (grow(k, k->n + m) != 0)
         return -1;
-    for (int64_t j = 0; j < m; j++) {
-        const int64_t at = entry(k, ids[j]);
-        k->tally[at] |= flags;
-        if (bias && k->bias[at] != -INFINITY)
-            k->bias[at] = bias[j];
-    }
+    for (int64_t j = 0; j < m; j++)
+        k->tally[entry(k, ids[j])] |= flags;
     return 0;
 }
 

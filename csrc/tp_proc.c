@@ -25,6 +25,16 @@
 
 #include "tp_internal.h"
 
+/* A function whose floating point operations GCC may take as not trapping
+ * (clang's default), so that it vectorizes a loop of choices between them:
+ * it changes no value, only what a trap handler could see, and there is
+ * none. */
+#if defined(__GNUC__) && !defined(__clang__)
+#define TP_NO_TRAPS __attribute__((optimize("no-trapping-math")))
+#else
+#define TP_NO_TRAPS
+#endif
+
 struct tp_proc_scratch {
     int64_t n, cap;
     uint32_t *allow;   /* (n + 31) / 32 words */
@@ -113,7 +123,8 @@ static int64_t tally(tp_proc_scratch *s, const int64_t *ids, int64_t m, uint32_t
  * the sign or the tally would be mispredicted about half the time), so that
  * the compiler vectorizes the loop of patches_of; the penalty subtracted is
  * +0.0 for a token the output lacks, which leaves every double as it is. */
-static inline float processed_logit(float v, uint32_t u, double bias, const tp_proc_args *a)
+TP_NO_TRAPS static inline float processed_logit(float v, uint32_t u, double bias,
+                                                const tp_proc_args *a)
 {
     const double r = a->repetition, f = a->frequency, pres = a->presence; /* loaded always */
     const uint32_t count = u & TP_COUNT;
@@ -124,22 +135,14 @@ static inline float processed_logit(float v, uint32_t u, double bias, const tp_p
     return (float)(said - penalty);
 }
 
-/* The patch of a token of logit x, tally u and bias: its processed logit,
- * -inf where it is banned (a logit of -inf stays -inf through every step).
- * *overflow is set where it leaves float32's range upwards (it then reads
- * as banned). */
-static inline float patch_of(float x, uint32_t u, double bias, const tp_proc_args *a, int *overflow)
-{
-    const float v = processed_logit(x, u, bias, a);
-    *overflow = !(u & TP_BANNED) && (v != v || v == INFINITY);
-    return (u & TP_BANNED) || *overflow ? -INFINITY : v;
-}
-
 /* logits[j] = the patch of a token of logit logits[j] and tally
- * tallies[j], without bias, for j < m: patch_of in a loop the compiler
- * vectorizes, as +inf or NaN where it overflows (tp_proc_patch tells), -inf
- * where banned. */
-static void patches_of(float *logits, const uint32_t *tallies, int64_t m, const tp_proc_args *a)
+ * tallies[j], without bias, for j < m: processed_logit in a loop the
+ * compiler vectorizes, as +inf or NaN where it overflows (tp_proc_patch
+ * tells), -inf where banned.  (GCC makes the loop's choices selects only
+ * where it may assume that floating point operations do not trap: they do
+ * not here, and their values are the same either way.) */
+TP_NO_TRAPS static void patches_of(float *logits, const uint32_t *tallies, int64_t m,
+                                   const tp_proc_args *a)
 {
     for (int64_t j = 0; j < m; j++) {
         const float v = processed_logit(logits[j], tallies[j], -0.0, a);
@@ -162,12 +165,11 @@ static void allow_bits(int64_t n, const tp_proc_args *a, tp_proc_scratch *s)
 }
 
 /* tp_proc_prepare with the row's processors kept (a->kept): no tally, no
- * table; the kept tokens' tallies copied with their bans, in their order,
- * and their bits cleared. */
+ * table; the kept tokens' bits cleared (tp_proc_patch reads whether the
+ * grammar allows them from its own words). */
 static void prepare_kept(int64_t n, const tp_proc_args *a, tp_proc_scratch *s, tp_proc *p)
 {
     const tp_kept *k = a->kept;
-    const uint32_t stop = k->outputs < a->min_tokens ? TP_STOP : 0;
     p->ids = s->ids;
     p->vals = s->vals;
     p->nids = 0;
@@ -180,15 +182,11 @@ static void prepare_kept(int64_t n, const tp_proc_args *a, tp_proc_scratch *s, t
         return;
     }
     allow_bits(n, a, s);
-    for (int64_t j = 0; j < k->n; j++) {
-        const int64_t id = k->ids[j];
-        uint32_t *word = &s->allow[id >> 5];
-        const uint32_t bit = 1u << (id & 31), u = k->tally[j];
-        const int banned = !(*word & bit) || (u & stop) || k->bias[j] == -INFINITY;
-        s->tallies[j] = (u & ~TP_STOP) | (banned ? TP_BANNED : 0u);
-        *word &= ~bit;
-    }
-    p->allow = s->allow;
+    uint32_t *allow = s->allow;
+    const int64_t *ids = k->ids;
+    for (int64_t j = 0; j < k->n; j++)
+        allow[ids[j] >> 5] &= ~(1u << (ids[j] & 31));
+    p->allow = allow;
 }
 
 void tp_proc_prepare(int64_t n, const tp_proc_args *a, tp_proc_scratch *s, tp_proc *p)
@@ -244,35 +242,82 @@ static inline float logit_at(const void *x, int elem, int64_t id)
     return ((const float *)x)[id];
 }
 
-/* tp_proc_patch with the row's processors kept (a->kept): the kept tokens'
- * logits gathered, their patches computed (each with its own bias), and the
- * finite ones listed, in the kept order. */
+/* Whether the grammar's words (`words` of them, NULL: none) allow token id. */
+static inline int grammar_allows(const uint32_t *bitmask, int64_t words, int64_t id)
+{
+    if (!bitmask)
+        return 1;
+    return id < 32 * words && (bitmask[id >> 5] >> (id & 31)) & 1u;
+}
+
+/* The list of patches being made: its length, and its largest patch and that
+ * patch's lowest token (locals, so that the stores to the list do not make
+ * the compiler keep them in memory). */
+typedef struct {
+    int64_t n, top_id;
+    float top;
+} patch_list;
+
+/* Lists the patch v of token id if it is finite (banned ones are -inf),
+ * keeping the largest and its lowest token; returns whether it overflowed
+ * (+inf or NaN). */
+static inline int list_patch(patch_list *l, int64_t *ids, float *vals, int64_t id, float v)
+{
+    ids[l->n] = id;
+    vals[l->n] = v;
+    l->n += fabsf(v) <= FLT_MAX; /* finite: neither banned, nor NaN, nor +inf */
+    /* (the largest is of no use where one overflows: the row is refused) */
+    l->top_id = v > l->top || (v == l->top && id < l->top_id) ? id : l->top_id;
+    l->top = v > l->top ? v : l->top;
+    return !(v <= FLT_MAX); /* NaN or +inf */
+}
+
+/* The list made into p. */
+static void listed(const patch_list *l, tp_proc *p)
+{
+    p->nids = l->n;
+    p->top = l->top;
+    p->top_id = l->top_id;
+}
+
+/* tp_proc_patch with the row's processors kept (a->kept): the fixed tokens'
+ * patches, each with its bias and bans; then the others', in three loops:
+ * their logits gathered, their patches computed (a loop the compiler
+ * vectorizes), and the finite ones listed. */
 static int64_t patch_kept(const void *x, int elem, const tp_proc_args *a, tp_proc_scratch *s,
                           tp_proc *p)
 {
     const tp_kept *k = a->kept;
-    const int64_t m = k->n;
     const int64_t *kid = k->ids;
-    const uint32_t *tallies = s->tallies;
+    const uint32_t *tally = k->tally;
+    const uint32_t stop = k->outputs < a->min_tokens ? TP_STOP : 0u;
+    int64_t *ids = s->ids;
+    float *vals = s->vals;
+    const uint32_t *bitmask = a->bitmask;
+    const int64_t words = a->words;
+    int64_t overflow = INT64_MAX;
+    patch_list l = {0, INT64_MAX, -INFINITY};
+    for (int64_t j = 0; j < k->fixed; j++) {
+        const int64_t id = kid[j];
+        const int banned = (tally[j] & (TP_BANNED | stop)) || !grammar_allows(bitmask, words, id);
+        const float v = processed_logit(logit_at(x, elem, id), tally[j], k->bias[j], a);
+        if (list_patch(&l, ids, vals, id, banned ? -INFINITY : v))
+            overflow = id < overflow ? id : overflow;
+    }
+    const int64_t m = k->n - k->fixed;
+    kid += k->fixed;
+    tally += k->fixed;
     float *logits = s->logits;
     for (int64_t j = 0; j < m; j++)
         logits[j] = logit_at(x, elem, kid[j]);
+    patches_of(logits, tally, m, a);
     for (int64_t j = 0; j < m; j++) {
-        const float v = processed_logit(logits[j], tallies[j], k->bias[j], a);
-        logits[j] = (tallies[j] & TP_BANNED) ? -INFINITY : v;
+        const int64_t id = kid[j];
+        if (list_patch(&l, ids, vals, id,
+                       grammar_allows(bitmask, words, id) ? logits[j] : -INFINITY))
+            overflow = id < overflow ? id : overflow;
     }
-    int64_t *ids = s->ids;
-    float *vals = s->vals;
-    int64_t finite = 0, overflow = INT64_MAX;
-    for (int64_t j = 0; j < m; j++) {
-        const float v = logits[j];
-        const int out = v != v || v == INFINITY;
-        ids[finite] = kid[j];
-        vals[finite] = v;
-        finite += !out && v != -INFINITY;
-        overflow = out && kid[j] < overflow ? kid[j] : overflow;
-    }
-    p->nids = finite;
+    listed(&l, p);
     return overflow == INT64_MAX ? -1 : overflow;
 }
 
@@ -284,23 +329,22 @@ int64_t tp_proc_patch(const void *x, int elem, const tp_proc_args *a, tp_proc_sc
     /* The biased tokens' patches first, each with its last finite bias (an
      * id given twice, as a mapping other than a dict may, is biased by its
      * last finite value, and banned if either is -inf); then the others',
-     * each tally put back to 0 once read.  The finite ones are listed, the
-     * list's end moved without a branch. */
+     * each tally put back to 0 once read.  The finite ones are listed
+     * (list_patch). */
     uint32_t *table = s->tally;
     int64_t *ids = s->ids;
     float *vals = s->vals;
-    int64_t finite = 0, overflow = INT64_MAX;
-    int over;
+    int64_t overflow = INT64_MAX;
+    patch_list l = {0, INT64_MAX, -INFINITY};
     for (int64_t j = a->nbias - 1; j >= 0; j--) {
         const int64_t id = a->bias_ids[j];
         if ((uint64_t)id >= (uint64_t)s->n || a->bias[j] == -INFINITY || (table[id] & TP_DONE))
             continue;
-        const float v = patch_of(logit_at(x, elem, id), table[id], a->bias[j], a, &over);
+        const float v = processed_logit(logit_at(x, elem, id), table[id], a->bias[j], a);
+        const int banned = (table[id] & TP_BANNED) != 0;
         table[id] |= TP_DONE;
-        ids[finite] = id;
-        vals[finite] = v;
-        finite += v != -INFINITY;
-        overflow = over && id < overflow ? id : overflow;
+        if (list_patch(&l, ids, vals, id, banned ? -INFINITY : v))
+            overflow = id < overflow ? id : overflow;
     }
     /* The others in three loops: their tallies and logits gathered (the
      * tallies put back to 0), their patches computed (a loop the compiler
@@ -317,15 +361,13 @@ int64_t tp_proc_patch(const void *x, int elem, const tp_proc_args *a, tp_proc_sc
     }
     patches_of(logits, tallies, m, a);
     for (int64_t j = 0; j < m; j++) {
-        const float v = logits[j];
-        const int fresh = !(tallies[j] & TP_DONE), out = v != v || v == INFINITY;
-        ids[finite] = touched[j];
-        vals[finite] = v;
-        finite += fresh && !out && v != -INFINITY;
-        overflow = fresh && out && touched[j] < overflow ? touched[j] : overflow;
+        if (tallies[j] & TP_DONE) /* a biased token's, listed above */
+            continue;
+        if (list_patch(&l, ids, vals, touched[j], logits[j]))
+            overflow = touched[j] < overflow ? touched[j] : overflow;
     }
     s->ntouched = 0;
-    p->nids = finite;
+    listed(&l, p);
     return overflow == INT64_MAX ? -1 : overflow;
 }
 

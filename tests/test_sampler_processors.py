@@ -102,7 +102,9 @@ def test_kept_processors_give_the_tokens_of_sample(simd_path, dtype, V, rng):
         mask = bitmask_for(rng, len(batch), V) if step % 2 else None
         got = s.step(x, batch, token_bitmask=mask, return_logprobs=True)
         for b, rid in enumerate(batch):
-            token, logprob = by_hand(rows[b], args[rid], outputs[rid], None if mask is None else mask[b])
+            token, logprob = by_hand(
+                rows[b], args[rid], outputs[rid], None if mask is None else mask[b]
+            )
             assert (got.tokens[b], got.logprobs[b]) == (token, logprob), (rid, step)
             outputs[rid].append(int(token))
             if got.finished[b]:

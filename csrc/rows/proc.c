@@ -112,6 +112,8 @@ static void sort_patches(tp_patches *list, int64_t m)
 static int64_t patches_at_least(const tp_proc *p, float lo, tp_workspace *ws)
 {
     int64_t m = 0;
+    if (!(p->top >= lo)) /* none: the usual case, the patches mostly lowering logits */
+        return 0;
     for (int64_t j = 0; j < p->nids; j++) {
         if (p->vals[j] >= lo) {
             if (m == TP_CAND_CAP)
@@ -265,34 +267,26 @@ static int scan_processed_blocks(const TP_X *x, int64_t n, int64_t bs, const tp_
 }
 
 /* The patched tokens into what the checking pass found: the largest, lowest
- * id first, and the blocks' maxima. */
+ * id first (tp_proc_patch found them), and the blocks' maxima. */
 static int tp_fold_patches(const tp_proc *p, tp_workspace *ws, tp_rowstat *st)
 {
     const int64_t *ids = p->ids;
     const float *vals = p->vals;
     const int64_t m = p->nids;
-    float top = -INFINITY;
-    if (st->bmax) {
+    if (st->bmax && m) {
         float *bmax = ws->block_max;
         int shift = 0; /* bmax_bs = 2**shift */
         while (((int64_t)1 << shift) < st->bmax_bs)
             shift++;
         for (int64_t j = 0; j < m; j++) {
             const float v = vals[j];
-            top = v > top ? v : top;
-            if (v > bmax[ids[j] >> shift]) /* rarely: patches mostly lower logits */
-                bmax[ids[j] >> shift] = v;
+            float *b = &bmax[ids[j] >> shift];
+            *b = v > *b ? v : *b; /* rarely higher: patches mostly lower logits */
         }
-    } else {
-        for (int64_t j = 0; j < m; j++)
-            top = vals[j] > top ? vals[j] : top;
     }
-    int64_t at = INT64_MAX;
-    for (int64_t j = 0; j < m; j++)
-        at = vals[j] == top && ids[j] < at ? ids[j] : at;
-    if (top > st->max || (top == st->max && at < st->argmax)) {
-        st->max = top;
-        st->argmax = at;
+    if (p->top > st->max || (p->top == st->max && p->top_id < st->argmax)) {
+        st->max = p->top;
+        st->argmax = p->top_id;
     }
     return st->max == -INFINITY ? TP_ERR_NONE_LEFT : TP_OK;
 }

@@ -135,3 +135,32 @@ def kth_largest(x: npt.NDArray[np.float32], k: int, route: str | None = None) ->
 def select_by_mass(
     v: npt.NDArray[np.float32], w: npt.NDArray[np.float32], target: float, route: str | None = None
 ) -> float: ...
+
+# The logit processors of tokenpick.Sampler's requests, kept between steps (one per slot).
+class KeptStore:
+    def set(
+        self,
+        slot: int,
+        counted: bool,
+        prompt: npt.NDArray[np.int64] | None,
+        bias_ids: npt.NDArray[np.int64] | None,
+        bias_vals: npt.NDArray[np.float64] | None,
+        stop: npt.NDArray[np.int64] | None,
+        outputs: npt.NDArray[np.int64] | None,
+    ) -> None: ...
+    def clear(self, slot: int) -> None: ...
+    def tokens(self, slot: int) -> int: ...
+    def rows(self, slots: npt.NDArray[np.int64]) -> tuple[KeptStore, npt.NDArray[np.int64]]: ...
+
+def plain_words(value: object, nrows: int) -> bool: ...
+def sampler_advance(
+    out: npt.NDArray[np.int32],
+    steps: npt.NDArray[np.int64],
+    slots: npt.NDArray[np.int64],
+    tokens: npt.NDArray[np.int64],
+    ends: npt.NDArray[np.int64],
+    stops: npt.NDArray[np.int64],
+    max_new: npt.NDArray[np.int64],
+    reasons: npt.NDArray[np.uint8],
+    kept: KeptStore | None = None,
+) -> int: ...

@@ -69,8 +69,9 @@ cdef extern from "tokenpick.h" nogil:
 
     void tp_kept_init(tp_kept *k, int counted) noexcept
     void tp_kept_free(tp_kept *k) noexcept
-    int tp_kept_put(tp_kept *k, const int64_t *ids, int64_t m, uint32_t flags,
-                    const double *bias) noexcept
+    int tp_kept_fix(tp_kept *k, const int64_t *bias_ids, const double *bias, int64_t nbias,
+                    const int64_t *stop, int64_t nstop) noexcept
+    int tp_kept_put(tp_kept *k, const int64_t *ids, int64_t m, uint32_t flags) noexcept
     int tp_kept_reserve(tp_kept *k, int64_t m) noexcept
     void tp_kept_add(tp_kept *k, int64_t id) noexcept
 
@@ -695,6 +696,11 @@ cdef bint _plain_words(value, int64_t nrows) except -1:
     return ((t == cnp.NPY_INT32 or t == cnp.NPY_UINT32) and cnp.PyArray_ISNOTSWAPPED(a)
             and cnp.PyArray_ISCARRAY_RO(a)
             and (ndim == 1 or (ndim == 2 and cnp.PyArray_DIMS(a)[0] == nrows)))
+
+
+def plain_words(value, int64_t nrows):
+    """Whether value is a bitmask the core reads as it is (_plain_words)."""
+    return _plain_words(value, nrows)
 
 
 cdef object _plain_ids(value, int64_t nrows, bint one_list):
@@ -1538,9 +1544,8 @@ cdef class KeptStore:
         cdef tp_kept k
         tp_kept_init(&k, counted)
         try:
-            _kept_put(&k, prompt, TP_PRESENT, None)
-            _kept_put(&k, bias_ids, 0, bias_vals)
-            _kept_put(&k, stop, TP_STOP, None)
+            _kept_fix(&k, bias_ids, bias_vals, stop)
+            _kept_put(&k, prompt, TP_PRESENT)
             _kept_add(&k, outputs)
         except MemoryError:
             tp_kept_free(&k)
@@ -1568,19 +1573,26 @@ cdef class KeptStore:
         return self, slots
 
 
-cdef int _kept_put(tp_kept *k, ids, uint32_t flags, vals) except -1:
-    if ids is None:
-        return 0
-    cdef cnp.ndarray a = np.ascontiguousarray(ids, dtype=np.int64)
-    cdef cnp.ndarray v
-    cdef const double *bias = NULL
-    if vals is not None:
-        v = np.ascontiguousarray(vals, dtype=np.float64)
-        if cnp.PyArray_SIZE(v) != cnp.PyArray_SIZE(a):
-            raise ValueError("internal: KeptStore biases and ids disagree in length")
-        bias = <const double *>cnp.PyArray_DATA(v)
-    if tp_kept_put(k, <const int64_t *>cnp.PyArray_DATA(a), cnp.PyArray_SIZE(a), flags,
-                   bias) != 0:
+cdef cnp.ndarray _int64s(ids):
+    return np.empty(0, np.int64) if ids is None else np.ascontiguousarray(ids, dtype=np.int64)
+
+
+cdef int _kept_fix(tp_kept *k, bias_ids, bias_vals, stop) except -1:
+    cdef cnp.ndarray ids = _int64s(bias_ids), stops = _int64s(stop)
+    cdef cnp.ndarray vals = np.ascontiguousarray(
+        np.empty(0) if bias_vals is None else bias_vals, dtype=np.float64)
+    if cnp.PyArray_SIZE(vals) != cnp.PyArray_SIZE(ids):
+        raise ValueError("internal: KeptStore biases and ids disagree in length")
+    if tp_kept_fix(k, <const int64_t *>cnp.PyArray_DATA(ids),
+                   <const double *>cnp.PyArray_DATA(vals), cnp.PyArray_SIZE(ids),
+                   <const int64_t *>cnp.PyArray_DATA(stops), cnp.PyArray_SIZE(stops)) != 0:
+        raise MemoryError()
+    return 0
+
+
+cdef int _kept_put(tp_kept *k, ids, uint32_t flags) except -1:
+    cdef cnp.ndarray a = _int64s(ids)
+    if tp_kept_put(k, <const int64_t *>cnp.PyArray_DATA(a), cnp.PyArray_SIZE(a), flags) != 0:
         raise MemoryError()
     return 0
 
@@ -1588,7 +1600,7 @@ cdef int _kept_put(tp_kept *k, ids, uint32_t flags, vals) except -1:
 cdef int _kept_add(tp_kept *k, ids) except -1:
     if ids is None:
         return 0
-    cdef cnp.ndarray a = np.ascontiguousarray(ids, dtype=np.int64)
+    cdef cnp.ndarray a = _int64s(ids)
     cdef const int64_t *at = <const int64_t *>cnp.PyArray_DATA(a)
     cdef Py_ssize_t j, m = cnp.PyArray_SIZE(a)
     if m >= TP_COUNT:

@@ -169,16 +169,25 @@ def prepare(
     )
 
 
-def kept_plan(nrows, token_bitmask, repetition_penalty, frequency_penalty, presence_penalty,
-              min_tokens, kept):
+def kept_plan(
+    nrows,
+    token_bitmask,
+    repetition_penalty,
+    frequency_penalty,
+    presence_penalty,
+    min_tokens,
+    kept=None,
+):
     """The Plan of rows whose biases, history and stop ids a decoding loop keeps
     (tokenpick.Sampler: `kept` is its KeptStore's ``rows(slots)``), with this step's
     bitmask, checked here, and the rows' penalties and min_tokens, checked when the
     requests were added (floats and ints, or float64 and int64 arrays of the rows)."""
-    return Plan(
-        _bitmask(token_bitmask, nrows), None, None, None, None, None, None, None, None, None,
+    if token_bitmask is not None and not _core.plain_words(token_bitmask, nrows):
+        token_bitmask = _bitmask(token_bitmask, nrows)
+    return (
+        token_bitmask, None, None, None, None, None, None, None, None, None,
         repetition_penalty, frequency_penalty, presence_penalty, min_tokens, kept,
-    )  # fmt: skip
+    )  # fmt: skip  (Plan's fields as a tuple, as from the plain path)
 
 
 def _bitmask(value, nrows):

@@ -88,8 +88,27 @@ class _Request:
 class _Batch:
     """The arguments of one composition of requests (their ids, in order), gathered."""
 
-    __slots__ = ("key", "version", "slots", "rows", "seeds", "filters", "proc", "kept",
-                 "groups", "stops", "max_new", "ends")  # fmt: skip
+    __slots__ = ("key", "version", "slots", "rows", "seeds", "groups", "stops", "max_new",
+                 "ends")  # fmt: skip
+
+
+class _Group:
+    """The rows of a batch that share an order: their filters, checked, and the fields
+    of their processors' Plan (penalties, min_tokens, kept processors), made once for
+    the steps of the batch."""
+
+    __slots__ = ("rows", "filters", "fields")
+
+    def __init__(self, rows, filters, fields):
+        self.rows = rows  # indices in the batch, or None: all of it
+        self.filters = filters
+        self.fields = fields
+
+    def plan(self, bitmask, nrows):
+        """This step's Plan (None if there is nothing to process)."""
+        if len(self.fields) == 4 and bitmask is None:
+            return None
+        return _processors.kept_plan(nrows, bitmask, *self.fields)
 
 
 class Sampler:
@@ -346,43 +365,33 @@ class Sampler:
 
     def _sample(self, logits, b, steps, bitmask, return_logprobs):
         """One draw per order among the batch's requests (one in the usual case): the
-        checks and the core of :func:`sample`, with the processors the core keeps."""
+        core of :func:`sample`, with the filters and processors checked at add, this
+        step's bitmask checked here, and the processors the core keeps."""
         x = P.as_logits(logits)
         if len(b.groups) == 1:
+            g = b.groups[0]
             one = len(steps) == 1  # Python ints: sample's shortest way
-            return self._draw(
-                x, b.groups[0][0], b.filters, b.proc, b.kept, bitmask,
+            return _api.draw(
+                x, g.filters, g.plan(bitmask, len(steps)), None,
                 int(b.seeds[0]) if one else b.seeds, int(steps[0]) if one else steps,
-                return_logprobs,
+                None, return_logprobs, self._threads,
             )  # fmt: skip
         tokens = np.empty(len(b.slots), np.int64)
         logprobs = np.empty(len(b.slots), np.float32)
-        for order, rows in b.groups:
+        for g in b.groups:
+            rows = g.rows
             mask = (
                 bitmask if bitmask is None or np.ndim(bitmask) == 1 else np.asarray(bitmask)[rows]
             )
-            got = self._draw(
-                x[rows], order, {k: _rows_of(v, rows) for k, v in b.filters.items()},
-                {k: _rows_of(v, rows) for k, v in b.proc.items()},
-                None if b.kept is None else self._kept.rows(b.slots[rows]), mask,
-                b.seeds[rows], steps[rows], return_logprobs,
+            got = _api.draw(
+                x[rows], g.filters, g.plan(mask, len(rows)), None, b.seeds[rows], steps[rows],
+                None, return_logprobs, self._threads,
             )  # fmt: skip
             if return_logprobs:
                 tokens[rows], logprobs[rows] = got
             else:
                 tokens[rows] = got
         return (tokens, logprobs) if return_logprobs else tokens
-
-    def _draw(self, x, order, filters, proc, kept, bitmask, seed, offset, return_logprobs):
-        nrows = P.nrows(x)
-        f = P.filters(nrows, self._V, *(filters.get(k, _COLUMNS[k][0]) for k in _FILTERS), order)
-        plan = None
-        if kept is not None or bitmask is not None:
-            plan = _processors.kept_plan(
-                nrows, bitmask, *(proc.get(k, _COLUMNS[k][0]) for k in _PENALTIES),
-                proc.get("min_tokens", 0), kept,
-            )  # fmt: skip
-        return _api.draw(x, f, plan, None, seed, offset, None, return_logprobs, self._threads)
 
     def _advance(self, b, steps, tokens, logprobs):
         """Append the tokens to the requests' outputs (and their kept processors), and
@@ -443,7 +452,6 @@ class Sampler:
         b.key, b.version = key, self._version
         b.slots = slots = np.fromiter((r.slot for r in rs), np.int64, B)
         b.ends = np.empty(B, np.uint8)
-        b.rows = np.arange(B)
         b.seeds = self._seed[slots]
         fixed = {}  # the values some request sets off their default: scalars where all agree
         for name, (default, _) in _COLUMNS.items():
@@ -454,27 +462,38 @@ class Sampler:
                         fixed[name] = column[0].item()
                 elif (column != default).any():
                     fixed[name] = column
-        b.filters = {k: v for k, v in fixed.items() if k not in _PENALTIES}
-        b.proc = {k: v for k, v in fixed.items() if k in _PENALTIES}
-        b.kept = None
-        if self._kept_on and any(r.kept for r in rs):
-            b.kept = self._kept.rows(slots)
+        proc = {k: fixed.get(k, _COLUMNS[k][0]) for k in _PENALTIES}
+        proc["min_tokens"] = 0
+        kept = self._kept_on and any(r.kept for r in rs)
+        if kept:
             mins = self._min_tokens[slots]
             if (mins > 0).any():
-                b.proc["min_tokens"] = mins
+                proc["min_tokens"] = mins
+        orders = [o for o, n in self._orders.items() if n]
+        if len(orders) == 1:
+            by = {orders[0]: None}
+        else:
+            by = {}
+            for i, r in enumerate(rs):
+                by.setdefault(r.order, []).append(i)
+        b.groups = []  # the filters and plan of each order's rows, checked once
+        for order, rows in by.items():
+            rows = None if rows is None else np.array(rows, dtype=np.intp)
+            n = B if rows is None else len(rows)
+            part = {k: v for k, v in fixed.items() if k not in _PENALTIES}
+            if rows is not None:
+                part = {k: _rows_of(v, rows) for k, v in part.items()}
+            filters = P.filters(n, self._V, *(part.get(k, _COLUMNS[k][0]) for k in _FILTERS), order)
+            plan = [_rows_of(proc[k], rows) if rows is not None else proc[k]
+                    for k in (*_PENALTIES, "min_tokens")]  # fmt: skip
+            if kept:
+                plan.append(self._kept.rows(slots if rows is None else slots[rows]))
+            b.groups.append(_Group(rows, filters, plan))
         b.stops = _NO_IDS
         if self._stopping:
             held = [r.stop for r in rs if r.stop.size]
             if held:
                 b.stops = np.unique(np.concatenate(held))
-        orders = [o for o, n in self._orders.items() if n]
-        if len(orders) == 1:
-            b.groups = [(orders[0], None)]
-        else:
-            by = {}
-            for i, r in enumerate(rs):
-                by.setdefault(r.order, []).append(i)
-            b.groups = [(o, np.array(rows, dtype=np.intp)) for o, rows in by.items()]
         b.max_new = self._max_new[slots]
         return b
 
