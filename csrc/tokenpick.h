@@ -74,10 +74,10 @@ typedef struct {
 struct tp_proc {
     const uint32_t *allow; /* (n + 31) / 32 words */
     const int64_t *ids;    /* the nids tokens with a patch (their bits clear), in any order */
-    const float *vals;     /* their patches, finite */
+    const float *vals;     /* their patches: finite, or -inf (banned after all) */
     int64_t nids;
     float top;      /* the largest patch (-inf where none) ... */
-    int64_t top_id; /* ... and its lowest token */
+    int64_t top_id; /* ... and its lowest token (any where the largest is -inf) */
     /* the ids of the arguments neither -1 nor in [0, n): skipped, and
      * counted here for the caller to report */
     int64_t stray;
@@ -91,8 +91,8 @@ enum {
     TP_STOP = 1u << 27,    /* tp_kept: banned while the outputs are fewer than min_tokens */
     TP_PRESENT = 1u << 28, /* in the prompt */
     TP_BANNED = 1u << 29,
-    TP_DONE = 1u << 30,    /* (tp_proc.c's table) its patch is made */
-    TP_TOUCHED = 1u << 31  /* (tp_proc.c's table) listed among the touched tokens */
+    TP_DONE = 1u << 30,   /* (tp_proc.c's table) its patch is made */
+    TP_TOUCHED = 1u << 31 /* (tp_proc.c's table) listed among the touched tokens */
 };
 
 /* A request's processors kept between the steps of a decoding loop

@@ -25,16 +25,6 @@
 
 #include "tp_internal.h"
 
-/* A function whose floating point operations GCC may take as not trapping
- * (clang's default), so that it vectorizes a loop of choices between them:
- * it changes no value, only what a trap handler could see, and there is
- * none. */
-#if defined(__GNUC__) && !defined(__clang__)
-#define TP_NO_TRAPS __attribute__((optimize("no-trapping-math")))
-#else
-#define TP_NO_TRAPS
-#endif
-
 struct tp_proc_scratch {
     int64_t n, cap;
     uint32_t *allow;   /* (n + 31) / 32 words */
@@ -123,8 +113,7 @@ static int64_t tally(tp_proc_scratch *s, const int64_t *ids, int64_t m, uint32_t
  * the sign or the tally would be mispredicted about half the time), so that
  * the compiler vectorizes the loop of patches_of; the penalty subtracted is
  * +0.0 for a token the output lacks, which leaves every double as it is. */
-TP_NO_TRAPS static inline float processed_logit(float v, uint32_t u, double bias,
-                                                const tp_proc_args *a)
+static inline float processed_logit(float v, uint32_t u, double bias, const tp_proc_args *a)
 {
     const double r = a->repetition, f = a->frequency, pres = a->presence; /* loaded always */
     const uint32_t count = u & TP_COUNT;
@@ -139,10 +128,8 @@ TP_NO_TRAPS static inline float processed_logit(float v, uint32_t u, double bias
  * tallies[j], without bias, for j < m: processed_logit in a loop the
  * compiler vectorizes, as +inf or NaN where it overflows (tp_proc_patch
  * tells), -inf where banned.  (GCC makes the loop's choices selects only
- * where it may assume that floating point operations do not trap: they do
- * not here, and their values are the same either way.) */
-TP_NO_TRAPS static void patches_of(float *logits, const uint32_t *tallies, int64_t m,
-                                   const tp_proc_args *a)
+ * with -fno-trapping-math, which the build gives.) */
+static void patches_of(float *logits, const uint32_t *tallies, int64_t m, const tp_proc_args *a)
 {
     for (int64_t j = 0; j < m; j++) {
         const float v = processed_logit(logits[j], tallies[j], -0.0, a);
@@ -165,11 +152,13 @@ static void allow_bits(int64_t n, const tp_proc_args *a, tp_proc_scratch *s)
 }
 
 /* tp_proc_prepare with the row's processors kept (a->kept): no tally, no
- * table; the kept tokens' bits cleared (tp_proc_patch reads whether the
- * grammar allows them from its own words). */
+ * table; the kept tokens' bits cleared, and their tallies copied in their
+ * order with TP_BANNED where the grammar, a -inf bias or min_tokens bans
+ * them. */
 static void prepare_kept(int64_t n, const tp_proc_args *a, tp_proc_scratch *s, tp_proc *p)
 {
     const tp_kept *k = a->kept;
+    const uint32_t stop = k->outputs < a->min_tokens ? TP_STOP : 0u;
     p->ids = s->ids;
     p->vals = s->vals;
     p->nids = 0;
@@ -182,10 +171,22 @@ static void prepare_kept(int64_t n, const tp_proc_args *a, tp_proc_scratch *s, t
         return;
     }
     allow_bits(n, a, s);
-    uint32_t *allow = s->allow;
+    uint32_t *allow = s->allow, *tallies = s->tallies;
     const int64_t *ids = k->ids;
-    for (int64_t j = 0; j < k->n; j++)
-        allow[ids[j] >> 5] &= ~(1u << (ids[j] & 31));
+    const uint32_t *tally = k->tally;
+    for (int64_t j = 0; j < k->fixed; j++) {
+        uint32_t *word = &allow[ids[j] >> 5];
+        const uint32_t bit = 1u << (ids[j] & 31), u = tally[j];
+        const int banned = !(*word & bit) || (u & (TP_BANNED | stop));
+        tallies[j] = (u & ~TP_STOP) | (banned ? TP_BANNED : 0u);
+        *word &= ~bit;
+    }
+    for (int64_t j = k->fixed; j < k->n; j++) { /* neither biased nor stopping */
+        uint32_t *word = &allow[ids[j] >> 5];
+        const uint32_t bit = 1u << (ids[j] & 31), w = *word;
+        tallies[j] = tally[j] | (w & bit ? 0u : TP_BANNED);
+        *word = w & ~bit;
+    }
     p->allow = allow;
 }
 
@@ -242,83 +243,66 @@ static inline float logit_at(const void *x, int elem, int64_t id)
     return ((const float *)x)[id];
 }
 
-/* Whether the grammar's words (`words` of them, NULL: none) allow token id. */
-static inline int grammar_allows(const uint32_t *bitmask, int64_t words, int64_t id)
+/* Lists the patch v of token id at ids[*n], vals[*n] if it is finite
+ * (banned ones are -inf); returns whether it overflowed (+inf or NaN). */
+static inline int list_patch(int64_t *n, int64_t *ids, float *vals, int64_t id, float v)
 {
-    if (!bitmask)
-        return 1;
-    return id < 32 * words && (bitmask[id >> 5] >> (id & 31)) & 1u;
+    ids[*n] = id;
+    vals[*n] = v;
+    *n += fabsf(v) <= FLT_MAX; /* finite: neither banned, nor NaN, nor +inf */
+    return !(v <= FLT_MAX);
 }
 
-/* The list of patches being made: its length, and its largest patch and that
- * patch's lowest token (locals, so that the stores to the list do not make
- * the compiler keep them in memory). */
-typedef struct {
-    int64_t n, top_id;
-    float top;
-} patch_list;
-
-/* Lists the patch v of token id if it is finite (banned ones are -inf),
- * keeping the largest and its lowest token; returns whether it overflowed
- * (+inf or NaN). */
-static inline int list_patch(patch_list *l, int64_t *ids, float *vals, int64_t id, float v)
+/* The m patches of p->ids and p->vals made p's list, with the largest and
+ * its lowest token (four of each kept in turn, so that no chain of compares
+ * runs through them all); returns -1, or the lowest token whose patch
+ * overflowed (+inf or NaN). */
+static int64_t listed(int64_t m, tp_proc *p)
 {
-    ids[l->n] = id;
-    vals[l->n] = v;
-    l->n += fabsf(v) <= FLT_MAX; /* finite: neither banned, nor NaN, nor +inf */
-    /* (the largest is of no use where one overflows: the row is refused) */
-    l->top_id = v > l->top || (v == l->top && id < l->top_id) ? id : l->top_id;
-    l->top = v > l->top ? v : l->top;
-    return !(v <= FLT_MAX); /* NaN or +inf */
+    const int64_t *ids = p->ids;
+    const float *vals = p->vals;
+    float top[4] = {-INFINITY, -INFINITY, -INFINITY, -INFINITY};
+    int64_t at[4] = {INT64_MAX, INT64_MAX, INT64_MAX, INT64_MAX}, over = INT64_MAX;
+    for (int64_t j = 0; j < m; j += 4)
+        for (int64_t q = 0; q < 4 && j + q < m; q++) {
+            const float v = vals[j + q];
+            const int64_t id = ids[j + q];
+            at[q] = v > top[q] || (v == top[q] && id < at[q]) ? id : at[q];
+            top[q] = v > top[q] ? v : top[q];
+            over = !(v <= FLT_MAX) && id < over ? id : over;
+        }
+    for (int q = 1; q < 4; q++) {
+        at[0] = top[q] > top[0] || (top[q] == top[0] && at[q] < at[0]) ? at[q] : at[0];
+        top[0] = top[q] > top[0] ? top[q] : top[0];
+    }
+    p->nids = m;
+    p->top = top[0];
+    p->top_id = at[0];
+    return over == INT64_MAX ? -1 : over;
 }
 
-/* The list made into p. */
-static void listed(const patch_list *l, tp_proc *p)
-{
-    p->nids = l->n;
-    p->top = l->top;
-    p->top_id = l->top_id;
-}
-
-/* tp_proc_patch with the row's processors kept (a->kept): the fixed tokens'
- * patches, each with its bias and bans; then the others', in three loops:
- * their logits gathered, their patches computed (a loop the compiler
- * vectorizes), and the finite ones listed. */
+/* tp_proc_patch with the row's processors kept (a->kept): the patches of
+ * all the kept tokens, in their order (-inf where banned: the list is not
+ * compacted, so that no pass moves them), the fixed ones each with its
+ * bias, the others in two loops, their logits gathered, then their patches
+ * computed (a loop the compiler vectorizes). */
 static int64_t patch_kept(const void *x, int elem, const tp_proc_args *a, tp_proc_scratch *s,
                           tp_proc *p)
 {
     const tp_kept *k = a->kept;
-    const int64_t *kid = k->ids;
-    const uint32_t *tally = k->tally;
-    const uint32_t stop = k->outputs < a->min_tokens ? TP_STOP : 0u;
-    int64_t *ids = s->ids;
-    float *vals = s->vals;
-    const uint32_t *bitmask = a->bitmask;
-    const int64_t words = a->words;
-    int64_t overflow = INT64_MAX;
-    patch_list l = {0, INT64_MAX, -INFINITY};
-    for (int64_t j = 0; j < k->fixed; j++) {
-        const int64_t id = kid[j];
-        const int banned = (tally[j] & (TP_BANNED | stop)) || !grammar_allows(bitmask, words, id);
-        const float v = processed_logit(logit_at(x, elem, id), tally[j], k->bias[j], a);
-        if (list_patch(&l, ids, vals, id, banned ? -INFINITY : v))
-            overflow = id < overflow ? id : overflow;
-    }
-    const int64_t m = k->n - k->fixed;
-    kid += k->fixed;
-    tally += k->fixed;
+    const int64_t *kid = k->ids, fixed = k->fixed, n = k->n;
+    const uint32_t *tallies = s->tallies;
     float *logits = s->logits;
-    for (int64_t j = 0; j < m; j++)
-        logits[j] = logit_at(x, elem, kid[j]);
-    patches_of(logits, tally, m, a);
-    for (int64_t j = 0; j < m; j++) {
-        const int64_t id = kid[j];
-        if (list_patch(&l, ids, vals, id,
-                       grammar_allows(bitmask, words, id) ? logits[j] : -INFINITY))
-            overflow = id < overflow ? id : overflow;
+    for (int64_t j = 0; j < fixed; j++) {
+        const float v = processed_logit(logit_at(x, elem, kid[j]), tallies[j], k->bias[j], a);
+        logits[j] = (tallies[j] & TP_BANNED) ? -INFINITY : v;
     }
-    listed(&l, p);
-    return overflow == INT64_MAX ? -1 : overflow;
+    for (int64_t j = fixed; j < n; j++)
+        logits[j] = logit_at(x, elem, kid[j]);
+    patches_of(logits + fixed, tallies + fixed, n - fixed, a);
+    p->ids = kid;
+    p->vals = logits;
+    return listed(n, p);
 }
 
 int64_t tp_proc_patch(const void *x, int elem, const tp_proc_args *a, tp_proc_scratch *s,
@@ -335,7 +319,7 @@ int64_t tp_proc_patch(const void *x, int elem, const tp_proc_args *a, tp_proc_sc
     int64_t *ids = s->ids;
     float *vals = s->vals;
     int64_t overflow = INT64_MAX;
-    patch_list l = {0, INT64_MAX, -INFINITY};
+    int64_t listed_n = 0;
     for (int64_t j = a->nbias - 1; j >= 0; j--) {
         const int64_t id = a->bias_ids[j];
         if ((uint64_t)id >= (uint64_t)s->n || a->bias[j] == -INFINITY || (table[id] & TP_DONE))
@@ -343,7 +327,7 @@ int64_t tp_proc_patch(const void *x, int elem, const tp_proc_args *a, tp_proc_sc
         const float v = processed_logit(logit_at(x, elem, id), table[id], a->bias[j], a);
         const int banned = (table[id] & TP_BANNED) != 0;
         table[id] |= TP_DONE;
-        if (list_patch(&l, ids, vals, id, banned ? -INFINITY : v))
+        if (list_patch(&listed_n, ids, vals, id, banned ? -INFINITY : v))
             overflow = id < overflow ? id : overflow;
     }
     /* The others in three loops: their tallies and logits gathered (the
@@ -363,11 +347,11 @@ int64_t tp_proc_patch(const void *x, int elem, const tp_proc_args *a, tp_proc_sc
     for (int64_t j = 0; j < m; j++) {
         if (tallies[j] & TP_DONE) /* a biased token's, listed above */
             continue;
-        if (list_patch(&l, ids, vals, touched[j], logits[j]))
+        if (list_patch(&listed_n, ids, vals, touched[j], logits[j]))
             overflow = touched[j] < overflow ? touched[j] : overflow;
     }
     s->ntouched = 0;
-    listed(&l, p);
+    listed(listed_n, p); /* (its patches are all finite) */
     return overflow == INT64_MAX ? -1 : overflow;
 }
 

@@ -111,16 +111,17 @@ static void sort_patches(tp_patches *list, int64_t m)
  * their number, or -1 past TP_CAND_CAP. */
 static int64_t patches_at_least(const tp_proc *p, float lo, tp_workspace *ws)
 {
-    int64_t m = 0;
     if (!(p->top >= lo)) /* none: the usual case, the patches mostly lowering logits */
         return 0;
-    for (int64_t j = 0; j < p->nids; j++) {
-        if (p->vals[j] >= lo) {
-            if (m == TP_CAND_CAP)
-                return -1;
-            ws->patches.id[m] = p->ids[j];
-            ws->patches.x[m++] = p->vals[j];
-        }
+    int64_t m = 0;
+    for (int64_t j = 0; j < p->nids; j++) /* how many (a loop the compiler vectorizes) */
+        m += p->vals[j] >= lo;
+    if (m > TP_CAND_CAP)
+        return -1;
+    for (int64_t j = 0, found = 0; found < m; j++) {
+        ws->patches.id[found] = p->ids[j];
+        ws->patches.x[found] = p->vals[j];
+        found += p->vals[j] >= lo;
     }
     sort_patches(&ws->patches, m);
     return m;
@@ -267,23 +268,12 @@ static int scan_processed_blocks(const TP_X *x, int64_t n, int64_t bs, const tp_
 }
 
 /* The patched tokens into what the checking pass found: the largest, lowest
- * id first (tp_proc_patch found them), and the blocks' maxima. */
+ * id first (tp_proc_patch found them).  The blocks' maxima stay those of
+ * the untouched tokens: top-k's block route also takes the blocks of the
+ * patches above its threshold (gather_top_blocks). */
 static int tp_fold_patches(const tp_proc *p, tp_workspace *ws, tp_rowstat *st)
 {
-    const int64_t *ids = p->ids;
-    const float *vals = p->vals;
-    const int64_t m = p->nids;
-    if (st->bmax && m) {
-        float *bmax = ws->block_max;
-        int shift = 0; /* bmax_bs = 2**shift */
-        while (((int64_t)1 << shift) < st->bmax_bs)
-            shift++;
-        for (int64_t j = 0; j < m; j++) {
-            const float v = vals[j];
-            float *b = &bmax[ids[j] >> shift];
-            *b = v > *b ? v : *b; /* rarely higher: patches mostly lower logits */
-        }
-    }
+    (void)ws;
     if (p->top > st->max || (p->top == st->max && p->top_id < st->argmax)) {
         st->max = p->top;
         st->argmax = p->top_id;

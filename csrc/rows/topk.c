@@ -82,10 +82,11 @@ static int tp_scan_processed(const void *row, int64_t n, int64_t k, const tp_pro
  * is >= t: those blocks, k or a few more, are all that is gathered.  The
  * only branches that depend on where the row's large logits lie are one per
  * block, taken about k times, and those of the gather in the blocks taken.
- * A row with logit processors (st->proc) has each block taken processed
- * (into the workspace, a chunk at a time, with its patches at or above t:
- * the checking pass folded them into the block maxima), and gathered from
- * there.  Returns the number of
+ * A row with logit processors (st->proc): the maxima are of the tokens the
+ * processors leave as they are (so t bounds the k-th largest all the same),
+ * and the blocks taken are those whose max is >= t and those holding a
+ * patch >= t, each processed (into the workspace, a chunk at a time, with
+ * its patches at or above t) and gathered from there.  Returns the number of
  * candidates (every token >= t, at least k; where t is -inf, fewer than k
  * blocks hold a finite logit, and the candidates are every finite token),
  * or -1 past TP_CAND_CAP (ties filling most blocks) or, with processors,
@@ -112,7 +113,7 @@ static int64_t gather_top_blocks(const TP_X *x, int64_t n, int64_t k, int64_t bs
     int64_t c = 0, next = 0;
     for (int64_t b = 0; b < nb; b++) {
         const int64_t end = (b + 1) * bs < n ? (b + 1) * bs : n;
-        if (!(bmax[b] >= lo))
+        if (!(bmax[b] >= lo) && !(next < m && ws->patches.id[next] < end))
             continue;
         if (p ? !gather_processed(x, b * bs, end, how, p, m, &next, ws, &c)
               : !gather_range(x, b * bs, end, how, &ws->cand, &c))
