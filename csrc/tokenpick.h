@@ -91,7 +91,6 @@ enum {
     TP_STOP = 1u << 27,    /* tp_kept: banned while the outputs are fewer than min_tokens */
     TP_PRESENT = 1u << 28, /* in the prompt */
     TP_BANNED = 1u << 29,
-    TP_DONE = 1u << 30,   /* (tp_proc.c's table) its patch is made */
     TP_TOUCHED = 1u << 31 /* (tp_proc.c's table) listed among the touched tokens */
 };
 
