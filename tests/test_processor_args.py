@@ -547,7 +547,9 @@ def assert_plan_matches_reference(x, kw, plain=False):
         "min_tokens",
         "kept",
     )
-    assert plan.kept is None  # (the tallies tokenpick.Sampler keeps: tests/test_sampler_processors.py)
+    assert (
+        plan.kept is None
+    )  # (the tallies tokenpick.Sampler keeps: tests/test_sampler_processors.py)
     # bitmask: the words' bits, one row per logits row or one for every row
     allowed = ref._bitmask_rows(args["token_bitmask"], nrows, vocab)
     if allowed is None:

@@ -185,8 +185,21 @@ def kept_plan(
     if token_bitmask is not None and not _core.plain_words(token_bitmask, nrows):
         token_bitmask = _bitmask(token_bitmask, nrows)
     return (
-        token_bitmask, None, None, None, None, None, None, None, None, None,
-        repetition_penalty, frequency_penalty, presence_penalty, min_tokens, kept,
+        token_bitmask,
+        None,
+        None,
+        None,
+        None,
+        None,
+        None,
+        None,
+        None,
+        None,
+        repetition_penalty,
+        frequency_penalty,
+        presence_penalty,
+        min_tokens,
+        kept,
     )  # fmt: skip  (Plan's fields as a tuple, as from the plain path)
 
 

@@ -275,20 +275,27 @@ PROCESSOR_SAMPLING = {
 class ProcessorRow:
     """One row of the processors section: the sample call with the processors in
     `parts` (among ``"penalties"``, ``"biases"``, ``"bitmask half"``, ``"bitmask
-    narrow"``), shown as `label`."""
+    narrow"``), shown as `label`; with `kept`, a step of ``tokenpick.Sampler``
+    instead, its requests holding those processors (their tallies kept between
+    steps), compared with a step of requests without them."""
 
     label: str
     parts: tuple = ()
+    kept: bool = False
 
 
 PROCESSORS_NONE = ProcessorRow("none")
 PROCESSORS_ALL = ProcessorRow("all", ("penalties", "biases", "bitmask half"))
+KEPT_NONE = ProcessorRow("Sampler.step: none", kept=True)
+KEPT_ALL = ProcessorRow("Sampler.step: all", PROCESSORS_ALL.parts, kept=True)
 PROCESSOR_ROWS = (
     PROCESSORS_NONE,  # the baseline of the section's ratios
     PROCESSORS_ALL,
     ProcessorRow("bitmask half", ("bitmask half",)),
     ProcessorRow(f"bitmask {PROCESSOR_NARROW} tokens", ("bitmask narrow",)),
     ProcessorRow("penalties + biases", ("penalties", "biases")),
+    KEPT_NONE,  # the baseline of the kept rows' ratios
+    KEPT_ALL,
 )
 
 

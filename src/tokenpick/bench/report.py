@@ -165,11 +165,11 @@ def format_us(us):
     return f"{us:.2f}" if us < 10 else f"{us:.1f}"
 
 
-def format_ratio(ratio):
-    """A ratio such as ``2.3x`` or ``1,250x``."""
+def format_ratio(ratio, digits=1):
+    """A ratio such as ``2.3x`` or ``1,250x`` (`digits` decimals below 100)."""
     if ratio is None:
         return "-"
-    return f"{ratio:,.0f}x" if ratio >= 100 else f"{ratio:.1f}x"
+    return f"{ratio:,.0f}x" if ratio >= 100 else f"{ratio:.{digits}f}x"
 
 
 def cell(result, name, text, notes):
@@ -436,11 +436,12 @@ def measured_cell(m, text, notes, where):
     return f"error [{len(notes)}]"
 
 
-def timed_cells(m, ratio, notes, where):
-    """A Measurement's two cells: its time per row and `ratio` (an error only in the first)."""
+def timed_cells(m, ratio, notes, where, digits=1):
+    """A Measurement's two cells: its time per row and `ratio` (an error only in the
+    first), with `digits` decimals."""
     if m is None or m.error is not None:
         return [measured_cell(m, "", notes, where), "n/a" if m and m.error == "n/a" else ""]
-    return [format_us(m.us_per_row), format_ratio(ratio)]
+    return [format_us(m.us_per_row), format_ratio(ratio, digits)]
 
 
 def processor_rows(processors, notes, with_torch):
@@ -451,7 +452,7 @@ def processor_rows(processors, notes, with_torch):
             where = f"processors {row.label}, V={r.V}, B={r.B}: "
             m = r.sample[row.label]
             cells = [row.label, f"{r.V}", f"{r.B}"]
-            cells += timed_cells(m, r.x_none(row.label), notes, where + "tokenpick")
+            cells += timed_cells(m, r.x_none(row.label), notes, where + "tokenpick", digits=2)
             if with_torch:
                 torch = r.torch if row is PROCESSORS_ALL else None
                 cells += timed_cells(torch, r.torch_speedup(), notes, where + "torch")
@@ -485,6 +486,10 @@ def processors_legend(with_torch, settings):
         f"bitmask {PROCESSOR_NARROW} tokens: {inputs['bitmask narrow']}",
         "x none: time / time of the same call without processors, their repeats interleaved "
         "(one of each row in turn)",
+        "Sampler.step: a step of tokenpick.Sampler on the same rows, its B requests holding "
+        "the processors (their tallies kept between steps; the outputs resumed with the same "
+        "histories, one token longer each step), x none against a step of requests without "
+        "them",
     ]
     if with_torch:
         legend.append(

@@ -18,6 +18,7 @@ import tokenpick
 from .. import reference
 from . import dtypes
 from .cases import (
+    KEPT_NONE,
     OPS,
     OVERHEAD_KIND,
     OVERHEAD_MIN_TIME,
@@ -475,8 +476,10 @@ class ProcessorsResult:
     inplace: dict
 
     def x_none(self, label):
-        """Time of row `label` over the time of the same call without processors, or None."""
-        return _ratio(self.sample.get(label), self.sample.get(PROCESSORS_NONE.label))
+        """Time of row `label` over the time of the same call without processors, or None
+        (a Sampler's step over its step without them)."""
+        none = KEPT_NONE if label.startswith("Sampler.step") else PROCESSORS_NONE
+        return _ratio(self.sample.get(label), self.sample.get(none.label))
 
     def torch_speedup(self):
         """PyTorch's time over tokenpick's, both with every processor, or None."""
@@ -535,11 +538,35 @@ def _calls(name, peer, ops, batches):
 
 
 def sample_ops(row, inputs):
-    """The sample call of `row` (a `cases.ProcessorRow`) for each batch's `inputs`."""
+    """The sample call of `row` (a `cases.ProcessorRow`) for each batch's `inputs`
+    (a Sampler's step for a kept row: `bind_step`)."""
     return [
-        Op(row.label, "sample", {**PROCESSOR_SAMPLING, **batch.kwargs(row.parts)})
+        Op(row.label, "step" if row.kept else "sample",
+           {**PROCESSOR_SAMPLING, **batch.kwargs(row.parts)})
         for batch in inputs
-    ]
+    ]  # fmt: skip
+
+
+def bind_step(op, logits):
+    """A `Peer.bind` for a kept row of the processors section: a ``tokenpick.Sampler``
+    whose B requests hold `op`'s processors for the rows of `logits` (each its
+    penalties, prompt and bias, and its output so far, resumed), and a call of its step
+    on them with the op's bitmask.  Each step adds a token to every output."""
+    kw = dict(op.kwargs)
+    bitmask = kw.pop("token_bitmask", None)
+    kw.pop("offset")
+    seed = kw.pop("seed")
+    prompts, outputs = kw.pop("prompt_ids", None), kw.pop("output_ids", None)
+    B = logits.shape[0]
+    sampler = tokenpick.Sampler(logits.shape[1])
+    for i in range(B):
+        rows = {} if prompts is None else {"prompt_ids": prompts[i], "output_ids": outputs[i]}
+        sampler.add(i, **kw, **rows, seed=seed + i)
+    return functools.partial(sampler.step, logits, list(range(B)), token_bitmask=bitmask)
+
+
+KEPT = replace(TOKENPICK, bind=lambda op, logits: (
+    bind_step if op.func == "step" else TOKENPICK.bind)(op, logits))  # fmt: skip
 
 
 def time_processor_case(V, B, torch_peer, xgrammar_peer, min_time, progress):
@@ -556,7 +583,7 @@ def time_processor_case(V, B, torch_peer, xgrammar_peer, min_time, progress):
     where = f"V={V}, B={B}"
     progress.step(f"tokenpick, rows interleaved: sample with and without processors, {where}")
     sample = measure_calls(
-        [_calls(row.label, TOKENPICK, sample_ops(row, inputs), pool) for row in PROCESSOR_ROWS],
+        [_calls(row.label, KEPT, sample_ops(row, inputs), pool) for row in PROCESSOR_ROWS],
         min_time,
     )
     torch = None
