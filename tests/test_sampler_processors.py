@@ -41,8 +41,8 @@ def request_args(rng, i, V):
         a["logit_bias"] = bias
     if kind in (2, 4):
         a.update(min_tokens=int(rng.integers(1, 6)), stop_ids=[int(hot[2]), 5])
-    if kind == 3:
-        a.update(top_k=int(rng.integers(1, 30)), top_p=0.9)
+    if kind == 3 or i % 3 == 0:  # with processors too (top-k's block route at large V)
+        a.update(top_k=int(rng.integers(1, 60)), top_p=0.9)
     if i % 2:
         a["min_p"] = 0.02
     return a
@@ -84,7 +84,7 @@ def rows_for(rng, B, V, dtype):
 
 
 @pytest.mark.parametrize("dtype", ["float32", "float16", "bf16"])
-@pytest.mark.parametrize("V", [300, 4099])
+@pytest.mark.parametrize("V", [300, 4099, 128256])  # the last: top-k's block route
 def test_kept_processors_give_the_tokens_of_sample(simd_path, dtype, V, rng):
     s = tp.Sampler(V, eos_ids=EOS)
     args = {f"r{i}": request_args(rng, i, V) for i in range(10)}
