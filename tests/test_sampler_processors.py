@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 
 import tokenpick as tp
+from tokenpick import _core
 from tokenpick import reference as ref
 
 sys.path.insert(0, str(Path(__file__).parent))
@@ -92,6 +93,7 @@ def test_kept_processors_give_the_tokens_of_sample(simd_path, dtype, V, rng):
         s.add(rid, **a)
     outputs = {rid: [] for rid in args}
     live = list(args)
+    _core.route_counts()  # zeroes the counts, in a build that keeps them
     for step in range(24):
         if not live:
             break
@@ -111,6 +113,9 @@ def test_kept_processors_give_the_tokens_of_sample(simd_path, dtype, V, rng):
                 live.remove(rid)
     for rid in args:
         np.testing.assert_array_equal(s.output_ids(rid), outputs[rid])
+    counts = _core.route_counts()
+    if counts is not None and V == 128256:
+        assert counts["topk_blocks"] > 0, counts
 
 
 def test_kept_processors_match_the_reference(rng):
