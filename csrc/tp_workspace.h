@@ -64,7 +64,6 @@ struct tp_workspace {
     float work[2][TP_CAND_CAP];      /* the two lists of the selection under way */
     float small[2][TP_SMALL_SELECT]; /* values and weights partitioned in place */
     float chunk_e[TP_CHUNK];         /* the exponentials of one chunk of the row */
-    float processed[TP_CHUNK];       /* a chunk of the row as its logit processors leave it */
     float tile_e[TP_TILE];           /* the exponentials of the tile the draw walks */
 };
 

@@ -18,8 +18,8 @@ TP_FORCE_INLINE int allows(const tp_proc *p, int64_t j)
 
 /* out[0..to - from) = the logits of tokens from..to (from a multiple of 32,
  * or fewer than 32 tokens) as the allow bits leave them, -inf where a bit is
- * clear, the patches aside (overlay_patches); out may be x + from.  A word
- * of the allow bits a step: 32 / TP_VW vectors. */
+ * clear, the patches aside; out may be x + from.  A word of the allow bits a
+ * step: 32 / TP_VW vectors. */
 static void process_range(const TP_X *x, int64_t from, int64_t to, const tp_proc *p, float *out)
 {
     const tp_vf none = vf_set1(-INFINITY);
@@ -37,17 +37,6 @@ static void process_range(const TP_X *x, int64_t from, int64_t to, const tp_proc
     }
     for (; i < to; i++)
         out[i] = allows(p, i) ? x_at(x, i) : -INFINITY;
-}
-
-/* out[id - from] = the patch of every token id of the patches list[0..m)
- * (in ascending id, from *next on) in [from, to); *next moves past them. */
-static void overlay_patches(const tp_patches *list, int64_t m, int64_t *next, int64_t from,
-                            int64_t to, float *out)
-{
-    int64_t j = *next;
-    for (; j < m && list->id[j] < to; j++)
-        out[list->id[j] - from] = list->x[j];
-    *next = j;
 }
 
 /* The whole row processed: out[i] = the processed logit of token i. */
@@ -129,27 +118,44 @@ static int64_t patches_at_least(const tp_proc *p, float lo, tp_workspace *ws)
 
 /* Appends the tokens of x[from..to) that how takes, as processed by p, to
  * the *c candidates (gather_range's contract), the patches being the m of
- * ws->patches from *next on (patches_at_least, how.lo the same): where
- * none of them lies in the range, from the row through the allow bits;
- * else a chunk at a time, processed into the workspace while it is in L1. */
+ * ws->patches from *next on (patches_at_least, how.lo the same): the row's
+ * tokens through the allow bits (a patched token's bit is clear), then the
+ * range's patches merged in by id (they and the hits are few; how.ids
+ * set). */
 static int gather_processed(const TP_X *x, int64_t from, int64_t to, tp_gather how,
                             const tp_proc *p, int64_t m, int64_t *next, tp_workspace *ws,
                             int64_t *c)
 {
-    if (*next == m || ws->patches.id[*next] >= to) { /* no patch here: the row, through the bits */
-        how.allow = p->allow;
-        return gather_range(x, from, to, how, &ws->cand, c);
+    const int64_t first = *c;
+    how.allow = p->allow;
+    if (!gather_range(x, from, to, how, &ws->cand, c))
+        return 0;
+    const int64_t *pid = ws->patches.id;
+    const float *px = ws->patches.x;
+    int64_t j = *next, last = j, taken = 0;
+    for (; last < m && pid[last] < to; last++)
+        taken += !how.bounded || px[last] <= how.hi;
+    *next = last;
+    if (taken == 0)
+        return 1;
+    if (*c + taken > TP_CAND_CAP)
+        return 0;
+    /* from the back: the larger id of the two lists' last to the end */
+    int64_t *id = ws->cand.id;
+    float *v = ws->cand.x;
+    int64_t a = *c - 1, out = *c + taken - 1;
+    for (int64_t b = last - 1; b >= j;) {
+        if (how.bounded && px[b] > how.hi) {
+            b--;
+        } else if (a >= first && id[a] > pid[b]) {
+            id[out] = id[a];
+            v[out--] = v[a--];
+        } else {
+            id[out] = pid[b];
+            v[out--] = px[b--];
+        }
     }
-    for (int64_t at = from; at < to; at += TP_CHUNK) {
-        const int64_t len = to - at < TP_CHUNK ? to - at : TP_CHUNK;
-        const int64_t first = *c;
-        process_range(x, at, at + len, p, ws->processed);
-        overlay_patches(&ws->patches, m, next, at, at + len, ws->processed);
-        if (!gather_range_f32(ws->processed, 0, len, how, &ws->cand, c))
-            return 0;
-        for (int64_t j = first; j < *c; j++)
-            ws->cand.id[j] += at;
-    }
+    *c += taken;
     return 1;
 }
 
