@@ -58,3 +58,34 @@ def test_memory_stays_flat_over_many_calls():
         calls(x, bad)
     grown = resident_bytes() - before
     assert grown < 4 << 20, f"resident memory grew by {grown / 2**20:.1f} MiB over 42,000 calls"
+
+
+def test_sampler_requests_come_and_go_without_leaking():
+    """Requests with kept processors (tallies, biases, bans in C), added, stepped,
+    refused and removed by the thousand: memory stays flat."""
+    V = 3000
+    rng = np.random.default_rng(1)
+    x = rng.standard_normal((4, V)).astype(np.float32)
+    x[:, 7] = -np.inf  # the EOS id: banned until min_tokens, and never drawn after
+    s = tp.Sampler(V, eos_ids=[7])
+    history = rng.integers(0, V, 500)
+
+    def round_(n):
+        ids = [(n, i) for i in range(4)]
+        for rid in ids:
+            s.add(rid, seed=n, frequency_penalty=0.5, repetition_penalty=1.2, prompt_ids=history,
+                  output_ids=history[:100], logit_bias={3: -np.inf, 4: 1.0}, min_tokens=2)  # fmt: skip
+        for _ in range(3):
+            s.step(x, ids)
+        with pytest.raises(ValueError):
+            s.add(ids[0], seed=1)  # already there
+        for rid in ids:
+            s.remove(rid)
+
+    for n in range(200):
+        round_(n)
+    before = resident_bytes()
+    for n in range(200, 2200):
+        round_(n)
+    grown = resident_bytes() - before
+    assert grown < 4 << 20, f"resident memory grew by {grown / 2**20:.1f} MiB over 8,000 requests"

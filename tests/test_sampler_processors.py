@@ -187,3 +187,23 @@ def test_a_processed_overflow_is_refused_and_advances_nothing():
     assert s.output_ids("a").size == 0 and s.output_ids("b").size == 0
     x[1, 3] = 0.0
     assert s.step(x, ["a", "b"]).tokens[1] == 3  # the bias acts once the logit allows it
+
+
+@pytest.mark.parametrize(
+    "bitmask, error",
+    [
+        (np.zeros((3, 2), np.int32), ValueError),  # rows: the step has 2
+        (np.zeros((2, 2), np.float32), TypeError),  # dtype
+        (np.zeros((2, 2, 1), np.int32), ValueError),  # 3-D
+        (np.zeros((2, 2), np.int32), ValueError),  # bans everything: no token left
+    ],
+)
+def test_a_bad_bitmask_is_refused_and_advances_nothing(bitmask, error):
+    V = 64
+    s = tp.Sampler(V)
+    s.add("a", seed=1, frequency_penalty=0.5, output_ids=[1, 2])
+    s.add("b", seed=2)
+    with pytest.raises(error):
+        s.step(np.zeros((2, V), np.float32), ["a", "b"], token_bitmask=bitmask)
+    assert s.output_ids("a").tolist() == [1, 2] and s.output_ids("b").size == 0
+    assert s.step(np.zeros((2, V), np.float32), ["a", "b"]).tokens.shape == (2,)
