@@ -73,8 +73,10 @@ def test_sampler_requests_come_and_go_without_leaking():
     def round_(n):
         ids = [(n, i) for i in range(4)]
         for rid in ids:
-            s.add(rid, seed=n, frequency_penalty=0.5, repetition_penalty=1.2, prompt_ids=history,
-                  output_ids=history[:100], logit_bias={3: -np.inf, 4: 1.0}, min_tokens=2)  # fmt: skip
+            s.add(
+                rid, seed=n, frequency_penalty=0.5, repetition_penalty=1.2, prompt_ids=history,
+                output_ids=history[:100], logit_bias={3: -np.inf, 4: 1.0}, min_tokens=2,
+            )  # fmt: skip
         for _ in range(3):
             s.step(x, ids)
         with pytest.raises(ValueError):

@@ -274,6 +274,10 @@ def test_requests_of_different_orders_share_a_step(rng):
     for i, order in enumerate(orders):
         want = tp.sample(rows[i], order=order, top_k=20, top_p=0.8, temperature=0.9, seed=i)
         assert got[i] == want
+    bad = rows.copy()
+    bad[2, 5] = np.nan  # the only llama.cpp row: row 0 of its order's call, row 2 of the step
+    with pytest.raises(ValueError, match="logits row 2 contains NaN"):
+        s.step(bad, [0, 1, 2])
 
 
 def test_another_requests_stop_id_does_not_stop_this_one():

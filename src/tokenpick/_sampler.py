@@ -23,6 +23,7 @@ token there (one hash probe), where a call of :func:`sample` tallies the whole h
 again.  The tokens are those of :func:`sample` given the same arguments as lists.
 """
 
+import re
 import threading
 from collections import namedtuple
 from collections.abc import Mapping
@@ -68,6 +69,7 @@ _FILTERS = tuple(name for name in _COLUMNS if name not in _PENALTIES)
 _NO_LIMIT = np.iinfo(np.int64).max
 _NO_IDS = np.empty(0, np.int64)
 _REASONS = (None, "eos", "stop", "length")  # sampler_advance's codes
+_ROW = re.compile(r"logits row (\d+)")  # how the core's errors name a row
 
 
 class _Request:
@@ -383,10 +385,14 @@ class Sampler:
             mask = (
                 bitmask if bitmask is None or np.ndim(bitmask) == 1 else np.asarray(bitmask)[rows]
             )
-            got = _api.draw(
-                x[rows], g.filters, g.plan(mask, len(rows)), None, b.seeds[rows], steps[rows],
-                None, return_logprobs, self._threads,
-            )  # fmt: skip
+            try:
+                got = _api.draw(
+                    x[rows], g.filters, g.plan(mask, len(rows)), None, b.seeds[rows],
+                    steps[rows], None, return_logprobs, self._threads,
+                )  # fmt: skip
+            except ValueError as e:  # name the row of the step, not of the order's rows
+                step_row = lambda m, rows=rows: f"logits row {rows[int(m[1])]}"  # noqa: E731
+                raise type(e)(_ROW.sub(step_row, str(e))) from e
             if return_logprobs:
                 tokens[rows], logprobs[rows] = got
             else:

@@ -488,8 +488,8 @@ def processors_legend(with_torch, settings):
         "(one of each row in turn)",
         "Sampler.step: a step of tokenpick.Sampler on the same rows, its B requests holding "
         "the processors (their tallies kept between steps; the outputs resumed with the same "
-        "histories, one token longer each step), x none against a step of requests without "
-        "them",
+        "histories before each repeat, one token longer each step of it), x none against a "
+        "step of requests without them",
     ]
     if with_torch:
         legend.append(

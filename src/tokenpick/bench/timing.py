@@ -202,13 +202,16 @@ def _bind_batches(peer, op, batches):
 @dataclass(frozen=True)
 class Calls:
     """One line of calls for `measure_calls`: a loop calls each function that
-    ``bind()`` returns once, in turn; each call does `rows` rows."""
+    ``bind()`` returns once, in turn; each call does `rows` rows.  `reset`, if
+    given, is called before each timed repeat, outside the timing (calls that
+    change state, such as a Sampler's steps, then start each repeat alike)."""
 
     name: str
     bind: Callable
     rows: int
     repeats: int
     threads: int | None = None
+    reset: Callable | None = None
 
 
 def measure_calls(lines, min_time):
@@ -237,6 +240,8 @@ def measure_calls(lines, min_time):
             if r < line.repeats and line.name not in results:
                 try:
                     with tokenpick_threads(line.threads):
+                        if line.reset is not None:
+                            line.reset()
                         seconds.append(timer.timeit(loops))
                 except Exception as exc:
                     results[line.name] = _failed(exc, line.rows)
@@ -548,10 +553,10 @@ def sample_ops(row, inputs):
 
 
 def bind_step(op, logits):
-    """A `Peer.bind` for a kept row of the processors section: a ``tokenpick.Sampler``
-    whose B requests hold `op`'s processors for the rows of `logits` (each its
-    penalties, prompt and bias, and its output so far, resumed), and a call of its step
-    on them with the op's bitmask.  Each step adds a token to every output."""
+    """For a kept row of the processors section: a ``tokenpick.Sampler`` whose B
+    requests hold `op`'s processors for the rows of `logits` (each its penalties,
+    prompt and bias, and its output so far, resumed), and a call of its step on them
+    with the op's bitmask.  Each step adds a token to every output."""
     kw = dict(op.kwargs)
     bitmask = kw.pop("token_bitmask", None)
     kw.pop("offset")
@@ -565,8 +570,34 @@ def bind_step(op, logits):
     return functools.partial(sampler.step, logits, list(range(B)), token_bitmask=bitmask)
 
 
-KEPT = replace(TOKENPICK, bind=lambda op, logits: (
-    bind_step if op.func == "step" else TOKENPICK.bind)(op, logits))  # fmt: skip
+class KeptSteps:
+    """The `Calls` of a kept row: `bind_step`'s Sampler steps on each batch, their
+    requests made anew (their histories as they started) before each repeat, so that
+    the repeats' outputs grow by a few tokens, not by every step of the run."""
+
+    def __init__(self, name, ops, batches):
+        self.ops, self.batches = ops, batches
+        self.reset()
+        self.line = Calls(name, self.bind, len(batches[0]), TOKENPICK.repeats, reset=self.reset)
+
+    def reset(self):
+        self.steps = [bind_step(op, x) for op, x in zip(self.ops, self.batches)]
+
+    def bind(self):
+        return [functools.partial(self.step, j) for j in range(len(self.batches))]
+
+    def step(self, j):
+        return self.steps[j]()
+
+
+def processor_lines(inputs, pool):
+    """The `Calls` of every row of the processors section (`cases.PROCESSOR_ROWS`)."""
+    return [
+        KeptSteps(row.label, sample_ops(row, inputs), pool).line
+        if row.kept
+        else _calls(row.label, TOKENPICK, sample_ops(row, inputs), pool)
+        for row in PROCESSOR_ROWS
+    ]
 
 
 def time_processor_case(V, B, torch_peer, xgrammar_peer, min_time, progress):
@@ -582,10 +613,7 @@ def time_processor_case(V, B, torch_peer, xgrammar_peer, min_time, progress):
     pool, inputs = processor_pool(V, B)
     where = f"V={V}, B={B}"
     progress.step(f"tokenpick, rows interleaved: sample with and without processors, {where}")
-    sample = measure_calls(
-        [_calls(row.label, KEPT, sample_ops(row, inputs), pool) for row in PROCESSOR_ROWS],
-        min_time,
-    )
+    sample = measure_calls(processor_lines(inputs, pool), min_time)
     torch = None
     if torch_peer is not None:
         progress.step(f"{torch_peer.name}: sample with every processor, {where}")
