@@ -150,6 +150,21 @@ typedef struct {
     int64_t min_tokens; /* stop ids are banned while output holds fewer tokens */
 } tp_proc_args;
 
+/* The tokens of a row that its processors touch, listed by tp_proc_prepare
+ * (each once, the `fixed` ones first, with their biases), with their
+ * tallies, and the row's penalties: what the kernels' make_patches turns
+ * into patches. */
+typedef struct {
+    const int64_t *ids;
+    const uint32_t *tallies; /* count | TP_PRESENT | TP_BANNED */
+    const double *bias;      /* of the fixed ones */
+    int64_t fixed, m;
+    double repetition, frequency, presence;
+} tp_patch_list;
+
+/* The row kernels of an element type and instruction set (below). */
+typedef struct tp_kernels tp_kernels;
+
 /* The scratch of tp_proc_prepare, one per thread: for rows of n tokens
  * whose arguments hold at most `ids` ids in all (NULL when out of memory). */
 typedef struct tp_proc_scratch tp_proc_scratch;
@@ -159,19 +174,19 @@ void tp_proc_scratch_free(tp_proc_scratch *s);
 /* The processors of a row for args a into *p, in two steps around the
  * checking pass (scan_processed), so that the logits they read are those the
  * pass has just brought into the cache.  tp_proc_prepare: the bitmask's
- * words, a's ids counted in one pass each (in s's table of tallies), and
- * the bits of the tokens they touch cleared (p->stray: the ids out of
- * range; p->allow may be a's bitmask itself).  tp_proc_patch, after the
- * pass (x a row of element type elem): those tokens' processed logits,
- * computed in double and rounded to float once (p->ids, p->vals); returns
- * -1, or the lowest token whose processed logit leaves float32's range
- * upwards (+inf or NaN; it then reads as banned).  fold_patches (the kernel
- * table's) then completes the pass's findings.  tp_proc_finish(s) must follow
- * before s serves another row. */
+ * words, a's ids counted in one pass each (in s's table of tallies, left at
+ * zeros again), and the bits of the tokens they touch cleared (p->stray: the
+ * ids out of range; p->allow may be a's bitmask itself).  tp_proc_patch,
+ * after the pass (x a row of element type elem): those tokens' processed
+ * logits, computed in double and rounded to float once (p->ids, p->vals);
+ * returns -1, or the lowest token whose processed logit leaves float32's
+ * range upwards (+inf or NaN; it then reads as banned).  fold_patches (the
+ * kernel table's) then completes the pass's findings.  p holds until s
+ * prepares another row; a row left unpatched (a bad row) leaves nothing to
+ * undo. */
 void tp_proc_prepare(int64_t n, const tp_proc_args *a, tp_proc_scratch *s, tp_proc *p);
-int64_t tp_proc_patch(const void *x, int elem, const tp_proc_args *a, tp_proc_scratch *s,
+int64_t tp_proc_patch(const void *x, const tp_kernels *k, const tp_proc_args *a, tp_proc_scratch *s,
                       tp_proc *p);
-void tp_proc_finish(tp_proc_scratch *s);
 
 /* ---- selection ---------------------------------------------------------- */
 
@@ -265,7 +280,7 @@ typedef struct {
 /* ---- the row kernels, one table per instruction set ----------------------- */
 /* Temperature T >= 0 everywhere; T == 0 means greedy (one-hot at the argmax). */
 
-typedef struct {
+struct tp_kernels {
     const char *name; /* "baseline", "avx2", "avx512" */
     int elem;         /* the element type of x: TP_ELEM_* */
 
@@ -284,6 +299,12 @@ typedef struct {
      * block maxima), and returns TP_ERR_NONE_LEFT when no token is left. */
     int (*scan_processed)(const void *x, int64_t n, int64_t k, const tp_proc *p, tp_workspace *ws,
                           tp_rowstat *st);
+    /* The patches of the tokens l lists, of row x: their processed logits
+     * (computed in double, rounded to float once; -inf where banned) in
+     * vals[0..l->m), made p's list with the largest and its lowest token;
+     * returns -1, or the lowest token whose processed logit leaves
+     * float32's range upwards (+inf or NaN). */
+    int64_t (*make_patches)(const void *x, const tp_patch_list *l, float *vals, tp_proc *p);
     int (*fold_patches)(const tp_proc *p, tp_workspace *ws, tp_rowstat *st);
     /* out[i] = the processed logit of token i; out may be x itself. */
     void (*process)(const void *x, int64_t n, const tp_proc *p, float *out);
@@ -337,7 +358,7 @@ typedef struct {
 
     /* dst[i] = x[i] as a float32, exactly. */
     void (*widen)(const void *x, int64_t n, float *dst);
-} tp_kernels;
+};
 
 /* The table of an instruction set ("baseline", "avx2", "avx512") for rows of
  * element type elem (TP_ELEM_*), or NULL if this build lacks it or this CPU

@@ -6,21 +6,23 @@
  * Two steps, around the checking pass.  tp_proc_prepare lists the tokens
  * the processors touch, each once, the biased ones first (the `fixed`
  * ones, with their biases), with their tallies (a count in the output and
- * flags), and clears their allow bits; tp_proc_patch then computes their
- * patches, reading their logits once the checking pass has brought the row
- * into the cache: the fixed ones each with its bias, the others in a loop
- * the compiler vectorizes.  The list is p's as it is, banned tokens reading
- * -inf, so that no pass compacts it.
+ * flags), and clears their allow bits; tp_proc_patch then has the kernels
+ * of the row's element type and the machine's instruction set compute their
+ * patches (make_patches: rows/proc.c, rows/patch.h), reading their logits
+ * once the checking pass has brought the row into the cache.  The list is
+ * p's as it is, banned tokens reading -inf, so that no pass compacts it.
  *
  * The tallies come from one of two places.  A row's arguments (history,
  * biases, stop ids) are tallied in one pass each, in O(ids), into a table of
  * a tally per token of the vocabulary (each token listed when first seen;
- * no sort, no branch on the ids but the range check), which tp_proc_patch
- * reads and puts back to zeros (tp_proc_finish does where the patches were
- * not made: a bad row).  A row whose processors a decoding loop keeps
- * between its steps (a->kept, tp_kept.c) has its tokens listed already, in
- * the same layout, and skips the tally and the table.  Nothing is
- * proportional to the vocabulary but the copy of the bitmask's words.
+ * no sort, no branch on the ids but the range check; for a large
+ * vocabulary, the table's lines fetched ahead), which tp_proc_prepare then
+ * reads in the list's order and puts back to zeros, while its lines are in
+ * the cache.  A row whose processors a decoding loop keeps between its
+ * steps (a->kept, tp_kept.c) has its tokens listed already, in the same
+ * layout, and skips the tally and the table.  Either way tp_proc_patch
+ * reads the list alone.  Nothing is proportional to the vocabulary but the
+ * copy of the bitmask's words.
  */
 #include <math.h>
 #include <stdint.h>
@@ -29,12 +31,21 @@
 
 #include "tp_internal.h"
 
+#if defined(__GNUC__) || defined(__clang__)
+#define PREFETCH_FOR_WRITE(p) __builtin_prefetch((p), 1)
+#elif defined(_MSC_VER) && (defined(_M_X64) || defined(_M_IX86))
+#include <xmmintrin.h>
+#define PREFETCH_FOR_WRITE(p) _mm_prefetch((const char *)(p), _MM_HINT_T0)
+#else
+#define PREFETCH_FOR_WRITE(p) ((void)(p))
+#endif
+
 struct tp_proc_scratch {
     int64_t n, cap;
-    uint32_t *allow;   /* (n + 31) / 32 words */
-    uint32_t *tally;   /* n tallies, all 0 between rows */
-    int64_t *touched;  /* the tokens the row being prepared touches, each once */
-    int64_t ntouched;  /* 0 once the tallies are back to 0 */
+    uint32_t *allow;  /* (n + 31) / 32 words */
+    uint32_t *tally;  /* n tallies, all 0 between rows */
+    int64_t *touched; /* the tokens the row being prepared touches, each once */
+    int64_t ntouched;
     int64_t fixed;     /* the biased tokens, first in touched[] ... */
     double *bias;      /* ... and their biases */
     int64_t stray;     /* ids neither -1 nor in [0, n) */
@@ -79,20 +90,28 @@ tp_proc_scratch *tp_proc_scratch_new(int64_t n, int64_t ids)
     return s;
 }
 
-/* Adds `add` to the tally of every id of ids[0..m) and sets `flags` in it
- * (padding skipped, stray ids counted), listing each token the first time
- * it is seen; returns how many ids were neither.  No branch on the ids but
- * the range check: a token's tally is one load and one store. */
-static int64_t tally(tp_proc_scratch *s, const int64_t *ids, int64_t m, uint32_t add,
-                     uint32_t flags)
+/* The vocabularies from which the table of tallies, 4 bytes a token, is too
+ * large to stay in the cache between rows (256 KB: a row of logits has
+ * gone through the cache since), so that its lines are fetched AHEAD ids
+ * before they are needed, rather than each in its turn. */
+enum { FAR_TABLE = 1 << 16, AHEAD = 32 };
+
+/* tally(), prefetching its lines `ahead` ids before (0: none). */
+static inline int64_t tally_ahead(tp_proc_scratch *s, const int64_t *ids, int64_t m, uint32_t add,
+                                  uint32_t flags, int64_t ahead)
 {
     uint32_t *table = s->tally;
     int64_t *touched = s->touched;
     int64_t real = 0, t = s->ntouched, stray = 0;
+    const uint64_t n = (uint64_t)s->n;
     flags |= TP_TOUCHED;
     for (int64_t j = 0; j < m; j++) {
+        if (ahead && j + ahead < m) {
+            const uint64_t next = (uint64_t)ids[j + ahead];
+            PREFETCH_FOR_WRITE(&table[next < n ? next : 0]);
+        }
         const int64_t id = ids[j];
-        if ((uint64_t)id >= (uint64_t)s->n) { /* padding, or a stray id */
+        if ((uint64_t)id >= n) { /* padding, or a stray id */
             stray += id != -1;
             continue;
         }
@@ -105,6 +124,18 @@ static int64_t tally(tp_proc_scratch *s, const int64_t *ids, int64_t m, uint32_t
     s->ntouched = t;
     s->stray += stray;
     return real;
+}
+
+/* Adds `add` to the tally of every id of ids[0..m) and sets `flags` in it
+ * (padding skipped, stray ids counted), listing each token the first time
+ * it is seen; returns how many ids were neither.  No branch on the ids but
+ * the range check: a token's tally is one load and one store. */
+static int64_t tally(tp_proc_scratch *s, const int64_t *ids, int64_t m, uint32_t add,
+                     uint32_t flags)
+{
+    if (s->n >= FAR_TABLE)
+        return tally_ahead(s, ids, m, add, flags, AHEAD);
+    return tally_ahead(s, ids, m, add, flags, 0);
 }
 
 /* The biased tokens, first in touched[] (the table empty), each once, with
@@ -214,117 +245,32 @@ void tp_proc_prepare(int64_t n, const tp_proc_args *a, tp_proc_scratch *s, tp_pr
     prepared(n, a, s, p, s->ntouched);
     if (s->ntouched == 0)
         return;
-    /* the touched tokens' bits cleared (they read their patches), a token
-     * the grammar bans being banned in its tally */
+    /* the tallies copied out in the list's order, a token the grammar bans
+     * being banned in its tally, the tokens' bits cleared (they read their
+     * patches), and the table left at zeros */
     for (int64_t j = 0; j < s->ntouched; j++) {
         const int64_t id = s->touched[j];
         uint32_t *word = &s->allow[id >> 5];
-        const uint32_t bit = 1u << (id & 31);
-        s->tally[id] |= *word & bit ? 0u : TP_BANNED;
-        *word &= ~bit;
+        const uint32_t bit = 1u << (id & 31), w = *word;
+        s->tallies[j] = (s->tally[id] & ~(uint32_t)TP_TOUCHED) | (w & bit ? 0u : TP_BANNED);
+        *word = w & ~bit;
+        s->tally[id] = 0;
     }
 }
 
-/* The logit of token id of a row of element type elem, widened exactly. */
-static inline float logit_at(const void *x, int elem, int64_t id)
-{
-    if (elem == TP_ELEM_BF16)
-        return tp_bf16_float(((const tp_bf16 *)x)[id]);
-    if (elem == TP_ELEM_F16)
-        return tp_f16_float(((const tp_f16 *)x)[id]);
-    return ((const float *)x)[id];
-}
-
-/* The processed logit of a token the processors touch, of logit v (not
- * -inf), tally u and bias (-0.0 if none: the one addend that leaves every
- * double as it is, -0.0 included): bias, then repetition, then frequency
- * and presence, in double, rounded once.  Selects, not branches (a branch on
- * the sign or the tally would be mispredicted about half the time), so that
- * the compiler vectorizes the loop of patches (it makes the choices selects
- * with -fno-trapping-math, which the build gives); the penalty subtracted is
- * +0.0 for a token the output lacks, which leaves every double as it is. */
-static inline float processed_logit(float v, uint32_t u, double bias, const tp_proc_args *a)
-{
-    const double r = a->repetition, f = a->frequency, pres = a->presence; /* loaded always */
-    const uint32_t count = u & TP_COUNT;
-    const double d = (double)v + bias;
-    const double repeated = d > 0.0 ? d / r : d * r;
-    const double said = (u & (TP_PRESENT | TP_COUNT)) ? repeated : d;
-    const double penalty = count ? f * (double)count + pres : 0.0;
-    return (float)(said - penalty);
-}
-
-/* logits[j] = the patch of the token of logit logits[j], tally tallies[j]
- * and bias bias[j] (for j < fixed; none after): its processed logit, -inf
- * where banned, +inf or NaN where it overflows. */
-static void patches(float *logits, const uint32_t *tallies, const double *bias, int64_t fixed,
-                    int64_t m, const tp_proc_args *a)
-{
-    for (int64_t j = 0; j < fixed; j++) {
-        const float v = processed_logit(logits[j], tallies[j], bias[j], a);
-        logits[j] = (tallies[j] & TP_BANNED) ? -INFINITY : v;
-    }
-    for (int64_t j = fixed; j < m; j++) { /* the loop the compiler vectorizes */
-        const float v = processed_logit(logits[j], tallies[j], -0.0, a);
-        logits[j] = (tallies[j] & TP_BANNED) ? -INFINITY : v;
-    }
-}
-
-/* The m patches of ids[] and vals[] made p's list, with the largest and its
- * lowest token (four of each kept in turn, so that no chain of compares runs
- * through them all); returns -1, or the lowest token whose patch overflowed
- * (+inf or NaN: the row is then refused, and the largest of no use). */
-static int64_t listed(const int64_t *ids, const float *vals, int64_t m, tp_proc *p)
-{
-    float top[4] = {-INFINITY, -INFINITY, -INFINITY, -INFINITY};
-    int64_t at[4] = {INT64_MAX, INT64_MAX, INT64_MAX, INT64_MAX}, over = INT64_MAX;
-    for (int64_t j = 0; j < m; j += 4)
-        for (int64_t q = 0; q < 4 && j + q < m; q++) {
-            const float v = vals[j + q];
-            const int64_t id = ids[j + q];
-            at[q] = v > top[q] || (v == top[q] && id < at[q]) ? id : at[q];
-            top[q] = v > top[q] ? v : top[q];
-            over = !(v <= FLT_MAX) && id < over ? id : over;
-        }
-    for (int q = 1; q < 4; q++) {
-        at[0] = top[q] > top[0] || (top[q] == top[0] && at[q] < at[0]) ? at[q] : at[0];
-        top[0] = top[q] > top[0] ? top[q] : top[0];
-    }
-    p->ids = ids;
-    p->vals = vals;
-    p->nids = m;
-    p->top = top[0];
-    p->top_id = at[0];
-    return over == INT64_MAX ? -1 : over;
-}
-
-int64_t tp_proc_patch(const void *x, int elem, const tp_proc_args *a, tp_proc_scratch *s,
+int64_t tp_proc_patch(const void *x, const tp_kernels *k, const tp_proc_args *a, tp_proc_scratch *s,
                       tp_proc *p)
 {
-    const tp_kept *k = a->kept;
-    const int64_t m = k ? k->n : s->ntouched;
-    const int64_t *ids = k ? k->ids : s->touched;
-    uint32_t *tallies = s->tallies;
-    float *logits = s->logits;
-    if (k) { /* the tallies are in place (prepare_kept) */
-        for (int64_t j = 0; j < m; j++)
-            logits[j] = logit_at(x, elem, ids[j]);
-    } else { /* the table's, put back to 0 as they are read */
-        uint32_t *table = s->tally;
-        for (int64_t j = 0; j < m; j++) {
-            tallies[j] = table[ids[j]];
-            logits[j] = logit_at(x, elem, ids[j]);
-            table[ids[j]] = 0;
-        }
-        s->ntouched = 0;
-    }
-    patches(logits, tallies, k ? k->bias : s->bias, k ? k->fixed : s->fixed, m, a);
-    return listed(ids, logits, m, p);
-}
-
-void tp_proc_finish(tp_proc_scratch *s)
-{
-    for (int64_t j = 0; j < s->ntouched; j++)
-        s->tally[s->touched[j]] = 0;
-    s->ntouched = 0;
+    const tp_kept *kept = a->kept;
+    const tp_patch_list l = {
+        .ids = kept ? kept->ids : s->touched,
+        .tallies = s->tallies,
+        .bias = kept ? kept->bias : s->bias,
+        .fixed = kept ? kept->fixed : s->fixed,
+        .m = kept ? kept->n : s->ntouched,
+        .repetition = a->repetition,
+        .frequency = a->frequency,
+        .presence = a->presence,
+    };
+    return k->make_patches(x, &l, s->logits, p);
 }

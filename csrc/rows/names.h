@@ -81,13 +81,13 @@
 /* proc.c */
 #define allows TP_E(allows)
 #define process_range TP_E(process_range)
-#define overlay_patches TP_E(overlay_patches)
 #define tp_process TP_E(tp_process)
 #define sort_patches TP_E(sort_patches)
 #define patches_at_least TP_E(patches_at_least)
 #define gather_processed TP_E(gather_processed)
 #define first_allowed_equal TP_E(first_allowed_equal)
 #define scan_processed_blocks TP_E(scan_processed_blocks)
+#define tp_make_patches TP_E(tp_make_patches)
 #define tp_fold_patches TP_E(tp_fold_patches)
 
 /* mass.c */

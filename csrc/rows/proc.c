@@ -8,6 +8,7 @@
  * candidates; the routes that read the row whole get it processed into
  * proc->row first (keep.c).
  */
+#include "patch.h"
 #include "row.h"
 #include "vec.h"
 
@@ -271,6 +272,18 @@ static int scan_processed_blocks(const TP_X *x, int64_t n, int64_t bs, const tp_
         st->argmax = first_allowed_equal(x, best, len, p, max);
     }
     return TP_OK;
+}
+
+/* The kernels' make_patches: the listed tokens' logits read from the row
+ * (in the cache: the checking pass has just read it), then patch.h's
+ * arithmetic on them. */
+static int64_t tp_make_patches(const void *row, const tp_patch_list *l, float *vals, tp_proc *p)
+{
+    const TP_X *x = row;
+    for (int64_t j = 0; j < l->m; j++)
+        vals[j] = x_at(x, l->ids[j]);
+    patch_values(l, vals);
+    return list_patches(l->ids, vals, l->m, p);
 }
 
 /* The patched tokens into what the checking pass found: the largest, lowest

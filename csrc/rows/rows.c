@@ -98,6 +98,7 @@ static float select_by_mass_by_route(const float *v, const float *w, int64_t n, 
         tp_scan##suffix,                                             \
         tp_scan_top_k##suffix,                                       \
         tp_scan_processed##suffix,                                   \
+        tp_make_patches##suffix,                                     \
         tp_fold_patches##suffix,                                     \
         tp_process##suffix,                                          \
         tp_softmax##suffix,                                          \

@@ -101,9 +101,6 @@ cdef extern from "tokenpick.h" nogil:
     void tp_proc_scratch_free(tp_proc_scratch *s) noexcept
     void tp_proc_prepare(int64_t n, const tp_proc_args *a, tp_proc_scratch *s,
                          tp_proc *p) noexcept
-    int64_t tp_proc_patch(const void *x, int elem, const tp_proc_args *a, tp_proc_scratch *s,
-                          tp_proc *p) noexcept
-    void tp_proc_finish(tp_proc_scratch *s) noexcept
 
     ctypedef struct tp_filter:
         double temperature
@@ -164,6 +161,10 @@ cdef extern from "tokenpick.h" nogil:
         float (*select_by_mass)(const float *v, const float *w, int64_t n, double target,
                                 int route, tp_workspace *ws) noexcept nogil
         void (*widen)(const void *x, int64_t n, float *dst) noexcept nogil
+
+    # after the checking pass, the processors' patches by k's make_patches
+    int64_t tp_proc_patch(const void *x, const tp_kernels *k, const tp_proc_args *a,
+                          tp_proc_scratch *s, tp_proc *p) noexcept
 
     tp_workspace *tp_workspace_new() noexcept
     void tp_workspace_free(tp_workspace *ws) noexcept
@@ -906,7 +907,7 @@ cdef struct _Checked:
     # then tell of the first bad row, where the kernel stops, and bad_token
     # of the token that overflowed, for _ERR_OVERFLOW).  With logit
     # processors (plan), each row's are made ready in proc, with the
-    # thread's scratch, before its checking pass, and _row_done undoes them.
+    # thread's scratch, before its checking pass.
     const char *rows
     int64_t V
     int64_t stride  # bytes from a row to the next
@@ -985,21 +986,13 @@ cdef inline const tp_rowstat *_row_stat(_Checked *c, int64_t i, const tp_filter 
         if c.proc.stray:
             c.code = _ERR_STRAY_IDS
         if c.code == TP_OK:  # the patches now, the row in cache
-            overflow = tp_proc_patch(x, c.elem, &a, c.scratch, &c.proc)
+            overflow = tp_proc_patch(x, c.k, &a, c.scratch, &c.proc)
             c.code = _ERR_OVERFLOW if overflow >= 0 else c.k.fold_patches(&c.proc, ws, &c.own)
             c.bad_token = overflow
-        if c.code != TP_OK:
-            tp_proc_finish(c.scratch)
     if c.code != TP_OK:
         c.bad = i
         return NULL
     return &c.own
-
-
-cdef inline void _row_done(_Checked *c) noexcept nogil:
-    """After the kernels are done with a row that _row_stat passed."""
-    if c.plan != NULL:
-        tp_proc_finish(c.scratch)
 
 
 cdef inline int _raise_first_bad(const _Checked *c) except -1:
@@ -1151,7 +1144,6 @@ cdef int _kept(bint probs, cnp.ndarray x, stats, filters, plan,
                 c.k.filtered_probs(V, &keep, dest + i * V)
             else:
                 c.k.mask(V, &keep, dest + i * V)
-            _row_done(&c)
     return _raise_first_bad(&c)
 
 
@@ -1184,11 +1176,10 @@ def process(cnp.ndarray x not None, stats, plan, cnp.ndarray out not None, int64
             if checked:  # (and so without stray ids, overflow or rows with no token left)
                 _row_args(&pl, i, &a)
                 tp_proc_prepare(V, &a, c.scratch, &c.proc)
-                tp_proc_patch(_row(&c, i), c.elem, &a, c.scratch, &c.proc)
+                tp_proc_patch(_row(&c, i), c.k, &a, c.scratch, &c.proc)
             elif _row_stat(&c, i, NULL, w.ws) == NULL:
                 break
             c.k.process(_row(&c, i), V, &c.proc, dest + i * V)
-            _row_done(&c)
     _raise_first_bad(&c)
 
 
@@ -1205,7 +1196,6 @@ def check_processed(cnp.ndarray x not None, plan):
         for i in range(nrows):
             if _row_stat(&c, i, NULL, w.ws) == NULL:
                 break
-            _row_done(&c)
     _raise_first_bad(&c)
     return True
 
@@ -1239,7 +1229,6 @@ cdef void _sample_rows(_Checked *c, const _Filters *f, const _Draws *d, tp_works
         c.k.keep(_row(c, i), c.V, st, &row, ws, &keep)
         u = _f64(&d.u, i) if d.given else tp_uniform(_u64(&d.seed, i), _u64(&d.offset, i))
         token[i] = c.k.sample(c.V, &keep, u, ws, &logprob[i])
-        _row_done(c)
 
 
 cdef int _sample(cnp.ndarray x, stats, filters, plan, uniforms,
@@ -1359,7 +1348,6 @@ def verify(cnp.ndarray x not None, cnp.ndarray drafts not None, cnp.ndarray num_
                                                 u_accept, u_draw, w.ws, scratch, &token, &lp)
                         if code == TP_DRAFT_BAD_Q:
                             bad_q = i
-                            _row_done(&c)
                             break
                         lps[i] = lp
                         if code == TP_DRAFT_ACCEPTED:
@@ -1368,7 +1356,6 @@ def verify(cnp.ndarray x not None, cnp.ndarray drafts not None, cnp.ndarray num_
                             tok[i] = token
                             acc[b] = k
                             done = True
-                _row_done(&c)
             if c.code != TP_OK or bad_q >= 0:
                 break
     if c.code != TP_OK:
