@@ -815,6 +815,24 @@ def test_temperature_zero_takes_the_processed_argmax(simd_path, rng):
         ], describe(kw)
 
 
+def test_ties_among_patches_go_to_the_lowest_id(simd_path):
+    """Patches tied at the top go to their lowest id, whatever the order they are listed
+    in: biases given in descending ids, a tie of nineteen patches, penalties making two
+    outputs tie."""
+    V = 40
+    x = np.zeros((3, V), F32)
+    x[2, [5, 12]] = 10.0
+    kw = dict(
+        logit_bias=[{9: 2.0, 7: 2.0, 30: 1.0}, {i: 3.0 for i in range(39, 20, -1)}, None],
+        output_ids=[[], [], [12, 12, 5, 5]],
+        frequency_penalty=1.0,
+    )
+    want = [int(np.argmax(r)) for r in ref.process_logits(x, **kw)]
+    assert want == [7, 21, 5]
+    for extra in (dict(top_k=1), dict(top_k=3), {}):
+        assert tp.sample(x, temperature=0.0, seed=3, **kw, **extra).tolist() == want, extra
+
+
 def test_long_histories_and_many_biases(simd_path, rng):
     """Histories of thousands of ids (most of them repeats) and hundreds of biases, before
     and after calls with few, on one thread and on two (V = 70000): the per-thread tallies
@@ -1103,6 +1121,43 @@ def test_a_raising_call_writes_nothing(simd_path, V, rng):
             tp.sample(x, **kw, seed=1)
         with np.errstate(all="ignore"), pytest.raises(ValueError, match=f"row {B - 1}"):
             ref.process_logits(x, **kw)
+
+
+@pytest.mark.parametrize("V", (97, 70000))
+def test_a_refused_call_leaves_no_tallies_behind(simd_path, V, rng):
+    """A call refused at its last row (an id out of range, a processed logit past
+    float32's range, a row left with nothing), after rows with long histories and biases,
+    leaves nothing behind in the thread's tallies: the same rows without the fault then
+    give what they gave before it, bitwise, and what the reference gives.  (From V = 65536
+    on, the tally table's lines are fetched ahead of their ids.)"""
+    B = 3
+    x = (rng.standard_normal((B, V)) * 2).astype(F32)
+    # the forms the core reads unchecked, the stray id found as the last row is tallied
+    outputs = rng.integers(0, min(V, 300), (B, 600))
+    bias = {int(i): 1.5 for i in rng.integers(0, V, 8)}
+    good = dict(
+        output_ids=outputs,
+        prompt_ids=rng.integers(0, V, (B, 60)),
+        logit_bias=bias,
+        repetition_penalty=1.3,
+        frequency_penalty=0.4,
+        presence_penalty=0.2,
+    )
+    none_allowed = np.full((B, -(-V // 32)), 0xFFFFFFFF, dtype=np.uint32)
+    none_allowed[B - 1] = 0
+    faults = [
+        dict(output_ids=np.concatenate([outputs, [[-1], [-1], [V]]], axis=1)),
+        dict(logit_bias=[bias, bias, {**bias, 3: 1e39}]),
+        dict(token_bitmask=none_allowed),
+    ]
+    before = tp.process_logits(x, **good)
+    drawn = tp.sample(x, top_k=40, seed=5, **good)
+    for fault in faults:
+        with pytest.raises(ValueError, match=f"row {B - 1}"):
+            tp.sample(x, top_k=40, seed=5, **{**good, **fault})
+        _same_bits(tp.process_logits(x, **good), before, f"after {describe(fault)}")
+        assert tp.sample(x, top_k=40, seed=5, **good).tolist() == drawn.tolist()
+    assert compare(case_of(x, top_k=40, top_p=0.9), good) is not None
 
 
 # ----------------------------------------------------------------------------
