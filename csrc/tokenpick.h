@@ -106,7 +106,7 @@ enum {
 typedef struct {
     int64_t *ids;
     uint32_t *tally; /* count (when counted) | TP_PRESENT | TP_STOP | TP_BANNED */
-    double *bias;    /* of the fixed tokens */
+    double *bias;    /* of the fixed tokens alone (NULL where none) */
     int64_t n, fixed, cap;
     int64_t *index;  /* slots of 1 + an entry's position, 0 where free */
     int64_t slots;   /* a power of two, at least twice n (0: none yet) */

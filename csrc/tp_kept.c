@@ -57,10 +57,6 @@ static int grow(tp_kept *k, int64_t need)
         if (!tally)
             return -1;
         k->tally = tally;
-        double *bias = realloc(k->bias, (size_t)cap * sizeof *bias);
-        if (!bias)
-            return -1;
-        k->bias = bias;
         k->cap = cap;
     }
     if (2 * need <= k->slots)
@@ -81,8 +77,8 @@ static int grow(tp_kept *k, int64_t need)
 
 int tp_kept_reserve(tp_kept *k, int64_t m) { return grow(k, k->n + m); }
 
-/* The entry of id, appended (no tally, no bias) if it was not there; room
- * for it reserved. */
+/* The entry of id, appended (no tally) if it was not there; room for it
+ * reserved. */
 static int64_t entry(tp_kept *k, int64_t id)
 {
     int64_t *s = slot_of(k, id);
@@ -91,7 +87,6 @@ static int64_t entry(tp_kept *k, int64_t id)
     const int64_t at = k->n++;
     k->ids[at] = id;
     k->tally[at] = 0;
-    k->bias[at] = -0.0;
     *s = at + 1;
     return at;
 }
@@ -103,6 +98,16 @@ int tp_kept_fix(tp_kept *k, const int64_t *bias_ids, const double *bias, int64_t
         return -2;
     if (grow(k, nbias + nstop) != 0)
         return -1;
+    /* the biases of the fixed entries alone, -0.0 (none) where a stop id has none */
+    if (nbias + nstop > 0) {
+        double *b = malloc((size_t)(nbias + nstop) * sizeof *b);
+        if (!b)
+            return -1;
+        for (int64_t j = 0; j < nbias + nstop; j++)
+            b[j] = -0.0;
+        free(k->bias);
+        k->bias = b;
+    }
     for (int64_t j = 0; j < nbias; j++) {
         const int64_t at = entry(k, bias_ids[j]);
         if (k->bias[at] != -INFINITY)

@@ -324,9 +324,12 @@ def test_scalar_filters_take_the_short_way_only_where_the_long_one_agrees():
         assert plain == got, args
     assert taken > 100
     # every order, with each filter on or off, as the long way takes it (or rejects it)
-    for order in ("tokenpick", "hf", "vllm", "llama.cpp", "torch"):
+    # (top_n_sigma is off at 0 and below)
+    for order, sigma_off in itertools.product(
+        ("tokenpick", "hf", "vllm", "llama.cpp", "torch"), (0.0, -2.0)
+    ):
         for on in itertools.product([False, True], repeat=5):
-            args = (0.7, 5, 0.9, 0.0, 1.5 if on[0] else 0.0, 0.5 if on[1] else 1.0,
+            args = (0.7, 5, 0.9, 0.0, 1.5 if on[0] else sigma_off, 0.5 if on[1] else 1.0,
                     0.1 if on[2] else 0.0, 0.1 if on[3] else 0.0, 0.1, 1.0 if on[4] else 0.0,
                     order)  # fmt: skip
             plain = _core.plain_filters(V, *args)

@@ -459,11 +459,27 @@ cdef struct _Range:
     double lo, hi
 
 
-# temperature, top_k, top_p, min_p, top_n_sigma, typical_p, epsilon, eta,
-# xtc_threshold, xtc_probability; empty (so plain_filters declines every call)
-# until set_filter_ranges
-DEF _NFILTERS = 10
+# The filters' places in plain_filters' order
+cdef enum:
+    _F_TEMPERATURE, _F_TOP_K, _F_TOP_P, _F_MIN_P, _F_TOP_N_SIGMA, _F_TYPICAL_P, _F_EPSILON
+    _F_ETA, _F_XTC_THRESHOLD, _F_XTC_PROBABILITY, _NFILTERS
+
+# Their ranges: empty (so plain_filters declines every call) until set_filter_ranges
 cdef _Range _filter_ranges[_NFILTERS]
+
+# The orders (order=): their names, their numbers (tp_filter.order), and the filters
+# each one's sampler lacks, a bit per filter; when a filter is on (its value above
+# _on_above, or below _on_below); the filters on the listed kept set, a bit each, and
+# the order that lists it always.  No order (so plain_filters declines every call)
+# until set_orders.
+DEF _MAX_ORDERS = 8
+cdef tuple _order_names = ()
+cdef int _order_numbers[_MAX_ORDERS]
+cdef unsigned _order_lacks[_MAX_ORDERS]
+cdef double _on_above[_NFILTERS]
+cdef double _on_below[_NFILTERS]
+cdef unsigned _listing = 0
+cdef int _listing_order = -1
 
 
 cdef void _empty_filter_ranges() noexcept:
@@ -488,6 +504,41 @@ def set_filter_ranges(*ranges):
                                    nextafter(hi, -INFINITY) if hi_open else hi)
 
 
+def set_orders(orders, on, listing, int listing_order):
+    """Take, from where they are defined (tokenpick._params, at its import): the
+    orders, each ``(name, number, places)`` (the places, in plain_filters' order, of
+    the filters its sampler lacks); when a filter is on, ``(place, off, sign)`` (its
+    value above off, sign 1, or below it, sign -1); the places of the filters on the
+    listed kept set; and the number of the order that lists it always."""
+    global _order_names, _listing, _listing_order
+    cdef int o, i
+    if len(orders) > _MAX_ORDERS:
+        raise ValueError(f"at most {_MAX_ORDERS} orders")
+    for i in range(_NFILTERS):  # never on
+        _on_above[i] = INFINITY
+        _on_below[i] = -INFINITY
+    for i, off, sign in on:
+        if sign > 0:
+            _on_above[i] = off
+        else:
+            _on_below[i] = off
+    _listing = 0
+    for i in listing:
+        _listing |= 1u << i
+    _listing_order = listing_order
+    for o, (name, number, places) in enumerate(orders):
+        _order_numbers[o] = number
+        _order_lacks[o] = 0
+        for i in places:
+            _order_lacks[o] |= 1u << i
+    _order_names = tuple(name for name, _, _ in orders)
+
+
+cdef inline bint _on(double v, int i) noexcept:
+    """Whether filter i (in plain_filters' order) is on at value v."""
+    return v > _on_above[i] or v < _on_below[i]
+
+
 cdef inline bint _in_range(double v, const _Range *r) noexcept:
     """Whether v is in r; NaN never is."""
     return r.lo <= v <= r.hi
@@ -503,15 +554,16 @@ def plain_filters(int64_t vocab, temperature, top_k, top_p, min_p, top_n_sigma, 
     or reject, the general way."""
     cdef double v[_NFILTERS]
     cdef long long k
-    cdef int overflow = 0, i, number
-    if order == "tokenpick" or order == "hf":
-        number = 0
-    elif order == "vllm":
-        number = 1
-    elif order == "llama.cpp":
-        number = 2
+    cdef int overflow = 0, i, o, number
+    cdef bint lists
+    if type(order) is not str:
+        return None
+    for o in range(len(_order_names)):
+        if order == _order_names[o]:
+            break
     else:
         return None
+    number = _order_numbers[o]
     if not PyLong_CheckExact(top_k):
         return None
     for i, a in enumerate((temperature, top_k, top_p, min_p, top_n_sigma, typical_p, epsilon,
@@ -524,19 +576,16 @@ def plain_filters(int64_t vocab, temperature, top_k, top_p, min_p, top_n_sigma, 
     v[1] = <double>k
     if overflow:
         return None
+    lists = number == _listing_order
     for i in range(_NFILTERS):
         if not _in_range(v[i], &_filter_ranges[i]):
             return None
-    if not (v[9] == 0.0 or v[9] == 1.0):
+        if _on(v[i], i):
+            if (_order_lacks[o] >> i) & 1u:  # the order's sampler lacks it
+                return None
+            lists = lists or ((_listing >> i) & 1u) != 0
+    if not (v[_F_XTC_PROBABILITY] == 0.0 or v[_F_XTC_PROBABILITY] == 1.0):
         return None
-    # the filters the order's sampler lacks (tokenpick._params.LACKS) are off
-    if order == "hf" and (v[4] > 0.0 or v[9] > 0.0):
-        return None
-    if number == 1 and (v[4] > 0.0 or v[5] < 1.0 or v[6] > 0.0 or v[7] > 0.0 or v[9] > 0.0):
-        return None
-    if number == 2 and (v[6] > 0.0 or v[7] > 0.0):
-        return None
-    lists = v[5] < 1.0 or v[6] > 0.0 or v[7] > 0.0 or v[9] > 0.0 or number == 2
     return (v[0], (k if 0 < k < vocab else 0), v[2], v[3], v[4], v[5], v[6], v[7], v[8], v[9],
             number, lists)
 

@@ -88,6 +88,18 @@ LACKS = {
     "vllm": ("top_n_sigma", "typical_p", "epsilon", "eta", "xtc_probability"),
     "llama.cpp": ("epsilon", "eta"),
 }
+# when each of the filters that an order may lack is on in a row: its value above
+# (1) or below (-1) the one that turns it off
+ON = {
+    "top_n_sigma": (0.0, 1),
+    "typical_p": (1.0, -1),
+    "epsilon": (0.0, 1),
+    "eta": (0.0, 1),
+    "xtc_probability": (0.0, 1),
+}
+# the filters on the listed kept set (the core lists it for them, and for llama.cpp's
+# chain)
+LISTING = ("typical_p", "epsilon", "eta", "xtc_probability")
 UNIFORMS = Rule(0, 1, hi_open=True)
 SEED = OFFSET = Rule(0, U64_END, hi_open=True, integer=True)
 INDEX = Rule(0, 1 << 32, hi_open=True, integer=True)  # of a row's uniforms in one step
@@ -373,19 +385,12 @@ def filters(
     xt = float_rows("xtc_threshold", xtc_threshold, nrows, XTC_THRESHOLD)
     xp = float_rows("xtc_probability", xtc_probability, nrows, XTC_PROBABILITY)
     number = order_number(order)
-    on = {
-        "top_n_sigma": _any_row(s, 0.0, 1),
-        "typical_p": _any_row(typ, 1.0, -1),
-        "epsilon": _any_row(eps, 0.0, 1),
-        "eta": _any_row(e, 0.0, 1),
-        "xtc_probability": _any_row(xp, 0.0, 1),
-    }
+    values = {"top_n_sigma": s, "typical_p": typ, "epsilon": eps, "eta": e, "xtc_probability": xp}
+    on = {name: _any_row(values[name], *ON[name]) for name in ON}
     for name in LACKS[order]:
         if on[name]:
             raise ValueError(f"order={order!r} has no {name}: the sampler it follows lacks it")
-    lists = number == ORDERS["llama.cpp"] or any(
-        on[n] for n in ("typical_p", "epsilon", "eta", "xtc_probability")
-    )
+    lists = number == ORDERS["llama.cpp"] or any(on[name] for name in LISTING)
     return t, k, p, m, s, typ, eps, e, xt, xp, number, bool(lists)
 
 
@@ -490,8 +495,24 @@ def top_logprobs_n(value, vocab):
     return n
 
 
+# The filters in _core.plain_filters' order
+_CORE_FILTERS = {
+    "temperature": TEMPERATURE,
+    "top_k": TOP_K,
+    "top_p": TOP_P,
+    "min_p": MIN_P,
+    "top_n_sigma": TOP_N_SIGMA,
+    "typical_p": TYPICAL_P,
+    "epsilon": EPSILON,
+    "eta": ETA,
+    "xtc_threshold": XTC_THRESHOLD,
+    "xtc_probability": XTC_PROBABILITY,
+}
+
+
 def _set_core_ranges():
-    """Give _core.plain_filters the ranges of the filters, as the C doubles it compares."""
+    """Give _core.plain_filters the ranges of the filters, as the C doubles it compares,
+    the orders with the filters each lacks, when a filter is on, and which list."""
 
     def bounds(rule):  # a missing bound is an infinity, excluded: a finite number
         lo_open = rule.lo_open if rule.lo is not None else True
@@ -500,9 +521,14 @@ def _set_core_ranges():
         hi = float(rule.hi) if rule.hi is not None else math.inf
         return lo, hi, lo_open, hi_open
 
-    rules = (TEMPERATURE, TOP_K, TOP_P, MIN_P, TOP_N_SIGMA, TYPICAL_P, EPSILON, ETA)
-    rules += (XTC_THRESHOLD, XTC_PROBABILITY)
-    _core.set_filter_ranges(*(bounds(r) for r in rules))
+    _core.set_filter_ranges(*(bounds(rule) for rule in _CORE_FILTERS.values()))
+    place = {name: i for i, name in enumerate(_CORE_FILTERS)}
+    _core.set_orders(
+        [(name, number, [place[f] for f in LACKS[name]]) for name, number in ORDERS.items()],
+        [(place[name], off, sign) for name, (off, sign) in ON.items()],
+        [place[name] for name in LISTING],
+        ORDERS["llama.cpp"],
+    )
 
 
 _set_core_ranges()

@@ -99,18 +99,19 @@ class _Group:
     of their processors' Plan (penalties, min_tokens, kept processors), made once for
     the steps of the batch."""
 
-    __slots__ = ("rows", "filters", "fields")
+    __slots__ = ("rows", "filters", "fields", "kept")
 
-    def __init__(self, rows, filters, fields):
+    def __init__(self, rows, filters, fields, kept):
         self.rows = rows  # indices in the batch, or None: all of it
         self.filters = filters
-        self.fields = fields
+        self.fields = fields  # the penalties and min_tokens
+        self.kept = kept  # the KeptStore's rows of the group's requests, or None: none kept
 
     def plan(self, bitmask, nrows):
         """This step's Plan (None if there is nothing to process)."""
-        if len(self.fields) == 4 and bitmask is None:
+        if self.kept is None and bitmask is None:
             return None
-        return _processors.kept_plan(nrows, bitmask, *self.fields)
+        return _processors.kept_plan(nrows, bitmask, *self.fields, self.kept)
 
 
 class Sampler:
@@ -490,11 +491,10 @@ class Sampler:
             if rows is not None:
                 part = {k: _rows_of(v, rows) for k, v in part.items()}
             filters = P.filters(n, self._V, *(part.get(k, _COLUMNS[k][0]) for k in _FILTERS), order)
-            plan = [_rows_of(proc[k], rows) if rows is not None else proc[k]
-                    for k in (*_PENALTIES, "min_tokens")]  # fmt: skip
-            if kept:
-                plan.append(self._kept.rows(slots if rows is None else slots[rows]))
-            b.groups.append(_Group(rows, filters, plan))
+            fields = [_rows_of(proc[k], rows) if rows is not None else proc[k]
+                      for k in (*_PENALTIES, "min_tokens")]  # fmt: skip
+            kept_rows = self._kept.rows(slots if rows is None else slots[rows]) if kept else None
+            b.groups.append(_Group(rows, filters, fields, kept_rows))
         b.stops = _NO_IDS
         if self._stopping:
             held = [r.stop for r in rs if r.stop.size]

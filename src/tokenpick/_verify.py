@@ -203,8 +203,11 @@ def _draft_probs(draft_probs, B, K, V):
 
 
 def _per_position(value, B, npos):
-    """A per-row value (a number, or an array of B) for each of the B * npos positions."""
-    return np.repeat(value, npos) if isinstance(value, np.ndarray) and value.ndim else value
+    """A per-row number (a scalar, or an array or sequence of B) for each of the B * npos
+    positions."""
+    if isinstance(value, (np.ndarray, list, tuple)) and np.ndim(value) == 1:
+        return np.repeat(np.asarray(value), npos)
+    return value
 
 
 def _position_steps(B, npos, seeds, offsets):
@@ -275,10 +278,10 @@ def _position_plan(B, npos, V, drafts, nd, proc):
         _repeat_rows(bias, B, npos),
         None if prompt is None else _repeat_rows(_ragged(prompt, B), B, npos),
         out.reshape(B * npos, L + K),
-        _per_position_value(rep, B, npos),
-        _per_position_value(freq, B, npos),
-        _per_position_value(pres, B, npos),
-        _per_position_value(min_tokens, B, npos),
+        _per_position(rep, B, npos),
+        _per_position(freq, B, npos),
+        _per_position(pres, B, npos),
+        _per_position(min_tokens, B, npos),
         stop if stop is None or _shared_ids(stop) else _repeat_rows(_ragged(stop, B), B, npos),
     )
     return _processors.prepare(B * npos, V, False, *expanded)
@@ -319,10 +322,3 @@ def _repeat_rows(value, B, npos):
     if not isinstance(value, (list, tuple)):  # None, or one mapping for every row
         return value
     return [e for e in value for _ in range(npos)]
-
-
-def _per_position_value(value, B, npos):
-    """A per-row number (a scalar, or an array of B) for each of the B * npos positions."""
-    if np.ndim(value) == 1:
-        return np.repeat(np.asarray(value), npos)
-    return value
