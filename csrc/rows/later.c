@@ -25,7 +25,8 @@ typedef struct {
     float *key;
     float *w;
     int64_t c;
-    int spilled; /* whether the arrays are the filter's spill (else the workspace's) */
+    int spilled;   /* whether the arrays are the filter's spill (else the workspace's) */
+    tp_hist *hist; /* the workspace's, for the radix select of long lists */
 } tp_klist;
 
 /* The largest listed logit, and the first (lowest id) entry holding it. */
@@ -61,37 +62,55 @@ static float klist_exps(tp_klist *L, double inv_t, double *z, double *mean_s)
     return m;
 }
 
-/* Keeps the entries whose flag in L->key is nonzero, in order. */
+/* Keeps the entries whose flag in L->key is nonzero, in order: each entry
+ * written at the end of those kept so far, which it joins if its flag is set
+ * (no branch on the flags, which a filter over a long list sets at
+ * random). */
 static void klist_compact(tp_klist *L)
 {
-    int64_t kept = 0;
-    for (int64_t j = 0; j < L->c; j++)
-        if (L->key[j] != 0.0f) {
-            L->x[kept] = L->x[j];
-            L->id[kept] = L->id[j];
-            L->e[kept++] = L->e[j];
-        }
+    float *x = L->x, *e = L->e;
+    int64_t *id = L->id, kept = 0;
+    const float *key = L->key;
+    for (int64_t j = 0; j < L->c; j++) {
+        const float xj = x[j], ej = e[j];
+        const int64_t ij = id[j];
+        x[kept] = xj;
+        id[kept] = ij;
+        e[kept] = ej;
+        kept += key[j] != 0.0f;
+    }
     L->c = kept;
 }
 
-/* The rank of a listed token for a selection by mass (larger first): its
- * logit, or for typical the negated distance of its surprise from the
- * entropy, |-log p - H| = |mean_s - s| (H = log z - mean_s, -log p = log z
- * - s), computed the same way each time it is asked. */
+/* The longest list selected by the quickselect (longer: the radix select). */
+#define TP_KLIST_PARTITION 4096
+
+/* The ranks of the listed tokens for a selection by mass (larger first):
+ * their logits, or for typical the negated distance of a token's surprise
+ * from the entropy, |-log p - H| = |mean_s - s| (H = log z - mean_s,
+ * -log p = log z - s), -inf where its exponential is 0; into out[0..L->c),
+ * computed the same way each time they are asked for (a loop of selects the
+ * compiler vectorizes). */
 typedef struct {
     int typical;
     float max;
     double inv_t, mean_s;
 } tp_rank;
 
-static inline float klist_rank(const tp_klist *L, int64_t j, const tp_rank *r)
+static void klist_ranks(const tp_klist *L, const tp_rank *r, float *out)
 {
-    if (!r->typical)
-        return L->x[j];
-    if (!(L->e[j] > 0.0f))
-        return -INFINITY;
-    const double s = ((double)L->x[j] - (double)r->max) * r->inv_t;
-    return -(float)fabs(r->mean_s - s);
+    const float *x = L->x, *e = L->e;
+    const int64_t c = L->c;
+    if (!r->typical) {
+        memcpy(out, x, (size_t)c * sizeof *out);
+        return;
+    }
+    const double max = r->max, inv_t = r->inv_t, mean_s = r->mean_s;
+    for (int64_t j = 0; j < c; j++) {
+        const double s = ((double)x[j] - max) * inv_t;
+        const float rank = -(float)fabs(mean_s - s);
+        out[j] = e[j] > 0.0f ? rank : -INFINITY;
+    }
 }
 
 /* Among the listed tokens ranked by r, those a selection by mass keeps:
@@ -102,20 +121,30 @@ static inline float klist_rank(const tp_klist *L, int64_t j, const tp_rank *r)
  * of a sort that breaks ties by lowest id). */
 static void klist_select(tp_klist *L, const tp_rank *r, double target, int by_id)
 {
-    for (int64_t j = 0; j < L->c; j++) {
-        L->key[j] = klist_rank(L, j, r);
-        L->w[j] = L->e[j];
+    klist_ranks(L, r, L->key);
+    memcpy(L->w, L->e, (size_t)L->c * sizeof *L->w);
+    /* a quickselect, whose branches on the values are coin tosses, costs
+     * more than the radix select's few passes over a long list */
+    const float t = L->c <= TP_KLIST_PARTITION
+                        ? partition_select_f32(L->key, L->w, L->c, target)
+                        : radix_select_mass_f32(L->key, L->w, L->c, -INFINITY,
+                                                tp_exp_setup(0.0f, 0.0), target, 0, L->hist);
+    float *rank = L->w; /* the ranks again, in the list's order (the select permuted key, w) */
+    klist_ranks(L, r, rank);
+    if (!by_id) { /* every tie kept: no mass to count */
+        for (int64_t j = 0; j < L->c; j++)
+            L->key[j] = (float)(rank[j] >= t);
+        klist_compact(L);
+        return;
     }
-    const float t = partition_select_f32(L->key, L->w, L->c, target);
     double above = 0.0;
     for (int64_t j = 0; j < L->c; j++)
-        if (klist_rank(L, j, r) > t)
+        if (rank[j] > t)
             above += L->e[j];
     for (int64_t j = 0; j < L->c; j++) {
-        const float k = klist_rank(L, j, r);
-        int keep = k > t;
-        if (k == t) {
-            keep = !by_id || above < target;
+        int keep = rank[j] > t;
+        if (rank[j] == t) {
+            keep = above < target;
             above += L->e[j];
         }
         L->key[j] = (float)keep;
@@ -299,11 +328,12 @@ static void klist_make(const TP_X *x, int64_t n, float t, int64_t c, const tp_fi
     else
         c = gather_at_least(x, n, lo, &ws->cand);
     if (c >= 0) {
-        *L = (tp_klist){ws->cand.x, ws->cand.id, ws->cand.e, ws->work[0], ws->work[1], c, 0};
+        *L = (tp_klist){ws->cand.x,  ws->cand.id, ws->cand.e, ws->work[0],
+                        ws->work[1], c,           0,          &ws->hist};
         return;
     }
     float *s = f->spill;
-    *L = (tp_klist){s + 2 * n, (int64_t *)s, s + 3 * n, s + 4 * n, s + 5 * n, 0, 1};
+    *L = (tp_klist){s + 2 * n, (int64_t *)s, s + 3 * n, s + 4 * n, s + 5 * n, 0, 1, &ws->hist};
     for (int64_t i = 0; i < n; i++) {
         const float v = x_at(x, i);
         if (v >= lo) {
