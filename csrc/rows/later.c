@@ -29,18 +29,23 @@ typedef struct {
     tp_hist *hist; /* the workspace's, for the radix select of long lists */
 } tp_klist;
 
-/* The largest listed logit, and the first (lowest id) entry holding it. */
+/* The largest listed logit (by its order-preserving key, in a loop the
+ * compiler vectorizes), and the first (lowest id) entry holding it. */
 static float klist_max(const tp_klist *L, int64_t *at)
 {
-    float m = L->x[0];
-    int64_t a = 0;
-    for (int64_t j = 1; j < L->c; j++)
-        if (L->x[j] > m) {
-            m = L->x[j];
-            a = j;
-        }
-    if (at)
+    const float *x = L->x;
+    uint32_t best = tp_key(x[0]);
+    for (int64_t j = 1; j < L->c; j++) {
+        const uint32_t key = tp_key(x[j]);
+        best = key > best ? key : best;
+    }
+    const float m = tp_unkey(best);
+    if (at) {
+        int64_t a = 0;
+        while (x[a] != m)
+            a++;
         *at = a;
+    }
     return m;
 }
 
@@ -334,11 +339,13 @@ static void klist_make(const TP_X *x, int64_t n, float t, int64_t c, const tp_fi
     }
     float *s = f->spill;
     *L = (tp_klist){s + 2 * n, (int64_t *)s, s + 3 * n, s + 4 * n, s + 5 * n, 0, 1, &ws->hist};
-    for (int64_t i = 0; i < n; i++) {
+    float *lx = L->x;
+    int64_t *lid = L->id, listed = 0;
+    for (int64_t i = 0; i < n; i++) { /* each written, listed if at least lo */
         const float v = x_at(x, i);
-        if (v >= lo) {
-            L->x[L->c] = v;
-            L->id[L->c++] = i;
-        }
+        lx[listed] = v;
+        lid[listed] = i;
+        listed += v >= lo;
     }
+    L->c = listed;
 }
