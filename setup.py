@@ -98,6 +98,10 @@ def _compile_args():
         "-std=c11",
         "-fno-math-errno",
         "-fno-trapping-math",
+        # no a * b + c fused unless written so (fmaf): Clang fuses by default
+        # where the instruction set has FMA, and the kernels must give the
+        # same floats on every instruction set
+        "-ffp-contract=off",
         "-Wall",
         "-Wextra",
         "-Wno-unused-function",

@@ -220,6 +220,30 @@ def test_typical_may_drop_the_most_likely():
     assert np.isfinite(ref.mask(x, typical_p=0.4)).tolist() == kept.tolist()
 
 
+@pytest.mark.parametrize("V", [300, 4000, 9000])
+@pytest.mark.parametrize(
+    "f",
+    [
+        dict(temperature=0.8, typical_p=0.9999999),
+        dict(order="llama.cpp", temperature=0.8, top_p=0.9999999),
+        dict(order="llama.cpp", typical_p=0.9999999),
+    ],
+)
+def test_a_selection_by_mass_never_keeps_what_has_none(simd_path, V, f):
+    """Where rounding leaves the listed mass short of the target (p next to 1), the
+    selection stops at the least token of positive probability: a token whose
+    probability underflows to 0 is not kept, on short lists (the quickselect) as on long
+    ones (the radix select), as in the reference."""
+    for seed in range(4):
+        rng = np.random.default_rng(seed)
+        x = np.round(rng.normal(0, 3, V)).astype(np.float32)
+        x[: V // 3] = -120.0  # exp((-120 - max) / T) is 0 in float32
+        assert not np.isfinite(ref.mask(x, **f))[: V // 3].any()
+        kept = np.isfinite(tp.mask(x, **f))
+        assert not kept[: V // 3].any(), (seed, int(kept[: V // 3].sum()))
+        assert kept[V // 3 :].sum() > V // 3
+
+
 @pytest.mark.parametrize("mod", [tp, ref], ids=["tokenpick", "reference"])
 def test_errors(mod):
     x = np.zeros((2, 10), np.float32)

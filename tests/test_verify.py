@@ -398,6 +398,27 @@ def test_penalties_count_the_drafts_without_output_ids():
         assert got[2][0, 1] < got[2][0, 0], "the penalty lowers the repeated draft"
 
 
+def test_per_row_penalties_in_any_array_form():
+    """Per-row penalties and min_tokens as a list, a numpy array or any 1-D array-like
+    (here array.array, as a tensor of another framework would be) serve each row's
+    positions alike, as in sample."""
+    import array
+
+    rng = np.random.default_rng(5)
+    x = rng.normal(size=(2, 3, 30)).astype(np.float32)
+    d = x[:, :2].argmax(-1)
+    kw = dict(output_ids=[[1, 2], [3]], seed=1, return_logprobs=True)
+    want = ref.verify(x, d, repetition_penalty=[1.3, 1.1], frequency_penalty=[0.5, 0.0], **kw)
+    for rep, freq in (
+        ([1.3, 1.1], [0.5, 0.0]),
+        (np.array([1.3, 1.1]), np.array([0.5, 0.0])),
+        (array.array("d", [1.3, 1.1]), array.array("d", [0.5, 0.0])),
+    ):
+        got = tp.verify(x, d, repetition_penalty=rep, frequency_penalty=freq, **kw)
+        assert np.array_equal(got[0], want[0]) and np.array_equal(got[1], want[1]), type(rep)
+        np.testing.assert_allclose(got[2], want[2], rtol=1e-5)
+
+
 def test_problems_in_the_order_of_rows_then_positions():
     """A bad draft probability at position 0 is met before NaN logits at position 3 of the
     same row, and NaN logits in row 0 before a bad probability in row 1, on both sides."""

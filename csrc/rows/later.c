@@ -42,7 +42,7 @@ static float klist_max(const tp_klist *L, int64_t *at)
     const float m = tp_unkey(best);
     if (at) {
         int64_t a = 0;
-        while (x[a] != m)
+        while (a + 1 < L->c && x[a] != m)
             a++;
         *at = a;
     }
@@ -126,17 +126,26 @@ static void klist_ranks(const tp_klist *L, const tp_rank *r, float *out)
  * of a sort that breaks ties by lowest id). */
 static void klist_select(tp_klist *L, const tp_rank *r, double target, int by_id)
 {
-    klist_ranks(L, r, L->key);
-    memcpy(L->w, L->e, (size_t)L->c * sizeof *L->w);
+    /* the selection among the tokens of positive probability alone, so that
+     * where rounding leaves their total short of the target (the smallest
+     * rank then chosen) no token of probability 0 comes in with it */
+    float *rank = L->w;
+    klist_ranks(L, r, rank);
+    int64_t m = 0;
+    for (int64_t j = 0; j < L->c; j++) { /* each written, counted if of positive mass */
+        const float rj = rank[j], ej = L->e[j];
+        L->key[m] = rj;
+        L->w[m] = ej;
+        m += ej > 0.0f;
+    }
     /* a quickselect, whose branches on the values are coin tosses, costs
      * more than the radix select's few passes over a long list */
-    const float t = L->c <= TP_KLIST_PARTITION
-                        ? partition_select_f32(L->key, L->w, L->c, target)
-                        : radix_select_mass_f32(L->key, L->w, L->c, -INFINITY,
-                                                tp_exp_setup(0.0f, 0.0), target, 0, L->hist);
-    float *rank = L->w; /* the ranks again, in the list's order (the select permuted key, w) */
-    klist_ranks(L, r, rank);
-    if (!by_id) { /* every tie kept: no mass to count */
+    const float t = m <= TP_KLIST_PARTITION
+                        ? partition_select_f32(L->key, L->w, m, target)
+                        : radix_select_mass_f32(L->key, L->w, m, -INFINITY, tp_exp_setup(0.0f, 0.0),
+                                                target, 0, L->hist);
+    klist_ranks(L, r, rank); /* again, in the list's order (the select permuted key, w) */
+    if (!by_id) {            /* every tie kept: no mass to count */
         for (int64_t j = 0; j < L->c; j++)
             L->key[j] = (float)(rank[j] >= t);
         klist_compact(L);

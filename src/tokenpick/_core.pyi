@@ -25,10 +25,29 @@ def dlpack_array(obj: object, what: str) -> tuple[np.ndarray, bool]: ...
 
 Range = tuple[float, float, bool, bool]  # lo, hi, lo_open, hi_open
 
-def set_filter_ranges(temperature: Range, top_k: Range, top_p: Range, min_p: Range) -> None: ...
+def set_filter_ranges(*ranges: Range) -> None: ...  # the 10 filters, in plain_filters' order
+def set_orders(
+    orders: list[tuple[str, int, list[int]]],
+    on: list[tuple[int, float, int]],
+    listing: list[int],
+    listing_order: int,
+) -> None: ...
 def plain_filters(
-    vocab: int, temperature: object, top_k: object, top_p: object, min_p: object
-) -> tuple[float, int, float, float] | None: ...
+    vocab: int,
+    temperature: object,
+    top_k: object,
+    top_p: object,
+    min_p: object,
+    top_n_sigma: object,
+    typical_p: object,
+    epsilon: object,
+    eta: object,
+    xtc_threshold: object,
+    xtc_probability: object,
+    order: object,
+) -> (
+    tuple[float, int, float, float, float, float, float, float, float, float, int, bool] | None
+): ...
 
 class _RowStats: ...
 

@@ -517,6 +517,9 @@ def set_orders(orders, on, listing, int listing_order):
     for i in range(_NFILTERS):  # never on
         _on_above[i] = INFINITY
         _on_below[i] = -INFINITY
+    places = [i for i, _, _ in on] + list(listing) + [i for _, _, ps in orders for i in ps]
+    if any(not 0 <= i < _NFILTERS for i in places):
+        raise ValueError(f"a filter's place must be in [0, {_NFILTERS})")
     for i, off, sign in on:
         if sign > 0:
             _on_above[i] = off

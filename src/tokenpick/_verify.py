@@ -205,7 +205,9 @@ def _draft_probs(draft_probs, B, K, V):
 def _per_position(value, B, npos):
     """A per-row number (a scalar, or an array or sequence of B) for each of the B * npos
     positions."""
-    if isinstance(value, (np.ndarray, list, tuple)) and np.ndim(value) == 1:
+    if type(value) is float or type(value) is int:  # the common case, kept cheap
+        return value
+    if np.ndim(value) == 1:  # an array, a sequence, a tensor of another framework
         return np.repeat(np.asarray(value), npos)
     return value
 
