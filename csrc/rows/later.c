@@ -29,24 +29,15 @@ typedef struct {
     tp_hist *hist; /* the workspace's, for the radix select of long lists */
 } tp_klist;
 
-/* The largest listed logit (by its order-preserving key, in a loop the
- * compiler vectorizes), and the first (lowest id) entry holding it. */
+/* The largest listed logit, and the first (lowest id) entry holding it:
+ * the checking pass's max and argmax (scan.c; the list holds no NaN). */
 static float klist_max(const tp_klist *L, int64_t *at)
 {
-    const float *x = L->x;
-    uint32_t best = tp_key(x[0]);
-    for (int64_t j = 1; j < L->c; j++) {
-        const uint32_t key = tp_key(x[j]);
-        best = key > best ? key : best;
-    }
-    const float m = tp_unkey(best);
-    if (at) {
-        int64_t a = 0;
-        while (a + 1 < L->c && x[a] != m)
-            a++;
-        *at = a;
-    }
-    return m;
+    tp_rowstat st = {0};
+    scan_blocks(L->x, L->c, TP_SCAN_BLOCK, NULL, 0, &st);
+    if (at)
+        *at = st.argmax;
+    return st.max;
 }
 
 /* The probabilities of the listed tokens at inverse temperature inv_t, as

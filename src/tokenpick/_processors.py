@@ -27,6 +27,7 @@ from . import _core, _frameworks
 from . import _params as P
 
 _INT64_MAX = (1 << 63) - 1
+_KEPT_IDS = (None,) * 9  # a kept Plan's bias, prompt, output and stop id fields (kept has them)
 _PADDING = -1  # "no token" in every list of ids; kept in the plan, skipped by the core
 _min, _max = np.minimum.reduce, np.maximum.reduce
 
@@ -184,23 +185,9 @@ def kept_plan(
     requests were added (floats and ints, or float64 and int64 arrays of the rows)."""
     if token_bitmask is not None and not _core.plain_words(token_bitmask, nrows):
         token_bitmask = _bitmask(token_bitmask, nrows)
-    return (
-        token_bitmask,
-        None,
-        None,
-        None,
-        None,
-        None,
-        None,
-        None,
-        None,
-        None,
-        repetition_penalty,
-        frequency_penalty,
-        presence_penalty,
-        min_tokens,
-        kept,
-    )  # fmt: skip  (Plan's fields as a tuple, as from the plain path)
+    # Plan's fields as a tuple, as from the plain path: no biases, histories or stop ids
+    return (token_bitmask, *_KEPT_IDS, repetition_penalty, frequency_penalty,
+            presence_penalty, min_tokens, kept)  # fmt: skip
 
 
 def _bitmask(value, nrows):

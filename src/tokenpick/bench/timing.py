@@ -79,6 +79,10 @@ class Peer:
     float32_only: bool = False
 
 
+# the rows of the processors section that time a Sampler step (x none: against KEPT_NONE)
+_KEPT_LABELS = frozenset(row.label for row in PROCESSOR_ROWS if row.kept)
+
+
 def bind_api(module):
     """A `Peer.bind` calling ``module.<op.func>(logits, **op.kwargs)``: tokenpick
     and its reference share names and signatures."""
@@ -483,7 +487,7 @@ class ProcessorsResult:
     def x_none(self, label):
         """Time of row `label` over the time of the same call without processors, or None
         (a Sampler's step over its step without them)."""
-        none = KEPT_NONE if label.startswith("Sampler.step") else PROCESSORS_NONE
+        none = KEPT_NONE if label in _KEPT_LABELS else PROCESSORS_NONE
         return _ratio(self.sample.get(label), self.sample.get(none.label))
 
     def torch_speedup(self):
